@@ -1,0 +1,118 @@
+"""The demo organisation (``wxcrm demo``): a Hangzhou company with sales, service and
+marketing departments, a three-level reporting line, customers with contacts, products.
+
+Idempotent: every record is looked up by its code before it is created, so re-running it
+refreshes the demo instead of duplicating it.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from crm_core.context import acting_as
+from crm_core.db import db
+from crm_core.models import Contact, Customer, Product
+from crm_core.permissions import Actor
+from crm_core.services.org import (create_user, ensure_builtin_roles, get_or_create_organization, upsert_department,
+                                   upsert_employee, upsert_position)
+
+DEMO_PASSWORD = "demo123456"
+
+# login, name, role, position code, employee code, phone
+DEMO_LOGINS = [
+    ("admin", "周敏", "admin", "IT_ADMIN", "E001", "13800000001", "系统管理员，所有功能，全组织数据"),
+    ("sales.manager", "孙立", "sales_manager", "SALES_MGR", "E101", "13800000101", "销售经理，看到下属的数据"),
+    ("sales.zhang", "张伟", "salesperson", "SALES_REP_1", "E102", "13800000102", "销售员，数据权限：本人"),
+    ("sales.li", "李娜", "salesperson", "SALES_REP_2", "E103", "13800000103", "销售员，数据权限：本人"),
+    ("service.dispatcher", "吴静", "dispatcher", "SVC_DISPATCH", "E201", "13800000201", "服务调度"),
+    ("service.engineer", "郑强", "engineer", "SVC_ENG_1", "E202", "13800000202", "服务工程师"),
+    ("marketing.wang", "王芳", "marketer", "MKT_SPEC", "E301", "13800000301", "市场专员"),
+]
+
+CUSTOMERS = [
+    # name, phone, address, lat, lng (WGS-84), owner login, contacts
+    ("杭州西湖茶业有限公司", "0571-87001234", "杭州市西湖区龙井路 18 号", 30.2270, 120.1230, "sales.zhang",
+     [("陈建国", "13905710001", "总经理"), ("林晓", "13905710002", "采购主管")]),
+    ("杭州滨江智造科技有限公司", "0571-86002345", "杭州市滨江区网商路 599 号", 30.1930, 120.1900, "sales.zhang",
+     [("黄磊", "13905710003", "设备部经理")]),
+    ("浙江钱塘物流股份有限公司", "0571-85003456", "杭州市钱塘区 12 号大街 288 号", 30.2950, 120.3650, "sales.li",
+     [("徐丽", "13905710004", "行政经理"), ("何斌", "13905710005", "IT 主管")]),
+    ("杭州拱墅区仁和社区卫生服务中心", "0571-88004567", "杭州市拱墅区莫干山路 1418 号", 30.3240, 120.1400, "sales.li",
+     [("马医生", "13905710006", "院办主任")]),
+    ("杭州余杭未来酒店管理有限公司", "0571-89005678", "杭州市余杭区文一西路 969 号", 30.2790, 120.0170, "sales.zhang",
+     [("周洁", "13905710007", "工程部经理")]),
+    ("杭州上城湖滨餐饮有限公司", "0571-87006789", "杭州市上城区平海路 60 号", 30.2580, 120.1650, "sales.li",
+     [("郭涛", "13905710008", "店长")]),
+]
+
+PRODUCTS = [
+    ("LY-WP-100", "蓝云商用净水器 WP100", "WP100", 24),
+    ("LY-AP-300", "蓝云空气净化器 AP300", "AP300", 12),
+    ("LY-HV-500", "蓝云新风系统 HV500", "HV500", 36),
+]
+
+
+def load_demo(password: str = DEMO_PASSWORD) -> list[tuple[str, str, str]]:
+    """Create or refresh the demo organisation. Returns (login, password, who) rows."""
+    ensure_builtin_roles()
+    org = get_or_create_organization("lanyun", "蓝云智联科技（杭州）有限公司")
+    with acting_as(Actor.system(org.id, "演示数据")):
+        hq = upsert_department(org, "HQ", "总经办")
+        sales = upsert_department(org, "SALES", "销售部", hq, "sales")
+        sales1 = upsert_department(org, "SALES1", "销售一组", sales, "sales")
+        service = upsert_department(org, "SERVICE", "服务部", hq, "service")
+        marketing = upsert_department(org, "MKT", "市场部", hq, "marketing")
+
+        gm = upsert_position(org, "GM", "总经理", hq)
+        it = upsert_position(org, "IT_ADMIN", "系统管理员", hq, gm)
+        sdir = upsert_position(org, "SALES_DIR", "销售总监", sales, gm)
+        smgr = upsert_position(org, "SALES_MGR", "销售经理", sales1, sdir)
+        rep1 = upsert_position(org, "SALES_REP_1", "销售代表", sales1, smgr)
+        rep2 = upsert_position(org, "SALES_REP_2", "销售代表", sales1, smgr)
+        svc_mgr = upsert_position(org, "SVC_MGR", "服务经理", service, gm)
+        disp = upsert_position(org, "SVC_DISPATCH", "服务调度", service, svc_mgr)
+        eng1 = upsert_position(org, "SVC_ENG_1", "服务工程师", service, svc_mgr)
+        eng2 = upsert_position(org, "SVC_ENG_2", "服务工程师", service, svc_mgr)
+        mmgr = upsert_position(org, "MKT_MGR", "市场经理", marketing, gm)
+        mspec = upsert_position(org, "MKT_SPEC", "市场专员", marketing, mmgr)
+        positions = {p.code: p for p in (gm, it, sdir, smgr, rep1, rep2, svc_mgr, disp, eng1, eng2, mmgr, mspec)}
+
+        upsert_employee(org, "E000", "陈志远", gm, "13800000000")
+        upsert_employee(org, "E100", "刘洋", sdir, "13800000100")
+        upsert_employee(org, "E200", "钱坤", svc_mgr, "13800000200")
+        upsert_employee(org, "E203", "赵磊", eng2, "13800000203")
+        upsert_employee(org, "E300", "冯雪", mmgr, "13800000300")
+
+        employees = {}
+        rows = []
+        for login, name, role, pos_code, emp_code, phone, who in DEMO_LOGINS:
+            emp = upsert_employee(org, emp_code, name, positions[pos_code], phone)
+            create_user(org, login, password, [role], emp)
+            employees[login] = emp
+            rows.append((login, password, f"{name} · {who}"))
+
+        for code, name, model, months in PRODUCTS:
+            product = db.session.scalars(select(Product).where(Product.org_id == org.id, Product.code == code)).first()
+            if product is None:
+                product = Product(org_id=org.id, code=code)
+                db.session.add(product)
+            product.name, product.model, product.warranty_months = name, model, months
+
+        for name, phone, address, lat, lng, owner_login, contacts in CUSTOMERS:
+            owner = employees[owner_login]
+            customer = db.session.scalars(select(Customer).where(Customer.org_id == org.id, Customer.name == name)).first()
+            if customer is None:
+                customer = Customer(org_id=org.id, name=name)
+                db.session.add(customer)
+            customer.phone, customer.address, customer.source, customer.trading = phone, address, "demo", True
+            customer.site_lat, customer.site_lng, customer.site_coord_system = lat, lng, "wgs84"
+            customer.owner_id, customer.department_id = owner.id, owner.department_id
+            db.session.flush()
+            for cname, cphone, title in contacts:
+                contact = db.session.scalars(select(Contact).where(Contact.customer_id == customer.id, Contact.name == cname)).first()
+                if contact is None:
+                    contact = Contact(org_id=org.id, customer_id=customer.id, name=cname)
+                    db.session.add(contact)
+                contact.phone, contact.title = cphone, title
+                contact.owner_id, contact.department_id = owner.id, owner.department_id
+        db.session.flush()
+    return rows

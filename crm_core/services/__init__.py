@@ -1,0 +1,1 @@
+"""Service functions: verbs that take the acting user and plain data."""

@@ -1,0 +1,120 @@
+"""The Flask app factory: configuration, extensions, job backend, blueprints, errors, logs.
+
+``create_app()`` is what gunicorn serves (``wxapp:create_app()``) and what the ``wxcrm``
+CLI loads. It is the only place that wires the packages together.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import uuid
+
+from dotenv import load_dotenv
+from flask import Flask, g, request
+
+from crm_core import jobs
+from crm_core.context import request_id
+from crm_core.db import db
+from wxapp.config import ConfigError, load_config
+
+__all__ = ["create_app", "ConfigError"]
+
+log = logging.getLogger("wxcrm.web")
+_RID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    """Build the application. ``overrides`` replace configuration values (tests)."""
+    load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)
+    config = load_config(overrides)
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.update(config)
+    app.json.ensure_ascii = False  # Chinese stays readable in JSON answers
+
+    from wxapp.logging_setup import configure_logging
+
+    configure_logging(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
+
+    import crm_core.audit  # noqa: F401  (installs the audit hook)
+    import crm_core.models  # noqa: F401
+    import crm_core.outbox  # noqa: F401  (registers the delivery job and its sweeper)
+
+    db.init_app(app)
+    from wxapp.extensions import csrf, limiter, migrate
+
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    _configure_jobs(app)
+
+    from wxapp import api as api_pkg
+    from wxapp import console, h5, health
+    from wxapp.openapi import api
+
+    csrf.exempt(api_pkg.bp)  # bearer-token API: no ambient credentials to forge
+    app.register_blueprint(api_pkg.bp)
+    app.register_blueprint(console.bp)
+    app.register_blueprint(h5.bp)
+    app.register_blueprint(health.bp)
+
+    @app.get("/api/v1/openapi.json")
+    def openapi_json():
+        return api.spec(server_url=app.config["PUBLIC_BASE_URL"])
+
+    @app.get("/")
+    def index():
+        from flask import redirect, url_for
+
+        return redirect(url_for("console.home"))
+
+    from wxapp.errors import register_error_handlers
+
+    register_error_handlers(app)
+    _request_ids(app)
+    return app
+
+
+def _configure_jobs(app: Flask) -> None:
+    if app.config["REDIS_URL"]:
+        import redis
+
+        conn = redis.Redis.from_url(app.config["REDIS_URL"])
+        app.extensions["wxcrm_redis"] = conn
+        jobs.configure(jobs.RedisBackend(conn))
+        return
+    backend = jobs.EmbeddedBackend(app.app_context, eager=app.config["JOBS_EAGER"])
+    jobs.configure(backend)
+    if app.config["JOBS_TICKER"] and not app.config.get("TESTING"):
+        started = {"done": False}
+
+        @app.before_request
+        def _start_ticker():  # lazily, so CLI commands such as `db upgrade` never tick
+            if not started["done"]:
+                started["done"] = True
+                backend.start_ticker()
+
+
+def _request_ids(app: Flask) -> None:
+    @app.before_request
+    def _assign_request_id():
+        incoming = request.headers.get("X-Request-ID", "")
+        rid = incoming if _RID.match(incoming) else uuid.uuid4().hex
+        g.request_id = rid
+        g._t0 = time.perf_counter()
+        request_id.set(rid)
+
+    @app.after_request
+    def _log_request(response):
+        rid = g.get("request_id")
+        if rid:
+            response.headers["X-Request-ID"] = rid
+        ms = round((time.perf_counter() - g.get("_t0", time.perf_counter())) * 1000, 1)
+        log.info("%s %s %s", request.method, request.path, response.status_code,
+                 extra={"method": request.method, "path": request.path, "status": response.status_code, "ms": ms})
+        return response
+
+    @app.teardown_request
+    def _clear_request_id(exc):
+        request_id.set(None)

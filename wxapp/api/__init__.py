@@ -1,0 +1,6 @@
+"""The employees' JSON API under ``/api/v1`` (bearer-token auth)."""
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+from wxapp.api import audit, auth, customers, org, outbox  # noqa: E402,F401  (registers the routes)

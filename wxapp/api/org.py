@@ -1,0 +1,216 @@
+"""Organisation chart, employees, users, roles and record sharing."""
+from __future__ import annotations
+
+from typing import Literal
+
+from flask import g
+from pydantic import Field
+from sqlalchemy import func, select
+
+from crm_core.db import db
+from crm_core.errors import NotFound, ValidationFailed
+from crm_core.models import Employee, Organization, Role, User
+from crm_core.models.auth import DATA_SCOPES
+from crm_core.services import org as org_service
+from wxapp.api import bp
+from wxapp.openapi import Model, PageQuery, api, page_of
+
+
+class EmployeeOut(Model):
+    id: int
+    code: str
+    name: str
+    phone: str | None
+    department_id: int | None
+    position: str | None
+
+
+class EmployeeQuery(PageQuery):
+    q: str | None = None
+
+
+@api.operation(bp, "/org/chart", "GET", summary="Departments, positions, holders and reporting lines", tags=("organization",))
+def org_chart():
+    return org_service.org_chart(g.actor)
+
+
+@api.operation(bp, "/employees", "GET", summary="Employees of the organisation", tags=("organization",),
+               query=EmployeeQuery, response=page_of(EmployeeOut))
+def list_employees(query: EmployeeQuery):
+    g.actor.require("organization", "view")
+    stmt = select(Employee).where(Employee.org_id == g.actor.org_id)
+    if query.q:
+        stmt = stmt.where(Employee.name.like(f"%{query.q}%") | Employee.code.like(f"%{query.q}%"))
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(stmt.order_by(Employee.id).limit(min(query.per_page, 100)).offset((query.page - 1) * query.per_page))
+    items = [{"id": e.id, "code": e.code, "name": e.name, "phone": e.phone, "department_id": e.department_id,
+              "position": e.primary_position.name if e.primary_position else None} for e in rows]
+    return {"items": items, "total": total}
+
+
+class RoleOut(Model):
+    id: int
+    code: str
+    name: str
+    builtin: bool
+    grants_all: bool
+    permissions: list[str]
+    scopes: dict[str, dict]
+
+
+def _role_dict(r: Role) -> dict:
+    return {"id": r.id, "code": r.code, "name": r.name, "builtin": r.builtin, "grants_all": r.grants_all,
+            "permissions": sorted(f"{p.object_type}:{p.action}" for p in r.permissions),
+            "scopes": {s.object_type: {"scope": s.scope, "department_ids": s.department_ids, "employee_ids": s.employee_ids}
+                       for s in r.data_scopes}}
+
+
+@api.operation(bp, "/roles", "GET", summary="Built-in and organisation roles", tags=("organization",),
+               query=PageQuery, response=page_of(RoleOut))
+def list_roles(query: PageQuery):
+    g.actor.require("role", "view")
+    rows = db.session.scalars(select(Role).where((Role.org_id == g.actor.org_id) | Role.org_id.is_(None)).order_by(Role.id)).all()
+    return {"items": [_role_dict(r) for r in rows], "total": len(rows)}
+
+
+class RoleIn(Model):
+    code: str = Field(min_length=2, max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$")
+    name: str = Field(min_length=1, max_length=100)
+
+
+@api.operation(bp, "/roles", "POST", summary="Create an organisation role (no permissions yet)", tags=("organization",),
+               body=RoleIn, response=RoleOut, status=201)
+def create_role(body: RoleIn):
+    g.actor.require("role", "create")
+    exists = db.session.scalars(select(Role).where(Role.code == body.code,
+                                                   (Role.org_id == g.actor.org_id) | Role.org_id.is_(None))).first()
+    if exists:
+        from crm_core.errors import Conflict
+
+        raise Conflict(f"角色编码已存在：{body.code}", fields={"code": "taken"})
+    role = Role(org_id=g.actor.org_id, code=body.code, name=body.name)
+    db.session.add(role)
+    db.session.flush()
+    return _role_dict(role)
+
+
+class ScopeIn(Model):
+    scope: Literal[DATA_SCOPES]  # type: ignore[valid-type]
+    department_ids: list[int] = []
+    employee_ids: list[int] = []
+
+
+class RoleGrantsIn(Model):
+    permissions: list[str] = Field(default_factory=list, description='"object:action" strings, e.g. "customer:view"')
+    scopes: dict[str, ScopeIn] = {}
+
+
+@api.operation(bp, "/roles/<int:role_id>/grants", "PUT", summary="Replace a role's function permissions and data scopes",
+               tags=("organization",), body=RoleGrantsIn, response=RoleOut)
+def set_role_grants(role_id: int, body: RoleGrantsIn):
+    perms = []
+    for item in body.permissions:
+        obj, sep, action = item.partition(":")
+        if not sep:
+            raise ValidationFailed("权限格式应为 对象:操作。", fields={"permissions": f"bad item {item!r}"})
+        perms.append((obj, action))
+    role = org_service.set_role_grants(g.actor, role_id, perms, {k: v.model_dump() for k, v in body.scopes.items()})
+    return _role_dict(role)
+
+
+class UserOut(Model):
+    id: int
+    username: str
+    employee_id: int | None
+    active: bool
+    roles: list[str]
+
+
+def _user_dict(u: User) -> dict:
+    return {"id": u.id, "username": u.username, "employee_id": u.employee_id, "active": u.active,
+            "roles": [r.code for r in u.roles]}
+
+
+@api.operation(bp, "/users", "GET", summary="Users of the organisation", tags=("organization",),
+               query=PageQuery, response=page_of(UserOut))
+def list_users(query: PageQuery):
+    g.actor.require("user", "view")
+    stmt = select(User).where(User.org_id == g.actor.org_id)
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(stmt.order_by(User.id).limit(min(query.per_page, 100)).offset((query.page - 1) * query.per_page))
+    return {"items": [_user_dict(u) for u in rows], "total": total}
+
+
+class UserIn(Model):
+    username: str = Field(min_length=3, max_length=64)
+    password: str = Field(min_length=8, max_length=256)
+    roles: list[str] = Field(min_length=1)
+    employee_id: int | None = None
+
+
+@api.operation(bp, "/users", "POST", summary="Create a user, optionally linked to an employee", tags=("organization",),
+               body=UserIn, response=UserOut, status=201)
+def create_user(body: UserIn):
+    g.actor.require("user", "create")
+    org = db.session.get(Organization, g.actor.org_id)
+    if db.session.scalars(select(User).where(User.username == body.username)).first():
+        from crm_core.errors import Conflict
+
+        raise Conflict(f"用户名已存在：{body.username}", fields={"username": "taken"})
+    emp = None
+    if body.employee_id is not None:
+        emp = db.session.get(Employee, body.employee_id)
+        if emp is None or emp.org_id != org.id:
+            raise NotFound("职员不存在。", fields={"employee_id": "unknown"})
+    user = org_service.create_user(org, body.username, body.password, body.roles, emp)
+    return _user_dict(user)
+
+
+class UserPatch(Model):
+    employee_id: int | None = None
+    roles: list[str] | None = None
+    active: bool | None = None
+
+
+@api.operation(bp, "/users/<int:user_id>", "PATCH", summary="Link an employee, change roles, enable or disable",
+               tags=("organization",), body=UserPatch, response=UserOut)
+def update_user(user_id: int, body: UserPatch):
+    g.actor.require("user", "edit")
+    user = db.session.get(User, user_id)
+    if user is None or user.org_id != g.actor.org_id:
+        raise NotFound("用户不存在。")
+    if body.employee_id is not None:
+        emp = db.session.get(Employee, body.employee_id)
+        if emp is None or emp.org_id != user.org_id:
+            raise NotFound("职员不存在。", fields={"employee_id": "unknown"})
+        user.employee_id = emp.id
+    if body.roles is not None:
+        user.roles = [org_service.find_role(user.org_id, code) for code in body.roles]
+    if body.active is not None:
+        user.active = body.active
+        if not body.active:
+            from crm_core.services.auth import revoke_all_tokens
+
+            revoke_all_tokens(user.id)
+    db.session.flush()
+    return _user_dict(user)
+
+
+class ShareIn(Model):
+    object_type: str = Field(min_length=1, max_length=32)
+    object_id: int
+    employee_id: int
+
+
+class ShareOut(Model):
+    id: int
+    object_type: str
+    object_id: int
+    employee_id: int
+
+
+@api.operation(bp, "/shares", "POST", summary="Share a record with a colleague outside their data scope",
+               tags=("organization",), body=ShareIn, response=ShareOut, status=201)
+def share(body: ShareIn):
+    s = org_service.share_record(g.actor, body.object_type, body.object_id, body.employee_id)
+    return {"id": s.id, "object_type": s.object_type, "object_id": s.object_id, "employee_id": s.employee_id}

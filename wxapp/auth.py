@@ -1,0 +1,90 @@
+"""Who is calling: employees by bearer token (API) or session cookie (console); WeChat
+users by the ``/h5`` session that WeChat OAuth (or, in development, ``/h5/dev-login``) sets.
+"""
+from __future__ import annotations
+
+import functools
+
+from flask import current_app, g, redirect, request, session, url_for
+
+from crm_core.context import current_actor
+from crm_core.db import db
+from crm_core.errors import NotAuthenticated
+from crm_core.models import User
+from crm_core.permissions import Actor, load_actor
+from crm_core.services.auth import user_for_token
+
+H5_OPENID = "wx_openid"
+H5_APPID = "wx_appid"
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def actor_from_bearer() -> Actor:
+    """The :class:`Actor` behind the request's bearer token, or 401 saying why."""
+    token = bearer_token()
+    if token is None:
+        raise NotAuthenticated("缺少访问令牌：请在请求头中携带 Authorization: Bearer <token>。", code="missing_token")
+    user = user_for_token(token)
+    return _set_actor(load_actor(user))
+
+
+def _set_actor(actor: Actor) -> Actor:
+    g.actor = actor
+    current_actor.set(actor)
+    return actor
+
+
+def console_user() -> User | None:
+    user_id = session.get("user_id")
+    if not user_id:
+        return None
+    user = db.session.get(User, user_id)
+    # a password change bumps the hash, which logs out other console sessions
+    if user is None or not user.active or session.get("pw") != user.password_hash[-12:]:
+        session.pop("user_id", None)
+        return None
+    return user
+
+
+def login_console(user: User) -> None:
+    session.clear()  # new session on login: no fixation
+    session["user_id"] = user.id
+    session["pw"] = user.password_hash[-12:]
+    session.permanent = True
+
+
+def console_login_required(view):
+    """Console pages: an employee logged in with a session cookie."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        user = console_user()
+        if user is None:
+            return redirect(url_for("console.login", next=request.full_path if request.query_string else request.path))
+        _set_actor(load_actor(user))
+        g.console_user = user
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def wechat_openid() -> str | None:
+    """The openid of the WeChat user of this ``/h5`` session, if identified."""
+    openid = session.get(H5_OPENID)
+    if openid and session.get(H5_APPID) == (current_app.config.get("WECHAT_APPID") or "dev"):
+        return openid
+    return None
+
+
+def start_wechat_session(openid: str) -> None:
+    """Remember the WeChat user for ``/h5`` pages (OAuth callback, dev login)."""
+    session[H5_OPENID] = openid
+    session[H5_APPID] = current_app.config.get("WECHAT_APPID") or "dev"
+    session.permanent = True

@@ -1,0 +1,120 @@
+"""The ``wxcrm`` command: a Flask CLI group over ``create_app`` (``db`` comes from Flask-Migrate)."""
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from crm_core.db import db
+
+
+def _create_app():
+    from wxapp import ConfigError, create_app
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        click.echo(f"配置错误 / configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+def cli():
+    """蓝云 WeChat CRM: database, demo data, users, worker."""
+
+
+@cli.command("demo")
+@click.option("--password", default=None, help="Password for every demo login (default demo123456).")
+@with_appcontext
+def demo_command(password):
+    """Load (or refresh) the demo organisation and print its logins."""
+    from crm_core.demo import DEMO_PASSWORD, load_demo
+
+    rows = load_demo(password or DEMO_PASSWORD)
+    db.session.commit()
+    base = current_app.config["PUBLIC_BASE_URL"]
+    click.echo(f"演示组织已就绪：{base}/console/")
+    click.echo(f"{'login':<22}{'password':<14}who")
+    for login, pw, who in rows:
+        click.echo(f"{login:<22}{pw:<14}{who}")
+
+
+@cli.group("user")
+def user_group():
+    """Manage users."""
+
+
+@user_group.command("create")
+@click.argument("username")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--role", "roles", multiple=True, default=["admin"], show_default=True, help="Role code; repeatable.")
+@click.option("--name", default=None, help="Employee name (default: the username).")
+@click.option("--org-code", default="default", show_default=True)
+@click.option("--org-name", default="我的公司", show_default=True)
+@with_appcontext
+def user_create(username, password, roles, name, org_code, org_name):
+    """Create a user with an employee record (for a real deployment)."""
+    from sqlalchemy import select
+
+    from crm_core.errors import DomainError
+    from crm_core.models import Organization
+    from crm_core.services.org import (create_user, ensure_builtin_roles, get_or_create_organization, upsert_department,
+                                       upsert_employee, upsert_position)
+
+    ensure_builtin_roles()
+    org = db.session.scalars(select(Organization).where(Organization.code == org_code)).first()
+    if org is None:
+        org = get_or_create_organization(org_code, org_name)
+    dept = upsert_department(org, "HQ", "总部")
+    pos = upsert_position(org, f"P-{username}"[:32], "管理员" if "admin" in roles else "职员", dept)
+    emp = upsert_employee(org, f"U-{username}"[:32], name or username, pos)
+    try:
+        user = create_user(org, username, password, list(roles), emp)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message)
+    db.session.commit()
+    click.echo(f"用户 {user.username} 已创建（组织 {org.name}，角色 {', '.join(roles)}）。")
+
+
+@cli.command("worker")
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+@click.option("--queue", "queues", multiple=True, default=["wxcrm"], show_default=True)
+@with_appcontext
+def worker_command(burst, queues):
+    """Run an RQ worker with its scheduler, inside the app context (needs REDIS_URL)."""
+    import threading
+
+    from rq import Worker
+
+    from crm_core import jobs
+
+    conn = current_app.extensions.get("wxcrm_redis")
+    if conn is None:
+        raise click.ClickException("wxcrm worker 需要 REDIS_URL；未设置时后台任务在 Web 进程内运行（嵌入模式）。")
+    stop = threading.Event()
+    app = current_app._get_current_object()
+    if not burst:
+        jobs.run_worker_ticker(stop, app.app_context)
+    try:
+        Worker(list(queues), connection=conn).work(with_scheduler=True, burst=burst)
+    finally:
+        stop.set()
+
+
+@cli.command("jobs-run-due")
+@with_appcontext
+def jobs_run_due():
+    """Embedded mode: run due delayed jobs and periodic jobs once (cron-friendly)."""
+    from crm_core import jobs
+
+    ran = jobs.run_due()
+    started = jobs.tick_periodic()
+    db.session.commit()
+    click.echo(f"ran {ran} delayed job(s); started periodic: {', '.join(started) or 'none'}")
+
+
+def main():  # pragma: no cover
+    cli()

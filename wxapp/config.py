@@ -1,0 +1,114 @@
+"""Configuration from environment variables (and a ``.env`` file), checked at start-up.
+
+The names are fixed by SPEC.md; ``docs/configuration.md`` lists them all.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run; the message is one line that says why."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _resolve_sqlite(url: str) -> str:
+    """Make relative SQLite paths relative to the working directory (Flask-SQLAlchemy
+    would otherwise put them under the instance folder) and create the folder."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == "sqlite:///:memory:" or url.startswith("sqlite:////"):
+        return url
+    path = Path(url[len(prefix):].split("?")[0])
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    query = url.split("?", 1)[1] if "?" in url else ""
+    return prefix + str(path) + (f"?{query}" if query else "")
+
+
+def load_config(overrides: dict | None = None) -> dict:
+    """Build the Flask config from the environment, then ``overrides``, then check it."""
+    overrides = dict(overrides or {})
+    env = overrides.get("WXCRM_ENV") or os.environ.get("WXCRM_ENV", "development")
+    production = env == "production"
+    cfg: dict = {
+        "WXCRM_ENV": env,
+        "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", "sqlite:///instance/wxcrm.db"),
+        "REDIS_URL": os.environ.get("REDIS_URL") or None,
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
+        "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "WECHAT_APPID": os.environ.get("WECHAT_APPID") or None,
+        "WECHAT_SECRET": os.environ.get("WECHAT_SECRET") or None,
+        "WECHAT_TOKEN": os.environ.get("WECHAT_TOKEN") or None,
+        "WECHAT_AES_KEY": os.environ.get("WECHAT_AES_KEY") or None,
+        "WECHAT_API_BASE": os.environ.get("WECHAT_API_BASE", "https://api.weixin.qq.com/"),
+        "WECHAT_TIMESTAMP_TOLERANCE": _int("WECHAT_TIMESTAMP_TOLERANCE", 300),
+        # dev-only routes (/h5/dev-login, /sandbox): on in development, refused in production
+        "DEV_ROUTES": _bool(os.environ.get("WXCRM_DEV_ROUTES"), default=not production),
+        "ALLOW_SQLITE_IN_PRODUCTION": _bool(os.environ.get("WXCRM_ALLOW_SQLITE_IN_PRODUCTION")),
+        "API_TOKEN_TTL_SECONDS": _int("WXCRM_API_TOKEN_TTL", 8 * 3600),
+        "LOGIN_RATE_LIMIT": os.environ.get("WXCRM_LOGIN_RATE_LIMIT", "5 per minute;30 per hour"),
+        "MAX_CONTENT_LENGTH": _int("WXCRM_MAX_UPLOAD_BYTES", 16 * 1024 * 1024),
+        "API_MAX_JSON_BYTES": _int("WXCRM_MAX_JSON_BYTES", 256 * 1024),
+        "JOBS_EAGER": _bool(os.environ.get("WXCRM_JOBS_EAGER")),
+        "JOBS_TICKER": _bool(os.environ.get("WXCRM_JOBS_TICKER"), default=True),
+        "LOG_FORMAT": os.environ.get("WXCRM_LOG_FORMAT", "json" if production else "text"),
+        "LOG_LEVEL": os.environ.get("WXCRM_LOG_LEVEL", "INFO"),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        "SQLALCHEMY_RECORD_QUERIES": False,
+    }
+    cfg.update(overrides)
+    if "DATABASE_URL" in overrides:
+        cfg["SQLALCHEMY_DATABASE_URI"] = overrides["DATABASE_URL"]
+    cfg["SQLALCHEMY_DATABASE_URI"] = _normalise_db_url(cfg["SQLALCHEMY_DATABASE_URI"])
+    check_production(cfg)
+    if not cfg.get("SECRET_KEY"):
+        cfg["SECRET_KEY"] = secrets.token_hex(32)  # development: random per start
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        cfg["SQLALCHEMY_DATABASE_URI"] = _resolve_sqlite(cfg["SQLALCHEMY_DATABASE_URI"])
+        cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}})
+    else:
+        cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    cfg["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"] or "memory://"
+    return cfg
+
+
+def _normalise_db_url(url: str) -> str:
+    # Heroku-style postgres:// URLs and plain postgresql:// both mean psycopg 3 here
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def check_production(cfg: dict) -> None:
+    """Refuse unsafe production settings, one line each."""
+    if cfg["WXCRM_ENV"] != "production":
+        return
+    if not cfg.get("SECRET_KEY"):
+        raise ConfigError("WXCRM_ENV=production needs SECRET_KEY: sessions would not survive a restart and could be forged")
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") and not cfg.get("ALLOW_SQLITE_IN_PRODUCTION"):
+        raise ConfigError("WXCRM_ENV=production refuses SQLite (set DATABASE_URL to PostgreSQL, or WXCRM_ALLOW_SQLITE_IN_PRODUCTION=1 for a single-process install)")
+    if cfg.get("DEV_ROUTES"):
+        raise ConfigError("WXCRM_ENV=production refuses dev-only routes (unset WXCRM_DEV_ROUTES): /h5/dev-login would let anyone act as any WeChat user")

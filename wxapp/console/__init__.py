@@ -1,0 +1,126 @@
+"""Back-office pages (``/console``) for dispatchers, marketers and managers.
+
+Session-cookie login with CSRF protection and throttling; the navigation shows only what
+the user's function permissions allow.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+
+from crm_core.db import db
+from crm_core.errors import DomainError, NotAuthenticated
+from crm_core.services import customers as customer_service
+from crm_core.services import org as org_service
+from crm_core.services.auth import authenticate
+from wxapp.auth import console_login_required, console_user, login_console
+from wxapp.extensions import _login_key, limiter
+
+bp = Blueprint("console", __name__, url_prefix="/console")
+
+# (title, endpoint, object, action) — shown when the user may do action on object
+NAV = [
+    ("工作台", "console.home", None, None),
+    ("组织架构", "console.org_chart", "organization", "view"),
+    ("客户", "console.customers", "customer", "view"),
+    ("消息发件箱", "console.outbox", "outbox", "view"),
+]
+
+
+@bp.app_context_processor
+def inject_nav():
+    actor = g.get("actor")
+    if actor is None or not request.path.startswith("/console"):
+        return {}
+    items = [(t, e) for t, e, o, a in NAV if (o is None or actor.can(o, a)) and e in current_app.view_functions]
+    return {"nav_items": items, "actor": actor}
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _safe_next(value: str | None) -> str:
+    if value and value.startswith("/console") and not value.startswith("//"):
+        return value
+    return url_for("console.home")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, key_func=_login_key, methods=["POST"], deduct_when=lambda r: r.status_code == 401)
+def login():
+    if request.method == "GET":
+        if console_user():
+            return redirect(url_for("console.home"))
+        return render_template("console/login.html", error=None, username="", next=request.args.get("next", ""))
+    username = request.form.get("username", "").strip()
+    password = request.form.get("password", "")
+    try:
+        user = authenticate(username, password)
+    except NotAuthenticated as exc:
+        db.session.rollback()
+        return render_template("console/login.html", error=exc.message, username=username,
+                               next=request.form.get("next", "")), 401
+    db.session.commit()
+    login_console(user)
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("console.login"))
+
+
+@bp.get("/")
+@console_login_required
+def home():
+    from crm_core.permissions import NO_EMPLOYEE_MESSAGE, SCOPE_LABELS
+
+    actor = g.actor
+    scopes = {obj: SCOPE_LABELS[actor.widest_scope(obj)] for obj in ("customer", "ticket", "material") if actor.can(obj, "view")}
+    warning = None if actor.employee_id else NO_EMPLOYEE_MESSAGE
+    return render_template("console/home.html", scopes=scopes, warning=warning)
+
+
+@bp.get("/org")
+@console_login_required
+def org_chart():
+    try:
+        chart = org_service.org_chart(g.actor)
+    except DomainError as exc:
+        return render_template("console/denied.html", message=exc.message), exc.status
+    return render_template("console/org_chart.html", chart=chart)
+
+
+@bp.get("/customers")
+@console_login_required
+def customers():
+    q = request.args.get("q", "").strip()[:100]
+    try:
+        page = max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        page = 1
+    try:
+        rows, total = customer_service.list_customers(g.actor, q=q or None, page=page, per_page=20)
+    except DomainError as exc:
+        return render_template("console/denied.html", message=exc.message), exc.status
+    return render_template("console/customers.html", rows=rows, total=total, q=q, page=page)
+
+
+@bp.get("/outbox")
+@console_login_required
+def outbox():
+    from sqlalchemy import select
+
+    from crm_core.models import OutboxMessage
+
+    try:
+        g.actor.require("outbox", "view")
+    except DomainError as exc:
+        return render_template("console/denied.html", message=exc.message), exc.status
+    status = request.args.get("status") or None
+    stmt = select(OutboxMessage).where((OutboxMessage.org_id == g.actor.org_id) | OutboxMessage.org_id.is_(None))
+    if status in ("pending", "sending", "sent", "failed"):
+        stmt = stmt.where(OutboxMessage.status == status)
+    rows = db.session.scalars(stmt.order_by(OutboxMessage.id.desc()).limit(100)).all()
+    return render_template("console/outbox.html", rows=rows, status=status)

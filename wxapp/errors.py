@@ -1,0 +1,96 @@
+"""One place that turns errors into answers: the SPEC.md JSON error format for API-like
+paths, a Chinese error page for pages. Never a traceback; a 500 is logged with its request id.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g, jsonify, render_template, request
+from flask_limiter.errors import RateLimitExceeded
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from crm_core.errors import DomainError
+
+log = logging.getLogger("wxcrm.web")
+
+JSON_PREFIXES = ("/api/", "/h5/api/", "/wechat/", "/healthz", "/sandbox/", "/m/")
+
+HTTP_CODES = {
+    400: ("bad_request", "请求格式不正确。"),
+    401: ("not_authenticated", "请先登录。"),
+    403: ("permission_denied", "没有权限执行此操作。"),
+    404: ("not_found", "请求的资源不存在。"),
+    405: ("method_not_allowed", "不支持该请求方法。"),
+    409: ("conflict", "操作与当前状态冲突。"),
+    413: ("payload_too_large", "请求内容过大。"),
+    415: ("unsupported_media_type", "请求内容类型不受支持，请使用 application/json。"),
+    422: ("validation_failed", "提交的数据有误。"),
+    429: ("rate_limited", "操作过于频繁，请稍后再试。"),
+}
+
+
+def wants_json() -> bool:
+    if request.path.startswith(JSON_PREFIXES):
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def error_response(status: int, code: str, message: str, fields: dict | None = None, extra: dict | None = None):
+    if wants_json():
+        body = {"error": {"code": code, "message": message, "fields": fields or {}}}
+        rid = getattr(g, "request_id", None)
+        if rid:
+            body["error"]["request_id"] = rid
+        if extra:
+            body.update(extra)
+        resp = jsonify(body)
+    else:
+        resp = render_template("error.html", status=status, code=code, message=message, fields=fields or {})
+        resp = Flask.response_class(resp, mimetype="text/html")
+    resp.status_code = status
+    return resp
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):
+        from crm_core.db import db
+
+        db.session.rollback()
+        resp = error_response(exc.status, exc.code, exc.message, exc.fields, exc.extra)
+        if exc.status == 401:
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="wxcrm"'
+        return resp
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(exc):
+        resp = error_response(429, "rate_limited", "操作过于频繁，请稍后再试。")
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            resp.headers["Retry-After"] = str(int(retry_after))
+        return resp
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return error_response(400, "csrf_failed", "页面已过期或请求来源不可信，请刷新页面后重试。")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code, message = HTTP_CODES.get(exc.code or 500, ("http_error", exc.description or "请求失败。"))
+        resp = error_response(exc.code or 500, code, message)
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            resp.headers["Allow"] = ", ".join(exc.valid_methods)
+        return resp
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        from crm_core.db import db
+
+        try:
+            db.session.rollback()
+        except Exception:  # the session may itself be broken
+            pass
+        log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+        return error_response(500, "internal_error", "服务器内部错误，请稍后重试。如问题持续，请提供请求编号联系管理员。")

@@ -1,0 +1,231 @@
+"""JSON endpoints declared once, validated at the edge, documented from the same code.
+
+``api.operation(bp, "/customers", "POST", body=CustomerIn, response=CustomerOut, ...)``
+registers a Flask route that authenticates the bearer token (unless ``auth=False``),
+parses and validates the JSON body and query string with pydantic (422 with one message
+per field), calls the view with ``body=`` / ``query=`` and the path arguments, commits the
+request's transaction once, and serialises the answer. :meth:`Api.spec` builds the OpenAPI
+3.1 document from the same declarations and pydantic's JSON Schema, so the document cannot
+drift from the code.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic.json_schema import models_json_schema
+
+from crm_core.db import db
+from crm_core.errors import DomainError, ValidationFailed
+
+_CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
+
+
+class Model(BaseModel):
+    """Base of request models: strips whitespace, ignores unknown keys."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, extra="ignore")
+
+
+class PageQuery(Model):
+    page: int = 1
+    per_page: int = 20
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.page < 1:
+            raise ValueError("page must be >= 1")
+
+
+def page_of(item_model: type[BaseModel]) -> type[BaseModel]:
+    """A ``{items: [...], total: N}`` model for list answers."""
+    return create_model(f"{item_model.__name__}Page", items=(list[item_model], ...), total=(int, ...))
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    fields: dict[str, str] = {}
+    request_id: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+ERROR_STATUSES = {"400": "请求格式不正确", "401": "未登录或令牌无效", "403": "没有权限", "404": "不存在或不在数据权限内",
+                  "409": "与当前状态冲突", "413": "请求内容过大", "415": "内容类型不是 JSON", "422": "字段校验失败",
+                  "429": "请求过于频繁"}
+
+
+@dataclass
+class Operation:
+    method: str
+    path: str
+    endpoint: str
+    summary: str
+    tags: tuple[str, ...]
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    auth: bool
+    description: str = ""
+    path_params: list[tuple[str, str]] = field(default_factory=list)
+
+
+def field_errors(exc: ValidationError, prefix: str = "") -> dict[str, str]:
+    """pydantic errors as ``{"field.path": "message"}``."""
+    out: dict[str, str] = {}
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        out[prefix + loc] = err["msg"]
+    return out
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    code = "payload_too_large"
+
+
+def parse_json_body(model: type[BaseModel]) -> BaseModel:
+    limit = current_app.config["API_MAX_JSON_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"请求内容过大（上限 {limit // 1024} KB）。")
+    raw = request.get_data(cache=True)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"请求内容过大（上限 {limit // 1024} KB）。")
+    if not raw.strip():
+        raise ValidationFailed("请求体不能为空，请提交 JSON 对象。", fields={"body": "required"})
+    data = request.get_json(silent=True, force=True)
+    if data is None:
+        raise DomainError("请求体不是合法的 JSON。", code="invalid_json")
+    if not isinstance(data, dict):
+        raise ValidationFailed("请求体必须是 JSON 对象。", fields={"body": "must be an object"})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed("提交的数据有误，请检查标出的字段。", fields=field_errors(exc)) from None
+
+
+def parse_query(model: type[BaseModel]) -> BaseModel:
+    data: dict[str, Any] = {}
+    for key in request.args:
+        values = request.args.getlist(key)
+        data[key] = values if len(values) > 1 else values[0]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed("查询参数有误。", fields=field_errors(exc)) from None
+
+
+def _to_response(result: Any, status: int) -> Response:
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, tuple):
+        result, status = result
+    if status == 204:
+        return Response(status=204)
+    if isinstance(result, BaseModel):
+        result = result.model_dump(mode="json")
+    resp = jsonify(result)
+    resp.status_code = status
+    return resp
+
+
+class Api:
+    """The registry of JSON operations and the OpenAPI document built from it."""
+
+    def __init__(self, title: str, version: str, description: str = ""):
+        self.title, self.version, self.description = title, version, description
+        self.operations: list[Operation] = []
+
+    def operation(self, bp: Blueprint, rule: str, method: str = "GET", *, summary: str, tags: tuple[str, ...] = (),
+                  body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+                  response: type[BaseModel] | None = None, status: int = 200, auth: bool = True,
+                  decorators: tuple[Callable, ...] = (), description: str = ""):
+        def deco(fn: Callable) -> Callable:
+            from wxapp.auth import actor_from_bearer
+
+            @functools.wraps(fn)
+            def view(**path_args):
+                if auth:
+                    actor_from_bearer()
+                kwargs = dict(path_args)
+                if body is not None:
+                    kwargs["body"] = parse_json_body(body)
+                if query is not None:
+                    kwargs["query"] = parse_query(query)
+                result = fn(**kwargs)
+                db.session.commit()  # the request commits once; services only flush
+                return _to_response(result, status)
+
+            for d in decorators:
+                view = d(view)
+            bp.add_url_rule(rule, endpoint=fn.__name__, view_func=view, methods=[method])
+            full = (bp.url_prefix or "") + rule
+            params = [(name, conv or "string") for conv, name in _CONVERTER.findall(full)]
+            self.operations.append(Operation(
+                method=method.lower(), path=_CONVERTER.sub(r"{\2}", full), endpoint=f"{bp.name}.{fn.__name__}",
+                summary=summary, tags=tags, body=body, query=query, response=response, status=status, auth=auth,
+                description=description or (fn.__doc__ or "").strip(), path_params=params))
+            return view
+
+        return deco
+
+    def spec(self, server_url: str = "/") -> dict:
+        """The OpenAPI 3.1 document."""
+        inputs = {op.body for op in self.operations if op.body} | {op.query for op in self.operations if op.query}
+        outputs = {op.response for op in self.operations if op.response} | {ErrorResponse}
+        pairs = [(m, "validation") for m in sorted(inputs, key=lambda m: m.__name__)] + \
+                [(m, "serialization") for m in sorted(outputs, key=lambda m: m.__name__)]
+        key_map, schema = models_json_schema(pairs, ref_template="#/components/schemas/{model}")
+        components = schema.get("$defs", {})
+        paths: dict[str, dict] = {}
+        for op in sorted(self.operations, key=lambda o: (o.path, o.method)):
+            entry: dict[str, Any] = {"operationId": op.endpoint.replace(".", "_"), "summary": op.summary,
+                                     "tags": list(op.tags) or ["default"]}
+            if op.description:
+                entry["description"] = op.description
+            params = [{"name": n, "in": "path", "required": True,
+                       "schema": {"type": "integer"} if conv == "int" else {"type": "string"}} for n, conv in op.path_params]
+            if op.query:
+                qschema = op.query.model_json_schema()
+                required = set(qschema.get("required", []))
+                for name, prop in qschema.get("properties", {}).items():
+                    params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+            if params:
+                entry["parameters"] = params
+            if op.body:
+                entry["requestBody"] = {"required": True, "content": {"application/json": {
+                    "schema": key_map[(op.body, "validation")]}}}
+            ok: dict[str, Any] = {"description": "OK"}
+            if op.response and op.status != 204:
+                ok["content"] = {"application/json": {"schema": key_map[(op.response, "serialization")]}}
+            responses = {str(op.status): ok}
+            err_ref = key_map[(ErrorResponse, "serialization")]
+            for code, text in ERROR_STATUSES.items():
+                if code == "401" and not op.auth:
+                    continue
+                responses[code] = {"description": text, "content": {"application/json": {"schema": err_ref}}}
+            entry["responses"] = responses
+            if not op.auth:
+                entry["security"] = []
+            paths.setdefault(op.path, {})[op.method] = entry
+        return {
+            "openapi": "3.1.0",
+            "info": {"title": self.title, "version": self.version, "description": self.description},
+            "servers": [{"url": server_url}],
+            "paths": paths,
+            "components": {"schemas": components, "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "POST /api/v1/auth/token"}}},
+            "security": [{"bearerAuth": []}],
+        }
+
+
+api = Api("蓝云 WeChat CRM API", "1",
+          "Employees' JSON API (mobile app and back office). Errors are "
+          "{\"error\": {\"code\", \"message\", \"fields\"}}; lists take page and per_page and answer {items, total}.")
