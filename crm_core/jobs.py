@@ -199,6 +199,8 @@ def enqueue(fn: Callable, *args: Any, delay: timedelta | int | float | None = No
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
         run_at = utcnow() + timedelta(seconds=seconds)
     session = db.session()
+    if not session.in_transaction():
+        session.begin()  # so a rollback before any SQL still drops the job
     if run_at is not None and isinstance(backend(), EmbeddedBackend):
         # a row in the same transaction: it commits or rolls back with the change
         session.add(ScheduledJob(name=name, args=list(args), run_at=run_at))
@@ -222,9 +224,12 @@ def _dispatch_after_commit(session: Session) -> None:
             log.exception("could not enqueue job", extra={"job": name})
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING_KEY, None)
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_rollback(session: Session, previous_transaction) -> None:
+    # soft rollback fires even when no SQL ran yet (after_rollback would not); a savepoint
+    # rolling back leaves the outer transaction's jobs alone
+    if previous_transaction.parent is None and not previous_transaction.nested:
+        session.info.pop(_PENDING_KEY, None)
 
 
 # --- running ----------------------------------------------------------------------------

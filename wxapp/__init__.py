@@ -41,6 +41,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     import crm_core.models  # noqa: F401
     import crm_core.outbox  # noqa: F401  (registers the delivery job and its sweeper)
 
+    _request_ids(app)  # first, so even requests refused by CSRF or rate limits carry an id
     db.init_app(app)
     from wxapp.extensions import csrf, limiter, migrate
 
@@ -72,7 +73,6 @@ def create_app(overrides: dict | None = None) -> Flask:
     from wxapp.errors import register_error_handlers
 
     register_error_handlers(app)
-    _request_ids(app)
     return app
 
 
