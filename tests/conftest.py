@@ -51,7 +51,14 @@ def client(request):
 
 @pytest.fixture
 def runner(request):
-    return _current_app(request).test_cli_runner()
+    """Runs the ``wxcrm`` command group against the test's app."""
+    import functools
+
+    from wxapp.cli import cli
+
+    r = _current_app(request).test_cli_runner()
+    r.invoke = functools.partial(r.invoke, cli)
+    return r
 
 
 # --- real services ------------------------------------------------------------------------

@@ -116,5 +116,7 @@ def jobs_run_due():
     click.echo(f"ran {ran} delayed job(s); started periodic: {', '.join(started) or 'none'}")
 
 
-def main():  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
     cli()

@@ -1,0 +1,67 @@
+"""The console and the H5 layout in headless Chromium, through a real HTTP server."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def login(page, base, username, password="demo123456"):
+    page.goto(f"{base}/console/")
+    assert "/console/login" in page.url
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+
+
+def test_admin_logs_in_and_sees_the_organisation_chart(live_app, page):
+    login(page, live_app.url, "admin")
+    page.wait_for_selector("text=工作台")
+    assert "周敏" in page.inner_text("header")
+    page.click("nav >> text=组织架构")
+    page.wait_for_selector("#departments")
+    departments = page.inner_text("#departments")
+    for name in ("总经办", "销售部", "销售一组", "服务部", "市场部"):
+        assert name in departments
+    reporting = page.inner_text("#reporting")
+    # three levels: 总经理 → 销售总监 → 销售经理 → 销售代表
+    assert reporting.index("总经理") < reporting.index("销售经理") < reporting.index("张伟")
+    assert "汇报给 销售经理" in departments
+    page.screenshot(path="/tmp/wxcrm-org-chart.png", full_page=True)
+
+
+def test_wrong_password_is_explained_in_chinese(live_app, page):
+    login(page, live_app.url, "admin", "wrong-password")
+    assert "用户名或密码错误" in page.inner_text(".err")
+
+
+def test_navigation_follows_function_permissions(live_app, page):
+    login(page, live_app.url, "sales.zhang")
+    page.wait_for_selector("nav")
+    nav = page.inner_text("nav")
+    assert "客户" in nav and "组织架构" not in nav and "消息发件箱" not in nav
+    page.click("nav >> text=客户")
+    page.wait_for_selector("table")
+    body = page.inner_text("main")
+    assert "共 3 个" in body and "杭州西湖茶业有限公司" in body and "浙江钱塘物流股份有限公司" not in body
+    # a page outside the permissions explains itself instead of failing
+    page.goto(f"{live_app.url}/console/org")
+    assert "没有权限" in page.inner_text("main")
+
+
+def test_logout_returns_to_login(live_app, page):
+    login(page, live_app.url, "sales.manager")
+    page.wait_for_selector("text=工作台")
+    page.click("header button")
+    page.wait_for_url("**/console/login")
+
+
+def test_h5_layout_on_a_phone(live_app, browser):
+    ctx = browser.new_context(viewport={"width": 375, "height": 667}, locale="zh-CN",
+                              user_agent="Mozilla/5.0 (iPhone) MicroMessenger/8.0.50")
+    page = ctx.new_page()
+    page.goto(f"{live_app.url}/h5/dev-login?openid=oBrowserUser01")
+    assert "已识别您的微信身份" in page.inner_text("body")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375  # no horizontal scrolling on a phone
+    ctx.close()
