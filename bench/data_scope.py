@@ -1,0 +1,155 @@
+"""Cost of the data-scope filter on a customer list page.
+
+Builds an organisation with 500 employees in a six-level reporting hierarchy and
+100,000 customers (``--customers`` to change), then times the first page of the customer
+list (20 rows + total) through ``crm_core.services.customers.list_customers`` — the same
+call the API makes, with a fresh :class:`Actor` per call as a request would — for a
+salesperson (scope self), a mid-level manager and the top manager (scope subordinates) and
+an administrator (organisation scope). The reference is the same page with only the
+organisation filter, measured in the same run. Runs on SQLite and, when PostgreSQL binaries
+or ``BENCH_DATABASE_URL`` exist, on PostgreSQL.
+
+    .venv/bin/python bench/data_scope.py [--customers 100000] [--repeat 50]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import tempfile
+
+from _common import git_rev, machine, median, timed
+
+LEVELS = [1, 3, 9, 27, 81, 379]  # 500 employees, six levels
+
+
+def build(n_customers: int):
+    from sqlalchemy import insert
+
+    from crm_core.db import db
+    from crm_core.models import Customer, EmployeePosition, User
+    from crm_core.models.org import Employee, Position
+    from crm_core.services.org import (create_user, ensure_builtin_roles, get_or_create_organization,
+                                       upsert_department)
+
+    ensure_builtin_roles()
+    org = get_or_create_organization("bench", "基准测试公司")
+    root = upsert_department(org, "D0", "总部")
+    depts = [upsert_department(org, f"D{i}", f"事业部{i}", root, "sales") for i in range(1, 4)]
+    db.session.commit()
+    rng = random.Random(42)
+    positions: list[list[int]] = []
+    pos_dept: dict[int, int] = {}
+    emp_ids: list[int] = []
+    emp_dept: dict[int, int] = {}
+    n = 0
+    for level, count in enumerate(LEVELS):
+        row = []
+        for i in range(count):
+            parent = positions[level - 1][i % len(positions[level - 1])] if level else None
+            dept = root.id if level == 0 else (depts[i % 3].id if level == 1 else pos_dept[parent])
+            p = Position(org_id=org.id, department_id=dept, reports_to_id=parent, code=f"P{n}", name=f"岗位{n}")
+            db.session.add(p)
+            db.session.flush()
+            e = Employee(org_id=org.id, code=f"E{n}", name=f"职员{n}")
+            db.session.add(e)
+            db.session.flush()
+            db.session.add(EmployeePosition(employee_id=e.id, position_id=p.id, primary=True))
+            pos_dept[p.id] = dept
+            emp_ids.append(e.id)
+            emp_dept[e.id] = dept
+            row.append(p.id)
+            n += 1
+        positions.append(row)
+    db.session.commit()
+    reps = emp_ids[-LEVELS[-1]:]
+    batch = []
+    for i in range(n_customers):
+        owner = rng.choice(reps) if rng.random() < 0.9 else rng.choice(emp_ids)
+        batch.append({"org_id": org.id, "owner_id": owner, "department_id": emp_dept[owner], "name": f"客户{i:06d}",
+                      "kind": "company", "trading": False, "phone": f"138{i:08d}"})
+        if len(batch) == 5000:
+            db.session.execute(insert(Customer), batch)
+            batch = []
+    if batch:
+        db.session.execute(insert(Customer), batch)
+    db.session.commit()
+
+    def user_for(emp_id, role, name):
+        return create_user(org, name, "bench-pass-1", [role], db.session.get(Employee, emp_id))
+
+    users = {
+        "salesperson (self)": user_for(reps[0], "salesperson", "b.rep"),
+        "manager, level 3 (subordinates)": user_for(emp_ids[LEVELS[0] + LEVELS[1]], "sales_manager", "b.mgr3"),
+        "top manager (subordinates = 500)": user_for(emp_ids[0], "sales_manager", "b.top"),
+        "administrator (organisation)": user_for(emp_ids[1], "admin", "b.admin"),
+    }
+    db.session.commit()
+    return org, {k: u.id for k, u in users.items()}
+
+
+def run(url: str, label: str, n_customers: int, repeat: int):
+    from sqlalchemy import func, select
+
+    from crm_core.db import db
+    from crm_core.models import Customer, User
+    from crm_core.permissions import load_actor
+    from crm_core.services.customers import list_customers
+    from wxapp import create_app
+
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "TESTING": True, "LOG_LEVEL": "WARNING"})
+    with app.app_context():
+        db.create_all()
+        org, users = build(n_customers)
+        org_id = org.id
+
+        def reference():
+            stmt = select(Customer).where(Customer.org_id == org_id)
+            db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+            db.session.scalars(stmt.order_by(Customer.id.desc()).limit(20)).all()
+
+        ref = median(timed(reference, repeat))
+        print(f"\n[{label}] {n_customers} customers, 500 employees, 6 levels")
+        print(f"  {'reference: organisation filter only':<40} median {ref:7.2f} ms")
+        for name, uid in users.items():
+            def scoped():
+                actor = load_actor(db.session.get(User, uid))
+                rows, total = list_customers(actor, page=1, per_page=20)
+                return total
+
+            total = scoped()
+            ms = median(timed(scoped, repeat))
+            print(f"  {name:<40} median {ms:7.2f} ms  ratio {ms / ref:5.2f}x  visible {total}")
+        db.session.remove()
+        db.engine.dispose()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--customers", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=50)
+    args = ap.parse_args()
+    print(f"machine: {machine()}  commit: {git_rev()}")
+    tmp = tempfile.mkdtemp(prefix="wxcrm-bench-")
+    run(f"sqlite:///{tmp}/scope.db", "SQLite", args.customers, args.repeat)
+    pg = os.environ.get("BENCH_DATABASE_URL")
+    server = None
+    if not pg:
+        try:
+            from tests.services import PostgresServer
+
+            server = PostgresServer()
+            server.url = None
+            pg = server.start()
+        except BaseException as exc:  # pytest.skip raises BaseException subclasses
+            print(f"\n[PostgreSQL] skipped: {exc}")
+    if pg:
+        try:
+            run(pg, "PostgreSQL", args.customers, args.repeat)
+        finally:
+            if server:
+                server.stop()
+
+
+if __name__ == "__main__":
+    main()
