@@ -24,7 +24,7 @@ LEVELS = [1, 3, 9, 27, 81, 379]  # 500 employees, six levels
 
 
 def build(n_customers: int):
-    from sqlalchemy import insert
+    from sqlalchemy import insert, text
 
     from crm_core.db import db
     from crm_core.models import Customer, EmployeePosition, User
@@ -73,6 +73,8 @@ def build(n_customers: int):
             batch = []
     if batch:
         db.session.execute(insert(Customer), batch)
+    db.session.commit()
+    db.session.execute(text("ANALYZE"))  # a production database has statistics; give the planner them
     db.session.commit()
 
     def user_for(emp_id, role, name):

@@ -151,10 +151,18 @@ def load_actor(user) -> Actor:
         username=user.username,
         org_id=user.org_id,
         employee_id=user.employee_id,
-        role_codes=[r.code for r in user.roles],
         enabled_functions=set(org.functions) if org else set(),
     )
-    for role in user.roles:
+    from sqlalchemy.orm import selectinload
+
+    from crm_core.models import Role, UserRole
+
+    roles = db.session.scalars(
+        select(Role).join(UserRole, UserRole.role_id == Role.id).where(UserRole.user_id == user.id)
+        .options(selectinload(Role.permissions), selectinload(Role.data_scopes))
+    ).all()
+    actor.role_codes = [r.code for r in roles]
+    for role in roles:
         if role.org_id not in (None, user.org_id):
             continue
         actor.grants_all = actor.grants_all or role.grants_all
@@ -170,28 +178,21 @@ def load_actor(user) -> Actor:
 
 
 def subtree_employee_ids(org_id: int, employee_id: int | None) -> list[int]:
-    """Employees holding a position at or below the given employee's positions."""
+    """Employees holding a position at or below the given employee's positions.
+
+    One round trip: a recursive CTE walks ``reports_to`` downwards (UNION, not UNION ALL,
+    so a reporting cycle created by a bad edit terminates).
+    """
     from crm_core.models import EmployeePosition, Position
 
     if employee_id is None:
         return []
-    rows = db.session.execute(select(Position.id, Position.reports_to_id).where(Position.org_id == org_id)).all()
-    children: dict[int, list[int]] = {}
-    for pid, parent in rows:
-        if parent is not None:
-            children.setdefault(parent, []).append(pid)
-    mine = db.session.scalars(select(EmployeePosition.position_id).where(EmployeePosition.employee_id == employee_id)).all()
-    seen: set[int] = set()
-    stack = list(mine)
-    while stack:  # iterative, and cycle-safe should a bad edit create a loop
-        pid = stack.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        stack.extend(children.get(pid, ()))
-    if not seen:
-        return [employee_id]
-    ids = set(db.session.scalars(select(EmployeePosition.employee_id).where(EmployeePosition.position_id.in_(seen))).all())
+    start = select(EmployeePosition.position_id.label("id")).where(EmployeePosition.employee_id == employee_id)
+    sub = start.cte("subtree", recursive=True)
+    step = select(Position.id).join(sub, Position.reports_to_id == sub.c.id).where(Position.org_id == org_id)
+    sub = sub.union(step)
+    ids = set(db.session.scalars(
+        select(EmployeePosition.employee_id).where(EmployeePosition.position_id.in_(select(sub.c.id)))).all())
     ids.add(employee_id)
     return sorted(ids)
 

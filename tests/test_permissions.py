@@ -136,3 +136,30 @@ def test_role_grants_api_changes_what_a_user_may_do(team, client, auth_headers):
 
 def test_builtin_admin_role_exists_without_demo(any_app):
     assert find_role(1, "admin").grants_all
+
+
+def test_reporting_cycle_cannot_hang_the_subtree(any_app):
+    from crm_core.models import Position
+    from crm_core.permissions import subtree_employee_ids
+
+    users = make_team()
+    db.session.commit()
+    boss = db.session.scalars(db.select(Position).where(Position.code == "BOSS")).one()
+    rep1 = db.session.scalars(db.select(Position).where(Position.code == "R1")).one()
+    boss.reports_to_id = rep1.id  # a bad direct edit: BOSS -> MGR -> R1 -> BOSS
+    db.session.commit()
+    ids = subtree_employee_ids(boss.org_id, users["rep1"].employee_id)
+    assert users["boss"].employee_id in ids and users["rep3"].employee_id in ids
+
+
+def test_service_refuses_a_reporting_cycle(any_app):
+    from crm_core.errors import ValidationFailed
+    from crm_core.models import Position
+    from crm_core.services.org import upsert_position
+
+    make_team()
+    org = make_org()
+    rep1 = db.session.scalars(db.select(Position).where(Position.code == "R1")).one()
+    boss = db.session.scalars(db.select(Position).where(Position.code == "BOSS")).one()
+    with pytest.raises(ValidationFailed):
+        upsert_position(org, "BOSS", "总经理", boss.department, rep1)
