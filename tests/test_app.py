@@ -151,3 +151,47 @@ def test_import_layers_hold():
     proc = subprocess.run([exe, "--no-cache"], cwd=root, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 broken" in proc.stdout
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(app):
+    from sqlalchemy import text
+
+    from crm_core.models import Customer
+
+    assert db.session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    assert db.session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    db.session.add(Customer(org_id=424242, name="孤儿"))
+    import sqlalchemy.exc
+
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        db.session.flush()
+    db.session.rollback()
+
+
+@pytest.mark.services
+def test_wxcrm_worker_delivers_outbox_messages_from_redis(tmp_path, redis_url):
+    """End to end: a message queued by the web process is delivered by `wxcrm worker`."""
+    from crm_core import outbox
+    from crm_core.models import OutboxMessage
+
+    url = f"sqlite:///{tmp_path}/w.db"
+    app = _make_app(url, REDIS_URL=redis_url)
+    with app.app_context():
+        db.create_all()
+        mid = outbox.queue_message("log", "openid-worker", {"text": "您好"}).id
+        db.session.commit()
+        assert len(__import__("crm_core.jobs", fromlist=["x"]).backend().queue) == 1
+        db.session.remove()
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "WXCRM_ENV": "development"}
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "wxcrm"), "worker", "--burst"],
+                          env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with app.app_context():
+        msg = db.session.get(OutboxMessage, mid)
+        assert (msg.status, msg.attempts) == ("sent", 1)
+        db.session.remove()
+
+
+def test_worker_needs_redis(app, runner):
+    result = runner.invoke(args=["worker", "--burst"])
+    assert result.exit_code != 0 and "REDIS_URL" in result.output
