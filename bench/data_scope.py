@@ -27,7 +27,7 @@ def build(n_customers: int):
     from sqlalchemy import insert, text
 
     from crm_core.db import db
-    from crm_core.models import Customer, EmployeePosition, User
+    from crm_core.models import Customer, EmployeePosition
     from crm_core.models.org import Employee, Position
     from crm_core.services.org import (create_user, ensure_builtin_roles, get_or_create_organization,
                                        upsert_department)

@@ -74,6 +74,9 @@ def _log_channel(message: OutboxMessage) -> Delivery:
 
 
 register_channel("log", _log_channel)
+# Notices to employees (reminders, approvals, dispatches). Until a WeChat channel for staff is
+# registered (official-account issue) they are delivered to the log and visible in the outbox.
+register_channel("staff", _log_channel)
 
 
 def backoff(attempt: int) -> int:

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from crm_core.db import db
-from wxapp import ConfigError, create_app
+from wxapp import ConfigError
 from wxapp.config import load_config
 from tests.conftest import _make_app
 

@@ -10,9 +10,8 @@ from crm_core import jobs
 from crm_core.clock import travel, utcnow
 from crm_core.db import db
 from crm_core.models import ScheduledJob
-from tests import jobs_fixtures
 from tests.conftest import _make_app
-from tests.jobs_fixtures import CALLS, five_minute_job, flaky, record_call
+from tests.jobs_fixtures import CALLS, flaky, record_call
 
 
 @pytest.fixture(autouse=True)

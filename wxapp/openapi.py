@@ -13,16 +13,31 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, Callable
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, create_model
 from pydantic.json_schema import models_json_schema
 
 from crm_core.db import db
 from crm_core.errors import DomainError, ValidationFailed
 
 _CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
+
+
+CHINA_TZ = timezone(timedelta(hours=8))
+
+
+def _to_utc(value: datetime) -> datetime:
+    """Store naive UTC. A time without an offset is China Standard Time (UTC+8), what a
+    phone in China sends; an explicit offset is honoured."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=CHINA_TZ)
+    return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_to_utc)]
 
 
 class Model(BaseModel):

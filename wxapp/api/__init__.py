@@ -3,4 +3,5 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from wxapp.api import audit, auth, customers, org, outbox  # noqa: E402,F401  (registers the routes)
+from wxapp.api import (activities, audit, auth, customers, leads, mobile, opportunities, org, outbox,  # noqa: E402,F401
+                       products, reports, segments, settings)

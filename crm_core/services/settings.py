@@ -1,0 +1,41 @@
+"""Per-organisation options stored as JSON (conversion mapping, approver, warnings)."""
+from __future__ import annotations
+
+import copy
+
+from sqlalchemy import select
+
+from crm_core.db import db
+from crm_core.models import OrgSetting
+
+DEFAULTS: dict[str, dict] = {
+    # lead field -> target "object.field"; what conversion copies where
+    "lead_conversion": {"mapping": {
+        "company": "customer.name", "phone": "customer.phone", "address": "customer.address", "email": "contact.email",
+        "name": "contact.name", "title": "contact.title", "product_interest": "opportunity.name", "note": "activity.result",
+    }},
+    # who approves an opportunity stage that needs approval: the owner's manager, or a named employee
+    "opportunity_approval": {"approver": "manager", "employee_id": None},
+    # warnings about activities and warranties
+    "reminders": {"warranty_days_before": 30},
+}
+
+
+def get_setting(org_id: int, key: str) -> dict:
+    row = db.session.scalars(select(OrgSetting).where(OrgSetting.org_id == org_id, OrgSetting.key == key)).first()
+    value = copy.deepcopy(DEFAULTS.get(key, {}))
+    if row is not None:
+        value.update(row.value or {})
+    return value
+
+
+def put_setting(actor, key: str, value: dict) -> dict:
+    actor.require("organization", "edit")
+    row = db.session.scalars(select(OrgSetting).where(OrgSetting.org_id == actor.org_id, OrgSetting.key == key)).first()
+    if row is None:
+        row = OrgSetting(org_id=actor.org_id, key=key, value=value)
+        db.session.add(row)
+    else:
+        row.value = value
+    db.session.flush()
+    return get_setting(actor.org_id, key)

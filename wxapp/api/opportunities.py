@@ -1,0 +1,229 @@
+"""Opportunities: stages and their conditions, approvals, products, competitors, win/lose."""
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from flask import g
+from pydantic import Field
+
+from crm_core.models import Opportunity
+from crm_core.permissions import get_visible
+from crm_core.services import opportunities as svc
+from wxapp.api import bp
+from wxapp.api.customers import Collision
+from wxapp.openapi import Model, PageQuery, api, page_of
+
+
+
+class ProductLine(Model):
+    product_id: int
+    quantity: int = Field(default=1, ge=1, le=100000)
+    unit_price: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
+
+
+class OpportunityIn(Model):
+    name: str = Field(min_length=1, max_length=200)
+    customer_id: int
+    contact_id: int | None = None
+    method_id: int | None = None
+    amount: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
+    expected_close_date: date | None = None
+    source: str | None = Field(default=None, max_length=32)
+    owner_id: int | None = None
+    note: str | None = Field(default=None, max_length=2000)
+    products: list[ProductLine] = Field(default_factory=list, max_length=100)
+
+
+class OpportunityPatch(Model):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    contact_id: int | None = None
+    amount: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
+    expected_close_date: date | None = None
+    note: str | None = Field(default=None, max_length=2000)
+    products: list[ProductLine] | None = Field(default=None, max_length=100)
+
+
+class StageBrief(Model):
+    id: int
+    name: str
+    seq: int
+    probability: int
+
+
+class OpportunityOut(Model):
+    id: int
+    name: str
+    customer_id: int
+    contact_id: int | None
+    method_id: int
+    stage: StageBrief
+    status: str
+    amount: float | None
+    expected_close_date: str | None
+    owner_id: int | None
+    source: str | None
+    close_reason: str | None
+    stage_entered_at: str
+    collisions: list[Collision] = []
+    products: list[dict] = []
+    competitors: list[dict] = []
+    stages: list[dict] = []
+
+
+class OpportunityQuery(PageQuery):
+    q: str | None = Field(default=None, max_length=100)
+    per_page: int = Field(default=20, ge=1, le=100)
+    status: Literal["open", "won", "lost"] | None = None
+    stage_id: int | None = None
+    customer_id: int | None = None
+
+
+@api.operation(bp, "/opportunities", "GET", summary="Opportunities within the caller's data scope",
+               tags=("opportunities",), query=OpportunityQuery, response=page_of(OpportunityOut))
+def list_opportunities(query: OpportunityQuery):
+    rows, total = svc.list_opportunities(g.actor, **query.model_dump(exclude={"page", "per_page"}), page=query.page,
+                                         per_page=query.per_page)
+    return {"items": [svc.opportunity_dict(o) for o in rows], "total": total}
+
+
+@api.operation(bp, "/opportunities", "POST", summary="Register an opportunity (商机备案)", tags=("opportunities",),
+               body=OpportunityIn, response=OpportunityOut, status=201)
+def create_opportunity(body: OpportunityIn):
+    data = body.model_dump()
+    opp, hits = svc.create_opportunity(g.actor, data)
+    return {**svc.opportunity_dict(opp, detail=True), "collisions": [h.to_dict() for h in hits]}
+
+
+@api.operation(bp, "/opportunities/<int:opp_id>", "GET", summary="One opportunity with its stage picture",
+               tags=("opportunities",), response=OpportunityOut)
+def get_opportunity(opp_id: int):
+    """`stages` lists every stage with `state` (done/current/todo) and, for later stages,
+    what entering them still needs."""
+    return svc.opportunity_dict(get_visible(g.actor, Opportunity, opp_id), detail=True)
+
+
+@api.operation(bp, "/opportunities/<int:opp_id>", "PATCH", summary="Change an opportunity", tags=("opportunities",),
+               body=OpportunityPatch, response=OpportunityOut)
+def update_opportunity(opp_id: int, body: OpportunityPatch):
+    return svc.opportunity_dict(svc.update_opportunity(g.actor, opp_id, body.model_dump(exclude_unset=True)), detail=True)
+
+
+class AdvanceIn(Model):
+    stage_id: int
+
+
+@api.operation(bp, "/opportunities/<int:opp_id>/advance", "POST", summary="Move to a stage (商机跟踪)",
+               tags=("opportunities",), body=AdvanceIn, response=OpportunityOut)
+def advance(opp_id: int, body: AdvanceIn):
+    """409 `stage_conditions_missing` with `missing` naming each unmet condition, or
+    `stage_not_skippable`."""
+    return svc.opportunity_dict(svc.advance(g.actor, opp_id, body.stage_id), detail=True)
+
+
+class CompetitorIn(Model):
+    name: str = Field(min_length=1, max_length=200)
+    product: str | None = Field(default=None, max_length=200)
+    price: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
+    share: int | None = Field(default=None, ge=0, le=100)
+    note: str | None = Field(default=None, max_length=500)
+
+
+class CompetitorsIn(Model):
+    competitors: list[CompetitorIn] = Field(max_length=20)
+
+
+@api.operation(bp, "/opportunities/<int:opp_id>/competitors", "PUT", summary="Replace the competitors",
+               tags=("opportunities",), body=CompetitorsIn, response=OpportunityOut)
+def competitors(opp_id: int, body: CompetitorsIn):
+    return svc.opportunity_dict(svc.set_competitors(g.actor, opp_id, [c.model_dump() for c in body.competitors]), detail=True)
+
+
+class WinIn(Model):
+    reason: str | None = Field(default=None, max_length=200)
+    amount: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
+
+
+@api.operation(bp, "/opportunities/<int:opp_id>/win", "POST", summary="Won (赢单): the customer becomes trading",
+               tags=("opportunities",), body=WinIn, response=OpportunityOut)
+def win(opp_id: int, body: WinIn):
+    return svc.opportunity_dict(svc.win(g.actor, opp_id, body.reason, body.amount))
+
+
+class LoseIn(Model):
+    reason: str = Field(min_length=1, max_length=200)
+
+
+@api.operation(bp, "/opportunities/<int:opp_id>/lose", "POST", summary="Lost, with a reason", tags=("opportunities",),
+               body=LoseIn, response=OpportunityOut)
+def lose(opp_id: int, body: LoseIn):
+    return svc.opportunity_dict(svc.lose(g.actor, opp_id, body.reason))
+
+
+class ApprovalOut(Model):
+    id: int
+    opportunity_id: int
+    stage_id: int
+    requested_by_id: int
+    approver_id: int
+    status: str
+    comment: str | None
+
+
+def _approval(a) -> dict:
+    return {"id": a.id, "opportunity_id": a.opportunity_id, "stage_id": a.stage_id, "requested_by_id": a.requested_by_id,
+            "approver_id": a.approver_id, "status": a.status, "comment": a.comment}
+
+
+@api.operation(bp, "/opportunities/<int:opp_id>/approvals", "POST", summary="Ask for the approval a stage needs",
+               tags=("opportunities",), body=AdvanceIn, response=ApprovalOut, status=201)
+def request_approval(opp_id: int, body: AdvanceIn):
+    return _approval(svc.request_approval(g.actor, opp_id, body.stage_id))
+
+
+@api.operation(bp, "/approvals", "GET", summary="Approvals waiting for me", tags=("opportunities",),
+               response=page_of(ApprovalOut))
+def my_approvals():
+    items = [_approval(a) for a in svc.pending_approvals(g.actor)]
+    return {"items": items, "total": len(items)}
+
+
+class DecisionIn(Model):
+    approve: bool
+    comment: str | None = Field(default=None, max_length=500)
+
+
+@api.operation(bp, "/approvals/<int:approval_id>/decision", "POST", summary="Approve or reject", tags=("opportunities",),
+               body=DecisionIn, response=ApprovalOut)
+def decide(approval_id: int, body: DecisionIn):
+    return _approval(svc.decide_approval(g.actor, approval_id, body.approve, body.comment))
+
+
+class StageIn(Model):
+    name: str = Field(min_length=1, max_length=64)
+    probability: int = Field(default=0, ge=0, le=100)
+    required_fields: list[Literal["amount", "expected_close_date", "contact_id", "products", "competitors"]] = []
+    requires_completed_activity: bool = False
+    requires_approval: bool = False
+    skippable: bool = False
+    reminder_days: int | None = Field(default=None, ge=1, le=365)
+
+
+class MethodIn(Model):
+    code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=100)
+    is_default: bool = False
+    stages: list[StageIn] = Field(min_length=1, max_length=20)
+
+
+@api.operation(bp, "/sales-methods", "GET", summary="Sales methods and their stages", tags=("opportunities",))
+def methods():
+    items = [svc.method_dict(m) for m in svc.list_methods(g.actor)]
+    return {"items": items, "total": len(items)}
+
+
+@api.operation(bp, "/sales-methods", "POST", summary="Define a sales method with stages and conditions",
+               tags=("opportunities",), body=MethodIn, status=201)
+def define_method(body: MethodIn):
+    return svc.method_dict(svc.define_method(g.actor, body.model_dump()))

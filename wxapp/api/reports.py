@@ -1,0 +1,46 @@
+"""Reports for managers: funnel, customers by source, value pyramid."""
+from __future__ import annotations
+
+from datetime import date
+
+from flask import g
+from pydantic import Field
+
+from crm_core.services import reports as svc
+from crm_core.services import value as value_svc
+from wxapp.api import bp
+from wxapp.openapi import Model, api
+
+
+class RangeQuery(Model):
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+class FunnelQuery(RangeQuery):
+    method_id: int | None = None
+
+
+@api.operation(bp, "/reports/funnel", "GET", summary="Sales funnel within your data scope (销售漏斗)", tags=("reports",),
+               query=FunnelQuery)
+def funnel(query: FunnelQuery):
+    return svc.funnel(g.actor, query.method_id, query.date_from, query.date_to)
+
+
+@api.operation(bp, "/reports/customers-by-source", "GET", summary="Customers per source (客户来源分析)", tags=("reports",),
+               query=RangeQuery)
+def by_source(query: RangeQuery):
+    return svc.customers_by_source(g.actor, query.date_from, query.date_to)
+
+
+class PyramidQuery(Model):
+    level: str | None = Field(default=None, max_length=8)
+    page: int = Field(default=1, ge=1)
+    per_page: int = Field(default=20, ge=1, le=100)
+
+
+@api.operation(bp, "/reports/customer-pyramid", "GET", summary="Customer value pyramid (客户金字塔)", tags=("reports",),
+               query=PyramidQuery)
+def pyramid(query: PyramidQuery):
+    """Counts per level; with `level`, that level's customers by score."""
+    return value_svc.pyramid(g.actor, query.level, query.page, query.per_page)
