@@ -342,6 +342,8 @@ def raise_if_blocked(object_type: str, hits: list[Hit]) -> None:
 def claims_for(object_type: str, data: dict, org_id: int) -> list[str]:
     """Keys that blocking rules reserve for this record."""
     out = []
+    # keyed by object type, field, method and value (not by rule id), so two rules that block
+    # on the same thing share a claim
     for rule in active_rules(org_id, object_type):
         if rule.action != "block":
             continue
@@ -352,12 +354,12 @@ def claims_for(object_type: str, data: dict, org_id: int) -> list[str]:
             parts_per_field.append([(spec["field"], v) for v in values])
         if rule.match == "all":
             if all(parts_per_field):
-                combo = "&".join(f"{f}={vs[0][1]}" for f, vs in zip([s["field"] for s in rule.fields], parts_per_field))
-                out.append(f"r{rule.id}|{combo}")
+                combo = "&".join(f"{s['field']}:{s['method']}={vs[0][1]}" for s, vs in zip(rule.fields, parts_per_field))
+                out.append(f"{object_type}|{combo}"[:400])
         else:
-            for parts in parts_per_field:
-                out.extend(f"r{rule.id}|{f}={v}"[:400] for f, v in parts)
-    return out
+            for spec, parts in zip(rule.fields, parts_per_field):
+                out.extend(f"{object_type}|{f}:{spec['method']}={v}"[:400] for f, v in parts)
+    return sorted(set(out))
 
 
 def claim(object_type: str, obj, data: dict) -> None:

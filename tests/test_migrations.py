@@ -33,6 +33,12 @@ def _upgrade_and_compare(url: str):
         from crm_core.models import Role
 
         roles = {r.code: r for r in db.session.scalars(db.select(Role))}
+        from crm_core.builtin_roles import BUILTIN_ROLES
+
+        for spec in BUILTIN_ROLES:  # the migrations seed exactly what the code declares
+            role = roles[spec["code"]]
+            assert {(p.object_type, p.action) for p in role.permissions} == set(spec["permissions"]), spec["code"]
+            assert {s.object_type: s.scope for s in role.data_scopes} == spec["scopes"], spec["code"]
         db.session.remove()
         db.engine.dispose()
     return diff, roles

@@ -4,6 +4,7 @@ The names are fixed by SPEC.md; ``docs/configuration.md`` lists them all.
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -84,11 +85,13 @@ def load_config(overrides: dict | None = None) -> dict:
     check_production(cfg)
     if not cfg.get("SECRET_KEY"):
         cfg["SECRET_KEY"] = secrets.token_hex(32)  # development: random per start
+    # JSON columns keep Chinese readable (and searchable with LIKE) instead of \uXXXX escapes
+    json_opts = {"json_serializer": lambda obj: json.dumps(obj, ensure_ascii=False)}
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         cfg["SQLALCHEMY_DATABASE_URI"] = _resolve_sqlite(cfg["SQLALCHEMY_DATABASE_URI"])
-        cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}})
+        cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}, **json_opts})
     else:
-        cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+        cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True, **json_opts})
     cfg["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"] or "memory://"
     return cfg
 

@@ -62,6 +62,9 @@ def get_or_create_organization(code: str, name: str, functions: tuple[str, ...] 
     org.marketing_enabled = "marketing" in functions
     org.service_enabled = "service" in functions
     db.session.flush()
+    from crm_core.collision import ensure_default_rules
+
+    ensure_default_rules(org.id)  # at creation, so concurrent first saves cannot each create a set
     return org
 
 

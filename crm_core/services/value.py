@@ -24,7 +24,7 @@ INDICATOR_KINDS = {
 }
 DEFAULT_INDICATORS = [("won_amount", 5, 500000), ("won_count", 2, 5), ("open_pipeline", 2, 300000),
                       ("activity_count_90d", 1, 12), ("archive_count", 1, 10), ("trading", 1, 1)]
-DEFAULT_LEVELS = [("A", "重要客户", 60), ("B", "主要客户", 30), ("C", "普通客户", 10), ("D", "小客户", 0)]
+DEFAULT_LEVELS = [("A", "重要客户", 50), ("B", "主要客户", 25), ("C", "普通客户", 10), ("D", "小客户", 0)]
 
 
 def ensure_defaults(org_id: int) -> tuple[list[ValueIndicator], list[ValueLevel]]:
