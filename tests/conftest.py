@@ -6,8 +6,13 @@ import threading
 
 import pytest
 
+import crm_core.security
 from crm_core.db import db
 from tests.services import PostgresServer, RedisServer, new_database, unavailable
+
+
+# cheap password hashes in tests (production keeps scrypt); verification reads the method from the hash
+crm_core.security.HASH_METHOD = "pbkdf2:sha256:1000"
 
 
 def _make_app(database_url: str, **overrides):
