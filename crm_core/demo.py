@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from crm_core import collision
 from crm_core.context import acting_as
 from crm_core.db import db
 from crm_core.models import Contact, Customer, Product
@@ -114,5 +115,61 @@ def load_demo(password: str = DEMO_PASSWORD) -> list[tuple[str, str, str]]:
                     db.session.add(contact)
                 contact.phone, contact.title = cphone, title
                 contact.owner_id, contact.department_id = owner.id, owner.department_id
+            db.session.flush()
+            collision.index_record("customer", customer)
         db.session.flush()
+    _demo_business(org, employees)
     return rows
+
+
+def _demo_business(org, employees) -> None:
+    """Leads, opportunities, activities and product archives, created through the services
+    (so collision keys, scopes and audit entries are real). Skipped when already there."""
+    from datetime import date, timedelta
+
+    from crm_core.clock import utcnow
+    from crm_core.models import Lead, Opportunity, ProductArchive, User
+    from crm_core.permissions import load_actor
+    from crm_core.services.activities import create_activity
+    from crm_core.services.leads import create_lead
+    from crm_core.services.opportunities import create_opportunity
+    from crm_core.services.products import create_archives
+
+    if db.session.scalars(select(Opportunity.id).where(Opportunity.org_id == org.id)).first():
+        return
+    actors = {login: load_actor(db.session.scalars(select(User).where(User.username == login)).one())
+              for login in ("sales.zhang", "sales.li", "marketing.wang")}
+    customers = {c.name: c for c in db.session.scalars(select(Customer).where(Customer.org_id == org.id))}
+    products = {p.code: p for p in db.session.scalars(select(Product).where(Product.org_id == org.id))}
+    today = utcnow().date()
+    opps = [("sales.zhang", "杭州西湖茶业有限公司", "茶厂车间净水改造", 180000),
+            ("sales.zhang", "杭州余杭未来酒店管理有限公司", "酒店新风系统", 420000),
+            ("sales.li", "浙江钱塘物流股份有限公司", "仓库空气净化", 96000),
+            ("sales.li", "杭州上城湖滨餐饮有限公司", "门店净水器采购", 36000)]
+    for login, cname, name, amount in opps:
+        create_opportunity(actors[login], {"name": name, "customer_id": customers[cname].id, "amount": amount,
+                                           "expected_close_date": today + timedelta(days=45)})
+    now = utcnow()
+    for login, cname, subject, kind, hours in [
+            ("sales.zhang", "杭州西湖茶业有限公司", "上门测量车间水质", "visit", 26),
+            ("sales.zhang", "杭州滨江智造科技有限公司", "电话回访设备使用情况", "call", 3),
+            ("sales.li", "浙江钱塘物流股份有限公司", "方案讲解会", "meeting", 50)]:
+        create_activity(actors[login], {"subject": subject, "kind": kind, "customer_id": customers[cname].id,
+                                        "planned_start": now + timedelta(hours=hours),
+                                        "planned_end": now + timedelta(hours=hours + 1)})
+    for login, name, company, phone, source in [
+            ("marketing.wang", "钱先生", "杭州萧山纺织有限公司", "13811110001", "exhibition"),
+            ("marketing.wang", "孙女士", "杭州临平医疗器械有限公司", "13811110002", "wechat_campaign"),
+            ("sales.zhang", "吴经理", "西湖茶业集团", "13905710001", "referral")]:
+        if not db.session.scalars(select(Lead.id).where(Lead.org_id == org.id, Lead.phone == phone)).first():
+            create_lead(actors[login], {"name": name, "company": company, "phone": phone, "source": source})
+    if not db.session.scalars(select(ProductArchive.id).where(ProductArchive.org_id == org.id)).first():
+        create_archives(actors["sales.zhang"], [
+            {"serial_no": "WP100-2024-0001", "product_id": products["LY-WP-100"].id,
+             "customer_id": customers["杭州西湖茶业有限公司"].id, "sold_on": date(today.year - 2, today.month, 1)},
+            {"serial_no": "AP300-2026-0007", "product_id": products["LY-AP-300"].id,
+             "customer_id": customers["杭州滨江智造科技有限公司"].id, "sold_on": today - timedelta(days=90)}])
+        create_archives(actors["sales.li"], [
+            {"serial_no": "HV500-2025-0003", "product_id": products["LY-HV-500"].id,
+             "customer_id": customers["浙江钱塘物流股份有限公司"].id, "sold_on": today - timedelta(days=400)}])
+    db.session.flush()

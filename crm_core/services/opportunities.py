@@ -365,15 +365,23 @@ def opportunity_dict(o: Opportunity, detail: bool = False) -> dict:
            "owner_id": o.owner_id, "source": o.source, "close_reason": o.close_reason,
            "stage_entered_at": o.stage_entered_at.isoformat() + "Z"}
     if detail:
-        out["products"] = [{"product_id": p.product_id, "quantity": p.quantity,
+        names = dict(db.session.execute(select(Product.id, Product.name).where(
+            Product.id.in_({p.product_id for p in o.products}))).all()) if o.products else {}
+        out["products"] = [{"product_id": p.product_id, "name": names.get(p.product_id), "quantity": p.quantity,
                             "unit_price": float(p.unit_price) if p.unit_price is not None else None} for p in o.products]
         out["competitors"] = [{"name": c.name, "product": c.product, "price": float(c.price) if c.price is not None else None,
                                "share": c.share, "note": c.note} for c in o.competitors]
         stages = db.session.scalars(select(SalesStage).where(SalesStage.method_id == o.method_id).order_by(SalesStage.seq)).all()
+        def blockers(s: SalesStage) -> list[str]:
+            if s.seq <= o.stage.seq:
+                return []
+            skipped = [f"不可跳过：{x.name}" for x in stages if o.stage.seq < x.seq < s.seq and not x.skippable]
+            return skipped + missing_conditions(o, s)
+
         out["stages"] = [{"id": s.id, "name": s.name, "seq": s.seq, "probability": s.probability,
                           "state": "done" if s.seq < o.stage.seq else ("current" if s.id == o.stage_id else "todo"),
                           "requires_approval": s.requires_approval, "skippable": s.skippable,
-                          "missing": missing_conditions(o, s) if s.seq > o.stage.seq else []} for s in stages]
+                          "missing": blockers(s)} for s in stages]
     return out
 
 

@@ -22,6 +22,9 @@ NAV = [
     ("工作台", "console.home", None, None),
     ("组织架构", "console.org_chart", "organization", "view"),
     ("客户", "console.customers", "customer", "view"),
+    ("线索", "console.leads", "lead", "view"),
+    ("商机", "console.opportunities", "opportunity", "view"),
+    ("撞单规则", "console.collision_rules", "organization", "edit"),
     ("消息发件箱", "console.outbox", "outbox", "view"),
 ]
 
@@ -130,3 +133,6 @@ def outbox():
         stmt = stmt.where(OutboxMessage.status == status)
     rows = db.session.scalars(stmt.order_by(OutboxMessage.id.desc()).limit(100)).all()
     return render_template("console/outbox.html", rows=rows, status=status)
+
+
+from wxapp.console import crm  # noqa: E402,F401  (registers the CRM pages)

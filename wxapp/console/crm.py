@@ -1,0 +1,182 @@
+"""Console pages of the CRM core: customer 360, leads with conversion, opportunities with
+their stage picture, and the collision-rule settings (撞单参数)."""
+from __future__ import annotations
+
+from flask import flash, g, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from crm_core import collision
+from crm_core.db import db
+from crm_core.errors import DomainError
+from crm_core.models import CollisionRule, Customer, Employee, Opportunity
+from crm_core.permissions import get_visible
+from crm_core.services import customers as customer_service
+from crm_core.services import leads as lead_service
+from crm_core.services import opportunities as opp_service
+from wxapp.auth import console_login_required
+from wxapp.console import bp
+
+LEAD_STATUS = {"new": "新线索", "working": "跟进中", "converted": "已转换", "closed": "已关闭"}
+SOURCE_LABELS = {"manual": "手工录入", "wechat_campaign": "微信营销", "wechat_intent": "微信意向", "import": "导入",
+                 "website": "官网", "exhibition": "展会", "referral": "转介绍", "other": "其他", "lead": "线索转换",
+                 "demo": "演示数据", "self_service": "微信自助"}
+
+
+def _denied(exc: DomainError):
+    return render_template("console/denied.html", message=exc.message), exc.status
+
+
+def _names(ids) -> dict[int, str]:
+    ids = {i for i in ids if i}
+    return dict(db.session.execute(select(Employee.id, Employee.name).where(Employee.id.in_(ids))).all()) if ids else {}
+
+
+def _page() -> int:
+    try:
+        return max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+@bp.get("/customers/<int:customer_id>")
+@console_login_required
+def customer_360(customer_id: int):
+    try:
+        view = customer_service.customer_360(g.actor, customer_id)
+    except DomainError as exc:
+        return _denied(exc)
+    return render_template("console/customer_360.html", v=view, sources=SOURCE_LABELS)
+
+
+@bp.get("/leads")
+@console_login_required
+def leads():
+    status = request.args.get("status") or None
+    q = request.args.get("q", "").strip()[:100] or None
+    try:
+        rows, total = lead_service.list_leads(g.actor, q=q, status=status if status in LEAD_STATUS else None, page=_page())
+    except DomainError as exc:
+        return _denied(exc)
+    return render_template("console/leads.html", rows=rows, total=total, status=status, q=q or "", page=_page(),
+                           owners=_names(r.owner_id for r in rows), labels=LEAD_STATUS, sources=SOURCE_LABELS)
+
+
+@bp.post("/leads/<int:lead_id>/convert")
+@console_login_required
+def convert_lead(lead_id: int):
+    try:
+        out = lead_service.convert_lead(g.actor, lead_id, {
+            "create_opportunity": request.form.get("create_opportunity") == "1",
+            "opportunity_name": request.form.get("opportunity_name") or None})
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("console.leads"))
+    flash("线索已转换：" + ("已新建客户" if out["customer_created"] else "已关联到已有客户") +
+          ("，并创建了商机" if out["opportunity_id"] else "") + "。", "ok")
+    return redirect(url_for("console.customer_360", customer_id=out["customer_id"]))
+
+
+@bp.get("/opportunities")
+@console_login_required
+def opportunities():
+    status = request.args.get("status") or None
+    try:
+        rows, total = opp_service.list_opportunities(g.actor, status=status if status in ("open", "won", "lost") else None,
+                                                     page=_page())
+    except DomainError as exc:
+        return _denied(exc)
+    customers = dict(db.session.execute(select(Customer.id, Customer.name).where(
+        Customer.id.in_({r.customer_id for r in rows}))).all()) if rows else {}
+    return render_template("console/opportunities.html", rows=rows, total=total, status=status, page=_page(),
+                           customers=customers, owners=_names(r.owner_id for r in rows))
+
+
+@bp.get("/opportunities/<int:opp_id>")
+@console_login_required
+def opportunity(opp_id: int):
+    try:
+        opp = get_visible(g.actor, Opportunity, opp_id)
+    except DomainError as exc:
+        return _denied(exc)
+    data = opp_service.opportunity_dict(opp, detail=True)
+    customer = db.session.get(Customer, opp.customer_id)
+    return render_template("console/opportunity.html", o=data, customer=customer, owner=_names([opp.owner_id]).get(opp.owner_id))
+
+
+@bp.post("/opportunities/<int:opp_id>/advance")
+@console_login_required
+def advance_opportunity(opp_id: int):
+    try:
+        stage_id = int(request.form.get("stage_id", "0"))
+        opp = opp_service.advance(g.actor, opp_id, stage_id)
+        db.session.commit()
+        flash(f"已推进到「{opp.stage.name}」。", "ok")
+    except ValueError:
+        flash("请选择阶段。", "error")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("console.opportunity", opp_id=opp_id))
+
+
+@bp.get("/settings/collision-rules")
+@console_login_required
+def collision_rules():
+    try:
+        g.actor.require("organization", "edit")
+    except DomainError as exc:
+        return _denied(exc)
+    collision.ensure_default_rules(g.actor.org_id)
+    db.session.commit()
+    rules = db.session.scalars(select(CollisionRule).where(CollisionRule.org_id == g.actor.org_id).order_by(CollisionRule.id)).all()
+    return render_template("console/collision_rules.html", rules=rules, fields=collision.FIELDS,
+                           methods={"exact": "完全相同", "phone": "电话（规范化）", "company": "公司名（规范化）",
+                                    "similar": "相似度"},
+                           labels=collision.LABELS)
+
+
+def _parse_fields(text: str) -> list[dict]:
+    """``phone:phone, company:similar:0.8`` → rule field specs."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.replace("，", ",").split(","))):
+        bits = part.split(":")
+        spec = {"field": bits[0].strip(), "method": bits[1].strip() if len(bits) > 1 else "exact"}
+        if len(bits) > 2:
+            try:
+                spec["threshold"] = float(bits[2])
+            except ValueError:
+                spec["threshold"] = -1  # rejected by validate_rule with a message
+        out.append(spec)
+    return out
+
+
+@bp.post("/settings/collision-rules")
+@console_login_required
+def save_collision_rule():
+    try:
+        g.actor.require("organization", "edit")
+        rule_id = request.form.get("rule_id")
+        if rule_id and request.form.get("op") in ("toggle", "action"):
+            rule = db.session.get(CollisionRule, int(rule_id))
+            if rule is None or rule.org_id != g.actor.org_id:
+                raise DomainError("撞单规则不存在。")
+            if request.form["op"] == "toggle":
+                rule.active = not rule.active
+            else:
+                rule.action = "block" if rule.action == "warn" else "warn"
+        else:
+            data = collision.validate_rule({
+                "object_type": request.form.get("object_type"), "name": (request.form.get("name") or "").strip() or "未命名规则",
+                "fields": _parse_fields(request.form.get("fields", "")), "match": request.form.get("match", "any"),
+                "targets": request.form.getlist("targets"), "action": request.form.get("action", "warn"),
+                "result_fields": []})
+            db.session.add(CollisionRule(org_id=g.actor.org_id, **data))
+        db.session.commit()
+        flash("撞单规则已保存。", "ok")
+    except DomainError as exc:
+        db.session.rollback()
+        detail = "；".join(f"{k}: {v}" for k, v in exc.fields.items())
+        flash(exc.message + (f"（{detail}）" if detail else ""), "error")
+    return redirect(url_for("console.collision_rules"))
