@@ -44,7 +44,9 @@ def test_opportunity_stage_picture_and_blocked_advance(live_app, page):
     page.wait_for_selector(".err")
     assert "推进到「需求确认」还缺少" in page.inner_text(".err")
     # 方案报价 needs amount (present) and products (missing)
-    assert "必填：意向产品" in page.locator("tr", has_text="方案报价").inner_text()
+    rows = {r.split("\t")[0].strip(): r for r in page.locator(".card tbody tr").all_inner_texts()}
+    assert "必填：意向产品" in rows["方案报价"]
+    assert "不可跳过：方案报价" in rows["商务谈判"]
     page.screenshot(path="/tmp/wxcrm-opportunity.png", full_page=True)
 
 
