@@ -402,3 +402,50 @@ def guarded_save(actor, object_type: str, data: dict, save, exclude_id: int | No
         raise Conflict("撞单：另一位同事刚刚保存了相同的记录，请刷新后重试。", code="collision",
                        extra={"hits": [h.to_dict() for h in hits]})
     return obj, hits
+
+
+def reindex_org(org_id: int, object_types: tuple[str, ...] = OBJECT_TYPES, batch: int = 2000) -> dict[str, int]:
+    """Rebuild the match keys of every record of an organisation in bulk (after an import
+    or a change to the normalisation rules: ``wxcrm collision reindex``)."""
+    counts: dict[str, int] = {}
+    for object_type in object_types:
+        model = MODELS[object_type]
+        for table in (CollisionKey, CollisionGram):
+            db.session.execute(delete(table).where(table.org_id == org_id, table.object_type == object_type))
+        phones: dict[int, list[str]] = {}
+        if object_type == "customer":
+            for cid, phone_value in db.session.execute(select(Contact.customer_id, Contact.phone).where(
+                    Contact.org_id == org_id, Contact.phone.is_not(None))):
+                phones.setdefault(cid, []).append(phone_value)
+        last_id, n = 0, 0
+        while True:
+            rows = db.session.scalars(select(model).where(model.org_id == org_id, model.id > last_id)
+                                      .order_by(model.id).limit(batch)).all()
+            if not rows:
+                break
+            key_rows, gram_rows = [], []
+            for obj in rows:
+                if object_type == "customer":
+                    if obj.status != "active":
+                        continue
+                    values = {"company" if obj.kind == "company" else "person": [obj.name],
+                              "phone": [obj.phone] + phones.get(obj.id, []), "email": [obj.email], "address": [obj.address]}
+                    values = {k: [v for v in vs if v] for k, vs in values.items()}
+                elif object_type == "lead" and obj.status in ("converted", "closed"):
+                    continue
+                else:
+                    values = record_values(object_type, obj)
+                keys, grams = _keys_for(values)
+                key_rows += [{"org_id": org_id, "object_type": object_type, "record_id": obj.id, "dimension": d,
+                              "method": m, "value": v} for d, m, v in keys]
+                gram_rows += [{"org_id": org_id, "object_type": object_type, "record_id": obj.id, "dimension": d,
+                               "gram": g} for d, g in grams]
+            if key_rows:
+                db.session.execute(insert(CollisionKey), key_rows)
+            if gram_rows:
+                db.session.execute(insert(CollisionGram), gram_rows)
+            n += len(rows)
+            last_id = rows[-1].id
+            db.session.expunge_all()
+        counts[object_type] = n
+    return counts

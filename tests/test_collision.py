@@ -211,3 +211,26 @@ def test_rule_rows_are_per_organisation(team):
     collision.ensure_default_rules(org2.id)
     db.session.commit()
     assert db.session.scalar(db.select(db.func.count(CollisionRule.id)).where(CollisionRule.org_id == org2.id)) == 3
+
+
+def test_reindex_rebuilds_the_same_keys(team, runner):
+    from crm_core.models import CollisionGram, CollisionKey
+    from crm_core.permissions import load_actor
+    from crm_core.services.customers import create_customer
+    from crm_core.services.leads import create_lead
+
+    actor = load_actor(team["rep1"])
+    create_customer(actor, {"name": "杭州重建索引有限公司", "phone": "0571-1"}, contacts=[{"name": "甲", "phone": "13912345678"}])
+    create_lead(actor, {"name": "乙", "company": "某某贸易", "phone": "13800001234"})
+    db.session.commit()
+
+    def snapshot():
+        keys = {(k.object_type, k.record_id, k.dimension, k.method, k.value) for k in db.session.scalars(db.select(CollisionKey))}
+        grams = {(g.object_type, g.record_id, g.gram) for g in db.session.scalars(db.select(CollisionGram))}
+        return keys, grams
+
+    before = snapshot()
+    result = runner.invoke(args=["collision", "reindex"])
+    assert result.exit_code == 0, result.output
+    assert "customer 1" in result.output and "lead 1" in result.output
+    assert snapshot() == before and before[0]

@@ -104,6 +104,31 @@ def worker_command(burst, queues):
         stop.set()
 
 
+@cli.group("collision")
+def collision_group():
+    """Collision-check (撞单) maintenance."""
+
+
+@collision_group.command("reindex")
+@click.option("--org-code", default=None, help="Only this organisation (default: all).")
+@with_appcontext
+def collision_reindex(org_code):
+    """Rebuild the match keys of every lead, customer and opportunity (after imports or
+    changes to the normalisation rules)."""
+    from sqlalchemy import select
+
+    from crm_core.collision import reindex_org
+    from crm_core.models import Organization
+
+    stmt = select(Organization)
+    if org_code:
+        stmt = stmt.where(Organization.code == org_code)
+    for org in db.session.scalars(stmt).all():
+        counts = reindex_org(org.id)
+        db.session.commit()
+        click.echo(f"{org.name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
 @cli.command("jobs-run-due")
 @with_appcontext
 def jobs_run_due():
