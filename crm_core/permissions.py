@@ -82,6 +82,7 @@ class Actor:
     label: str = ""
     _subtree: list[int] | None = None
     _departments: list[int] | None = None
+    _org_employees: int | None = None
 
     @classmethod
     def system(cls, org_id: int, label: str = "系统") -> "Actor":
@@ -122,6 +123,15 @@ class Actor:
         if self._subtree is None:
             self._subtree = subtree_employee_ids(self.org_id, self.employee_id)
         return self._subtree
+
+    def org_employee_count(self) -> int:
+        if self._org_employees is None:
+            from sqlalchemy import func
+
+            from crm_core.models import Employee
+
+            self._org_employees = db.session.scalar(select(func.count(Employee.id)).where(Employee.org_id == self.org_id)) or 0
+        return self._org_employees
 
     def department_ids(self) -> list[int]:
         """The employee's departments and all departments below them."""
@@ -252,19 +262,23 @@ def visible_clause(actor: Actor, model, object_type: str | None = None):
         elif scope == "listed":
             owners.update(emp_ids)
             departments.update(dept_ids)
+    if len(owners) > 50 and len(owners) >= actor.org_employee_count():
+        return in_org  # the subtree is the whole organisation (a general manager): no list needed
     conds = [model.owner_id.in_(sorted(owners)) if len(owners) > 1 else model.owner_id == actor.employee_id]
     if departments:
         conds.append(model.department_id.in_(sorted(departments)))
     for column in getattr(model, "__scope_assignee_columns__", ()):
         conds.append(getattr(model, column) == actor.employee_id)
-    conds.append(
-        model.id.in_(
-            select(RecordShare.object_id).where(
-                RecordShare.employee_id == actor.employee_id, RecordShare.object_type == object_type
-            )
-        )
-    )
-    return in_org & or_(*conds)
+    # shared records: usually none or a few, so inline their ids (an OR with a subquery makes
+    # PostgreSQL scan the table); very many fall back to the subquery
+    shared_q = select(RecordShare.object_id).where(RecordShare.employee_id == actor.employee_id,
+                                                    RecordShare.object_type == object_type)
+    shared = db.session.scalars(shared_q.limit(501)).all()
+    if len(shared) > 500:
+        conds.append(model.id.in_(shared_q))
+    elif shared:
+        conds.append(model.id.in_(sorted(shared)))
+    return in_org & (or_(*conds) if len(conds) > 1 else conds[0])
 
 
 def scoped_select(actor: Actor, model, object_type: str | None = None, action: str = "view"):

@@ -52,6 +52,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     from wxapp import api as api_pkg
     from wxapp import console, h5, health
+    from wxapp.official_account import api as _gateway_api  # noqa: F401  (adds /api/v1/wechat/... before registration)
     from wxapp.openapi import api
 
     csrf.exempt(api_pkg.bp)  # bearer-token API: no ambient credentials to forge
@@ -59,6 +60,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(console.bp)
     app.register_blueprint(h5.bp)
     app.register_blueprint(health.bp)
+
+    from wxapp import official_account
+
+    official_account.init_app(app)
 
     @app.get("/api/v1/openapi.json")
     def openapi_json():

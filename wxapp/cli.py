@@ -129,6 +129,58 @@ def collision_reindex(org_code):
         click.echo(f"{org.name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+@cli.group("wechat")
+def wechat_group():
+    """WeChat official account."""
+
+
+@wechat_group.group("menu")
+def menu_group():
+    """The custom menu (wxapp/official_account/menu.json)."""
+
+
+@menu_group.command("push")
+@with_appcontext
+def menu_push():
+    """Push the menu in the repository to WeChat (or the sandbox)."""
+    import json
+
+    from wxapp.official_account.client import get_client
+    from wxapp.official_account.sandbox import menu_definition
+
+    menu = json.loads(json.dumps(menu_definition()).replace("{PUBLIC_BASE_URL}", current_app.config["PUBLIC_BASE_URL"]))
+    get_client().menu.create(menu)
+    click.echo("菜单已推送：" + "、".join(b["name"] for b in menu["button"]))
+
+
+@cli.command("simulate")
+@click.argument("kind", type=click.Choice(["follow", "unfollow", "scan", "text", "click", "location"]))
+@click.option("--openid", default="oDEMO0001", show_default=True)
+@click.option("--scene", default=None, help="QR scene (follow, scan)")
+@click.option("--text", "content", default=None, help="message text (text)")
+@click.option("--key", default=None, help="menu key (click)")
+@click.option("--lat", type=float, default=30.2741)
+@click.option("--lng", type=float, default=120.1551)
+@click.option("--url", default=None, help="server base URL (default PUBLIC_BASE_URL)")
+@with_appcontext
+def simulate(kind, openid, scene, content, key, lat, lng, url):
+    """Send one event as the WeChat server would (signed; encrypted when WECHAT_AES_KEY is set)."""
+    import urllib.request
+
+    from wxapp.official_account.simulate import message_xml, read_reply, signed_request
+
+    cfg = current_app.config
+    kw = {"follow": {"scene": scene}, "unfollow": {}, "scan": {"scene": scene or ""}, "text": {"content": content or "你好"},
+          "click": {"key": key or "MENU_REPAIR"}, "location": {"lat": lat, "lng": lng}}[kind]
+    xml = message_xml("location_event" if kind == "location" else kind, openid, **kw)
+    query, body = signed_request(xml, cfg["WECHAT_TOKEN"] or "", aes_key=cfg.get("WECHAT_AES_KEY"), appid=cfg["WECHAT_APPID"])
+    base = (url or cfg["PUBLIC_BASE_URL"]).rstrip("/")
+    req = urllib.request.Request(f"{base}/wechat/callback?{query}", data=body, headers={"Content-Type": "text/xml"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        reply = read_reply(resp.read(), cfg["WECHAT_TOKEN"], cfg.get("WECHAT_AES_KEY"), cfg["WECHAT_APPID"])
+    click.echo(f"{kind} → {resp.status}; 回复：{reply or '（无被动回复）'}")
+
+
 @cli.command("jobs-run-due")
 @with_appcontext
 def jobs_run_due():

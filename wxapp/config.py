@@ -61,6 +61,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "WECHAT_AES_KEY": os.environ.get("WECHAT_AES_KEY") or None,
         "WECHAT_API_BASE": os.environ.get("WECHAT_API_BASE", "https://api.weixin.qq.com/"),
         "WECHAT_TIMESTAMP_TOLERANCE": _int("WECHAT_TIMESTAMP_TOLERANCE", 300),
+        # seconds a router handler may take before the callback answers "success" and the
+        # handler's reply goes out later as a customer-service message (WeChat waits 5 s)
+        "WECHAT_HANDLER_BUDGET": float(os.environ.get("WXCRM_WECHAT_HANDLER_BUDGET", "3.5")),
+        "WECHAT_TEMPLATE_NOTICE": os.environ.get("WECHAT_TEMPLATE_NOTICE") or None,
         # dev-only routes (/h5/dev-login, /sandbox): on in development, refused in production
         "DEV_ROUTES": _bool(os.environ.get("WXCRM_DEV_ROUTES"), default=not production),
         "ALLOW_SQLITE_IN_PRODUCTION": _bool(os.environ.get("WXCRM_ALLOW_SQLITE_IN_PRODUCTION")),

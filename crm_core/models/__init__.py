@@ -14,6 +14,7 @@ from crm_core.models.segment import Segment
 from crm_core.models.settings import (CollisionClaim, CollisionGram, CollisionKey, CollisionRule, OrgSetting,
                                       ValueIndicator, ValueLevel)
 from crm_core.models.sharing import RecordShare
+from crm_core.models.wechat import CachedCredential, Follower, InboundMessage, SandboxRecord
 
 __all__ = [
     "Activity", "ApiToken", "AuditEntry", "CollisionClaim", "CollisionGram", "CollisionKey", "CollisionRule",
@@ -21,5 +22,5 @@ __all__ = [
     "Opportunity", "OpportunityApproval", "OpportunityProduct", "Organization", "OrgSetting", "OutboxMessage",
     "PeriodicRun", "Position", "Product", "ProductArchive", "RecordShare", "Role", "RoleDataScope", "RolePermission",
     "SalesMethod", "SalesStage", "ScheduledJob", "Segment", "User", "UserRole", "ValueIndicator", "ValueLevel",
-    "WorkPlan",
+    "WorkPlan", "CachedCredential", "Follower", "InboundMessage", "SandboxRecord",
 ]

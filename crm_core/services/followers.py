@@ -1,0 +1,81 @@
+"""Followers (粉丝): follow, unfollow, re-follow, location, binding to a contact."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from crm_core.clock import utcnow
+from crm_core.db import db
+from crm_core.errors import NotFound
+from crm_core.models import Contact, Follower
+
+CS_WINDOW = timedelta(hours=48)  # customer-service messages only this long after the user's last interaction
+
+
+def get_or_create(appid: str, openid: str, org_id: int | None = None) -> Follower:
+    follower = db.session.scalars(select(Follower).where(Follower.appid == appid, Follower.openid == openid)).first()
+    if follower is None:
+        follower = Follower(appid=appid, openid=openid, org_id=org_id, subscribed=False, subscribe_count=0)
+        db.session.add(follower)
+        db.session.flush()
+    return follower
+
+
+def find(appid: str, openid: str) -> Follower | None:
+    return db.session.scalars(select(Follower).where(Follower.appid == appid, Follower.openid == openid)).first()
+
+
+def record_interaction(follower: Follower) -> None:
+    follower.last_interaction_at = utcnow()
+
+
+def follow(follower: Follower, scene: str | None) -> bool:
+    """A (re-)follow. Returns True when this is the first follow ever."""
+    now = utcnow()
+    first = follower.first_subscribed_at is None
+    follower.subscribed, follower.subscribed_at, follower.unsubscribed_at = True, now, None
+    follower.subscribe_count = (follower.subscribe_count or 0) + 1
+    follower.scene = scene
+    if first:
+        follower.first_subscribed_at, follower.first_scene = now, scene
+    return first
+
+
+def unfollow(follower: Follower) -> None:
+    follower.subscribed, follower.unsubscribed_at = False, utcnow()
+
+
+def record_location(follower: Follower, lat: float, lng: float, precision: float | None) -> None:
+    follower.last_lat, follower.last_lng, follower.last_precision = lat, lng, precision
+    follower.last_location_at = utcnow()
+
+
+def in_cs_window(follower: Follower | None) -> bool:
+    return bool(follower and follower.last_interaction_at and utcnow() - follower.last_interaction_at < CS_WINDOW)
+
+
+def bind_contact(follower: Follower, contact: Contact) -> Follower:
+    """Bind a verified WeChat user to a contact (and its customer)."""
+    follower.contact_id, follower.customer_id, follower.bound_at = contact.id, contact.customer_id, utcnow()
+    follower.org_id = contact.org_id
+    db.session.flush()
+    return follower
+
+
+def follower_dict(f: Follower) -> dict:
+    iso = lambda d: d.isoformat() + "Z" if d else None  # noqa: E731
+    return {"openid": f.openid, "appid": f.appid, "subscribed": f.subscribed, "scene": f.scene, "first_scene": f.first_scene,
+            "subscribed_at": iso(f.subscribed_at), "unsubscribed_at": iso(f.unsubscribed_at),
+            "first_subscribed_at": iso(f.first_subscribed_at), "subscribe_count": f.subscribe_count,
+            "nickname": f.nickname, "avatar_url": f.avatar_url, "contact_id": f.contact_id, "customer_id": f.customer_id,
+            "last_interaction_at": iso(f.last_interaction_at), "in_service_window": in_cs_window(f),
+            "location": ({"lat": f.last_lat, "lng": f.last_lng, "precision": f.last_precision, "at": iso(f.last_location_at)}
+                         if f.last_location_at else None)}
+
+
+def require(appid: str, openid: str) -> Follower:
+    f = find(appid, openid)
+    if f is None:
+        raise NotFound("粉丝不存在。")
+    return f

@@ -1,0 +1,139 @@
+"""Employees' API of the gateway: followers, inbound messages, WeChat outbox, QR codes."""
+from __future__ import annotations
+
+from typing import Literal
+
+from flask import current_app, g
+from pydantic import Field
+from sqlalchemy import func, or_, select
+
+from crm_core import outbox as outbox_service
+from crm_core.db import db
+from crm_core.models import Follower, InboundMessage, OutboxMessage
+from crm_core.services import followers
+from wxapp.api import bp
+from wxapp.openapi import Model, PageQuery, api, page_of
+
+
+class FollowerOut(Model):
+    openid: str
+    appid: str
+    subscribed: bool
+    scene: str | None
+    first_scene: str | None
+    subscribed_at: str | None
+    unsubscribed_at: str | None
+    first_subscribed_at: str | None
+    subscribe_count: int
+    nickname: str | None
+    avatar_url: str | None
+    contact_id: int | None
+    customer_id: int | None
+    last_interaction_at: str | None
+    in_service_window: bool
+    location: dict | None
+
+
+class FollowerQuery(PageQuery):
+    q: str | None = Field(default=None, max_length=64)
+    subscribed: bool | None = None
+    per_page: int = Field(default=20, ge=1, le=100)
+
+
+def _appid() -> str:
+    return current_app.config.get("WECHAT_APPID") or "wxdevappid"
+
+
+@api.operation(bp, "/wechat/followers", "GET", summary="Followers (粉丝), searchable", tags=("wechat",),
+               query=FollowerQuery, response=page_of(FollowerOut))
+def list_followers(query: FollowerQuery):
+    g.actor.require("follower", "view")
+    stmt = select(Follower).where(Follower.appid == _appid())
+    if query.q:
+        stmt = stmt.where(or_(Follower.openid.like(f"%{query.q}%"), Follower.nickname.like(f"%{query.q}%")))
+    if query.subscribed is not None:
+        stmt = stmt.where(Follower.subscribed.is_(query.subscribed))
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(stmt.order_by(Follower.id.desc()).limit(query.per_page).offset((query.page - 1) * query.per_page))
+    return {"items": [followers.follower_dict(f) for f in rows], "total": total}
+
+
+@api.operation(bp, "/wechat/followers/<openid>", "GET", summary="One follower", tags=("wechat",), response=FollowerOut)
+def get_follower(openid: str):
+    g.actor.require("follower", "view")
+    return followers.follower_dict(followers.require(_appid(), openid))
+
+
+class MessageQuery(PageQuery):
+    openid: str | None = Field(default=None, max_length=64)
+    per_page: int = Field(default=50, ge=1, le=200)
+
+
+class MessageOut(Model):
+    id: int
+    openid: str
+    msg_type: str
+    event: str | None
+    event_key: str | None
+    msg_id: str | None
+    summary: dict
+    received_at: str
+    handler: str | None
+    outcome: str
+    reply: str | None
+
+
+@api.operation(bp, "/wechat/messages", "GET", summary="Inbound messages and events, one row per processed delivery",
+               tags=("wechat",), query=MessageQuery, response=page_of(MessageOut))
+def list_messages(query: MessageQuery):
+    g.actor.require("follower", "view")
+    stmt = select(InboundMessage)
+    if query.openid:
+        stmt = stmt.where(InboundMessage.openid == query.openid)
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(stmt.order_by(InboundMessage.id.desc()).limit(query.per_page)
+                              .offset((query.page - 1) * query.per_page))
+    return {"items": [{"id": m.id, "openid": m.openid, "msg_type": m.msg_type, "event": m.event, "event_key": m.event_key,
+                       "msg_id": m.msg_id, "summary": m.summary, "received_at": m.received_at.isoformat() + "Z",
+                       "handler": m.handler, "outcome": m.outcome, "reply": m.reply} for m in rows], "total": total}
+
+
+class WechatOutboxQuery(PageQuery):
+    openid: str | None = Field(default=None, max_length=64)
+    per_page: int = Field(default=50, ge=1, le=200)
+
+
+@api.operation(bp, "/wechat/outbox", "GET", summary="Template and customer-service messages with status",
+               tags=("wechat",), query=WechatOutboxQuery)
+def wechat_outbox(query: WechatOutboxQuery):
+    g.actor.require("follower", "view")
+    stmt = select(OutboxMessage).where(OutboxMessage.channel.in_(("wechat_custom", "wechat_template")))
+    if query.openid:
+        stmt = stmt.where(OutboxMessage.recipient == query.openid)
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(stmt.order_by(OutboxMessage.id.desc()).limit(query.per_page)
+                              .offset((query.page - 1) * query.per_page))
+    items = []
+    for m in rows:
+        d = outbox_service.message_dict(m)
+        d["errcode"] = int(m.last_error.split(":")[1]) if m.last_error and m.last_error.startswith("ChannelError: ") \
+            and m.last_error.split(":")[1].strip().isdigit() else None
+        items.append(d)
+    return {"items": items, "total": total}
+
+
+class QrIn(Model):
+    scene: str = Field(min_length=1, max_length=64)
+    permanent: bool = False
+    expire_seconds: int | None = None
+    kind: Literal["str", "id"] = "str"
+
+
+@api.operation(bp, "/wechat/qrcodes", "POST", summary="Create a parametric QR code (limits checked first)",
+               tags=("wechat",), body=QrIn, status=201)
+def create_qrcode(body: QrIn):
+    from wxapp.official_account import qrcodes
+
+    g.actor.require("follower", "view")
+    scene: str | int = int(body.scene) if body.kind == "id" and body.scene.isdigit() else body.scene
+    return qrcodes.create(scene, body.permanent, body.expire_seconds)

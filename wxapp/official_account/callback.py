@@ -1,0 +1,321 @@
+"""``GET/POST /wechat/callback``: the official account's server URL.
+
+Order of work on a POST: size limit → signature (constant time) → timestamp skew →
+decrypt (safe mode) → XML hardening → parse → dedup → bookkeeping → route with a time
+budget → store → reply (encrypted in safe mode). Every POST that passes the signature gets
+a valid answer within WeChat's 5 seconds; anything we cannot handle is answered
+``success``. Rejections (bad signature, bad ``msg_signature``, wrong AppID, stale
+timestamp) are 4xx, logged, and process nothing.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import threading
+import time
+from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy.exc import IntegrityError
+from wechatpy import parse_message
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.replies import TextReply
+from wechatpy.utils import WeChatSigner
+
+from crm_core import outbox
+from crm_core.clock import utcnow
+from crm_core.db import db
+from crm_core.models import InboundMessage
+from crm_core.services import followers
+from wxapp.official_account.router import Inbound, router
+
+log = logging.getLogger("wxcrm.wechat")
+bp = Blueprint("wechat", __name__, url_prefix="/wechat")
+
+MAX_BODY = 256 * 1024
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="wxcrm-wechat")
+DEDUP_TTL = 600
+
+
+def _signature(*parts) -> str:
+    signer = WeChatSigner()
+    signer.add_data(*parts)
+    return signer.signature
+
+
+def _valid(expected: str, given: str) -> bool:
+    return hmac.compare_digest(expected.encode(), (given or "").encode())
+
+
+def _reject(status: int, reason: str):
+    log.warning("wechat callback rejected: %s", reason, extra={"reason": reason, "remote": request.remote_addr})
+    return Response(reason, status=status, mimetype="text/plain")
+
+
+@bp.get("/callback")
+def verify():
+    """Server verification: echo ``echostr`` when the signature is right."""
+    token = current_app.config["WECHAT_TOKEN"] or ""
+    a = request.args
+    if not token or not _valid(_signature(token, a.get("timestamp", ""), a.get("nonce", "")), a.get("signature", "")):
+        return _reject(403, "invalid signature")
+    return Response(a.get("echostr", ""), mimetype="text/plain")
+
+
+def _clean_xml(raw: bytes) -> str | None:
+    text = raw.decode("utf-8", errors="replace")
+    upper = text.upper()
+    if "<!DOCTYPE" in upper or "<!ENTITY" in upper:
+        return None  # WeChat never sends a DTD: treat as hostile
+    return _CONTROL.sub("", text)
+
+
+def _dedup_key(msg) -> str:
+    if msg.type == "event":
+        return f"{msg.source}|{int(msg.create_time.timestamp()) if hasattr(msg.create_time, 'timestamp') else msg.create_time}|{getattr(msg, 'event', '')}"
+    return f"{msg.source}|{msg.id}"
+
+
+def _reply_xml(msg, content: str) -> str:
+    reply = TextReply(message=msg, content=content.replace("]]>", "]]]]><![CDATA[>"))
+    return reply.render()
+
+
+@bp.post("/callback")
+def receive():
+    cfg = current_app.config
+    token = cfg["WECHAT_TOKEN"] or ""
+    a = request.args
+    if request.content_length and request.content_length > MAX_BODY:
+        return _reject(413, "body too large")
+    raw = request.get_data(cache=False)
+    if len(raw) > MAX_BODY:
+        return _reject(413, "body too large")
+    timestamp, nonce = a.get("timestamp", ""), a.get("nonce", "")
+    if not token or not _valid(_signature(token, timestamp, nonce), a.get("signature", "")):
+        return _reject(403, "invalid signature")
+    tolerance = cfg["WECHAT_TIMESTAMP_TOLERANCE"]
+    if tolerance:
+        try:
+            skew = abs((utcnow() - datetime(1970, 1, 1)).total_seconds() - int(timestamp))
+        except ValueError:
+            return _reject(400, "invalid timestamp")
+        if skew > tolerance:
+            return _reject(403, "stale timestamp")
+    safe = a.get("encrypt_type") == "aes"
+    crypto = None
+    if safe:
+        if not cfg.get("WECHAT_AES_KEY"):
+            return _reject(400, "safe mode not configured")
+        crypto = WeChatCrypto(token, cfg["WECHAT_AES_KEY"], cfg["WECHAT_APPID"])
+        try:
+            raw = crypto.decrypt_message(raw, a.get("msg_signature", ""), timestamp, nonce).encode()
+        except InvalidSignatureException:
+            return _reject(403, "invalid msg_signature")
+        except InvalidAppIdException:
+            return _reject(403, "wrong appid in ciphertext")
+        except Exception:  # malformed envelope
+            return _reject(400, "undecryptable body")
+    xml = _clean_xml(raw)
+    if xml is None:
+        log.warning("wechat callback with a DTD or entity ignored")
+        return _answer("success", None, crypto, nonce)
+    try:
+        msg = parse_message(xml)
+    except Exception:  # expat errors, third-party pushes without MsgType (KeyError)...
+        log.warning("unparseable wechat callback answered success", extra={"body": xml[:500]})
+        return _answer("success", None, crypto, nonce)
+    content = handle(msg)
+    return _answer(content, msg, crypto, nonce)
+
+
+def _answer(content: str | None, msg, crypto, nonce) -> Response:
+    if not content or content == "success" or msg is None:
+        return Response("success", mimetype="text/plain")
+    xml = _reply_xml(msg, content)
+    if crypto is not None:
+        xml = crypto.encrypt_message(xml, nonce, str(int(time.time())))
+    return Response(xml, mimetype="application/xml")
+
+
+# --- processing ---------------------------------------------------------------------------
+def _inbound(msg, appid: str) -> Inbound:
+    event = getattr(msg, "event", None)
+    event = event.lower() if isinstance(event, str) else None
+    key = getattr(msg, "key", None)
+    scene = None
+    if event == "subscribe_scan" or (event == "subscribe" and key):
+        scene = getattr(msg, "scene_id", None) or (key[len("qrscene_"):] if key and key.startswith("qrscene_") else None)
+        event = "subscribe"
+    elif event == "scan":
+        scene = getattr(msg, "scene_id", None) or key
+    return Inbound(message=msg, appid=appid, openid=msg.source, msg_type=msg.type, event=event, event_key=key,
+                   scene=scene, content=getattr(msg, "content", None))
+
+
+def _summary(msg, ib: Inbound) -> dict:
+    out = {"type": msg.type}
+    for attr in ("content", "event", "key", "latitude", "longitude", "precision", "label", "url", "media_id", "recognition"):
+        value = getattr(msg, attr, None)
+        if value not in (None, ""):
+            out[attr] = value if isinstance(value, (int, float)) else str(value)[:500]
+    if ib.scene:
+        out["scene"] = ib.scene
+    return out
+
+
+def _claim_redis(key: str):
+    """Redis dedup: SET NX. Returns None when claimed, else the stored reply ('' = none yet)."""
+    conn = current_app.extensions.get("wxcrm_redis")
+    if conn is None:
+        return None
+    rkey = f"wxcrm:wechat:dedup:{current_app.config['WECHAT_APPID']}:{key}"
+    if conn.set(rkey, "\x00pending", nx=True, ex=DEDUP_TTL):
+        return None
+    return rkey
+
+
+def _wait_for_reply(fetch, timeout: float = 3.0) -> str:
+    """A retry of a message still being processed waits briefly for the first delivery's reply."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fetch()
+        if value is not None:
+            return value
+        time.sleep(0.05)
+    return "success"
+
+
+def handle(msg) -> str:
+    """Process one parsed message exactly once; returns the passive reply text or "success"."""
+    appid = current_app.config["WECHAT_APPID"] or "wxdevappid"
+    key = _dedup_key(msg)[:160]
+    conn = current_app.extensions.get("wxcrm_redis")
+    rkey = _claim_redis(key)
+    if rkey is not None:  # a WeChat retry (Redis mode)
+        def fetch():
+            v = conn.get(rkey)
+            v = v.decode() if v is not None else "success"
+            return None if v == "\x00pending" else v
+        return _wait_for_reply(fetch)
+    ib = _inbound(msg, appid)
+    row = InboundMessage(appid=appid, openid=ib.openid, dedup_key=key, msg_type=ib.msg_type, event=ib.event,
+                         event_key=(ib.event_key or None) and str(ib.event_key)[:200],
+                         msg_id=str(msg.id) if getattr(msg, "id", None) else None, summary=_summary(msg, ib),
+                         received_at=utcnow(), outcome="processing")
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+        db.session.commit()
+    except IntegrityError:  # a retry (embedded mode: the unique key is the dedup record)
+        db.session.rollback()
+
+        def fetch():
+            db.session.expire_all()
+            existing = db.session.scalars(db.select(InboundMessage).where(InboundMessage.dedup_key == key)).first()
+            if existing is None or existing.outcome == "processing":
+                return None
+            return existing.reply or "success"
+        return _wait_for_reply(fetch)
+    t0 = time.perf_counter()
+    reply, handler_name, outcome = _process(ib)
+    row.reply = reply if reply and reply != "success" else None
+    row.handler, row.outcome = handler_name, outcome
+    row.duration_ms = round((time.perf_counter() - t0) * 1000, 1)
+    db.session.commit()
+    if conn is not None:
+        conn.set(f"wxcrm:wechat:dedup:{current_app.config['WECHAT_APPID']}:{key}", row.reply or "success", ex=DEDUP_TTL)
+    return row.reply or "success"
+
+
+def _bookkeeping(ib: Inbound) -> None:
+    """Follower state the gateway owns: interaction time, follow/unfollow, location."""
+    follower = followers.get_or_create(ib.appid, ib.openid)
+    ib.follower_id = follower.id
+    if ib.event == "unsubscribe":
+        followers.unfollow(follower)
+    else:
+        followers.record_interaction(follower)
+    if ib.event == "subscribe":
+        ib.first_follow = followers.follow(follower, ib.scene)
+        from crm_core import jobs
+        from wxapp.official_account.jobs import fetch_profile
+
+        jobs.enqueue(fetch_profile, follower.id)
+    if ib.event == "location":
+        m = ib.message
+        followers.record_location(follower, float(m.latitude), float(m.longitude), float(m.precision or 0))
+    db.session.commit()
+
+
+class _Pending:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.done = False
+        self.deferred = False
+
+
+def _process(ib: Inbound) -> tuple[str | None, str | None, str]:
+    """Bookkeeping, then the routed handler under a time budget."""
+    try:
+        _bookkeeping(ib)
+    except Exception:
+        db.session.rollback()
+        log.exception("follower bookkeeping failed", extra={"openid": ib.openid})
+    rule = router.resolve(ib)
+    if rule is None:
+        if ib.msg_type == "text":
+            return router.default_text, "default", "replied"
+        if ib.event == "subscribe" and router.welcome is not None:
+            return _run(router.welcome, ib, "welcome")
+        if ib.event == "subscribe":
+            return "欢迎关注！点击下方菜单使用在线报修、服务进度和我的产品。", "default_welcome", "replied"
+        if ib.msg_type == "unknown" or ib.event not in (None, "subscribe", "unsubscribe", "location", "scan", "click", "view"):
+            log.info("unknown wechat event answered success", extra={"event": ib.event, "type": ib.msg_type})
+        return None, None, "no_reply"
+    return _run(rule.handler, ib, rule.name)
+
+
+def _run(handler, ib: Inbound, name: str) -> tuple[str | None, str | None, str]:
+    app = current_app._get_current_object()
+    state = _Pending()
+    budget = app.config.get("WECHAT_HANDLER_BUDGET", 3.5)
+
+    def work():
+        with app.app_context():
+            try:
+                result = handler(ib)
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                log.exception("wechat handler failed", extra={"handler": name})
+                result = None
+            text = result if isinstance(result, str) else None
+            with state.lock:
+                state.done = True
+                deferred = state.deferred
+            if deferred and text:  # too late for a passive reply: send it as a customer-service message
+                outbox.queue_message("wechat_custom", ib.openid, {"msgtype": "text", "text": text, "appid": ib.appid},
+                                     dedupe_key=f"deferred:{ib.appid}:{ib.openid}:{getattr(ib.message, 'id', '')}:{name}")
+                db.session.commit()
+            db.session.remove()
+            return text
+
+    future = _executor.submit(work)
+    try:
+        text = future.result(timeout=budget)
+        return text, name, "replied" if text else "no_reply"
+    except FutureTimeout:
+        with state.lock:
+            if not state.done:
+                state.deferred = True
+        if state.deferred:
+            log.warning("wechat handler over budget; answered success", extra={"handler": name})
+            return None, name, "deferred"
+        text = future.result()
+        return text, name, "replied" if text else "no_reply"

@@ -1,0 +1,70 @@
+"""Outbox channels that deliver through WeChat: customer-service (客服) and template messages.
+
+Customer-service messages are allowed only within 48 hours of the user's last interaction;
+:func:`message_follower` picks the channel when the message is queued, and a 45047 answer at
+delivery time falls back to the template message when the payload carries one.
+"""
+from __future__ import annotations
+
+from flask import current_app
+from wechatpy.exceptions import WeChatClientException
+
+from crm_core import outbox
+from crm_core.services import followers
+
+# errors that will not go away by retrying: unsubscribed, bad openid, outside the 48-hour window
+PERMANENT = {43004, 40003, 45047, 40037, 43101}
+
+
+def _client():
+    from wxapp.official_account.client import get_client
+
+    return get_client()
+
+
+def _wrap(exc: WeChatClientException) -> outbox.ChannelError:
+    return outbox.ChannelError(f"{exc.errcode}: {exc.errmsg}", retryable=exc.errcode not in PERMANENT)
+
+
+def send_custom(message) -> outbox.Delivery:
+    p = message.payload
+    try:
+        _client().message.send_text(message.recipient, p["text"])
+    except WeChatClientException as exc:
+        if exc.errcode == 45047 and p.get("template"):  # the window closed meanwhile
+            return send_template(message, p["template"])
+        raise _wrap(exc) from None
+    return outbox.Delivery(provider_message_id=None)
+
+
+def send_template(message, template: dict | None = None) -> outbox.Delivery:
+    t = template or message.payload
+    try:
+        res = _client().message.send_template(message.recipient, t["template_id"], t["data"], url=t.get("url"))
+    except WeChatClientException as exc:
+        raise _wrap(exc) from None
+    return outbox.Delivery(provider_message_id=str(res.get("msgid", "")) or None)
+
+
+def register() -> None:
+    outbox.register_channel("wechat_custom", send_custom)
+    outbox.register_channel("wechat_template", send_template)
+
+
+def template_for(text: str, title: str = "服务通知", url: str | None = None) -> dict:
+    """The generic notice template (id from ``WECHAT_TEMPLATE_NOTICE``)."""
+    return {"template_id": current_app.config.get("WECHAT_TEMPLATE_NOTICE") or "TPL_SERVICE_NOTICE", "url": url,
+            "data": {"first": {"value": title}, "keyword1": {"value": text[:100]}, "remark": {"value": "蓝云服务"}}}
+
+
+def message_follower(openid: str, text: str, *, title: str = "服务通知", url: str | None = None,
+                     org_id: int | None = None, dedupe_key: str | None = None):
+    """Queue a message to a WeChat user: customer-service inside the 48-hour window, a
+    template message outside it."""
+    appid = current_app.config.get("WECHAT_APPID") or "wxdevappid"
+    follower = followers.find(appid, openid)
+    template = template_for(text, title, url)
+    if followers.in_cs_window(follower):
+        return outbox.queue_message("wechat_custom", openid, {"msgtype": "text", "text": text, "template": template},
+                                    org_id=org_id, dedupe_key=dedupe_key)
+    return outbox.queue_message("wechat_template", openid, template, org_id=org_id, dedupe_key=dedupe_key)

@@ -1,0 +1,155 @@
+"""The outbound WeChat client: wechatpy pointed at ``WECHAT_API_BASE``, with the access
+token and the JS-SDK ticket cached for all processes and refreshed under a lock.
+
+Many workers finding the token expired cause **one** fetch: the first takes the lock and
+fetches; the others wait on the lock, then read what it stored. A 40001/42001 answer makes
+wechatpy refresh and retry once; our refresh is locked too and skipped when another process
+has just refreshed. Shared keys carry the AppID.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import threading
+import time
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import delete, select, text
+from wechatpy import WeChatClient
+from wechatpy.session import SessionStorage
+
+from crm_core.clock import utcnow
+from crm_core.db import db
+from crm_core.models import CachedCredential
+
+_thread_lock = threading.Lock()
+
+
+class RedisCredentials(SessionStorage):
+    """Redis-backed cache with a Redis lock (scale-out mode)."""
+
+    def __init__(self, conn, prefix: str = "wxcrm:wechat"):
+        self.conn, self.prefix = conn, prefix
+
+    def get(self, key, default=None):
+        value = self.conn.get(f"{self.prefix}:{key}")
+        return value.decode() if value is not None else default
+
+    def set(self, key, value, ttl=None):
+        self.conn.set(f"{self.prefix}:{key}", str(value), ex=int(ttl) if ttl else None)
+
+    def delete(self, key):
+        self.conn.delete(f"{self.prefix}:{key}")
+
+    @contextlib.contextmanager
+    def lock(self, key: str):
+        with self.conn.lock(f"{self.prefix}:lock:{key}", timeout=15, blocking_timeout=15):
+            yield
+
+
+class DatabaseCredentials(SessionStorage):
+    """Database-backed cache (embedded mode). The lock is an advisory lock on PostgreSQL and
+    a file lock next to the SQLite database, so several local processes fetch once."""
+
+    def get(self, key, default=None):
+        with db.engine.connect() as conn:
+            row = conn.execute(select(CachedCredential.value, CachedCredential.expires_at)
+                               .where(CachedCredential.key == key)).first()
+        if row is None or row.expires_at <= utcnow():
+            return default
+        return row.value
+
+    def set(self, key, value, ttl=None):
+        expires = utcnow() + timedelta(seconds=int(ttl) if ttl else 10 * 365 * 86400)
+        with db.engine.begin() as conn:
+            conn.execute(delete(CachedCredential).where(CachedCredential.key == key))
+            conn.execute(CachedCredential.__table__.insert().values(key=key, value=str(value), expires_at=expires))
+
+    def delete(self, key):
+        with db.engine.begin() as conn:
+            conn.execute(delete(CachedCredential).where(CachedCredential.key == key))
+
+    @contextlib.contextmanager
+    def lock(self, key: str):
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": key})
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
+                    conn.commit()
+            return
+        path = db.engine.url.database
+        lock_path = (path + ".wechat.lock") if path and path != ":memory:" else "/tmp/wxcrm-wechat.lock"
+        with _thread_lock, open(lock_path, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class GatewayClient(WeChatClient):
+    """wechatpy's client with a shared, locked token cache and a configurable API base."""
+
+    REFRESH_GRACE = 30  # seconds: a token fetched this recently by another process is not refetched
+
+    def __init__(self, appid: str, secret: str, api_base: str, store):
+        super().__init__(appid, secret, session=store, timeout=5)
+        self.API_BASE_URL = api_base.rstrip("/") + "/cgi-bin/"
+        self.store = store
+
+    @property
+    def access_token(self):
+        token = self.store.get(self.access_token_key)
+        if token:
+            return token
+        with self.store.lock(self.access_token_key):
+            token = self.store.get(self.access_token_key)  # another process fetched it while we waited
+            if token:
+                return token
+            self._locked_fetch()
+            return self.store.get(self.access_token_key)
+
+    def fetch_access_token(self):
+        """Called by wechatpy on 40001/42001: refresh under the lock, once across processes."""
+        with self.store.lock(self.access_token_key):
+            fetched_at = float(self.store.get(self.access_token_key + ":fetched_at", "0") or 0)
+            if time.time() - fetched_at < self.REFRESH_GRACE:
+                return {"access_token": self.store.get(self.access_token_key)}
+            return self._locked_fetch()
+
+    def _locked_fetch(self):
+        result = super().fetch_access_token()
+        self.store.set(self.access_token_key + ":fetched_at", str(time.time()), 7200)
+        return result
+
+    def jsapi_ticket(self) -> str:
+        """The JS-SDK ticket, cached for all processes and fetched under a lock."""
+        key = f"{self.appid}_jsapi_ticket"
+        ticket = self.store.get(key)
+        if ticket:
+            return ticket
+        with self.store.lock(key):
+            ticket = self.store.get(key)
+            if not ticket:
+                res = self.jsapi.get_ticket("jsapi")
+                ticket = res["ticket"]
+                self.store.set(key, ticket, max(60, int(res.get("expires_in", 7200)) - 300))
+        return ticket
+
+
+def credential_store():
+    conn = current_app.extensions.get("wxcrm_redis")
+    return RedisCredentials(conn) if conn is not None else DatabaseCredentials()
+
+
+def get_client() -> GatewayClient:
+    cfg = current_app.config
+    return GatewayClient(cfg["WECHAT_APPID"] or "wxdevappid", cfg["WECHAT_SECRET"] or "dev-secret",
+                         cfg["WECHAT_API_BASE"], credential_store())
+
+
+__all__ = ["GatewayClient", "get_client", "credential_store"]

@@ -1,0 +1,21 @@
+"""Background jobs of the gateway."""
+from __future__ import annotations
+
+from crm_core import jobs
+from crm_core.clock import utcnow
+from crm_core.db import db
+from crm_core.models import Follower
+
+
+@jobs.job
+def fetch_profile(follower_id: int) -> None:
+    """Fetch nickname and avatar after a follow (cgi-bin/user/info)."""
+    from wxapp.official_account.client import get_client
+
+    follower = db.session.get(Follower, follower_id)
+    if follower is None:
+        return
+    info = get_client().user.get(follower.openid)
+    follower.nickname = info.get("nickname") or follower.nickname
+    follower.avatar_url = info.get("headimgurl") or follower.avatar_url
+    follower.profile_fetched_at = utcnow()

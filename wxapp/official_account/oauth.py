@@ -1,0 +1,92 @@
+"""WeChat OAuth for ``/h5`` pages and the JS-SDK config endpoint."""
+from __future__ import annotations
+
+import secrets
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
+from wechatpy.exceptions import WeChatOAuthException
+from wechatpy.oauth import WeChatOAuth
+
+from crm_core.errors import ValidationFailed
+from wxapp.auth import start_wechat_session, wechat_openid
+
+bp = Blueprint("wechat_oauth", __name__, url_prefix="/h5")
+
+JS_APIS = ["updateTimelineShareData", "updateAppMessageShareData", "getLocation", "chooseImage", "uploadImage"]
+
+
+def _oauth(scope: str, state: str) -> WeChatOAuth:
+    cfg = current_app.config
+    oauth = WeChatOAuth(cfg["WECHAT_APPID"] or "wxdevappid", cfg["WECHAT_SECRET"] or "dev-secret",
+                        url_for("wechat_oauth.callback", _external=True), scope=scope, state=state)
+    oauth.API_BASE_URL = cfg["WECHAT_API_BASE"].rstrip("/") + "/"
+    if cfg["DEV_ROUTES"] and "/sandbox/" in cfg["WECHAT_API_BASE"]:
+        oauth.OAUTH_BASE_URL = cfg["WECHAT_API_BASE"].split("/sandbox/")[0] + "/sandbox/"
+    return oauth
+
+
+def _safe_next(value: str | None) -> str:
+    return value if value and value.startswith("/h5/") and not value.startswith("//") else url_for("h5.home")
+
+
+@bp.get("/oauth/start")
+def start():
+    """Redirect to WeChat's authorize page; ``scope=userinfo`` when a page needs the nickname."""
+    scope = "snsapi_userinfo" if request.args.get("scope") == "userinfo" else "snsapi_base"
+    state = secrets.token_hex(16)  # [a-zA-Z0-9], bound to this session
+    session["wx_oauth_state"] = state
+    session["wx_oauth_next"] = _safe_next(request.args.get("next"))
+    url = _oauth(scope, state).authorize_url
+    if "/sandbox/" in url:  # the sandbox's authorize page has no fragment
+        url = url.replace("#wechat_redirect", "")
+    return redirect(url)
+
+
+@bp.get("/oauth/callback")
+def callback():
+    """Exchange the code once. A repeated callback (code already used: 40163) keeps the
+    session it already has instead of showing an error page."""
+    state, code = request.args.get("state", ""), request.args.get("code", "")
+    nxt = session.get("wx_oauth_next") or url_for("h5.home")
+    if not state or state != session.get("wx_oauth_state"):
+        if wechat_openid():
+            return redirect(nxt)
+        return render_template("h5/message.html", title="请重新打开", text="页面已过期，请从公众号菜单重新进入。"), 400
+    if not code:  # the user refused consent
+        return render_template("h5/message.html", title="未授权", text="需要授权后才能使用此功能。"), 403
+    try:
+        data = _oauth("snsapi_base", state).fetch_access_token(code)
+    except WeChatOAuthException as exc:
+        if exc.errcode == 40163 and wechat_openid():
+            return redirect(nxt)
+        if exc.errcode == 40163:  # used by a double-loaded page that lost its session: start over once
+            return redirect(url_for("wechat_oauth.start", next=nxt))
+        return render_template("h5/message.html", title="登录失败", text="微信授权失败，请稍后重试。"), 502
+    session.pop("wx_oauth_state", None)
+    start_wechat_session(data["openid"])
+    return redirect(nxt)
+
+
+def _strip_fragment(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
+
+
+@bp.get("/api/jssdk-config")
+def jssdk_config():
+    """``wx.config`` for a page URL (the fragment is removed before signing)."""
+    from wxapp.official_account.client import get_client
+
+    url = request.args.get("url", "")
+    if not url.startswith(("http://", "https://")) or len(url) > 1000:
+        raise ValidationFailed("url 必须是完整的页面地址。", fields={"url": "absolute http(s) URL required"})
+    client = get_client()
+    noncestr, timestamp = secrets.token_hex(8), int(time.time())
+    signature = client.jsapi.get_jsapi_signature(noncestr, client.jsapi_ticket(), timestamp, _strip_fragment(url))
+    return jsonify({"appId": client.appid, "timestamp": timestamp, "nonceStr": noncestr, "signature": signature,
+                    "jsApiList": JS_APIS})
+
+
+__all__ = ["bp"]
