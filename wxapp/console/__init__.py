@@ -24,6 +24,7 @@ NAV = [
     ("客户", "console.customers", "customer", "view"),
     ("线索", "console.leads", "lead", "view"),
     ("商机", "console.opportunities", "opportunity", "view"),
+    ("微信粉丝", "console.followers", "follower", "view"),
     ("撞单规则", "console.collision_rules", "organization", "edit"),
     ("消息发件箱", "console.outbox", "outbox", "view"),
 ]

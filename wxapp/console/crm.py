@@ -180,3 +180,25 @@ def save_collision_rule():
         detail = "；".join(f"{k}: {v}" for k, v in exc.fields.items())
         flash(exc.message + (f"（{detail}）" if detail else ""), "error")
     return redirect(url_for("console.collision_rules"))
+
+
+@bp.get("/followers")
+@console_login_required
+def followers():
+    """微信粉丝: who follows the account, from which scene, bound to which contact."""
+    from sqlalchemy import func, or_
+
+    from crm_core.models import Follower
+    from flask import current_app
+
+    try:
+        g.actor.require("follower", "view")
+    except DomainError as exc:
+        return _denied(exc)
+    q = request.args.get("q", "").strip()[:64]
+    stmt = select(Follower).where(Follower.appid == (current_app.config.get("WECHAT_APPID") or "wxdevappid"))
+    if q:
+        stmt = stmt.where(or_(Follower.openid.like(f"%{q}%"), Follower.nickname.like(f"%{q}%")))
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(stmt.order_by(Follower.id.desc()).limit(50).offset((_page() - 1) * 50)).all()
+    return render_template("console/followers.html", rows=rows, total=total, q=q)

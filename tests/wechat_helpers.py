@@ -1,0 +1,27 @@
+"""Helpers to drive /wechat/callback as the WeChat server would."""
+from __future__ import annotations
+
+from wxapp.official_account.simulate import message_xml, read_reply, signed_request
+
+TOKEN = "testtoken"
+APPID = "wxtestappid000001"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+
+def post(client, xml: str, *, aes: bool = False, appid: str = APPID, token: str = TOKEN, timestamp: int | None = None,
+         tamper: dict | None = None, raw_body: bytes | None = None):
+    query, body = signed_request(xml, token, aes_key=AES_KEY if aes else None, appid=appid, timestamp=timestamp)
+    if tamper:
+        from urllib.parse import parse_qsl, urlencode
+
+        params = dict(parse_qsl(query))
+        params.update(tamper)
+        query = urlencode(params)
+    return client.post(f"/wechat/callback?{query}", data=raw_body if raw_body is not None else body, content_type="text/xml")
+
+
+def reply_text(resp, aes: bool = False) -> str | None:
+    return read_reply(resp.get_data(), TOKEN, AES_KEY if aes else None, APPID)
+
+
+__all__ = ["post", "reply_text", "message_xml", "TOKEN", "APPID", "AES_KEY"]
