@@ -23,7 +23,13 @@ from crm_core.clock import utcnow
 from crm_core.db import db
 from crm_core.models import CachedCredential
 
-_thread_lock = threading.Lock()
+_thread_locks: dict[str, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+def _thread_lock(key: str) -> threading.Lock:
+    with _thread_locks_guard:
+        return _thread_locks.setdefault(key, threading.Lock())
 
 
 class RedisCredentials(SessionStorage):
@@ -81,9 +87,12 @@ class DatabaseCredentials(SessionStorage):
                     conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
                     conn.commit()
             return
+        import hashlib
+
         path = db.engine.url.database
-        lock_path = (path + ".wechat.lock") if path and path != ":memory:" else "/tmp/wxcrm-wechat.lock"
-        with _thread_lock, open(lock_path, "a") as fh:
+        suffix = hashlib.sha1(key.encode()).hexdigest()[:12]  # one lock per key: the ticket lock nests the token lock
+        lock_path = f"{path}.{suffix}.lock" if path and path != ":memory:" else f"/tmp/wxcrm-{suffix}.lock"
+        with _thread_lock(key), open(lock_path, "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
@@ -122,7 +131,9 @@ class GatewayClient(WeChatClient):
             return self._locked_fetch()
 
     def _locked_fetch(self):
-        result = super().fetch_access_token()
+        # wechatpy hard-codes the token URL; ours follows WECHAT_API_BASE (the sandbox in dev)
+        result = self._fetch_access_token(url=self.API_BASE_URL + "token", params={
+            "grant_type": "client_credential", "appid": self.appid, "secret": self.secret})
         self.store.set(self.access_token_key + ":fetched_at", str(time.time()), 7200)
         return result
 
