@@ -210,6 +210,8 @@ def enqueue(fn: Callable, *args: Any, delay: timedelta | int | float | None = No
 
 @event.listens_for(Session, "after_commit")
 def _dispatch_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT was released (SQLAlchemy fires after_commit for it too): wait for the real commit
     pending = session.info.pop(_PENDING_KEY, None)
     if not pending:
         return

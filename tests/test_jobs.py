@@ -141,3 +141,11 @@ def test_rq_delayed_job_goes_to_the_scheduler(rq_app):
     assert len(backend.queue) == 0
     assert backend.queue.scheduled_job_registry.count == 1
     assert backend.depth() == 1
+
+
+def test_job_enqueued_inside_a_savepoint_waits_for_the_outer_commit(app):
+    with db.session.begin_nested():
+        jobs.enqueue(record_call, 9)
+    assert CALLS == []  # releasing the savepoint is not the commit
+    db.session.commit()
+    assert CALLS == [("call", 9)]

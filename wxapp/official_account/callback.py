@@ -204,15 +204,13 @@ def handle(msg) -> str:
             return None if v == "\x00pending" else v
         return _wait_for_reply(fetch)
     ib = _inbound(msg, appid)
+    t0 = time.perf_counter()
     row = InboundMessage(appid=appid, openid=ib.openid, dedup_key=key, msg_type=ib.msg_type, event=ib.event,
                          event_key=(ib.event_key or None) and str(ib.event_key)[:200],
                          msg_id=str(msg.id) if getattr(msg, "id", None) else None, summary=_summary(msg, ib),
                          received_at=utcnow(), outcome="processing")
-    try:
-        with db.session.begin_nested():
-            db.session.add(row)
-        db.session.commit()
-    except IntegrityError:  # a retry (embedded mode: the unique key is the dedup record)
+
+    def retry_reply() -> str:  # a retry (embedded mode: the unique key is the dedup record)
         db.session.rollback()
 
         def fetch():
@@ -222,19 +220,53 @@ def handle(msg) -> str:
                 return None
             return existing.reply or "success"
         return _wait_for_reply(fetch)
-    t0 = time.perf_counter()
-    reply, handler_name, outcome = _process(ib)
-    row.reply = reply if reply and reply != "success" else None
-    row.handler, row.outcome = handler_name, outcome
-    row.duration_ms = round((time.perf_counter() - t0) * 1000, 1)
-    db.session.commit()
+
+    db.session.add(row)
+    try:
+        db.session.flush()  # the dedup claim: a concurrent delivery of the same message stops here
+    except IntegrityError:
+        return retry_reply()
+    _bookkeeping(ib)
+    rule = router.resolve(ib)
+    if rule is None:
+        # answered inline: claim, bookkeeping and result commit together (one write per message)
+        reply, handler_name, outcome = _default(ib)
+        _finish(row, reply, handler_name, outcome, t0)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            return retry_reply()
+    else:
+        # the claim commits first, so a handler running in another thread can write too
+        try:
+            db.session.commit()
+        except IntegrityError:
+            return retry_reply()
+        reply, handler_name, outcome = _run(rule.handler, ib, rule.name)
+        _finish(row, reply, handler_name, outcome, t0)
+        db.session.commit()
     if conn is not None:
         conn.set(f"wxcrm:wechat:dedup:{current_app.config['WECHAT_APPID']}:{key}", row.reply or "success", ex=DEDUP_TTL)
     return row.reply or "success"
 
 
+def _finish(row: InboundMessage, reply, handler_name, outcome, t0) -> None:
+    row.reply = reply if reply and reply != "success" else None
+    row.handler, row.outcome = handler_name, outcome
+    row.duration_ms = round((time.perf_counter() - t0) * 1000, 1)
+
+
 def _bookkeeping(ib: Inbound) -> None:
-    """Follower state the gateway owns: interaction time, follow/unfollow, location."""
+    """Follower state the gateway owns: interaction time, follow/unfollow, location. Runs in a
+    savepoint of the message's transaction; a failure here never loses the message."""
+    try:
+        with db.session.begin_nested():
+            _follower_state(ib)
+    except Exception:
+        log.exception("follower bookkeeping failed", extra={"openid": ib.openid})
+
+
+def _follower_state(ib: Inbound) -> None:
     follower = followers.get_or_create(ib.appid, ib.openid)
     ib.follower_id = follower.id
     if ib.event == "unsubscribe":
@@ -250,7 +282,6 @@ def _bookkeeping(ib: Inbound) -> None:
     if ib.event == "location":
         m = ib.message
         followers.record_location(follower, float(m.latitude), float(m.longitude), float(m.precision or 0))
-    db.session.commit()
 
 
 class _Pending:
@@ -260,25 +291,15 @@ class _Pending:
         self.deferred = False
 
 
-def _process(ib: Inbound) -> tuple[str | None, str | None, str]:
-    """Bookkeeping, then the routed handler under a time budget."""
-    try:
-        _bookkeeping(ib)
-    except Exception:
-        db.session.rollback()
-        log.exception("follower bookkeeping failed", extra={"openid": ib.openid})
-    rule = router.resolve(ib)
-    if rule is None:
-        if ib.msg_type == "text":
-            return router.default_text, "default", "replied"
-        if ib.event == "subscribe" and router.welcome is not None:
-            return _run(router.welcome, ib, "welcome")
-        if ib.event == "subscribe":
-            return "欢迎关注！点击下方菜单使用在线报修、服务进度和我的产品。", "default_welcome", "replied"
-        if ib.msg_type == "unknown" or ib.event not in (None, "subscribe", "unsubscribe", "location", "scan", "click", "view"):
-            log.info("unknown wechat event answered success", extra={"event": ib.event, "type": ib.msg_type})
-        return None, None, "no_reply"
-    return _run(rule.handler, ib, rule.name)
+def _default(ib: Inbound) -> tuple[str | None, str | None, str]:
+    """What happens when no rule matches: a default text answer, the welcome, or nothing."""
+    if ib.msg_type == "text":
+        return router.default_text, "default", "replied"
+    if ib.event == "subscribe":
+        return router.welcome_text, "default_welcome", "replied"
+    if ib.msg_type == "unknown" or ib.event not in (None, "unsubscribe", "location", "scan", "click", "view"):
+        log.info("unknown wechat event answered success", extra={"event": ib.event, "type": ib.msg_type})
+    return None, None, "no_reply"
 
 
 def _run(handler, ib: Inbound, name: str) -> tuple[str | None, str | None, str]:

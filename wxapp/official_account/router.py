@@ -54,7 +54,8 @@ class Router:
     rules: list[Rule] = field(default_factory=list)
     scene_prefixes: dict[str, str] = field(default_factory=dict)  # prefix -> owner name
     default_text: str = "您好，我们已收到您的消息。回复“报修”可在线报修，或点击下方菜单使用自助服务。"
-    welcome: Callable[[Inbound], Any] | None = None
+    # the welcome of a follow that no feature handles (features add a "subscribe" rule to personalise it)
+    welcome_text: str = "欢迎关注！点击下方菜单使用在线报修、服务进度和我的产品。"
 
     def add(self, handler: Callable[[Inbound], Any], *, name: str | None = None, msg_type: str | None = None,
             event: str | None = None, key_prefix: str | None = None, key_pattern: str | None = None,
