@@ -32,10 +32,11 @@ def _plain(value):
 def _changes(obj, action: str) -> dict:
     state = inspect(obj)
     excluded = set(getattr(obj, "__audit_exclude__", ()))
+    ignored = set(getattr(obj, "__audit_ignore__", ()))
     out: dict = {}
     for attr in state.mapper.column_attrs:
         key = attr.key
-        if key in ("created_at", "updated_at"):
+        if key in ("created_at", "updated_at") or key in ignored:
             continue
         hist = state.attrs[key].history
         if action == "create":

@@ -22,6 +22,8 @@ class Audited:
     """
 
     __audit_exclude__: tuple[str, ...] = ()
+    # high-frequency bookkeeping columns whose changes are not worth an audit entry on their own
+    __audit_ignore__: tuple[str, ...] = ()
     __audit_type__: str = ""
 
 

@@ -15,6 +15,7 @@ class Follower(Audited, TimestampMixin, db.Model):
     """A WeChat user of the official account, by openid; bound to a contact once verified."""
 
     __audit_type__ = "follower"
+    __audit_ignore__ = ("last_interaction_at", "last_lat", "last_lng", "last_precision", "last_location_at")
     __table_args__ = (UniqueConstraint("appid", "openid"), Index("ix_follower_contact", "contact_id"))
     id: Mapped[int] = mapped_column(primary_key=True)
     appid: Mapped[str] = mapped_column(String(32))
