@@ -50,3 +50,40 @@ def git_rev() -> str:
         return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True).strip()
     except Exception:
         return "?"
+
+
+LEVELS = [1, 3, 9, 27, 81, 379]  # 500 employees in six reporting levels
+
+
+def build_hierarchy(levels=LEVELS):
+    """An organisation with one employee per position in a reporting tree ``levels`` deep.
+    Returns ``(org, employee ids in level order, {employee id: department id})``."""
+    from crm_core.db import db
+    from crm_core.models import Employee, EmployeePosition, Position
+    from crm_core.services.org import ensure_builtin_roles, get_or_create_organization, upsert_department
+
+    ensure_builtin_roles()
+    org = get_or_create_organization("bench", "基准测试公司")
+    root = upsert_department(org, "D0", "总部")
+    depts = [upsert_department(org, f"D{i}", f"事业部{i}", root, "sales") for i in range(1, 4)]
+    db.session.commit()
+    positions, pos_dept, emp_ids, emp_dept, n = [], {}, [], {}, 0
+    for level, count in enumerate(levels):
+        row = []
+        for i in range(count):
+            parent = positions[level - 1][i % len(positions[level - 1])] if level else None
+            dept = root.id if level == 0 else (depts[i % 3].id if level == 1 else pos_dept[parent])
+            p = Position(org_id=org.id, department_id=dept, reports_to_id=parent, code=f"P{n}", name=f"岗位{n}")
+            db.session.add(p)
+            db.session.flush()
+            e = Employee(org_id=org.id, code=f"E{n}", name=f"职员{n}")
+            db.session.add(e)
+            db.session.flush()
+            db.session.add(EmployeePosition(employee_id=e.id, position_id=p.id, primary=True))
+            pos_dept[p.id], emp_dept[e.id] = dept, dept
+            emp_ids.append(e.id)
+            row.append(p.id)
+            n += 1
+        positions.append(row)
+    db.session.commit()
+    return org, emp_ids, emp_dept

@@ -24,9 +24,8 @@ import tempfile
 import time
 from datetime import date, timedelta
 
-from _common import git_rev, machine, median, timed
+from _common import LEVELS, build_hierarchy, git_rev, machine, median, timed
 
-LEVELS = [1, 3, 9, 27, 81, 379]
 CITIES = ["杭州", "宁波", "温州", "绍兴", "嘉兴", "湖州", "金华", "台州", "上海", "苏州", "南京", "无锡"]
 CHARS = ("华盛兴达嘉恒瑞丰泰鑫宏源信德安康隆昌永和佳美新天海润博通立远腾飞金银星月明辉光耀中国际联合创智云启航晨阳"
          "蓝绿青红白雪松竹梅兰菊春秋夏冬东南西北江河湖山川石林森木水火土风雨雷电")
@@ -44,36 +43,12 @@ def build(n_customers: int):
 
     from crm_core import collision
     from crm_core.db import db
-    from crm_core.models import (Activity, Contact, Customer, Employee, EmployeePosition, Opportunity, Position,
-                                 Product, ProductArchive)
+    from crm_core.models import (Activity, Contact, Customer, Employee, Opportunity, Product, ProductArchive)
     from crm_core.services.opportunities import ensure_default_method
-    from crm_core.services.org import create_user, ensure_builtin_roles, get_or_create_organization, upsert_department
+    from crm_core.services.org import create_user
 
-    ensure_builtin_roles()
-    org = get_or_create_organization("bench", "基准测试公司")
-    root = upsert_department(org, "D0", "总部")
-    depts = [upsert_department(org, f"D{i}", f"事业部{i}", root, "sales") for i in range(1, 4)]
-    db.session.commit()
-    rng = random.Random(7)
-    positions, pos_dept, emp_ids, emp_dept, n = [], {}, [], {}, 0
-    for level, count in enumerate(LEVELS):
-        row = []
-        for i in range(count):
-            parent = positions[level - 1][i % len(positions[level - 1])] if level else None
-            dept = root.id if level == 0 else (depts[i % 3].id if level == 1 else pos_dept[parent])
-            p = Position(org_id=org.id, department_id=dept, reports_to_id=parent, code=f"P{n}", name=f"岗位{n}")
-            db.session.add(p)
-            db.session.flush()
-            e = Employee(org_id=org.id, code=f"E{n}", name=f"职员{n}")
-            db.session.add(e)
-            db.session.flush()
-            db.session.add(EmployeePosition(employee_id=e.id, position_id=p.id, primary=True))
-            pos_dept[p.id], emp_dept[e.id] = dept, dept
-            emp_ids.append(e.id)
-            row.append(p.id)
-            n += 1
-        positions.append(row)
-    db.session.commit()
+    org, emp_ids, emp_dept = build_hierarchy(LEVELS)
+    rng = random.Random(42 if "data_scope" in __file__ else 7)
     reps = emp_ids[-LEVELS[-1]:]
     t0 = time.perf_counter()
     customers, contacts = [], []

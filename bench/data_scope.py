@@ -18,50 +18,20 @@ import os
 import random
 import tempfile
 
-from _common import git_rev, machine, median, timed
+from _common import LEVELS, build_hierarchy, git_rev, machine, median, timed
 
-LEVELS = [1, 3, 9, 27, 81, 379]  # 500 employees, six levels
 
 
 def build(n_customers: int):
     from sqlalchemy import insert, text
 
     from crm_core.db import db
-    from crm_core.models import Customer, EmployeePosition
-    from crm_core.models.org import Employee, Position
-    from crm_core.services.org import (create_user, ensure_builtin_roles, get_or_create_organization,
-                                       upsert_department)
+    from crm_core.models import Customer
+    from crm_core.models.org import Employee
+    from crm_core.services.org import (create_user)
 
-    ensure_builtin_roles()
-    org = get_or_create_organization("bench", "基准测试公司")
-    root = upsert_department(org, "D0", "总部")
-    depts = [upsert_department(org, f"D{i}", f"事业部{i}", root, "sales") for i in range(1, 4)]
-    db.session.commit()
-    rng = random.Random(42)
-    positions: list[list[int]] = []
-    pos_dept: dict[int, int] = {}
-    emp_ids: list[int] = []
-    emp_dept: dict[int, int] = {}
-    n = 0
-    for level, count in enumerate(LEVELS):
-        row = []
-        for i in range(count):
-            parent = positions[level - 1][i % len(positions[level - 1])] if level else None
-            dept = root.id if level == 0 else (depts[i % 3].id if level == 1 else pos_dept[parent])
-            p = Position(org_id=org.id, department_id=dept, reports_to_id=parent, code=f"P{n}", name=f"岗位{n}")
-            db.session.add(p)
-            db.session.flush()
-            e = Employee(org_id=org.id, code=f"E{n}", name=f"职员{n}")
-            db.session.add(e)
-            db.session.flush()
-            db.session.add(EmployeePosition(employee_id=e.id, position_id=p.id, primary=True))
-            pos_dept[p.id] = dept
-            emp_ids.append(e.id)
-            emp_dept[e.id] = dept
-            row.append(p.id)
-            n += 1
-        positions.append(row)
-    db.session.commit()
+    org, emp_ids, emp_dept = build_hierarchy(LEVELS)
+    rng = random.Random(42 if "data_scope" in __file__ else 7)
     reps = emp_ids[-LEVELS[-1]:]
     batch = []
     for i in range(n_customers):
