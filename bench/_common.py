@@ -87,3 +87,24 @@ def build_hierarchy(levels=LEVELS):
         positions.append(row)
     db.session.commit()
     return org, emp_ids, emp_dept
+
+
+def run_on_postgresql(run) -> None:
+    """Call ``run(url)`` on ``BENCH_DATABASE_URL`` or a throwaway PostgreSQL started like the
+    tests' (Debian's binaries); say so and skip when neither is available."""
+    pg, server = os.environ.get("BENCH_DATABASE_URL"), None
+    if not pg:
+        try:
+            from tests.services import PostgresServer
+
+            server = PostgresServer()
+            server.url = None
+            pg = server.start()
+        except BaseException as exc:  # pytest.skip raises BaseException subclasses
+            print(f"\n[PostgreSQL] skipped: {exc}")
+            return
+    try:
+        run(pg)
+    finally:
+        if server:
+            server.stop()

@@ -18,13 +18,12 @@ Each call builds a fresh Actor, as a request would.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import tempfile
 import time
 from datetime import date, timedelta
 
-from _common import LEVELS, build_hierarchy, git_rev, machine, median, timed
+from _common import LEVELS, build_hierarchy, git_rev, machine, median, run_on_postgresql, timed
 
 CITIES = ["杭州", "宁波", "温州", "绍兴", "嘉兴", "湖州", "金华", "台州", "上海", "苏州", "南京", "无锡"]
 CHARS = ("华盛兴达嘉恒瑞丰泰鑫宏源信德安康隆昌永和佳美新天海润博通立远腾飞金银星月明辉光耀中国际联合创智云启航晨阳"
@@ -48,7 +47,7 @@ def build(n_customers: int):
     from crm_core.services.org import create_user
 
     org, emp_ids, emp_dept = build_hierarchy(LEVELS)
-    rng = random.Random(42 if "data_scope" in __file__ else 7)
+    rng = random.Random(7)
     reps = emp_ids[-LEVELS[-1]:]
     t0 = time.perf_counter()
     customers, contacts = [], []
@@ -191,22 +190,7 @@ def main():
         run(f"sqlite:///{tmp}/crm.db", "SQLite", args.customers, args.repeat)
     if args.only == "sqlite":
         return
-    pg, server = os.environ.get("BENCH_DATABASE_URL"), None
-    if not pg:
-        try:
-            from tests.services import PostgresServer
-
-            server = PostgresServer()
-            server.url = None
-            pg = server.start()
-        except BaseException as exc:
-            print(f"\n[PostgreSQL] skipped: {exc}")
-    if pg:
-        try:
-            run(pg, "PostgreSQL", args.customers, args.repeat)
-        finally:
-            if server:
-                server.stop()
+    run_on_postgresql(lambda url: run(url, "PostgreSQL", args.customers, args.repeat))
 
 
 if __name__ == "__main__":

@@ -14,11 +14,10 @@ or ``BENCH_DATABASE_URL`` exist, on PostgreSQL.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import tempfile
 
-from _common import LEVELS, build_hierarchy, git_rev, machine, median, timed
+from _common import LEVELS, build_hierarchy, git_rev, machine, median, run_on_postgresql, timed
 
 
 
@@ -31,7 +30,7 @@ def build(n_customers: int):
     from crm_core.services.org import (create_user)
 
     org, emp_ids, emp_dept = build_hierarchy(LEVELS)
-    rng = random.Random(42 if "data_scope" in __file__ else 7)
+    rng = random.Random(42)
     reps = emp_ids[-LEVELS[-1]:]
     batch = []
     for i in range(n_customers):
@@ -104,23 +103,7 @@ def main():
     print(f"machine: {machine()}  commit: {git_rev()}")
     tmp = tempfile.mkdtemp(prefix="wxcrm-bench-")
     run(f"sqlite:///{tmp}/scope.db", "SQLite", args.customers, args.repeat)
-    pg = os.environ.get("BENCH_DATABASE_URL")
-    server = None
-    if not pg:
-        try:
-            from tests.services import PostgresServer
-
-            server = PostgresServer()
-            server.url = None
-            pg = server.start()
-        except BaseException as exc:  # pytest.skip raises BaseException subclasses
-            print(f"\n[PostgreSQL] skipped: {exc}")
-    if pg:
-        try:
-            run(pg, "PostgreSQL", args.customers, args.repeat)
-        finally:
-            if server:
-                server.stop()
+    run_on_postgresql(lambda url: run(url, "PostgreSQL", args.customers, args.repeat))
 
 
 if __name__ == "__main__":

@@ -121,10 +121,9 @@ def ensure_default_rules(org_id: int) -> list[CollisionRule]:
 
 
 def active_rules(org_id: int, object_type: str) -> list[CollisionRule]:
-    ensure_default_rules(org_id)
-    return list(db.session.scalars(select(CollisionRule).where(
-        CollisionRule.org_id == org_id, CollisionRule.object_type == object_type, CollisionRule.active.is_(True))
-        .order_by(CollisionRule.id)))
+    """The organisation's active rules for ``object_type`` (one query; defaults on first use)."""
+    return sorted((r for r in ensure_default_rules(org_id) if r.object_type == object_type and r.active),
+                  key=lambda r: r.id)
 
 
 # --- keys ----------------------------------------------------------------------------------

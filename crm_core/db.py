@@ -7,7 +7,7 @@ readers while a job writes).
 from __future__ import annotations
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -44,3 +44,11 @@ def _sqlite_pragmas(dbapi_connection, connection_record):  # pragma: no cover - 
         pass
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def paginate(stmt, *order_by, page: int = 1, per_page: int = 20) -> tuple[list, int]:
+    """One page of ``stmt`` in ``order_by`` order, and the total row count: what every list
+    endpoint answers as ``{items, total}``."""
+    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    rows = db.session.scalars(stmt.order_by(*order_by).limit(per_page).offset((page - 1) * per_page)).all()
+    return list(rows), int(total or 0)

@@ -178,6 +178,14 @@ def sweep() -> int:
     return len(due) + stuck
 
 
+def notify_staff(employee_id: int, kind: str, text: str, *, org_id: int | None, dedupe_key: str | None = None,
+                 **refs) -> OutboxMessage:
+    """A notice to an employee (reminder, approval, assignment) on the ``staff`` channel;
+    ``refs`` are the ids it concerns (``activity_id=...``)."""
+    return queue_message("staff", str(employee_id), {"kind": kind, **refs, "text": text}, org_id=org_id,
+                         dedupe_key=dedupe_key)
+
+
 def retry_failed(actor, message_id: int) -> OutboxMessage:
     """Staff action: send a failed message again (resets its attempts)."""
     actor.require("outbox", "edit")

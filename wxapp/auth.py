@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 
-from flask import current_app, g, redirect, request, session, url_for
+from flask import g, redirect, request, session, url_for
 
 from crm_core.context import current_actor
 from crm_core.db import db
@@ -13,6 +13,7 @@ from crm_core.errors import NotAuthenticated
 from crm_core.models import User
 from crm_core.permissions import Actor, load_actor
 from crm_core.services.auth import user_for_token
+from wxapp.config import wechat_appid
 
 H5_OPENID = "wx_openid"
 H5_APPID = "wx_appid"
@@ -78,7 +79,7 @@ def console_login_required(view):
 def wechat_openid() -> str | None:
     """The openid of the WeChat user of this ``/h5`` session, if identified."""
     openid = session.get(H5_OPENID)
-    if openid and session.get(H5_APPID) == (current_app.config.get("WECHAT_APPID") or "dev"):
+    if openid and session.get(H5_APPID) == wechat_appid():
         return openid
     return None
 
@@ -86,5 +87,5 @@ def wechat_openid() -> str | None:
 def start_wechat_session(openid: str) -> None:
     """Remember the WeChat user for ``/h5`` pages (OAuth callback, dev login)."""
     session[H5_OPENID] = openid
-    session[H5_APPID] = current_app.config.get("WECHAT_APPID") or "dev"
+    session[H5_APPID] = wechat_appid()
     session.permanent = True

@@ -89,7 +89,7 @@ def load_config(overrides: dict | None = None) -> dict:
     check_production(cfg)
     if not cfg.get("SECRET_KEY"):
         cfg["SECRET_KEY"] = secrets.token_hex(32)  # development: random per start
-    # JSON columns keep Chinese readable (and searchable with LIKE) instead of \uXXXX escapes
+    # JSON columns keep Chinese readable (and searchable with LIKE) instead of ASCII escape sequences
     json_opts = {"json_serializer": lambda obj: json.dumps(obj, ensure_ascii=False)}
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         cfg["SQLALCHEMY_DATABASE_URI"] = _resolve_sqlite(cfg["SQLALCHEMY_DATABASE_URI"])
@@ -119,3 +119,13 @@ def check_production(cfg: dict) -> None:
         raise ConfigError("WXCRM_ENV=production refuses SQLite (set DATABASE_URL to PostgreSQL, or WXCRM_ALLOW_SQLITE_IN_PRODUCTION=1 for a single-process install)")
     if cfg.get("DEV_ROUTES"):
         raise ConfigError("WXCRM_ENV=production refuses dev-only routes (unset WXCRM_DEV_ROUTES): /h5/dev-login would let anyone act as any WeChat user")
+
+
+DEV_WECHAT_APPID = "wxdevappid"
+
+
+def wechat_appid() -> str:
+    """The official account's AppID (a fixed stand-in when none is configured, in development)."""
+    from flask import current_app
+
+    return current_app.config.get("WECHAT_APPID") or DEV_WECHAT_APPID

@@ -8,7 +8,7 @@ from sqlalchemy import func, or_, select
 from crm_core import jobs, outbox
 from crm_core.clock import utcnow
 from crm_core.context import service
-from crm_core.db import db
+from crm_core.db import db, paginate
 from crm_core.errors import Conflict, PermissionDenied, ValidationFailed
 from crm_core.models import Activity, Contact, Customer, Employee, Lead, Opportunity, RecordShare, WorkPlan
 from crm_core.models.activity import ACTIVITY_KINDS, PLAN_PERIODS
@@ -66,8 +66,8 @@ def create_activity(actor: Actor, data: dict) -> Activity:
         db.session.add(RecordShare(object_type="activity", object_id=activity.id, employee_id=emp_id,
                                    shared_by_user_id=actor.user_id, created_at=utcnow()))
     if assignee.id != actor.employee_id:
-        outbox.queue_message("staff", str(assignee.id), {"kind": "activity_assigned", "activity_id": activity.id,
-                                                         "text": f"您有新的活动：{activity.subject}"}, org_id=actor.org_id)
+        outbox.notify_staff(assignee.id, "activity_assigned", f"您有新的活动：{activity.subject}", org_id=actor.org_id,
+                            activity_id=activity.id)
     db.session.flush()
     return activity
 
@@ -141,11 +141,8 @@ def list_activities(actor: Actor, *, status: str | None = None, customer_id: int
         stmt = stmt.where(func.coalesce(Activity.planned_start, Activity.created_at) >= datetime.combine(date_from, datetime.min.time()))
     if date_to:
         stmt = stmt.where(func.coalesce(Activity.planned_start, Activity.created_at) < datetime.combine(date_to + timedelta(days=1), datetime.min.time()))
-    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    rows = db.session.scalars(stmt.order_by(Activity.planned_start.desc().nulls_last() if db.engine.dialect.name != "sqlite"
-                                            else Activity.planned_start.desc(), Activity.id.desc())
-                              .limit(per_page).offset((page - 1) * per_page)).all()
-    return list(rows), int(total or 0)
+    newest = Activity.planned_start.desc().nulls_last() if db.engine.dialect.name != "sqlite" else Activity.planned_start.desc()
+    return paginate(stmt, newest, Activity.id.desc(), page=page, per_page=per_page)
 
 
 def calendar(actor: Actor, employee_id: int | None, date_from: date, date_to: date) -> list[Activity]:
@@ -195,10 +192,9 @@ def activity_warnings() -> int:
         Activity.planned_start > now, Activity.planned_start <= now + timedelta(days=1))).all()
     for a in upcoming:
         if a.planned_start - timedelta(minutes=a.warn_before_minutes) <= now:
-            outbox.queue_message("staff", str(a.assignee_id or a.owner_id), {
-                "kind": "activity_start", "activity_id": a.id,
-                "text": f"活动「{a.subject}」将于 {a.planned_start:%m-%d %H:%M} (UTC) 开始。"},
-                org_id=a.org_id, dedupe_key=f"activity:{a.id}:start:{a.planned_start.isoformat()}")
+            outbox.notify_staff(a.assignee_id or a.owner_id, "activity_start",
+                                f"活动「{a.subject}」将于 {a.planned_start:%m-%d %H:%M} (UTC) 开始。", org_id=a.org_id,
+                                dedupe_key=f"activity:{a.id}:start:{a.planned_start.isoformat()}", activity_id=a.id)
             a.start_warned_at = now
             sent += 1
     overdue = db.session.scalars(select(Activity).where(
@@ -206,10 +202,9 @@ def activity_warnings() -> int:
         Activity.planned_end.is_not(None), Activity.planned_end < now)).all()
     for a in overdue:
         for recipient in {a.assignee_id or a.owner_id, a.owner_id}:
-            outbox.queue_message("staff", str(recipient), {
-                "kind": "activity_overdue", "activity_id": a.id,
-                "text": f"活动「{a.subject}」已超过计划完成时间，请处理。"},
-                org_id=a.org_id, dedupe_key=f"activity:{a.id}:overdue:{recipient}:{a.planned_end.isoformat()}")
+            outbox.notify_staff(recipient, "activity_overdue", f"活动「{a.subject}」已超过计划完成时间，请处理。",
+                                org_id=a.org_id, dedupe_key=f"activity:{a.id}:overdue:{recipient}:{a.planned_end.isoformat()}",
+                                activity_id=a.id)
         a.overdue_warned_at = now
         sent += 1
     db.session.flush()
@@ -252,8 +247,8 @@ def submit_plan(actor: Actor, plan_id: int, summary: str | None = None) -> WorkP
     plan.summary = summary or plan.summary
     plan.review_status = "submitted"
     db.session.flush()
-    outbox.queue_message("staff", str(plan.reviewer_id), {"kind": "plan_submitted", "plan_id": plan.id,
-                                                          "text": f"工作计划「{plan.title}」待您批阅。"}, org_id=plan.org_id)
+    outbox.notify_staff(plan.reviewer_id, "plan_submitted", f"工作计划「{plan.title}」待您批阅。", org_id=plan.org_id,
+                        plan_id=plan.id)
     return plan
 
 

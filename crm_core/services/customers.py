@@ -7,7 +7,7 @@ from sqlalchemy import func, inspect, or_, select, update
 from crm_core import collision, jobs
 from crm_core.clock import utcnow
 from crm_core.context import service
-from crm_core.db import Base, db
+from crm_core.db import Base, db, paginate
 from crm_core.errors import Conflict, ValidationFailed
 from crm_core.models import (Activity, Contact, ContactRelation, Customer, Employee, Lead, Opportunity, ProductArchive,
                              RecordShare)
@@ -157,9 +157,7 @@ def list_customers(actor: Actor, *, q: str | None = None, page: int = 1, per_pag
         from crm_core.services.segments import segment_clause
 
         stmt = stmt.where(segment_clause(actor, segment_id, "customer"))
-    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    rows = db.session.scalars(stmt.order_by(Customer.id.desc()).limit(per_page).offset((page - 1) * per_page)).all()
-    return list(rows), int(total or 0)
+    return paginate(stmt, Customer.id.desc(), page=page, per_page=per_page)
 
 
 def get_customer(actor: Actor, customer_id: int) -> Customer:
@@ -216,9 +214,7 @@ def list_contacts(actor: Actor, *, q: str | None = None, customer_id: int | None
         from crm_core.services.segments import segment_clause
 
         stmt = stmt.where(segment_clause(actor, segment_id, "contact"))
-    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    rows = db.session.scalars(stmt.order_by(Contact.id.desc()).limit(per_page).offset((page - 1) * per_page)).all()
-    return list(rows), int(total or 0)
+    return paginate(stmt, Contact.id.desc(), page=page, per_page=per_page)
 
 
 @service

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from crm_core.clock import utcnow
 from crm_core.db import db
@@ -79,3 +79,13 @@ def require(appid: str, openid: str) -> Follower:
     if f is None:
         raise NotFound("粉丝不存在。")
     return f
+
+
+def search(appid: str, q: str | None = None, subscribed: bool | None = None):
+    """The followers query behind the console list and the API: by openid or nickname."""
+    stmt = select(Follower).where(Follower.appid == appid)
+    if q:
+        stmt = stmt.where(or_(Follower.openid.like(f"%{q}%"), Follower.nickname.like(f"%{q}%")))
+    if subscribed is not None:
+        stmt = stmt.where(Follower.subscribed.is_(subscribed))
+    return stmt

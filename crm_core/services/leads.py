@@ -1,12 +1,12 @@
 """Leads (线索): multi-channel entry, assignment, collaboration, closing and conversion."""
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from crm_core import collision
 from crm_core.clock import utcnow
 from crm_core.context import service
-from crm_core.db import db
+from crm_core.db import db, paginate
 from crm_core.errors import Conflict, ValidationFailed
 from crm_core.models import Contact, Customer, Employee, Lead, RecordShare
 from crm_core.models.lead import LEAD_SOURCES
@@ -66,9 +66,7 @@ def list_leads(actor: Actor, *, q: str | None = None, status: str | None = None,
         stmt = stmt.where(Lead.source == source)
     if owner_id:
         stmt = stmt.where(Lead.owner_id == owner_id)
-    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    rows = db.session.scalars(stmt.order_by(Lead.id.desc()).limit(per_page).offset((page - 1) * per_page)).all()
-    return list(rows), int(total or 0)
+    return paginate(stmt, Lead.id.desc(), page=page, per_page=per_page)
 
 
 @service

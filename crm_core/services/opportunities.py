@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from crm_core import collision, jobs, outbox
 from crm_core.clock import utcnow
 from crm_core.context import service
-from crm_core.db import db
-from crm_core.errors import Conflict, NotFound, ValidationFailed
+from crm_core.db import db, paginate
+from crm_core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from crm_core.models import (Activity, Competitor, Contact, Customer, Employee, EmployeePosition, Opportunity,
                              OpportunityApproval, OpportunityProduct, Position, Product, SalesMethod, SalesStage)
 from crm_core.permissions import Actor, get_visible, scoped_select
@@ -133,9 +133,7 @@ def list_opportunities(actor: Actor, *, q: str | None = None, status: str | None
         stmt = stmt.where(Opportunity.stage_id == stage_id)
     if customer_id:
         stmt = stmt.where(Opportunity.customer_id == customer_id)
-    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    rows = db.session.scalars(stmt.order_by(Opportunity.id.desc()).limit(per_page).offset((page - 1) * per_page)).all()
-    return list(rows), int(total or 0)
+    return paginate(stmt, Opportunity.id.desc(), page=page, per_page=per_page)
 
 
 @service
@@ -270,9 +268,8 @@ def request_approval(actor: Actor, opp_id: int, stage_id: int) -> OpportunityApp
                                    requested_by_id=actor.employee_id or opp.owner_id, approver_id=approver, status="pending")
     db.session.add(approval)
     db.session.flush()
-    outbox.queue_message("staff", str(approver), {"kind": "approval_requested", "approval_id": approval.id,
-                                                  "text": f"商机「{opp.name}」申请进入「{stage.name}」，请审批。"},
-                         org_id=opp.org_id, dedupe_key=f"approval:{approval.id}:requested")
+    outbox.notify_staff(approver, "approval_requested", f"商机「{opp.name}」申请进入「{stage.name}」，请审批。",
+                        org_id=opp.org_id, dedupe_key=f"approval:{approval.id}:requested", approval_id=approval.id)
     return approval
 
 
@@ -283,20 +280,15 @@ def decide_approval(actor: Actor, approval_id: int, approve: bool, comment: str 
     if approval is None or approval.org_id != actor.org_id:
         raise NotFound("审批不存在。")
     if approval.approver_id != actor.employee_id and not actor.grants_all:
-        actor.require("opportunity", "approve")
-        if approval.approver_id != actor.employee_id:
-            from crm_core.errors import PermissionDenied
-
-            raise PermissionDenied("只有指定的审批人可以审批。")
+        raise PermissionDenied("只有指定的审批人可以审批。")
     if approval.status != "pending":
         raise Conflict(f"该审批已处理（{'通过' if approval.status == 'approved' else '驳回'}）。")
     approval.status, approval.comment, approval.decided_at = ("approved" if approve else "rejected"), comment, utcnow()
     db.session.flush()
     opp = db.session.get(Opportunity, approval.opportunity_id)
-    outbox.queue_message("staff", str(approval.requested_by_id), {
-        "kind": "approval_decided", "approval_id": approval.id,
-        "text": f"商机「{opp.name}」的审批已{'通过' if approve else '驳回'}。{comment or ''}"},
-        org_id=opp.org_id, dedupe_key=f"approval:{approval.id}:decided")
+    outbox.notify_staff(approval.requested_by_id, "approval_decided",
+                        f"商机「{opp.name}」的审批已{'通过' if approve else '驳回'}。{comment or ''}",
+                        org_id=opp.org_id, dedupe_key=f"approval:{approval.id}:decided", approval_id=approval.id)
     return approval
 
 
@@ -347,10 +339,10 @@ def stage_reminders() -> int:
     sent = 0
     for opp, stage in rows:
         if opp.stage_entered_at + timedelta(days=stage.reminder_days) <= now:
-            outbox.queue_message("staff", str(opp.owner_id), {
-                "kind": "stage_reminder", "opportunity_id": opp.id,
-                "text": f"商机「{opp.name}」已在「{stage.name}」阶段停留超过 {stage.reminder_days} 天，请跟进。"},
-                org_id=opp.org_id, dedupe_key=f"stage_reminder:{opp.id}:{stage.id}:{opp.stage_entered_at.isoformat()}")
+            outbox.notify_staff(opp.owner_id, "stage_reminder",
+                                f"商机「{opp.name}」已在「{stage.name}」阶段停留超过 {stage.reminder_days} 天，请跟进。",
+                                org_id=opp.org_id, opportunity_id=opp.id,
+                                dedupe_key=f"stage_reminder:{opp.id}:{stage.id}:{opp.stage_entered_at.isoformat()}")
             opp.stage_reminded_at = now
             sent += 1
     db.session.flush()

@@ -4,13 +4,13 @@ from __future__ import annotations
 import calendar
 from datetime import date, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from crm_core import jobs, outbox
 from crm_core.clock import utcnow
 from crm_core.context import service
-from crm_core.db import db
+from crm_core.db import db, paginate
 from crm_core.errors import Conflict, ValidationFailed
 from crm_core.models import Customer, Product, ProductArchive
 from crm_core.permissions import Actor, get_visible, scoped_select
@@ -41,8 +41,7 @@ def list_products(actor: Actor, q: str | None = None, page: int = 1, per_page: i
     stmt = select(Product).where(Product.org_id == actor.org_id, Product.active.is_(True))
     if q:
         stmt = stmt.where(or_(Product.name.like(f"%{q}%"), Product.code.like(f"%{q}%")))
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    return list(db.session.scalars(stmt.order_by(Product.id).limit(per_page).offset((page - 1) * per_page))), int(total)
+    return paginate(stmt, Product.id, page=page, per_page=per_page)
 
 
 @service
@@ -122,9 +121,7 @@ def list_archives(actor: Actor, *, customer_id: int | None = None, q: str | None
         today = utcnow().date()
         stmt = stmt.where(ProductArchive.warranty_until >= today,
                           ProductArchive.warranty_until <= today + timedelta(days=expiring_within_days))
-    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    rows = db.session.scalars(stmt.order_by(ProductArchive.id.desc()).limit(per_page).offset((page - 1) * per_page)).all()
-    return list(rows), int(total or 0)
+    return paginate(stmt, ProductArchive.id.desc(), page=page, per_page=per_page)
 
 
 @jobs.periodic(every=24 * 3600)
@@ -141,10 +138,10 @@ def warranty_reminders() -> int:
             ProductArchive.warranty_until >= today, ProductArchive.warranty_until <= today + timedelta(days=days))).all()
         for a in rows:
             customer = db.session.get(Customer, a.customer_id)
-            outbox.queue_message("staff", str(a.owner_id or customer.owner_id), {
-                "kind": "warranty_expiring", "archive_id": a.id, "customer_id": customer.id,
-                "text": f"客户「{customer.name}」的 {a.product.name}（序列号 {a.serial_no}）保修将于 {a.warranty_until} 到期。"},
-                org_id=org_id, dedupe_key=f"warranty:{a.id}:{a.warranty_until.isoformat()}")
+            outbox.notify_staff(a.owner_id or customer.owner_id, "warranty_expiring",
+                                f"客户「{customer.name}」的 {a.product.name}（序列号 {a.serial_no}）保修将于 {a.warranty_until} 到期。",
+                                org_id=org_id, dedupe_key=f"warranty:{a.id}:{a.warranty_until.isoformat()}",
+                                archive_id=a.id, customer_id=customer.id)
             a.warranty_reminded_at = utcnow()
             sent += 1
     db.session.flush()

@@ -7,7 +7,7 @@ from typing import Literal
 from flask import Response, g
 from pydantic import Field
 
-from crm_core.db import db
+from crm_core.db import db, paginate
 from crm_core.models import Activity, Employee, WorkPlan
 from crm_core.models.activity import ACTIVITY_KINDS
 from crm_core.permissions import get_visible
@@ -173,14 +173,11 @@ def create_plan(body: PlanIn):
 @api.operation(bp, "/work-plans", "GET", summary="Work plans I own or review, and my team's",
                tags=("activities",), query=PageQuery, response=page_of(PlanOut))
 def list_plans(query: PageQuery):
-    from sqlalchemy import func, select
 
     from crm_core.permissions import scoped_select
 
     stmt = scoped_select(g.actor, WorkPlan, "activity")
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(stmt.order_by(WorkPlan.id.desc()).limit(min(query.per_page, 100))
-                              .offset((query.page - 1) * query.per_page))
+    rows, total = paginate(stmt, WorkPlan.id.desc(), page=query.page, per_page=min(query.per_page, 100))
     return {"items": [svc.plan_dict(p) for p in rows], "total": total}
 
 

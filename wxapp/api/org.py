@@ -5,9 +5,9 @@ from typing import Literal
 
 from flask import g
 from pydantic import Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from crm_core.db import db
+from crm_core.db import db, paginate
 from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import Employee, Organization, Role, User
 from crm_core.models.auth import DATA_SCOPES
@@ -41,8 +41,7 @@ def list_employees(query: EmployeeQuery):
     stmt = select(Employee).where(Employee.org_id == g.actor.org_id)
     if query.q:
         stmt = stmt.where(Employee.name.like(f"%{query.q}%") | Employee.code.like(f"%{query.q}%"))
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(stmt.order_by(Employee.id).limit(min(query.per_page, 100)).offset((query.page - 1) * query.per_page))
+    rows, total = paginate(stmt, Employee.id, page=query.page, per_page=min(query.per_page, 100))
     items = [{"id": e.id, "code": e.code, "name": e.name, "phone": e.phone, "department_id": e.department_id,
               "position": e.primary_position.name if e.primary_position else None} for e in rows]
     return {"items": items, "total": total}
@@ -136,8 +135,7 @@ def _user_dict(u: User) -> dict:
 def list_users(query: PageQuery):
     g.actor.require("user", "view")
     stmt = select(User).where(User.org_id == g.actor.org_id)
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(stmt.order_by(User.id).limit(min(query.per_page, 100)).offset((query.page - 1) * query.per_page))
+    rows, total = paginate(stmt, User.id, page=query.page, per_page=min(query.per_page, 100))
     return {"items": [_user_dict(u) for u in rows], "total": total}
 
 

@@ -5,10 +5,10 @@ from typing import Literal
 
 from flask import g
 from pydantic import Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from crm_core import outbox
-from crm_core.db import db
+from crm_core.db import paginate
 from crm_core.models import OutboxMessage
 from wxapp.api import bp
 from wxapp.openapi import Model, PageQuery, api, page_of
@@ -44,8 +44,7 @@ def list_outbox(query: OutboxQuery):
         stmt = stmt.where(OutboxMessage.status == query.status)
     if query.recipient:
         stmt = stmt.where(OutboxMessage.recipient == query.recipient)
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(stmt.order_by(OutboxMessage.id.desc()).limit(query.per_page).offset((query.page - 1) * query.per_page))
+    rows, total = paginate(stmt, OutboxMessage.id.desc(), page=query.page, per_page=query.per_page)
     return {"items": [outbox.message_dict(m) for m in rows], "total": total}
 
 

@@ -6,7 +6,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from crm_core import collision
-from crm_core.db import db
+from crm_core.db import db, paginate
 from crm_core.errors import DomainError
 from crm_core.models import CollisionRule, Customer, Employee, Opportunity
 from crm_core.permissions import get_visible
@@ -186,19 +186,14 @@ def save_collision_rule():
 @console_login_required
 def followers():
     """微信粉丝: who follows the account, from which scene, bound to which contact."""
-    from sqlalchemy import func, or_
-
     from crm_core.models import Follower
-    from flask import current_app
+    from crm_core.services import followers as follower_service
+    from wxapp.config import wechat_appid
 
     try:
         g.actor.require("follower", "view")
     except DomainError as exc:
         return _denied(exc)
     q = request.args.get("q", "").strip()[:64]
-    stmt = select(Follower).where(Follower.appid == (current_app.config.get("WECHAT_APPID") or "wxdevappid"))
-    if q:
-        stmt = stmt.where(or_(Follower.openid.like(f"%{q}%"), Follower.nickname.like(f"%{q}%")))
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(stmt.order_by(Follower.id.desc()).limit(50).offset((_page() - 1) * 50)).all()
+    rows, total = paginate(follower_service.search(wechat_appid(), q or None), Follower.id.desc(), page=_page(), per_page=50)
     return render_template("console/followers.html", rows=rows, total=total, q=q)

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from flask import current_app, g
+from flask import g
 from pydantic import Field
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 
 from crm_core import outbox as outbox_service
-from crm_core.db import db
+from crm_core.db import paginate
 from crm_core.models import Follower, InboundMessage, OutboxMessage
 from crm_core.services import followers
 from wxapp.api import bp
+from wxapp.config import wechat_appid
 from wxapp.openapi import Model, PageQuery, api, page_of
 
 
@@ -40,28 +41,19 @@ class FollowerQuery(PageQuery):
     per_page: int = Field(default=20, ge=1, le=100)
 
 
-def _appid() -> str:
-    return current_app.config.get("WECHAT_APPID") or "wxdevappid"
-
-
 @api.operation(bp, "/wechat/followers", "GET", summary="Followers (粉丝), searchable", tags=("wechat",),
                query=FollowerQuery, response=page_of(FollowerOut))
 def list_followers(query: FollowerQuery):
     g.actor.require("follower", "view")
-    stmt = select(Follower).where(Follower.appid == _appid())
-    if query.q:
-        stmt = stmt.where(or_(Follower.openid.like(f"%{query.q}%"), Follower.nickname.like(f"%{query.q}%")))
-    if query.subscribed is not None:
-        stmt = stmt.where(Follower.subscribed.is_(query.subscribed))
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(stmt.order_by(Follower.id.desc()).limit(query.per_page).offset((query.page - 1) * query.per_page))
+    stmt = followers.search(wechat_appid(), query.q, query.subscribed)
+    rows, total = paginate(stmt, Follower.id.desc(), page=query.page, per_page=query.per_page)
     return {"items": [followers.follower_dict(f) for f in rows], "total": total}
 
 
 @api.operation(bp, "/wechat/followers/<openid>", "GET", summary="One follower", tags=("wechat",), response=FollowerOut)
 def get_follower(openid: str):
     g.actor.require("follower", "view")
-    return followers.follower_dict(followers.require(_appid(), openid))
+    return followers.follower_dict(followers.require(wechat_appid(), openid))
 
 
 class MessageQuery(PageQuery):
@@ -90,9 +82,7 @@ def list_messages(query: MessageQuery):
     stmt = select(InboundMessage)
     if query.openid:
         stmt = stmt.where(InboundMessage.openid == query.openid)
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(stmt.order_by(InboundMessage.id.desc()).limit(query.per_page)
-                              .offset((query.page - 1) * query.per_page))
+    rows, total = paginate(stmt, InboundMessage.id.desc(), page=query.page, per_page=query.per_page)
     return {"items": [{"id": m.id, "openid": m.openid, "msg_type": m.msg_type, "event": m.event, "event_key": m.event_key,
                        "msg_id": m.msg_id, "summary": m.summary, "received_at": m.received_at.isoformat() + "Z",
                        "handler": m.handler, "outcome": m.outcome, "reply": m.reply} for m in rows], "total": total}
@@ -110,9 +100,7 @@ def wechat_outbox(query: WechatOutboxQuery):
     stmt = select(OutboxMessage).where(OutboxMessage.channel.in_(("wechat_custom", "wechat_template")))
     if query.openid:
         stmt = stmt.where(OutboxMessage.recipient == query.openid)
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(stmt.order_by(OutboxMessage.id.desc()).limit(query.per_page)
-                              .offset((query.page - 1) * query.per_page))
+    rows, total = paginate(stmt, OutboxMessage.id.desc(), page=query.page, per_page=query.per_page)
     items = []
     for m in rows:
         d = outbox_service.message_dict(m)

@@ -31,6 +31,7 @@ from crm_core.clock import utcnow
 from crm_core.db import db
 from crm_core.models import InboundMessage
 from crm_core.services import followers
+from wxapp.config import wechat_appid
 from wxapp.official_account.router import Inbound, router
 
 log = logging.getLogger("wxcrm.wechat")
@@ -169,12 +170,16 @@ def _summary(msg, ib: Inbound) -> dict:
     return out
 
 
+def _redis_key(key: str) -> str:
+    return f"wxcrm:wechat:dedup:{wechat_appid()}:{key}"
+
+
 def _claim_redis(key: str):
     """Redis dedup: SET NX. Returns None when claimed, else the stored reply ('' = none yet)."""
     conn = current_app.extensions.get("wxcrm_redis")
     if conn is None:
         return None
-    rkey = f"wxcrm:wechat:dedup:{current_app.config['WECHAT_APPID']}:{key}"
+    rkey = _redis_key(key)
     if conn.set(rkey, "\x00pending", nx=True, ex=DEDUP_TTL):
         return None
     return rkey
@@ -193,7 +198,7 @@ def _wait_for_reply(fetch, timeout: float = 3.0) -> str:
 
 def handle(msg) -> str:
     """Process one parsed message exactly once; returns the passive reply text or "success"."""
-    appid = current_app.config["WECHAT_APPID"] or "wxdevappid"
+    appid = wechat_appid()
     key = _dedup_key(msg)[:160]
     conn = current_app.extensions.get("wxcrm_redis")
     rkey = _claim_redis(key)
@@ -246,7 +251,7 @@ def handle(msg) -> str:
         _finish(row, reply, handler_name, outcome, t0)
         db.session.commit()
     if conn is not None:
-        conn.set(f"wxcrm:wechat:dedup:{current_app.config['WECHAT_APPID']}:{key}", row.reply or "success", ex=DEDUP_TTL)
+        conn.set(_redis_key(key), row.reply or "success", ex=DEDUP_TTL)
     return row.reply or "success"
 
 

@@ -11,6 +11,7 @@ from wechatpy.exceptions import WeChatClientException
 
 from crm_core import outbox
 from crm_core.services import followers
+from wxapp.config import wechat_appid
 
 # errors that will not go away by retrying: unsubscribed, bad openid, outside the 48-hour window
 PERMANENT = {43004, 40003, 45047, 40037, 43101}
@@ -61,8 +62,7 @@ def message_follower(openid: str, text: str, *, title: str = "服务通知", url
                      org_id: int | None = None, dedupe_key: str | None = None):
     """Queue a message to a WeChat user: customer-service inside the 48-hour window, a
     template message outside it."""
-    appid = current_app.config.get("WECHAT_APPID") or "wxdevappid"
-    follower = followers.find(appid, openid)
+    follower = followers.find(wechat_appid(), openid)
     template = template_for(text, title, url)
     if followers.in_cs_window(follower):
         return outbox.queue_message("wechat_custom", openid, {"msgtype": "text", "text": text, "template": template},

@@ -22,6 +22,7 @@ from wechatpy.session import SessionStorage
 from crm_core.clock import utcnow
 from crm_core.db import db
 from crm_core.models import CachedCredential
+from wxapp.config import wechat_appid
 
 _thread_locks: dict[str, threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
@@ -159,7 +160,7 @@ def credential_store():
 
 def get_client() -> GatewayClient:
     cfg = current_app.config
-    return GatewayClient(cfg["WECHAT_APPID"] or "wxdevappid", cfg["WECHAT_SECRET"] or "dev-secret",
+    return GatewayClient(wechat_appid(), cfg["WECHAT_SECRET"] or "dev-secret",
                          cfg["WECHAT_API_BASE"], credential_store())
 
 

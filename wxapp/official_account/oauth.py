@@ -11,6 +11,7 @@ from wechatpy.oauth import WeChatOAuth
 
 from crm_core.errors import ValidationFailed
 from wxapp.auth import start_wechat_session, wechat_openid
+from wxapp.config import wechat_appid
 
 bp = Blueprint("wechat_oauth", __name__, url_prefix="/h5")
 
@@ -19,7 +20,7 @@ JS_APIS = ["updateTimelineShareData", "updateAppMessageShareData", "getLocation"
 
 def _oauth(scope: str, state: str) -> WeChatOAuth:
     cfg = current_app.config
-    oauth = WeChatOAuth(cfg["WECHAT_APPID"] or "wxdevappid", cfg["WECHAT_SECRET"] or "dev-secret",
+    oauth = WeChatOAuth(wechat_appid(), cfg["WECHAT_SECRET"] or "dev-secret",
                         url_for("wechat_oauth.callback", _external=True), scope=scope, state=state)
     oauth.API_BASE_URL = cfg["WECHAT_API_BASE"].rstrip("/") + "/"
     if cfg["DEV_ROUTES"] and "/sandbox/" in cfg["WECHAT_API_BASE"]:

@@ -74,6 +74,20 @@ def _check_token(api: str):
     return _err(40001, "invalid credential, access_token is invalid or not latest")
 
 
+def token_checked(api: str):
+    """Sandbox endpoints that need a valid access token (and honour injected errors)."""
+    import functools
+
+    def deco(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            return _check_token(api) or view(*args, **kwargs)
+
+        return wrapper
+
+    return deco
+
+
 @bp.get("/wechat/cgi-bin/token")
 def token():
     inj = _injected("token")
@@ -85,40 +99,32 @@ def token():
 
 
 @bp.get("/wechat/cgi-bin/ticket/getticket")
+@token_checked("ticket")
 def ticket():
-    bad = _check_token("ticket")
-    if bad:
-        return bad
     value = "SBX_TICKET_" + secrets.token_hex(8)
     _record("ticket", {"ticket": value})
     return jsonify({"errcode": 0, "errmsg": "ok", "ticket": value, "expires_in": 7200})
 
 
 @bp.post("/wechat/cgi-bin/message/custom/send")
+@token_checked("custom_send")
 def custom_send():
-    bad = _check_token("custom_send")
-    if bad:
-        return bad
     body = request.get_json(force=True)
     _record("custom_send", body, openid=body.get("touser"))
     return jsonify({"errcode": 0, "errmsg": "ok"})
 
 
 @bp.post("/wechat/cgi-bin/message/template/send")
+@token_checked("template_send")
 def template_send():
-    bad = _check_token("template_send")
-    if bad:
-        return bad
     body = request.get_json(force=True)
     _record("template_send", body, openid=body.get("touser"))
     return jsonify({"errcode": 0, "errmsg": "ok", "msgid": int(time.time() * 1000)})
 
 
 @bp.post("/wechat/cgi-bin/qrcode/create")
+@token_checked("qrcode_create")
 def qrcode_create():
-    bad = _check_token("qrcode_create")
-    if bad:
-        return bad
     body = request.get_json(force=True)
     ticket_value = "SBXQR_" + secrets.token_hex(8)
     _record("qrcode_create", {**body, "ticket": ticket_value})
@@ -127,19 +133,15 @@ def qrcode_create():
 
 
 @bp.post("/wechat/cgi-bin/menu/create")
+@token_checked("menu_create")
 def menu_create():
-    bad = _check_token("menu_create")
-    if bad:
-        return bad
     _record("menu_create", request.get_json(force=True))
     return jsonify({"errcode": 0, "errmsg": "ok"})
 
 
 @bp.get("/wechat/cgi-bin/user/info")
+@token_checked("user_info")
 def user_info():
-    bad = _check_token("user_info")
-    if bad:
-        return bad
     openid = request.args.get("openid", "")
     _record("user_info", {"openid": openid}, openid=openid)
     return jsonify({"subscribe": 1, "openid": openid, "nickname": f"微信用户{openid[-4:]}", "sex": 0,
@@ -147,10 +149,8 @@ def user_info():
 
 
 @bp.get("/wechat/cgi-bin/media/get")
+@token_checked("media_get")
 def media_get():
-    bad = _check_token("media_get")
-    if bad:
-        return bad
     from PIL import Image
 
     media_id = request.args.get("media_id", "")
