@@ -20,6 +20,7 @@ BUILTIN_ROLES: list[dict] = [
     {
         "code": "sales_manager", "name": "销售经理", "grants_all": False,
         "permissions": _grant(SALES_OBJECTS, _ALL) + _grant(("lead", "customer", "opportunity", "activity"), ("assign", "approve"))
+        + [("checkin", "approve")]  # reviews the flags on the team's check-ins
         + [("product", "view"), ("product_archive", "view"), ("product_archive", "create"), ("product_archive", "edit"),
            ("organization", "view")],
         "scopes": {o: "subordinates" for o in SALES_OBJECTS + ("product_archive",)},

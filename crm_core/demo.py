@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from crm_core import collision
+from crm_core import collision, geo
 from crm_core.context import acting_as
 from crm_core.db import db
 from crm_core.models import Contact, Customer, Product
@@ -106,6 +106,7 @@ def load_demo(password: str = DEMO_PASSWORD) -> list[tuple[str, str, str]]:
                 db.session.add(customer)
             customer.phone, customer.address, customer.source, customer.trading = phone, address, "demo", True
             customer.site_lat, customer.site_lng, customer.site_coord_system = lat, lng, "wgs84"
+            customer.site_wgs_lat, customer.site_wgs_lng, customer.site_cell = lat, lng, geo.cell_of(lat, lng)
             customer.owner_id, customer.department_id = owner.id, owner.department_id
             db.session.flush()
             for cname, cphone, title in contacts:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 
 import pytest
@@ -23,7 +24,7 @@ def _make_app(database_url: str, **overrides):
            # WeChat: known keys; the API base is an unused port unless a test points it at a live sandbox
            "WECHAT_APPID": "wxtestappid000001", "WECHAT_SECRET": "test-secret", "WECHAT_TOKEN": "testtoken",
            "WECHAT_AES_KEY": None, "WECHAT_API_BASE": "http://127.0.0.1:9/sandbox/wechat/",
-           "PUBLIC_BASE_URL": "http://localhost"}
+           "PUBLIC_BASE_URL": "http://localhost", "MEDIA_ROOT": tempfile.mkdtemp(prefix="wxcrm-media-")}
     cfg.update(overrides)
     return create_app(cfg)
 

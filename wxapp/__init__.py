@@ -49,10 +49,18 @@ def create_app(overrides: dict | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     _configure_jobs(app)
+    from crm_core import media
+
+    from crm_core import geocoding
+
+    geocoding.configure(app.config["GEOCODER"], app.config["GEOCODER_KEY"])
+    media.configure(media.LocalStorage(os.path.join(os.getcwd(), app.config["MEDIA_ROOT"])
+                                       if not os.path.isabs(app.config["MEDIA_ROOT"]) else app.config["MEDIA_ROOT"]))
 
     from wxapp import api as api_pkg
     from wxapp import console, h5, health
     from wxapp.official_account import api as _gateway_api  # noqa: F401  (adds /api/v1/wechat/... before registration)
+    from wxapp import checkin  # adds /api/v1/checkins, field reports and console pages before registration
     from wxapp.openapi import api
 
     csrf.exempt(api_pkg.bp)  # bearer-token API: no ambient credentials to forge
@@ -64,6 +72,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from wxapp import official_account
 
     official_account.init_app(app)
+    checkin.init_app(app)
 
     @app.get("/api/v1/openapi.json")
     def openapi_json():

@@ -89,3 +89,27 @@ def start_wechat_session(openid: str) -> None:
     session[H5_OPENID] = openid
     session[H5_APPID] = wechat_appid()
     session.permanent = True
+
+
+def wechat_user_required(view):
+    """``/h5`` pages and calls that need the WeChat user: pages go through OAuth (silent
+    ``snsapi_base``) and come back; JSON calls answer 401."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if wechat_openid() is None:
+            if request.path.startswith("/h5/api/") or request.method != "GET":
+                raise NotAuthenticated("请在微信中打开此页面。", code="wechat_login_required")
+            return redirect(url_for("wechat_oauth.start", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def staff_actor() -> Actor | None:
+    """The employee acting through this WeChat user (bound on the staff sign-in page)."""
+    from crm_core.services.followers import staff_user
+
+    openid = wechat_openid()
+    user = staff_user(wechat_appid(), openid) if openid else None
+    return _set_actor(load_actor(user)) if user is not None else None

@@ -70,6 +70,11 @@ def load_config(overrides: dict | None = None) -> dict:
         "ALLOW_SQLITE_IN_PRODUCTION": _bool(os.environ.get("WXCRM_ALLOW_SQLITE_IN_PRODUCTION")),
         "API_TOKEN_TTL_SECONDS": _int("WXCRM_API_TOKEN_TTL", 8 * 3600),
         "LOGIN_RATE_LIMIT": os.environ.get("WXCRM_LOGIN_RATE_LIMIT", "5 per minute;30 per hour"),
+        # uploaded photos (tickets, check-ins) on local disk; object storage plugs in behind crm_core.media.Storage
+        "MEDIA_ROOT": os.environ.get("WXCRM_MEDIA_ROOT", "instance/media"),
+        # reverse geocoding of check-ins: offline (nearest known customer address), nominatim, baidu, amap
+        "GEOCODER": os.environ.get("WXCRM_GEOCODER", "offline"),
+        "GEOCODER_KEY": os.environ.get("WXCRM_GEOCODER_KEY") or None,
         "MAX_CONTENT_LENGTH": _int("WXCRM_MAX_UPLOAD_BYTES", 16 * 1024 * 1024),
         "API_MAX_JSON_BYTES": _int("WXCRM_MAX_JSON_BYTES", 256 * 1024),
         "JOBS_EAGER": _bool(os.environ.get("WXCRM_JOBS_EAGER")),

@@ -24,6 +24,7 @@ class Customer(Audited, OwnedRecord, TimestampMixin, db.Model):
         Index("ix_customer_scope", "org_id", "owner_id", "id"),
         Index("ix_customer_org_level", "org_id", "value_level"),
         Index("ix_customer_org_source", "org_id", "source"),
+        Index("ix_customer_org_site_cell", "org_id", "site_cell"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -36,7 +37,12 @@ class Customer(Audited, OwnedRecord, TimestampMixin, db.Model):
     address: Mapped[str | None] = mapped_column(String(300))
     site_lat: Mapped[float | None]
     site_lng: Mapped[float | None]
-    site_coord_system: Mapped[str | None] = mapped_column(String(8))
+    site_coord_system: Mapped[str | None] = mapped_column(String(8))  # the site as entered, in its own system
+    # the same site in WGS-84 and its H3 cell (crm_core.geo), for distances and nearby lookups
+    site_wgs_lat: Mapped[float | None]
+    site_wgs_lng: Mapped[float | None]
+    site_cell: Mapped[str | None] = mapped_column(String(16))
+    checkin_radius_m: Mapped[int | None]  # overrides the organisation's check-in radius for this site
     source: Mapped[str | None] = mapped_column(String(32))
     source_detail: Mapped[str | None] = mapped_column(String(200))
     industry: Mapped[str | None] = mapped_column(String(64))

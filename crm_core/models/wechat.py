@@ -34,6 +34,9 @@ class Follower(Audited, TimestampMixin, db.Model):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
     bound_at: Mapped[datetime | None]
+    # a member of staff who signed in on their phone (check-ins, work orders, staff notices)
+    employee_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"), index=True)
+    staff_bound_at: Mapped[datetime | None]
     last_interaction_at: Mapped[datetime | None]  # opens the 48-hour customer-service window
     last_lat: Mapped[float | None]
     last_lng: Mapped[float | None]

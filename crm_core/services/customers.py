@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, inspect, or_, select, update
 
-from crm_core import collision, jobs
+from crm_core import collision, geo, jobs
 from crm_core.clock import utcnow
 from crm_core.context import service
 from crm_core.db import Base, db, paginate
@@ -13,7 +13,7 @@ from crm_core.models import (Activity, Contact, ContactRelation, Customer, Emplo
                              RecordShare)
 from crm_core.permissions import Actor, get_visible, scoped_select
 
-COORD_SYSTEMS = ("wgs84", "gcj02", "bd09")
+COORD_SYSTEMS = geo.COORD_SYSTEMS
 CUSTOMER_FIELDS = ("name", "kind", "phone", "email", "address", "source", "source_detail", "industry", "tags", "note")
 
 # feature packages add sections to the 360 view (followers, tickets, check-ins, ratings...)
@@ -38,11 +38,20 @@ def _owner(actor: Actor, owner_id: int | None, object_type: str) -> Employee:
 
 
 def _apply_site(customer: Customer, site: dict | None) -> None:
+    """Keep the site in the system it was entered in, plus its WGS-84 copy and H3 cell."""
     if site:
-        if site.get("coord_system", "wgs84") not in COORD_SYSTEMS:
-            raise ValidationFailed("坐标系只能是 wgs84、gcj02 或 bd09。", fields={"site.coord_system": "invalid"})
-        customer.site_lat, customer.site_lng = site["lat"], site["lng"]
-        customer.site_coord_system = site.get("coord_system", "wgs84")
+        system = site.get("coord_system") or "wgs84"
+        try:
+            lat, lng = geo.check(site.get("lat"), site.get("lng"), system)
+        except geo.CoordinateError as exc:
+            if str(exc) == "coord_system":
+                raise ValidationFailed("坐标系只能是 wgs84、gcj02 或 bd09。", fields={"site.coord_system": "invalid"}) from None
+            raise ValidationFailed("客户位置的经纬度不正确。", fields={"site": str(exc)}) from None
+        customer.site_lat, customer.site_lng, customer.site_coord_system = lat, lng, system
+        customer.site_wgs_lat, customer.site_wgs_lng = geo.to_wgs84(lat, lng, system)
+        customer.site_cell = geo.cell_of(customer.site_wgs_lat, customer.site_wgs_lng)
+    if site is not None and "radius_m" in site and site["radius_m"] is not None:
+        customer.checkin_radius_m = int(site["radius_m"])
 
 
 def _check_data(c: Customer, contact_phones: list[str] | None = None) -> dict:

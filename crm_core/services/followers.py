@@ -89,3 +89,28 @@ def search(appid: str, q: str | None = None, subscribed: bool | None = None):
     if subscribed is not None:
         stmt = stmt.where(Follower.subscribed.is_(subscribed))
     return stmt
+
+
+def bind_staff(appid: str, openid: str, user) -> Follower:
+    """A member of staff signed in on their phone: this WeChat user acts as their employee
+    on staff pages (check-ins) and receives their staff notices."""
+    from crm_core.errors import ValidationFailed
+
+    if user.employee_id is None:
+        raise ValidationFailed("该账号没有关联职员，不能在手机上签到。请联系管理员。", code="no_employee_linked")
+    follower = get_or_create(appid, openid, org_id=user.org_id)
+    follower.org_id = follower.org_id or user.org_id
+    follower.employee_id, follower.staff_bound_at = user.employee_id, utcnow()
+    db.session.flush()
+    return follower
+
+
+def staff_user(appid: str, openid: str):
+    """The active user of the employee this WeChat user is bound to, or None."""
+    from crm_core.models import User
+
+    follower = find(appid, openid)
+    if follower is None or follower.employee_id is None:
+        return None
+    return db.session.scalars(select(User).where(User.employee_id == follower.employee_id, User.active.is_(True))
+                              .order_by(User.id)).first()

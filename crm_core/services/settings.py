@@ -18,6 +18,16 @@ DEFAULTS: dict[str, dict] = {
     "opportunity_approval": {"approver": "manager", "employee_id": None},
     # warnings about activities and warranties
     "reminders": {"warranty_days_before": 30},
+    # field check-ins (移动签到): the checks every check-in goes through
+    "checkin": {
+        "radius_m": 500,                 # default distance allowed from a customer's site
+        "accuracy_threshold_m": 200,     # worse accuracy gets the flag low_accuracy
+        "max_speed_kmh": 200,            # faster travel from the previous check-in is "suspicious"
+        "location_max_age_s": 120,       # how recent a WeChat LOCATION event must be to stand in for the device
+        "location_event_coord_system": "gcj02",  # the system WeChat's LOCATION events arrive in
+        "late_after_s": 600,             # a check-in sent this long after it happened is flagged late
+        "max_delay_h": 24,               # offline check-ins older than this are refused
+    },
 }
 
 

@@ -16,6 +16,7 @@ class Site(Model):
     lat: float = Field(ge=-90, le=90)
     lng: float = Field(ge=-180, le=180)
     coord_system: Literal["wgs84", "gcj02", "bd09"] = "wgs84"
+    radius_m: int | None = Field(default=None, ge=50, le=5000, description="check-in radius for this site (default: the organisation's)")
 
 
 class ContactIn(Model):

@@ -19,3 +19,17 @@ def fetch_profile(follower_id: int) -> None:
     follower.nickname = info.get("nickname") or follower.nickname
     follower.avatar_url = info.get("headimgurl") or follower.avatar_url
     follower.profile_fetched_at = utcnow()
+
+
+@jobs.job
+def download_media(media_file_id: int) -> None:
+    """Fetch a photo that a page uploaded to WeChat (``wx.uploadImage``) and store it cleaned."""
+    from crm_core import media
+    from crm_core.models import MediaFile
+    from wxapp.official_account.client import get_client
+
+    row = db.session.get(MediaFile, media_file_id)
+    if row is None or row.status != "pending":
+        return
+    response = get_client().media.download(row.wechat_media_id)
+    media.complete_download(row, response.content)

@@ -1,0 +1,117 @@
+"""The salesperson's check-in page inside WeChat (``/h5/checkin``) and the calls it makes.
+
+The WeChat user is identified by OAuth; the first time, they sign in with their CRM
+account once and that WeChat user is bound to their employee (``followers.bind_staff``).
+Location comes from ``wx.getLocation`` (GCJ-02) inside WeChat, the browser's geolocation
+(WGS-84) elsewhere, or — when both fail — the user's recent WeChat LOCATION event.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+from pydantic import Field
+
+from crm_core import jobs, media
+from crm_core.db import db
+from crm_core.errors import NotAuthenticated, ValidationFailed
+from crm_core.services import checkins as svc
+from crm_core.services import followers
+from crm_core.services.auth import authenticate
+from wxapp.auth import staff_actor, wechat_openid, wechat_user_required
+from wxapp.checkin.api import CheckinIn, NearbyQuery
+from wxapp.config import wechat_appid
+from wxapp.extensions import _login_key, limiter
+from wxapp.openapi import Model, parse_json_body, parse_query
+
+bp = Blueprint("checkin_h5", __name__, url_prefix="/h5")
+
+
+def _actor():
+    actor = staff_actor()
+    if actor is None:
+        raise NotAuthenticated("请先用公司账号登录后再签到。", code="staff_login_required")
+    return actor
+
+
+def _is_wechat() -> bool:
+    return "MicroMessenger" in (request.headers.get("User-Agent") or "")
+
+
+@bp.get("/checkin")
+@wechat_user_required
+def page():
+    actor = staff_actor()
+    return render_template("h5/checkin.html", bound=actor is not None, name=actor.label if actor else None,
+                           in_wechat=_is_wechat())
+
+
+class StaffLogin(Model):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=128)
+
+
+@bp.post("/api/staff/bind")
+@wechat_user_required
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_login_key,
+               deduct_when=lambda r: r.status_code == 401)
+def bind():
+    body = parse_json_body(StaffLogin)
+    user = authenticate(body.username, body.password)
+    followers.bind_staff(wechat_appid(), wechat_openid(), user)
+    db.session.commit()
+    return jsonify({"bound": True, "employee_id": user.employee_id})
+
+
+@bp.get("/api/checkins/nearby")
+@wechat_user_required
+def nearby():
+    q = parse_query(NearbyQuery)
+    return jsonify({"items": svc.nearby(_actor(), q.lat, q.lng, q.coord_system, q.radius_m, q.limit)})
+
+
+class H5Checkin(CheckinIn):
+    photo_media_id: str | None = Field(default=None, max_length=128, description="wx.uploadImage serverId")
+
+
+@bp.post("/api/checkins")
+@wechat_user_required
+def create():
+    actor = _actor()
+    body = parse_json_body(H5Checkin)
+    data = body.model_dump()
+    if body.photo_media_id and not body.photo_id:
+        row = media.register_wechat_media(body.photo_media_id, "checkin", org_id=actor.org_id, employee_id=actor.employee_id)
+        from wxapp.official_account.jobs import download_media
+
+        jobs.enqueue(download_media, row.id)
+        data["photo_id"] = row.id
+    ci = svc.record(actor, data)
+    db.session.commit()
+    return jsonify(svc.to_dict(ci, body.coord_system)), 201
+
+
+@bp.get("/api/checkins/today")
+@wechat_user_required
+def today():
+    return jsonify({"items": [_today_row(c) for c in svc.today(_actor())]})
+
+
+def _today_row(c) -> dict:
+    from crm_core.models import Customer
+
+    d = svc.to_dict(c)
+    customer = db.session.get(Customer, c.customer_id) if c.customer_id else None
+    d["customer_name"] = customer.name if customer else None
+    return d
+
+
+@bp.post("/api/checkins/photo")
+@wechat_user_required
+def upload_photo():
+    """A photo taken on the page outside WeChat (``<input type=file capture>``)."""
+    actor = _actor()
+    f = request.files.get("file")
+    if f is None:
+        raise ValidationFailed("请选择一张照片。", fields={"file": "required"})
+    row = media.save_upload(f.read(media.MAX_IMAGE_BYTES + 1), "checkin", org_id=actor.org_id, employee_id=actor.employee_id)
+    db.session.commit()
+    return jsonify({"id": row.id, "width": row.width, "height": row.height}), 201
