@@ -242,7 +242,6 @@ def team_calendar(actor: Actor, date_from: date | None = None, date_to: date | N
         raise ValidationFailed("日历一次最多显示 63 天。", fields={"date_to": "range too long"})
     start = datetime.combine(date_from, datetime.min.time()) - CHINA
     end = datetime.combine(date_to + timedelta(days=1), datetime.min.time()) - CHINA
-    who = func.coalesce(Activity.assignee_id, Activity.owner_id)
     when = func.coalesce(Activity.planned_start, Activity.created_at)
     astmt = select(Activity).where(visible_clause(actor, Activity), when >= start, when < end)
     cstmt = select(CheckIn).where(visible_clause(actor, CheckIn), CheckIn.local_date >= date_from,
