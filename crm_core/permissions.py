@@ -152,38 +152,39 @@ class Actor:
 
 
 def load_actor(user) -> Actor:
-    """Build the :class:`Actor` for a :class:`~crm_core.models.User`."""
-    from crm_core.models import Employee
+    """Build the :class:`Actor` for a :class:`~crm_core.models.User`.
 
-    org = user.organization
+    Runs on every request, so it reads plain rows (no ORM objects): the organisation's
+    functions, the user's roles, their permissions and their data scopes, the employee name.
+    """
+    from crm_core.models import Employee, Organization, Role, RoleDataScope, RolePermission, UserRole
+    from crm_core.models.org import BUSINESS_FUNCTIONS
+
+    flags = db.session.execute(select(Organization.sales_enabled, Organization.marketing_enabled,
+                                      Organization.service_enabled).where(Organization.id == user.org_id)).first()
+    functions = [f for f, on in zip(BUSINESS_FUNCTIONS, flags or ()) if on]
     actor = Actor(
         user_id=user.id,
         username=user.username,
         org_id=user.org_id,
         employee_id=user.employee_id,
-        enabled_functions=set(org.functions) if org else set(),
+        enabled_functions=set(functions or ()),
     )
-    from sqlalchemy.orm import selectinload
-
-    from crm_core.models import Role, UserRole
-
-    roles = db.session.scalars(
-        select(Role).join(UserRole, UserRole.role_id == Role.id).where(UserRole.user_id == user.id)
-        .options(selectinload(Role.permissions), selectinload(Role.data_scopes))
-    ).all()
+    roles = db.session.execute(
+        select(Role.id, Role.code, Role.org_id, Role.grants_all).join(UserRole, UserRole.role_id == Role.id)
+        .where(UserRole.user_id == user.id)).all()
     actor.role_codes = [r.code for r in roles]
-    for role in roles:
-        if role.org_id not in (None, user.org_id):
-            continue
-        actor.grants_all = actor.grants_all or role.grants_all
-        for perm in role.permissions:
-            actor.permissions.add((perm.object_type, perm.action))
-        for ds in role.data_scopes:
-            actor.scopes.setdefault(ds.object_type, []).append(
-                (ds.scope, list(ds.department_ids or []), list(ds.employee_ids or []))
-            )
-    emp = db.session.get(Employee, user.employee_id) if user.employee_id else None
-    actor.label = emp.name if emp else user.username
+    role_ids = [r.id for r in roles if r.org_id in (None, user.org_id)]
+    actor.grants_all = any(r.grants_all for r in roles if r.org_id in (None, user.org_id))
+    if role_ids:
+        actor.permissions = {(obj, action) for obj, action in db.session.execute(
+            select(RolePermission.object_type, RolePermission.action).where(RolePermission.role_id.in_(role_ids)))}
+        for obj, scope, depts, emps in db.session.execute(
+                select(RoleDataScope.object_type, RoleDataScope.scope, RoleDataScope.department_ids,
+                       RoleDataScope.employee_ids).where(RoleDataScope.role_id.in_(role_ids))):
+            actor.scopes.setdefault(obj, []).append((scope, list(depts or []), list(emps or [])))
+    name = db.session.scalar(select(Employee.name).where(Employee.id == user.employee_id)) if user.employee_id else None
+    actor.label = name or user.username
     return actor
 
 

@@ -316,6 +316,8 @@ def test_a_recent_wechat_location_event_stands_in_for_the_device(demo, client):
     glat, glng = geo.from_wgs84(*WEST_LAKE, "gcj02")  # WeChat reports LOCATION events in GCJ-02
     assert post(client, message_xml("location_event", openid, lat=glat, lng=glng, precision=25)).status_code == 200
     tea = customer_id(demo, "西湖茶业")
+    near = client.get("/h5/api/checkins/nearby").get_json()
+    assert near["items"][0]["customer_id"] == tea and near["location"]["source"] == "wechat_event"
     r = client.post("/h5/api/checkins", json={"kind": "in", "customer_id": tea}, headers={"X-CSRFToken": csrf})
     assert r.status_code == 201, r.get_json()
     body = r.get_json()

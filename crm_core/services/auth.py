@@ -43,16 +43,17 @@ def issue_token(user: User, ttl: timedelta = DEFAULT_TOKEN_TTL) -> tuple[str, Ap
 
 def user_for_token(token: str) -> User:
     """The user behind a bearer token, or :class:`NotAuthenticated` saying why."""
-    row = db.session.scalars(select(ApiToken).where(ApiToken.token_hash == token_digest(token))).first()
+    found = db.session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)  # one round trip
+                               .where(ApiToken.token_hash == token_digest(token))).first()
     now = utcnow()
-    if row is None:
+    if found is None:
         raise NotAuthenticated("访问令牌无效。", code="invalid_token")
+    row, user = found
     if row.revoked_at is not None:
         raise NotAuthenticated("访问令牌已注销，请重新登录。", code="token_revoked")
     if row.expires_at <= now:
         raise NotAuthenticated("访问令牌已过期，请重新登录。", code="token_expired")
-    user = db.session.get(User, row.user_id)
-    if user is None or not user.active:
+    if not user.active:
         raise NotAuthenticated("该用户已停用，请联系管理员。", code="user_disabled")
     if row.last_used_at is None or (now - row.last_used_at) > timedelta(minutes=1):
         row.last_used_at = now  # throttled, so reads do not write on every request

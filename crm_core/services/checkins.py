@@ -20,14 +20,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from crm_core import geo, jobs
 from crm_core.clock import utcnow
 from crm_core.context import service
 from crm_core.db import db, paginate
 from crm_core.errors import Conflict, NoEmployeeLinked, PermissionDenied, ValidationFailed
-from crm_core.models import Activity, CheckIn, Customer, Employee, Follower
+from crm_core.models import Activity, CheckIn, Customer, EmployeePosition, Follower, Position
 from crm_core.models.checkin import CHECKIN_KINDS, SPOOF_FLAGS
 from crm_core.permissions import NO_EMPLOYEE_MESSAGE, Actor, get_visible, scoped_select, visible_clause
 from crm_core.services.settings import get_setting
@@ -83,7 +83,14 @@ def _location(actor: Actor, data: dict, cfg: dict, now: datetime) -> tuple[float
             raise ValidationFailed("纬度和经度必须同时提供。", fields={"lat" if lat is None else "lng": "required"})
         lat, lng = _coords(lat, lng, system)
         return lat, lng, system, data.get("accuracy_m"), "device"
-    since = now - timedelta(seconds=int(cfg["location_max_age_s"]))
+    return recent_wechat_location(actor, cfg, now)
+
+
+def recent_wechat_location(actor: Actor, cfg: dict | None = None, now: datetime | None = None):
+    """The caller's latest WeChat LOCATION event if it is recent enough, as
+    ``(lat, lng, coord_system, accuracy, "wechat_event")``; 422 ``location_required`` otherwise."""
+    cfg = cfg or settings(actor.org_id)
+    since = (now or utcnow()) - timedelta(seconds=int(cfg["location_max_age_s"]))
     follower = db.session.scalars(
         select(Follower).where(Follower.employee_id == actor.employee_id, Follower.last_location_at >= since,
                                Follower.last_lat.is_not(None)).order_by(Follower.last_location_at.desc())).first()
@@ -115,17 +122,19 @@ def _status(flags: list[str], reviews: dict) -> tuple[str, bool]:
     return "normal", flagged
 
 
-def _neighbours(employee_id: int, ts: datetime) -> tuple[CheckIn | None, CheckIn | None]:
-    """The employee's check-ins just before and just after ``ts`` (by client time)."""
-    prev = db.session.scalars(select(CheckIn).where(CheckIn.owner_id == employee_id, CheckIn.client_time <= ts)
+def _neighbours(employee_id: int, ts: datetime):
+    """The employee's check-ins just before and just after ``ts`` by client time (rows of
+    id, client_time, local_date, lat, lng; two indexed one-row lookups)."""
+    cols = (CheckIn.id, CheckIn.client_time, CheckIn.local_date, CheckIn.lat, CheckIn.lng)
+    prev = db.session.execute(select(*cols).where(CheckIn.owner_id == employee_id, CheckIn.client_time <= ts)
                               .order_by(CheckIn.client_time.desc(), CheckIn.id.desc()).limit(1)).first()
-    nxt = db.session.scalars(select(CheckIn).where(CheckIn.owner_id == employee_id, CheckIn.client_time > ts)
+    nxt = db.session.execute(select(*cols).where(CheckIn.owner_id == employee_id, CheckIn.client_time > ts)
                              .order_by(CheckIn.client_time, CheckIn.id).limit(1)).first()
     return prev, nxt
 
 
-def _travel(a: CheckIn | None, b: CheckIn) -> float:
-    """Distance counted for ``b``: from the previous check-in of the same day."""
+def _travel(a, b) -> float:
+    """Distance counted for ``b``: from the previous check-in ``a`` of the same day."""
     if a is None or a.local_date != b.local_date:
         return 0.0
     return geo.distance_m((a.lat, a.lng), (b.lat, b.lng))
@@ -161,14 +170,23 @@ def record(actor: Actor, data: dict) -> CheckIn:
         photo_id = owned_media(data["photo_id"], org_id=actor.org_id, employee_id=employee_id).id
     note = (data.get("note") or "").strip()[:500] or None
 
-    # judged on the phone's clock, so a batch of offline check-ins sent together is not a duplicate
-    dup = select(CheckIn.id).where(CheckIn.owner_id == employee_id, CheckIn.kind == kind,
-                                   CheckIn.client_time > client_time - DUPLICATE_WINDOW,
-                                   CheckIn.client_time < client_time + DUPLICATE_WINDOW)
-    dup = dup.where(CheckIn.customer_id == customer.id) if customer else dup.where(CheckIn.customer_id.is_(None))
-    if db.session.scalar(dup.limit(1)) is not None:
+    # one query for both: the same kind within 60 s (judged on the phone's clock, so a batch of
+    # offline check-ins sent together is not a duplicate), and exactly these coordinates before
+    same_spot = and_(CheckIn.raw_lat == raw_lat, CheckIn.raw_lng == raw_lng, CheckIn.location_source == "device",
+                     CheckIn.client_time >= client_time - timedelta(days=30))
+    near_time = and_(CheckIn.kind == kind, CheckIn.client_time > client_time - DUPLICATE_WINDOW,
+                     CheckIn.client_time < client_time + DUPLICATE_WINDOW)
+    recent = db.session.execute(
+        select(CheckIn.kind, CheckIn.customer_id, CheckIn.client_time, CheckIn.raw_lat, CheckIn.raw_lng, CheckIn.accuracy_m)
+        .where(CheckIn.owner_id == employee_id, or_(near_time, same_spot) if source == "device" else near_time)
+        .limit(200)).all()
+    customer_key = customer.id if customer else None
+    if any(r.kind == kind and r.customer_id == customer_key and abs(r.client_time - client_time) < DUPLICATE_WINDOW
+           for r in recent):
         where = f"在「{customer.name}」" if customer else ""
         raise Conflict(f"1 分钟内已{where}{'签到' if kind == 'in' else '签退'}过，请勿重复提交。", code="duplicate_checkin")
+    repeated = source == "device" and any(r.raw_lat == raw_lat and r.raw_lng == raw_lng and r.accuracy_m == accuracy
+                                          for r in recent)
 
     lat, lng = geo.to_wgs84(raw_lat, raw_lng, system)
     flags: list[str] = []
@@ -187,11 +205,7 @@ def record(actor: Actor, data: dict) -> CheckIn:
         flags.append("spoof_accuracy")
     if data.get("mock_location"):
         flags.append("spoof_mock")
-    if source == "device" and db.session.scalar(
-            select(CheckIn.id).where(CheckIn.owner_id == employee_id, CheckIn.raw_lat == raw_lat, CheckIn.raw_lng == raw_lng,
-                                     CheckIn.location_source == "device",
-                                     (CheckIn.accuracy_m == accuracy) if accuracy is not None else CheckIn.accuracy_m.is_(None),
-                                     CheckIn.client_time >= client_time - timedelta(days=30)).limit(1)) is not None:
+    if repeated:
         flags.append("spoof_repeat")
     prev, nxt = _neighbours(employee_id, client_time)
     if prev is not None:
@@ -216,7 +230,7 @@ def record(actor: Actor, data: dict) -> CheckIn:
     db.session.add(ci)
     db.session.flush()
     if nxt is not None and nxt.local_date == ci.local_date:  # a late check-in lands between two others
-        nxt.travel_m = round(_travel(ci, nxt), 1)
+        db.session.get(CheckIn, nxt.id).travel_m = round(_travel(ci, nxt), 1)
     _touch_activity(actor, ci)
     jobs.enqueue(reverse_geocode, ci.id)
     db.session.flush()
@@ -224,8 +238,10 @@ def record(actor: Actor, data: dict) -> CheckIn:
 
 
 def _department(employee_id: int) -> int | None:
-    emp = db.session.get(Employee, employee_id)
-    return emp.department_id if emp else None
+    """The employee's home department (primary position first), in one query."""
+    return db.session.scalar(select(Position.department_id).join(EmployeePosition, EmployeePosition.position_id == Position.id)
+                             .where(EmployeePosition.employee_id == employee_id)
+                             .order_by(EmployeePosition.primary.desc()).limit(1))
 
 
 def _pair(out: CheckIn, flags: list[str]) -> None:

@@ -64,8 +64,14 @@ def bind():
 @bp.get("/api/checkins/nearby")
 @wechat_user_required
 def nearby():
+    """Near the given position, or — without ``lat``/``lng`` — near the user's recent WeChat location."""
+    actor = _actor()
+    if "lat" not in request.args and "lng" not in request.args:
+        lat, lng, system, accuracy, _ = svc.recent_wechat_location(actor)
+        return jsonify({"items": svc.nearby(actor, lat, lng, system), "location": {
+            "lat": lat, "lng": lng, "coord_system": system, "accuracy_m": accuracy, "source": "wechat_event"}})
     q = parse_query(NearbyQuery)
-    return jsonify({"items": svc.nearby(_actor(), q.lat, q.lng, q.coord_system, q.radius_m, q.limit)})
+    return jsonify({"items": svc.nearby(actor, q.lat, q.lng, q.coord_system, q.radius_m, q.limit)})
 
 
 class H5Checkin(CheckinIn):
