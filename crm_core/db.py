@@ -52,3 +52,13 @@ def paginate(stmt, *order_by, page: int = 1, per_page: int = 20) -> tuple[list, 
     total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     rows = db.session.scalars(stmt.order_by(*order_by).limit(per_page).offset((page - 1) * per_page)).all()
     return list(rows), int(total or 0)
+
+
+def insert_for(model):
+    """A dialect-aware INSERT that supports ``on_conflict_do_nothing`` / ``on_conflict_do_update``
+    (SQLite and PostgreSQL spell it the same in SQLAlchemy)."""
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(model)

@@ -155,18 +155,21 @@ def cell_of(lat: float, lng: float) -> str:
 
 
 def cells_within(lat: float, lng: float, radius_m: float) -> list[str]:
-    """Every cell that may hold a point within ``radius_m`` of ``(lat, lng)``.
+    """Every cell that may hold a point within ``radius_m`` of ``(lat, lng)``, and few others.
 
     Measured locally (H3 cells vary in size over the globe): ``spacing`` is the distance
-    from the centre cell to its nearest neighbour; a cell's corners lie about spacing/√3
-    from its centre (``circum``, with a margin). A point within r of q lies in a cell whose
-    centre is within r + circum of q, and q is within circum of the centre cell's centre.
-    Ring k's centres are at least k·spacing·√3/2 away (the hexagonal ring's side
-    midpoints), so k = ceil((r + 2·circum) / (spacing·√3/2)) rings cover the circle.
+    from the centre cell to its nearest neighbour; a cell's corners lie spacing/√3 from its
+    centre (``circum``, taken with a 15 % margin). A point within r of q lies in a cell whose
+    centre is within r + circum of q — that is the filter. To enumerate the candidates: q is
+    within circum of its own cell's centre, and grid ring k's centres are at least
+    k·spacing·√3/2 from it (the hexagonal ring's side midpoints), so k = ceil((r + 2·circum) /
+    (spacing·√3/2)) rings contain every cell the filter can keep.
     """
     origin = cell_of(lat, lng)
     c0 = h3.cell_to_latlng(origin)
     spacing = min(h3.great_circle_distance(c0, h3.cell_to_latlng(n), unit="m") for n in h3.grid_ring(origin, 1))
-    circum = spacing / math.sqrt(3) * 1.2
+    circum = spacing / math.sqrt(3) * 1.15
     k = max(1, math.ceil((radius_m + 2 * circum) / (spacing * math.sqrt(3) / 2)))
-    return list(h3.grid_disk(origin, k))
+    reach = radius_m + circum
+    q = (lat, lng)
+    return [c for c in h3.grid_disk(origin, k) if h3.great_circle_distance(q, h3.cell_to_latlng(c), unit="m") <= reach]

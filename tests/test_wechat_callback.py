@@ -277,3 +277,105 @@ def test_messages_api_lists_processed_deliveries(wx, client):
     follower = client.get("/api/v1/wechat/followers/oUser0015", headers=h).get_json()
     assert follower["openid"] == "oUser0015" and follower["in_service_window"] is True
     assert client.get("/api/v1/wechat/followers/oNobody", headers=h).status_code == 404
+
+
+# --- the fast path: messages no feature handles ---------------------------------------------
+def test_unhandled_text_three_deliveries_store_one_row_and_touch_the_follower(client):
+    xml = message_xml("text", "oFast00001", content="随便问问", msg_id=51_000_001)
+    replies = [reply_text(post(client, xml)) for _ in range(3)]
+    assert replies == [router.default_text] * 3
+    rows = stored(openid="oFast00001")
+    assert len(rows) == 1 and rows[0].outcome == "replied" and rows[0].handler == "default"
+    assert rows[0].reply == router.default_text and rows[0].summary["content"] == "随便问问"
+    f = db.session.scalars(db.select(Follower).where(Follower.openid == "oFast00001")).one()
+    assert f.last_interaction_at is not None and not f.subscribed
+
+
+def test_concurrent_deliveries_of_an_unhandled_message_store_one_row(wx):
+    xml = message_xml("text", "oFast00002", content="并发的普通消息", msg_id=51_000_002)
+    replies = []
+
+    def deliver():
+        with wx.app_context():
+            replies.append(reply_text(post(wx.test_client(), xml)))
+            db.session.remove()
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert replies == [router.default_text] * 4
+    assert len(stored(openid="oFast00002")) == 1
+
+
+@pytest.fixture
+def wx_redis(pg_url, redis_url):
+    """Scale-out shape: PostgreSQL and Redis."""
+    app = _make_app(pg_url, REDIS_URL=redis_url, WECHAT_AES_KEY=AES_KEY)
+    with app.app_context():
+        db.create_all()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_redis_fast_path_is_exactly_once_through_the_batch_writer(wx_redis):
+    from wxapp.official_account import fastpath
+
+    client = wx_redis.test_client()
+    conn = wx_redis.extensions["wxcrm_redis"]
+    xml = message_xml("text", "oFastRedis1", content="你好", msg_id=52_000_001)
+    replies = [reply_text(post(client, xml, aes=True), aes=True) for _ in range(3)]
+    assert replies == [router.default_text] * 3
+    post(client, message_xml("location_event", "oFastRedis1", lat=30.25, lng=120.16, precision=20))
+    post(client, message_xml("text", "oFastRedis2", content="第二个用户", msg_id=52_000_002))
+    assert conn.llen(fastpath.QUEUE_KEY) == 3  # the retries were never queued
+    assert stored() == []  # not written yet: the batch writer does it
+    queued = conn.lrange(fastpath.QUEUE_KEY, 0, -1)
+    assert fastpath.drain(conn) == 3
+    rows = stored()
+    assert sorted((r.openid, r.msg_type, r.event or "") for r in rows) == [
+        ("oFastRedis1", "event", "location"), ("oFastRedis1", "text", ""), ("oFastRedis2", "text", "")]
+    f = db.session.scalars(db.select(Follower).where(Follower.openid == "oFastRedis1")).one()
+    assert f.last_interaction_at is not None and (f.last_lat, f.last_lng) == (30.25, 120.16)
+    # a writer that crashed after its commit but before trimming the list runs again: no doubles
+    conn.rpush(fastpath.QUEUE_KEY, *queued)
+    assert fastpath.drain(conn) == 3
+    assert len(stored()) == 3
+    # a retry after the drain still gets the same reply, and stores nothing new
+    assert reply_text(post(client, xml, aes=True), aes=True) == router.default_text
+    assert conn.llen(fastpath.QUEUE_KEY) == 0
+
+
+def test_redis_fast_path_concurrent_retries_queue_once(wx_redis):
+    from wxapp.official_account import fastpath
+
+    conn = wx_redis.extensions["wxcrm_redis"]
+    xml = message_xml("text", "oFastRedis3", content="同时到达", msg_id=52_000_003)
+    replies = []
+
+    def deliver():
+        with wx_redis.app_context():
+            replies.append(reply_text(post(wx_redis.test_client(), xml)))
+
+    threads = [threading.Thread(target=deliver) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert replies == [router.default_text] * 6
+    assert conn.llen(fastpath.QUEUE_KEY) == 1
+
+
+def test_the_worker_job_drains_the_queue(wx_redis):
+    """The wake-up job is a registered job the RQ worker runs (here executed directly)."""
+    from crm_core import jobs
+    from wxapp.official_account import fastpath
+    from wxapp.official_account.jobs import drain_inbound
+
+    conn = wx_redis.extensions["wxcrm_redis"]
+    post(wx_redis.test_client(), message_xml("text", "oFastRedis4", content="排队", msg_id=52_000_004))
+    assert conn.llen(fastpath.QUEUE_KEY) == 1
+    assert jobs.execute(jobs.job_name(drain_inbound), []) == 1
+    assert [r.openid for r in stored()] == ["oFastRedis4"]

@@ -114,3 +114,37 @@ def staff_user(appid: str, openid: str):
         return None
     return db.session.scalars(select(User).where(User.employee_id == follower.employee_id, User.active.is_(True))
                               .order_by(User.id)).first()
+
+
+def touch_many(items: list[dict]) -> None:
+    """Bulk follower bookkeeping for the callback's fast path and its batch writer: create
+    unknown followers and set their last interaction (and last reported location), one
+    statement per kind. ``items``: dicts with appid, openid, at, and optionally lat, lng,
+    precision. Not audited: these are the high-frequency columns ``Follower`` ignores anyway."""
+    from crm_core.db import insert_for
+
+    latest: dict[tuple[str, str], dict] = {}
+    for it in items:
+        cur = latest.setdefault((it["appid"], it["openid"]), {"at": it["at"], "loc": None})
+        cur["at"] = max(cur["at"], it["at"])
+        if it.get("lat") is not None and (cur["loc"] is None or it["at"] >= cur["loc"]["at"]):
+            cur["loc"] = it
+    plain, located = [], []
+    for (appid, openid), cur in latest.items():
+        row = {"appid": appid, "openid": openid, "subscribed": False, "subscribe_count": 0,
+               "last_interaction_at": cur["at"], "created_at": cur["at"], "updated_at": cur["at"]}
+        loc = cur["loc"]
+        if loc is not None:
+            row.update(last_lat=loc["lat"], last_lng=loc["lng"], last_precision=loc.get("precision"),
+                       last_location_at=loc["at"])
+            located.append(row)
+        else:
+            plain.append(row)
+    for rows, cols in ((plain, ("last_interaction_at",)),
+                       (located, ("last_interaction_at", "last_lat", "last_lng", "last_precision", "last_location_at"))):
+        if not rows:
+            continue
+        stmt = insert_for(Follower.__table__)
+        stmt = stmt.on_conflict_do_update(index_elements=["appid", "openid"],
+                                          set_={c: getattr(stmt.excluded, c) for c in cols})
+        db.session.execute(stmt, rows)

@@ -32,6 +32,7 @@ from crm_core.db import db
 from crm_core.models import InboundMessage
 from crm_core.services import followers
 from wxapp.config import wechat_appid
+from wxapp.official_account import fastpath
 from wxapp.official_account.router import Inbound, router
 
 log = logging.getLogger("wxcrm.wechat")
@@ -185,6 +186,27 @@ def _claim_redis(key: str):
     return rkey
 
 
+def _retry_fetch(key: str):
+    """For a retry: a function returning the first delivery's reply once it is known."""
+    conn = current_app.extensions.get("wxcrm_redis")
+    if conn is not None:
+        rkey = _redis_key(key)
+
+        def fetch():
+            v = conn.get(rkey)
+            v = v.decode() if v is not None else "success"
+            return None if v == "\x00pending" else v
+        return fetch
+
+    def fetch_db():
+        db.session.rollback()
+        existing = db.session.scalars(db.select(InboundMessage).where(InboundMessage.dedup_key == key)).first()
+        if existing is None or existing.outcome == "processing":
+            return None
+        return existing.reply or "success"
+    return fetch_db
+
+
 def _wait_for_reply(fetch, timeout: float = 3.0) -> str:
     """A retry of a message still being processed waits briefly for the first delivery's reply."""
     deadline = time.monotonic() + timeout
@@ -201,15 +223,15 @@ def handle(msg) -> str:
     appid = wechat_appid()
     key = _dedup_key(msg)[:160]
     conn = current_app.extensions.get("wxcrm_redis")
-    rkey = _claim_redis(key)
-    if rkey is not None:  # a WeChat retry (Redis mode)
-        def fetch():
-            v = conn.get(rkey)
-            v = v.decode() if v is not None else "success"
-            return None if v == "\x00pending" else v
-        return _wait_for_reply(fetch)
-    ib = _inbound(msg, appid)
     t0 = time.perf_counter()
+    ib = _inbound(msg, appid)
+    rule = router.resolve(ib)
+    if fastpath.eligible(ib, rule):
+        reply, handler_name, outcome = _default(ib)
+        answer = fastpath.process(ib, key, _summary(msg, ib), reply, handler_name, outcome, t0)
+        return answer if answer is not None else _wait_for_reply(_retry_fetch(key))
+    if _claim_redis(key) is not None:  # a WeChat retry (Redis mode)
+        return _wait_for_reply(_retry_fetch(key))
     row = InboundMessage(appid=appid, openid=ib.openid, dedup_key=key, msg_type=ib.msg_type, event=ib.event,
                          event_key=(ib.event_key or None) and str(ib.event_key)[:200],
                          msg_id=str(msg.id) if getattr(msg, "id", None) else None, summary=_summary(msg, ib),
@@ -217,14 +239,7 @@ def handle(msg) -> str:
 
     def retry_reply() -> str:  # a retry (embedded mode: the unique key is the dedup record)
         db.session.rollback()
-
-        def fetch():
-            db.session.expire_all()
-            existing = db.session.scalars(db.select(InboundMessage).where(InboundMessage.dedup_key == key)).first()
-            if existing is None or existing.outcome == "processing":
-                return None
-            return existing.reply or "success"
-        return _wait_for_reply(fetch)
+        return _wait_for_reply(_retry_fetch(key))
 
     db.session.add(row)
     try:
@@ -232,7 +247,6 @@ def handle(msg) -> str:
     except IntegrityError:
         return retry_reply()
     _bookkeeping(ib)
-    rule = router.resolve(ib)
     if rule is None:
         # answered inline: claim, bookkeeping and result commit together (one write per message)
         reply, handler_name, outcome = _default(ib)
