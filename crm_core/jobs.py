@@ -208,13 +208,18 @@ def enqueue(fn: Callable, *args: Any, delay: timedelta | int | float | None = No
     session.info.setdefault(_PENDING_KEY, []).append((name, list(args), run_at))
 
 
-def submit_now(fn: Callable, *args: Any) -> None:
-    """Hand ``fn(*args)`` to the backend right away, outside any transaction (for callers
-    that wrote nothing to the database, e.g. the callback's Redis fast path)."""
+def submit_now(fn: Callable, *args: Any, delay: float | None = None) -> None:
+    """Hand ``fn(*args)`` to the Redis backend right away, outside any transaction (for
+    callers that wrote nothing to the database, e.g. the callback's Redis fast path);
+    ``delay`` seconds lets work gather into one batch."""
     name = job_name(fn)
     if name not in _registry:
         raise ValueError(f"{name} is not a registered job; decorate it with @job")
-    backend().submit(name, list(args))
+    be = backend()
+    if delay and isinstance(be, RedisBackend):
+        be.schedule(name, list(args), utcnow() + timedelta(seconds=delay))
+    else:
+        be.submit(name, list(args))
 
 
 @event.listens_for(Session, "after_commit")

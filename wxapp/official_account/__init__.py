@@ -22,5 +22,6 @@ def init_app(app: Flask) -> None:
     csrf.exempt(callback.bp)  # signed by WeChat, not by a browser session
     csrf.exempt(sandbox.bp)
     app.register_blueprint(callback.bp)
+    app.wsgi_app = callback.CallbackLane(app, app.wsgi_app)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(sandbox.bp)

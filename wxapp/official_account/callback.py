@@ -14,6 +14,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -36,6 +37,7 @@ from wxapp.official_account import fastpath
 from wxapp.official_account.router import Inbound, router
 
 log = logging.getLogger("wxcrm.wechat")
+access = logging.getLogger("wxcrm.web")
 bp = Blueprint("wechat", __name__, url_prefix="/wechat")
 
 MAX_BODY = 256 * 1024
@@ -54,8 +56,10 @@ def _valid(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode(), (given or "").encode())
 
 
-def _reject(status: int, reason: str):
-    log.warning("wechat callback rejected: %s", reason, extra={"reason": reason, "remote": request.remote_addr})
+def _reject(status: int, reason: str, remote: str | None = None):
+    if remote is None:
+        remote = request.remote_addr
+    log.warning("wechat callback rejected: %s", reason, extra={"reason": reason, "remote": remote})
     return Response(reason, status=status, mimetype="text/plain")
 
 
@@ -90,12 +94,23 @@ def _reply_xml(msg, content: str) -> str:
 
 @bp.post("/callback")
 def receive():
+    """Reached only if the lane below is not installed; both run :func:`process_post`."""
+    return process_post(request)
+
+
+def process_post(req) -> Response:
+    """The whole POST: ``req`` is a werkzeug request (Flask's, or the lane's own)."""
     cfg = current_app.config
     token = cfg["WECHAT_TOKEN"] or ""
-    a = request.args
-    if request.content_length and request.content_length > MAX_BODY:
+    a = req.args
+    remote = req.remote_addr or ""
+
+    def _reject(status: int, reason: str):
+        return globals()["_reject"](status, reason, remote)
+
+    if req.content_length and req.content_length > MAX_BODY:
         return _reject(413, "body too large")
-    raw = request.get_data(cache=False)
+    raw = req.get_data(cache=False)
     if len(raw) > MAX_BODY:
         return _reject(413, "body too large")
     timestamp, nonce = a.get("timestamp", ""), a.get("nonce", "")
@@ -134,6 +149,46 @@ def receive():
         return _answer("success", None, crypto, nonce)
     content = handle(msg)
     return _answer(content, msg, crypto, nonce)
+
+
+class CallbackLane:
+    """WSGI middleware: ``POST /wechat/callback`` skips Flask's request pipeline (session,
+    rate-limiter and CSRF hooks, URL routing, error pages) — none of which a signed server-to-
+    server call needs — and runs :func:`process_post` inside an app context, with a request id
+    and an access log line like every other request. Anything unexpected is logged and answered
+    ``success``: WeChat must always get a valid answer, never a 500 (it would retry)."""
+
+    PATH = "/wechat/callback"
+
+    def __init__(self, app, wsgi_app):
+        self.app, self.wsgi_app = app, wsgi_app
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") != self.PATH or environ.get("REQUEST_METHOD") != "POST":
+            return self.wsgi_app(environ, start_response)
+        from werkzeug.wrappers import Request
+
+        from crm_core.context import request_id
+
+        t0 = time.perf_counter()
+        req = Request(environ)
+        rid = uuid.uuid4().hex
+        token = request_id.set(rid)
+        try:
+            with self.app.app_context():
+                try:
+                    resp = process_post(req)
+                except Exception:
+                    log.exception("wechat callback failed; answered success")
+                    resp = Response("success", mimetype="text/plain")
+            resp.headers["X-Request-ID"] = rid
+            if access.isEnabledFor(logging.INFO):
+                access.info("POST %s %s", self.PATH, resp.status_code, extra={
+                    "method": "POST", "path": self.PATH, "status": resp.status_code,
+                    "ms": round((time.perf_counter() - t0) * 1000, 1)})
+        finally:
+            request_id.reset(token)
+        return resp(environ, start_response)
 
 
 def _answer(content: str | None, msg, crypto, nonce) -> Response:
