@@ -61,6 +61,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from wxapp import console, h5, health
     from wxapp.official_account import api as _gateway_api  # noqa: F401  (adds /api/v1/wechat/... before registration)
     from wxapp import checkin  # adds /api/v1/checkins, field reports and console pages before registration
+    from wxapp import self_service  # adds /api/v1/tickets, /work-orders, service reports and console pages
     from wxapp.openapi import api
 
     csrf.exempt(api_pkg.bp)  # bearer-token API: no ambient credentials to forge
@@ -73,6 +74,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     official_account.init_app(app)
     checkin.init_app(app)
+    self_service.init_app(app)
 
     @app.get("/api/v1/openapi.json")
     def openapi_json():

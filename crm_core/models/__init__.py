@@ -16,6 +16,8 @@ from crm_core.models.segment import Segment
 from crm_core.models.settings import (CollisionClaim, CollisionGram, CollisionKey, CollisionRule, OrgSetting,
                                       ValueIndicator, ValueLevel)
 from crm_core.models.sharing import RecordShare
+from crm_core.models.ticket import (FeeLine, HandlingRecord, PartRequest, Rating, SmsMessage, StockItem, Ticket,
+                                    TicketEvent, VerificationCode, WorkOrder)
 from crm_core.models.wechat import CachedCredential, Follower, InboundMessage, SandboxRecord
 
 __all__ = [
@@ -24,5 +26,6 @@ __all__ = [
     "Opportunity", "OpportunityApproval", "OpportunityProduct", "Organization", "OrgSetting", "OutboxMessage",
     "PeriodicRun", "Position", "Product", "ProductArchive", "RecordShare", "Role", "RoleDataScope", "RolePermission",
     "SalesMethod", "SalesStage", "ScheduledJob", "Segment", "User", "UserRole", "ValueIndicator", "ValueLevel",
-    "WorkPlan", "CachedCredential", "Follower", "InboundMessage", "SandboxRecord",
+    "WorkPlan", "CachedCredential", "FeeLine", "HandlingRecord", "PartRequest", "Rating", "SmsMessage", "StockItem",
+    "Ticket", "TicketEvent", "VerificationCode", "WorkOrder", "Follower", "InboundMessage", "SandboxRecord",
 ]

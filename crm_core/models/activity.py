@@ -51,8 +51,7 @@ class Activity(Audited, OwnedRecord, TimestampMixin, db.Model):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"))
     opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunity.id"), index=True)
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("lead.id"))
-    # tickets arrive with the self-service issue; its migration adds the foreign key
-    ticket_id: Mapped[int | None] = mapped_column(index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"), index=True)
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("work_plan.id"), index=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("activity.id"))  # assigned from a main activity
     planned_start: Mapped[datetime | None]

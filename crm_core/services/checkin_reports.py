@@ -16,6 +16,7 @@ from html import escape
 
 from sqlalchemy import case, func, or_, select
 
+from crm_core.clock import utcnow
 from crm_core.db import db
 from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import Activity, CheckIn, Customer, Department, Employee, EmployeePosition, Position
@@ -28,7 +29,7 @@ ACTIVITY_STATUS_LABELS = {"planned": "计划中", "in_progress": "进行中", "d
 
 
 def _range(date_from: date | None, date_to: date | None) -> tuple[date, date]:
-    today = (datetime.utcnow() + CHINA).date()
+    today = (utcnow() + CHINA).date()
     date_to = date_to or today
     date_from = date_from or date_to - timedelta(days=6)
     if date_from > date_to:

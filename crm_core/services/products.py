@@ -127,7 +127,8 @@ def list_archives(actor: Actor, *, customer_id: int | None = None, q: str | None
 @jobs.periodic(every=24 * 3600)
 def warranty_reminders() -> int:
     """Warranty-expiry reminders: one notice per archive, ``warranty_days_before`` days ahead,
-    through the outbox (to the customer's owner; the self-service issue adds the customer)."""
+    through the outbox: to the customer's owner, and to the customer's WeChat users bound to
+    the archive's contact (or any contact of the customer)."""
     today = utcnow().date()
     sent = 0
     orgs = db.session.scalars(select(ProductArchive.org_id).distinct()).all()
@@ -142,10 +143,24 @@ def warranty_reminders() -> int:
                                 f"客户「{customer.name}」的 {a.product.name}（序列号 {a.serial_no}）保修将于 {a.warranty_until} 到期。",
                                 org_id=org_id, dedupe_key=f"warranty:{a.id}:{a.warranty_until.isoformat()}",
                                 archive_id=a.id, customer_id=customer.id)
+            for openid in customer_openids(a.customer_id, a.contact_id):  # the customer's own WeChat, once bound
+                outbox.queue_message("wechat_notice", openid, {
+                    "title": "保修到期提醒",
+                    "text": f"您的 {a.product.name}（序列号 {a.serial_no}）保修将于 {a.warranty_until} 到期，如需延保或检修请在公众号中在线报修。"},
+                    org_id=org_id, dedupe_key=f"warranty-customer:{a.id}:{openid}:{a.warranty_until.isoformat()}")
             a.warranty_reminded_at = utcnow()
             sent += 1
     db.session.flush()
     return sent
+
+
+def customer_openids(customer_id: int, contact_id: int | None = None) -> list[str]:
+    """WeChat users bound to the contact (or, without one, to any contact of the customer)."""
+    from crm_core.models import Follower
+
+    stmt = select(Follower.openid).where(Follower.subscribed.is_(True))
+    stmt = stmt.where(Follower.contact_id == contact_id) if contact_id else stmt.where(Follower.customer_id == customer_id)
+    return list(db.session.scalars(stmt))
 
 
 def product_dict(p: Product) -> dict:

@@ -18,6 +18,15 @@ DEFAULTS: dict[str, dict] = {
     "opportunity_approval": {"approver": "manager", "employee_id": None},
     # warnings about activities and warranties
     "reminders": {"warranty_days_before": 30},
+    # self-service tickets (自助式服务)
+    "self_service": {
+        "close_after_days": 7,      # completed tickets close automatically after this many days
+        "reopen_days": 7,           # ... and the customer may reopen them until then
+        "silence_close_days": 14,   # waiting for the customer this long: closed, no rating invitation
+        "service_manager_id": None, # who follows up 1–2 ratings (default: the engineer's superior)
+        # hours to first response and to resolution per kind (priority: urgent ×0.25, high ×0.5, low ×2)
+        "sla_hours": {"repair": [4, 48], "complaint": [2, 24], "suggestion": [24, 168], "consultation": [8, 48]},
+    },
     # field check-ins (移动签到): the checks every check-in goes through
     "checkin": {
         "radius_m": 500,                 # default distance allowed from a customer's site

@@ -6,6 +6,8 @@ delivery time falls back to the template message when the payload carries one.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from flask import current_app
 from wechatpy.exceptions import WeChatClientException
 
@@ -47,9 +49,45 @@ def send_template(message, template: dict | None = None) -> outbox.Delivery:
     return outbox.Delivery(provider_message_id=str(res.get("msgid", "")) or None)
 
 
+def send_notice(message) -> outbox.Delivery:
+    """``wechat_notice``: a notice to a WeChat user queued by the domain (ticket progress,
+    satisfaction invitation, campaign pushes). The 48-hour window is judged when it is sent:
+    a customer-service message inside it, the template message outside it."""
+    p = message.payload
+    template = template_for(p["text"], p.get("title") or "服务通知", p.get("url"))
+    follower = followers.find(wechat_appid(), message.recipient)
+    if followers.in_cs_window(follower):
+        text = p["text"] + (f"\n{p['url']}" if p.get("url") else "")
+        return send_custom(SimpleNamespace(id=message.id, recipient=message.recipient,
+                                           payload={"text": text, "template": template}))
+    return send_template(message, template)
+
+
+def send_staff(message) -> outbox.Delivery:
+    """``staff``: notices to employees go as template messages to the WeChat user the
+    employee signed in with (``followers.bind_staff``); without one they stay in the log."""
+    from crm_core.db import db
+    from crm_core.models import Follower
+
+    p = message.payload
+    try:
+        employee_id = int(message.recipient)
+    except ValueError:
+        return outbox._log_channel(message)
+    follower = db.session.scalars(db.select(Follower).where(Follower.employee_id == employee_id,
+                                                            Follower.appid == wechat_appid())
+                                  .order_by(Follower.staff_bound_at.desc())).first()
+    if follower is None:
+        return outbox._log_channel(message)
+    template = template_for(p["text"], p.get("title") or "工作提醒", p.get("url"))
+    return send_template(SimpleNamespace(id=message.id, recipient=follower.openid, payload=template), template)
+
+
 def register() -> None:
     outbox.register_channel("wechat_custom", send_custom)
     outbox.register_channel("wechat_template", send_template)
+    outbox.register_channel("wechat_notice", send_notice)
+    outbox.register_channel("staff", send_staff)
 
 
 def template_for(text: str, title: str = "服务通知", url: str | None = None) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import secrets
 import time
 from datetime import timedelta
@@ -214,6 +215,20 @@ def sandbox_outbox():
     rows = db.session.scalars(stmt.order_by(SandboxRecord.id.desc()).limit(100)).all()
     return jsonify({"items": [{"id": r.id, "api": r.api, "openid": r.openid, "payload": r.payload,
                                "at": r.created_at.isoformat() + "Z"} for r in rows], "total": len(rows)})
+
+
+@bp.get("/sms")
+def sandbox_sms():
+    """The last text messages the logging SMS sender 'sent' (verification codes), newest first."""
+    from crm_core.models import SmsMessage
+
+    phone = request.args.get("phone")
+    stmt = select(SmsMessage)
+    if phone:
+        stmt = stmt.where(SmsMessage.phone == phone)
+    rows = db.session.scalars(stmt.order_by(SmsMessage.id.desc()).limit(20)).all()
+    return jsonify({"items": [{"phone": r.phone, "text": r.text, "at": r.created_at.isoformat() + "Z",
+                               "code": (re.search(r"\d{6}", r.text) or [None])[0]} for r in rows]})
 
 
 @bp.get("/calls")

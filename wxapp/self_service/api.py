@@ -1,0 +1,274 @@
+"""Staff API for tickets (客户反馈) and work orders (服务工单), and the service reports."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from flask import current_app, g
+from pydantic import Field
+
+from crm_core.models import Ticket
+from crm_core.models.ticket import TICKET_KINDS, TICKET_PRIORITIES
+from crm_core.permissions import get_visible
+from crm_core.services import service_reports as reports
+from crm_core.services import tickets as svc
+from wxapp.api import bp
+from wxapp.csv_export import csv_response
+from wxapp.openapi import Model, PageQuery, UtcDateTime, api
+
+TicketKind = Literal[TICKET_KINDS]  # type: ignore[valid-type]
+
+
+def ticket_url(ticket_id: int) -> str:
+    return f"{current_app.config['PUBLIC_BASE_URL']}/h5/service/tickets/{ticket_id}"
+
+
+class TicketQuery(PageQuery):
+    per_page: int = Field(default=20, ge=1, le=100)
+    status: Literal["open", "submitted", "dispatched", "in_progress", "waiting_customer", "waiting_parts", "completed",
+                    "closed", "cancelled", "rejected"] | None = None
+    kind: TicketKind | None = None
+    customer_id: int | None = None
+
+
+@api.operation(bp, "/tickets", "GET", summary="Feedback queue (客户反馈) within your scope", tags=("tickets",), query=TicketQuery)
+def list_tickets(query: TicketQuery):
+    rows, total = svc.list_tickets(g.actor, status=query.status, kind=query.kind, customer_id=query.customer_id,
+                                   page=query.page, per_page=query.per_page)
+    return {"items": [svc.ticket_dict(t) for t in rows], "total": total}
+
+
+class StaffTicketIn(Model):
+    customer_id: int
+    contact_id: int | None = None
+    kind: TicketKind
+    priority: Literal[TICKET_PRIORITIES] = "normal"  # type: ignore[valid-type]
+    description: str = Field(min_length=1, max_length=2000)
+    product_archive_id: int | None = None
+    product_id: int | None = None
+    product_note: str | None = Field(default=None, max_length=200)
+    required_by: UtcDateTime | None = None
+    contact_phone: str | None = Field(default=None, max_length=32)
+    photo_ids: list[int] = Field(default_factory=list, max_length=9)
+
+
+@api.operation(bp, "/tickets", "POST", summary="Take a request at the desk or by phone", tags=("tickets",),
+               body=StaffTicketIn, status=201)
+def create_ticket(body: StaffTicketIn):
+    return svc.ticket_dict(svc.create_for_customer(g.actor, body.model_dump()))
+
+
+@api.operation(bp, "/tickets/<int:ticket_id>", "GET", summary="One ticket with timeline, work orders and SLA", tags=("tickets",))
+def get_ticket(ticket_id: int):
+    return svc.ticket_dict(get_visible(g.actor, Ticket, ticket_id))
+
+
+class DispatchIn(Model):
+    engineer_ids: list[int] = Field(default_factory=list, max_length=10, description="first = main engineer; empty + auto = least open work")
+    auto: bool = False
+    planned_at: UtcDateTime | None = None
+    note: str | None = Field(default=None, max_length=500)
+
+
+@api.operation(bp, "/tickets/<int:ticket_id>/dispatch", "POST", summary="Dispatch as a work order (派工)", tags=("tickets",),
+               body=DispatchIn, status=201)
+def dispatch_ticket(ticket_id: int, body: DispatchIn):
+    wo = svc.dispatch(g.actor, ticket_id, body.engineer_ids, auto=body.auto, planned_at=body.planned_at, note=body.note,
+                      public_url=ticket_url(ticket_id))
+    return svc.work_order_dict(wo)
+
+
+@api.operation(bp, "/tickets/suggested-engineer", "GET", summary="Auto-assignment suggestion: least open work", tags=("tickets",))
+def suggested_engineer():
+    g.actor.require("ticket", "dispatch")
+    team = svc.engineers(g.actor.org_id)
+    counts = svc.open_work_counts(g.actor.org_id, [e.id for e in team])
+    pick = svc.suggest_engineer(g.actor.org_id)
+    return {"suggested": {"id": pick.id, "name": pick.name} if pick else None,
+            "engineers": [{"id": e.id, "name": e.name, "open_work_orders": counts[e.id]} for e in team]}
+
+
+class NoteIn(Model):
+    note: str = Field(min_length=1, max_length=1000)
+
+
+class ReasonIn(Model):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@api.operation(bp, "/tickets/<int:ticket_id>/complete", "POST", summary="Complete without a work order", tags=("tickets",), body=NoteIn)
+def complete_ticket(ticket_id: int, body: NoteIn):
+    return svc.ticket_dict(svc.complete_directly(g.actor, ticket_id, body.note, public_url=ticket_url(ticket_id)))
+
+
+@api.operation(bp, "/tickets/<int:ticket_id>/cancel", "POST", summary="Cancel with a reason", tags=("tickets",), body=ReasonIn)
+def cancel_ticket(ticket_id: int, body: ReasonIn):
+    return svc.ticket_dict(svc.staff_cancel_or_reject(g.actor, ticket_id, "cancelled", body.reason))
+
+
+@api.operation(bp, "/tickets/<int:ticket_id>/reject", "POST", summary="Reject with a reason", tags=("tickets",), body=ReasonIn)
+def reject_ticket(ticket_id: int, body: ReasonIn):
+    return svc.ticket_dict(svc.staff_cancel_or_reject(g.actor, ticket_id, "rejected", body.reason))
+
+
+class StatusIn(Model):
+    status: Literal["waiting_customer", "waiting_parts", "in_progress"]
+    note: str | None = Field(default=None, max_length=500)
+
+
+@api.operation(bp, "/tickets/<int:ticket_id>/status", "POST", summary="Waiting for the customer / parts, or back in progress",
+               tags=("tickets",), body=StatusIn)
+def ticket_status(ticket_id: int, body: StatusIn):
+    return svc.ticket_dict(svc.set_waiting(g.actor, ticket_id, body.status, body.note))
+
+
+@api.operation(bp, "/tickets/<int:ticket_id>/close", "POST", summary="Close a completed ticket now", tags=("tickets",))
+def close_ticket(ticket_id: int):
+    return svc.ticket_dict(svc.close(g.actor, ticket_id))
+
+
+class WorkOrderQuery(PageQuery):
+    per_page: int = Field(default=20, ge=1, le=100)
+    open_only: bool = True
+
+
+@api.operation(bp, "/work-orders", "GET", summary="My work orders (main engineer or collaborator)", tags=("work-orders",),
+               query=WorkOrderQuery)
+def my_work_orders(query: WorkOrderQuery):
+    rows, total = svc.my_work_orders(g.actor, open_only=query.open_only, page=query.page, per_page=query.per_page)
+    return {"items": [svc.work_order_dict(w) for w in rows], "total": total}
+
+
+@api.operation(bp, "/work-orders/<int:wo_id>", "GET", summary="One work order", tags=("work-orders",))
+def get_work_order(wo_id: int):
+    from crm_core.models import WorkOrder
+
+    return svc.work_order_dict(get_visible(g.actor, WorkOrder, wo_id))
+
+
+class PartIn(Model):
+    code: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1, le=1000)
+
+
+class FeeIn(Model):
+    kind: Literal["fee", "income"]
+    item: str = Field(min_length=1, max_length=200)
+    amount: float = Field(ge=0, le=10_000_000)
+    note: str | None = Field(default=None, max_length=500)
+
+
+class RecordIn(Model):
+    note: str = Field(min_length=1, max_length=2000)
+    visited_at: UtcDateTime | None = None
+    minutes: int | None = Field(default=None, ge=0, le=24 * 60)
+    photo_ids: list[int] = Field(default_factory=list, max_length=9)
+    parts: list[PartIn] = Field(default_factory=list, max_length=50)
+    fees: list[FeeIn] = Field(default_factory=list, max_length=50)
+
+
+@api.operation(bp, "/work-orders/<int:wo_id>/records", "POST", summary="Add a handling record (visit, parts, fees)",
+               tags=("work-orders",), body=RecordIn, status=201)
+def add_record(wo_id: int, body: RecordIn):
+    rec = svc.add_record(g.actor, wo_id, body.model_dump())
+    return svc.work_order_dict(svc._work_order(g.actor, rec.work_order_id))
+
+
+class ReassignIn(Model):
+    engineer_id: int
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@api.operation(bp, "/work-orders/<int:wo_id>/reassign", "POST", summary="Reassign to another engineer (转派)",
+               tags=("work-orders",), body=ReassignIn)
+def reassign(wo_id: int, body: ReassignIn):
+    return svc.work_order_dict(svc.reassign(g.actor, wo_id, body.engineer_id, body.reason))
+
+
+class CollaboratorsIn(Model):
+    employee_ids: list[int] = Field(min_length=1, max_length=10)
+
+
+@api.operation(bp, "/work-orders/<int:wo_id>/collaborators", "POST", summary="Add collaborators", tags=("work-orders",),
+               body=CollaboratorsIn)
+def collaborators(wo_id: int, body: CollaboratorsIn):
+    return svc.work_order_dict(svc.add_collaborators(g.actor, wo_id, body.employee_ids))
+
+
+class CompleteIn(Model):
+    summary: str | None = Field(default=None, max_length=2000)
+
+
+@api.operation(bp, "/work-orders/<int:wo_id>/complete", "POST", summary="Finish the work order", tags=("work-orders",),
+               body=CompleteIn)
+def complete_work_order(wo_id: int, body: CompleteIn):
+    wo = svc.complete_work_order(g.actor, wo_id, body.summary, public_url=ticket_url(svc._work_order(g.actor, wo_id).ticket_id))
+    return svc.work_order_dict(wo)
+
+
+@api.operation(bp, "/work-orders/<int:wo_id>/undo", "POST", summary="Undo a dispatch (before work starts)",
+               tags=("work-orders",), body=CompleteIn)
+def undo_dispatch(wo_id: int, body: CompleteIn):
+    return svc.work_order_dict(svc.undo_dispatch(g.actor, wo_id, body.summary))
+
+
+# --- reports ---------------------------------------------------------------------------------
+class ReportRange(Model):
+    date_from: date | None = None
+    date_to: date | None = None
+    format: Literal["json", "csv"] = "json"
+
+
+class TrackingQuery(ReportRange):
+    status: str | None = Field(default=None, max_length=20)
+    page: int = Field(default=1, ge=1)
+    per_page: int = Field(default=50, ge=1, le=500)
+
+
+@api.operation(bp, "/reports/service-tracking", "GET", summary="Service request tracking (服务请求跟踪)", tags=("reports",),
+               query=TrackingQuery)
+def service_tracking(query: TrackingQuery):
+    data = reports.tracking(g.actor, query.date_from, query.date_to, status=query.status, page=query.page,
+                            per_page=query.per_page)
+    if query.format == "csv":
+        return csv_response(f"服务请求跟踪_{data['date_from']}_{data['date_to']}.csv", reports.TRACKING_COLUMNS, data["rows"])
+    return data
+
+
+class CalendarQuery(ReportRange):
+    engineer_id: int | None = None
+
+
+@api.operation(bp, "/reports/dispatch-calendar", "GET", summary="Dispatch calendar per engineer (服务派工日程)",
+               tags=("reports",), query=CalendarQuery)
+def dispatch_calendar(query: CalendarQuery):
+    data = reports.dispatch_calendar(g.actor, query.date_from, query.date_to, query.engineer_id)
+    if query.format == "csv":
+        rows = [{"engineer": e["engineer"], "date": d, **item} for e in data["engineers"] for d, items in e["days"].items()
+                for item in items]
+        return csv_response(f"派工日程_{data['date_from']}_{data['date_to']}.csv",
+                            [("engineer", "工程师"), ("date", "日期"), ("time", "时间"), ("ticket", "单号"), ("kind", "类型"),
+                             ("customer", "客户"), ("status", "状态")], rows)
+    return data
+
+
+@api.operation(bp, "/reports/satisfaction", "GET", summary="Satisfaction statistics", tags=("reports",), query=ReportRange)
+def satisfaction(query: ReportRange):
+    data = reports.satisfaction(g.actor, query.date_from, query.date_to)
+    if query.format == "csv":
+        rows = [{"group": "工程师", "name": r["engineer"], "count": r["count"], "average": r["average"]} for r in data["by_engineer"]]
+        rows += [{"group": "类型", "name": r["label"], "count": r["count"], "average": r["average"]} for r in data["by_kind"]]
+        rows += [{"group": "分布", "name": f"{s} 分", "count": n} for s, n in data["distribution"].items()]
+        rows.append({"group": "合计", "name": "", "count": data["count"], "average": data["average"]})
+        return csv_response(f"满意度统计_{data['date_from']}_{data['date_to']}.csv",
+                            [("group", "维度"), ("name", "名称"), ("count", "评价数"), ("average", "平均分")], rows)
+    return data
+
+
+@api.operation(bp, "/reports/sla", "GET", summary="SLA compliance per kind", tags=("reports",), query=ReportRange)
+def sla_report(query: ReportRange):
+    data = reports.sla_compliance(g.actor, query.date_from, query.date_to)
+    if query.format == "csv":
+        return csv_response(f"SLA达成_{data['date_from']}_{data['date_to']}.csv", reports.SLA_COLUMNS,
+                            data["rows"] + [{"label": "合计", **data["total"]}])
+    return data

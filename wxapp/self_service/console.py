@@ -1,0 +1,215 @@
+"""Console pages for the service desk (dispatchers) and engineers: the feedback queue,
+dispatch, work orders with handling records, the dispatch calendar, and the reports."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import flash, g, redirect, render_template, request, url_for
+
+from crm_core.clock import utcnow
+from crm_core.db import db
+from crm_core.errors import DomainError
+from crm_core.models import Customer, Ticket, WorkOrder
+from crm_core.permissions import get_visible
+from crm_core.services import service_reports as reports
+from crm_core.services import tickets as svc
+from wxapp.auth import console_login_required
+from wxapp.console import NAV, bp
+from wxapp.console.crm import _denied, _page
+from wxapp.self_service.api import ticket_url
+
+NAV.extend([
+    ("客户反馈", "console.ticket_queue", "ticket", "view"),
+    ("我的服务工单", "console.my_work_orders", "work_order", "edit"),
+    ("派工日程", "console.dispatch_calendar", "work_order", "view"),
+    ("服务报表", "console.service_reports", "ticket", "view"),
+])
+
+
+def _date(name: str) -> date | None:
+    try:
+        return date.fromisoformat(request.args.get(name, "")) if request.args.get(name) else None
+    except ValueError:
+        return None
+
+
+def _act(fn, ok: str, back: str):
+    try:
+        fn()
+        db.session.commit()
+        flash(ok, "ok")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(back)
+
+
+@bp.get("/service/tickets")
+@console_login_required
+def ticket_queue():
+    status = request.args.get("status") or "open"
+    try:
+        rows, total = svc.list_tickets(g.actor, status=None if status == "all" else status, page=_page())
+    except DomainError as exc:
+        return _denied(exc)
+    customers = {c.id: c.name for c in db.session.query(Customer).filter(Customer.id.in_({t.customer_id for t in rows}))}
+    return render_template("console/service_tickets.html", rows=rows, total=total, status=status, page=_page(),
+                           customers=customers, labels=svc.STAFF_LABELS, kinds=svc.KIND_LABELS)
+
+
+@bp.get("/service/tickets/<int:ticket_id>")
+@console_login_required
+def ticket_detail(ticket_id: int):
+    try:
+        t = get_visible(g.actor, Ticket, ticket_id)
+    except DomainError as exc:
+        return _denied(exc)
+    data = svc.ticket_dict(t)
+    customer = db.session.get(Customer, t.customer_id)
+    team, suggestion = [], None
+    if g.actor.can("ticket", "dispatch"):
+        team = svc.engineers(g.actor.org_id)
+        counts = svc.open_work_counts(g.actor.org_id, [e.id for e in team])
+        team = [(e, counts[e.id]) for e in team]
+        suggestion = svc.suggest_engineer(g.actor.org_id)
+    return render_template("console/service_ticket.html", t=data, customer=customer, team=team, suggestion=suggestion)
+
+
+@bp.post("/service/tickets/<int:ticket_id>/dispatch")
+@console_login_required
+def console_dispatch(ticket_id: int):
+    ids = [int(x) for x in request.form.getlist("engineer_ids") if x.isdigit()]
+    auto = request.form.get("auto") == "1"
+    return _act(lambda: svc.dispatch(g.actor, ticket_id, ids, auto=auto or not ids, note=request.form.get("note") or None,
+                                     public_url=ticket_url(ticket_id)),
+                "已派工，工程师会收到通知。", url_for("console.ticket_detail", ticket_id=ticket_id))
+
+
+@bp.post("/service/tickets/<int:ticket_id>/action")
+@console_login_required
+def ticket_action(ticket_id: int):
+    action, note = request.form.get("action"), request.form.get("note", "")
+    actions = {
+        "complete": lambda: svc.complete_directly(g.actor, ticket_id, note, public_url=ticket_url(ticket_id)),
+        "cancel": lambda: svc.staff_cancel_or_reject(g.actor, ticket_id, "cancelled", note),
+        "reject": lambda: svc.staff_cancel_or_reject(g.actor, ticket_id, "rejected", note),
+        "waiting_customer": lambda: svc.set_waiting(g.actor, ticket_id, "waiting_customer", note or None),
+        "waiting_parts": lambda: svc.set_waiting(g.actor, ticket_id, "waiting_parts", note or None),
+        "in_progress": lambda: svc.set_waiting(g.actor, ticket_id, "in_progress", note or None),
+        "close": lambda: svc.close(g.actor, ticket_id, note or None),
+    }
+    if action not in actions:
+        flash("未知操作。", "error")
+        return redirect(url_for("console.ticket_detail", ticket_id=ticket_id))
+    return _act(actions[action], "已更新。", url_for("console.ticket_detail", ticket_id=ticket_id))
+
+
+@bp.get("/service/work-orders")
+@console_login_required
+def my_work_orders():
+    try:
+        rows, total = svc.my_work_orders(g.actor, open_only=request.args.get("all") != "1", page=_page())
+    except DomainError as exc:
+        return _denied(exc)
+    items = []
+    for wo in rows:
+        t = db.session.get(Ticket, wo.ticket_id)
+        items.append((wo, t, db.session.get(Customer, t.customer_id)))
+    return render_template("console/service_work_orders.html", items=items, total=total, kinds=svc.KIND_LABELS)
+
+
+@bp.get("/service/work-orders/<int:wo_id>")
+@console_login_required
+def work_order_detail(wo_id: int):
+    try:
+        wo = get_visible(g.actor, WorkOrder, wo_id)
+    except DomainError as exc:
+        return _denied(exc)
+    t = db.session.get(Ticket, wo.ticket_id)
+    return render_template("console/service_work_order.html", wo=svc.work_order_dict(wo), t=svc.ticket_dict(t),
+                           customer=db.session.get(Customer, t.customer_id), team=svc.engineers(g.actor.org_id))
+
+
+@bp.post("/service/work-orders/<int:wo_id>/records")
+@console_login_required
+def console_record(wo_id: int):
+    f = request.form
+    parts, fees = [], []
+    if f.get("part_code"):
+        parts.append({"code": f["part_code"].strip(), "quantity": int(f.get("part_qty") or 1) if (f.get("part_qty") or "1").isdigit() else 0})
+    if f.get("fee_item"):
+        try:
+            amount = float(f.get("fee_amount") or "x")
+        except ValueError:
+            amount = -1
+        fees.append({"kind": f.get("fee_kind") or "fee", "item": f["fee_item"].strip(), "amount": amount})
+    minutes = int(f["minutes"]) if (f.get("minutes") or "").isdigit() else None
+    return _act(lambda: svc.add_record(g.actor, wo_id, {"note": f.get("note", ""), "minutes": minutes, "parts": parts, "fees": fees}),
+                "已添加处理记录。", url_for("console.work_order_detail", wo_id=wo_id))
+
+
+@bp.post("/service/work-orders/<int:wo_id>/complete")
+@console_login_required
+def console_complete_wo(wo_id: int):
+    def run():
+        wo = svc.complete_work_order(g.actor, wo_id, request.form.get("summary"), public_url=None)
+        db.session.flush()
+        return wo
+    return _act(run, "工单已完成。", url_for("console.work_order_detail", wo_id=wo_id))
+
+
+@bp.post("/service/work-orders/<int:wo_id>/reassign")
+@console_login_required
+def console_reassign(wo_id: int):
+    eng = request.form.get("engineer_id", "")
+    return _act(lambda: svc.reassign(g.actor, wo_id, int(eng) if eng.isdigit() else 0, request.form.get("reason") or None),
+                "已转派。", url_for("console.work_order_detail", wo_id=wo_id))
+
+
+@bp.get("/service/calendar")
+@console_login_required
+def dispatch_calendar():
+    start = _date("date") or (utcnow() + timedelta(hours=8)).date()
+    start = start - timedelta(days=start.weekday())
+    try:
+        data = reports.dispatch_calendar(g.actor, start, start + timedelta(days=6))
+    except DomainError as exc:
+        return _denied(exc)
+    return render_template("console/service_calendar.html", r=data, prev=(start - timedelta(days=7)).isoformat(),
+                           next=(start + timedelta(days=7)).isoformat())
+
+
+@bp.get("/service/reports")
+@console_login_required
+def service_reports():
+    d0, d1 = _date("date_from"), _date("date_to")
+    try:
+        tracking = reports.tracking(g.actor, d0, d1, page=_page(), per_page=50)
+        sat = reports.satisfaction(g.actor, d0, d1)
+        sla = reports.sla_compliance(g.actor, d0, d1)
+    except DomainError as exc:
+        return _denied(exc)
+    sat_chart = reports.bar_chart_svg("满意度分布（评价数）", [(f"{s} 分", n) for s, n in sat["distribution"].items()])
+    eng_chart = reports.bar_chart_svg("工程师平均分", [(r["engineer"], r["average"] or 0) for r in sat["by_engineer"]], " 分")
+    sla_chart = reports.bar_chart_svg("解决时限达标率（%）", [(r["label"], round((r["resolution_rate"] or 0) * 100, 1))
+                                                         for r in sla["rows"]], "%")
+    return render_template("console/service_reports.html", tracking=tracking, sat=sat, sla=sla, sat_chart=sat_chart,
+                           eng_chart=eng_chart, sla_chart=sla_chart, page=_page())
+
+
+@bp.get("/service/photos/<int:photo_id>")
+@console_login_required
+def photo(photo_id: int):
+    from flask import Response
+
+    from crm_core import media
+    from crm_core.models import MediaFile
+
+    row = db.session.get(MediaFile, photo_id)
+    if row is None or row.org_id != g.actor.org_id or not g.actor.can("ticket", "view"):
+        return _denied(DomainError("图片不存在。"))
+    try:
+        data, ctype = media.read(row, thumb=True)
+    except DomainError as exc:
+        return _denied(exc)
+    return Response(data, mimetype=ctype, headers={"Cache-Control": "private, max-age=86400"})

@@ -1,0 +1,263 @@
+"""The customer's pages inside WeChat (自助式服务): verify, new request, my requests,
+progress, rating — and the calls they make (``/h5/api/...``, session + CSRF header).
+A customer only ever reaches their own tickets: every id goes through ``tickets.own_ticket``."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+from pydantic import Field
+from typing import Literal
+
+from crm_core import jobs, media
+from crm_core.clock import utcnow
+from crm_core.db import db
+from crm_core.errors import DomainError
+from crm_core.models import Follower, ProductArchive
+from crm_core.models.ticket import TICKET_KINDS
+from crm_core.services import tickets as svc
+from crm_core.services import verification
+from wxapp.auth import wechat_openid, wechat_user_required
+from wxapp.config import wechat_appid
+from wxapp.openapi import Model, UtcDateTime, parse_json_body, parse_query
+
+bp = Blueprint("service_h5", __name__, url_prefix="/h5")
+
+
+def _org_id() -> int:
+    from crm_core.models import Organization
+
+    code = current_app.config.get("WECHAT_ORG_CODE")
+    stmt = db.select(Organization.id)
+    stmt = stmt.where(Organization.code == code) if code else stmt.order_by(Organization.id)
+    org_id = db.session.scalar(stmt.limit(1))
+    if org_id is None:
+        raise DomainError("服务暂不可用（未配置组织）。", code="no_organization")
+    return org_id
+
+
+def _follower() -> Follower | None:
+    return db.session.scalars(db.select(Follower).where(Follower.appid == wechat_appid(),
+                                                        Follower.openid == wechat_openid())).first()
+
+
+def _bound() -> Follower:
+    return svc.bound_follower(wechat_appid(), wechat_openid())
+
+
+def _url(ticket_id: int) -> str:
+    return f"{current_app.config['PUBLIC_BASE_URL']}/h5/service/tickets/{ticket_id}"
+
+
+# --- pages ---------------------------------------------------------------------------------
+@bp.get("/service")
+@wechat_user_required
+def home():
+    f = _follower()
+    return render_template("h5/service.html", bound=bool(f and f.contact_id), view="list")
+
+
+@bp.get("/service/new")
+@wechat_user_required
+def new():
+    f = _follower()
+    return render_template("h5/service.html", bound=bool(f and f.contact_id), view="new",
+                           kind=request.args.get("kind") if request.args.get("kind") in TICKET_KINDS else "repair")
+
+
+@bp.get("/service/tickets/<int:ticket_id>")
+@wechat_user_required
+def detail(ticket_id: int):
+    f = _follower()
+    return render_template("h5/service.html", bound=bool(f and f.contact_id), view="detail", ticket_id=ticket_id)
+
+
+@bp.get("/service/products")
+@wechat_user_required
+def products_page():
+    f = _follower()
+    return render_template("h5/service.html", bound=bool(f and f.contact_id), view="products")
+
+
+# --- verification ------------------------------------------------------------------------------
+class VerifyStart(Model):
+    phone: str = Field(min_length=5, max_length=32)
+
+
+class VerifyConfirm(Model):
+    phone: str = Field(min_length=5, max_length=32)
+    code: str = Field(min_length=4, max_length=8)
+
+
+@bp.post("/api/verify/start")
+@wechat_user_required
+def verify_start():
+    body = parse_json_body(VerifyStart)
+    result = verification.start(wechat_openid(), body.phone)
+    db.session.commit()
+    return jsonify(result)
+
+
+@bp.post("/api/verify/confirm")
+@wechat_user_required
+def verify_confirm():
+    body = parse_json_body(VerifyConfirm)
+    try:
+        f = verification.confirm(_org_id(), wechat_appid(), wechat_openid(), body.phone, body.code)
+    except verification.WrongCode:
+        db.session.commit()  # the failed attempt counts
+        raise
+    db.session.commit()
+    from crm_core.models import Contact
+
+    contact = db.session.get(Contact, f.contact_id)
+    return jsonify({"bound": True, "contact_id": f.contact_id, "customer_id": f.customer_id, "name": contact.name})
+
+
+# --- products and tickets ----------------------------------------------------------------------
+@bp.get("/api/products")
+@wechat_user_required
+def products():
+    f = _bound()
+    rows = db.session.scalars(db.select(ProductArchive).where(ProductArchive.customer_id == f.customer_id)
+                              .order_by(ProductArchive.sold_on.desc())).all()
+    today = (utcnow() + timedelta(hours=8)).date()
+    return jsonify({"items": [{"id": a.id, "serial_no": a.serial_no, "product_id": a.product_id, "product_name": a.product.name,
+                               "model": a.product.model, "sold_on": a.sold_on.isoformat(),
+                               "warranty_until": a.warranty_until.isoformat(), "in_warranty": a.warranty_until >= today}
+                              for a in rows]})
+
+
+class TicketIn(Model):
+    kind: Literal[TICKET_KINDS]  # type: ignore[valid-type]
+    description: str = Field(min_length=1, max_length=2000)
+    product_archive_id: int | None = None
+    product_id: int | None = None
+    product_note: str | None = Field(default=None, max_length=200)
+    required_by: UtcDateTime | None = None
+    contact_phone: str | None = Field(default=None, max_length=32)
+    photo_ids: list[int] = Field(default_factory=list, max_length=9, description="ids from POST /h5/api/photos")
+    photo_media_ids: list[str] = Field(default_factory=list, max_length=9, description="wx.uploadImage serverIds")
+
+
+@bp.post("/api/tickets")
+@wechat_user_required
+def create_ticket():
+    f = _bound()
+    body = parse_json_body(TicketIn)
+    data = body.model_dump()
+    if len(body.photo_ids) + len(body.photo_media_ids) > svc.MAX_PHOTOS:
+        from crm_core.errors import ValidationFailed
+
+        raise ValidationFailed(f"最多上传 {svc.MAX_PHOTOS} 张照片。", fields={"photo_ids": "too_many"})
+    pending = []
+    for media_id in body.photo_media_ids:  # downloaded from WeChat by a job
+        row = media.register_wechat_media(media_id, "ticket", org_id=f.org_id, openid=f.openid)
+        pending.append(row.id)
+    data["photo_ids"] = list(body.photo_ids) + pending
+    t = svc.submit(f, data)
+    from wxapp.official_account.jobs import download_media
+
+    for media_row_id in pending:
+        jobs.enqueue(download_media, media_row_id)
+    db.session.commit()
+    return jsonify({"id": t.id, "number": t.number, "status": t.status, "status_label": svc.CUSTOMER_LABELS[t.status]}), 201
+
+
+class ListQuery(Model):
+    status: Literal["open", "completed", "closed", "cancelled"] | None = None
+    page: int = Field(default=1, ge=1)
+
+
+@bp.get("/api/tickets")
+@wechat_user_required
+def list_tickets():
+    f = _follower()
+    if f is None:
+        return jsonify({"items": [], "total": 0})
+    q = parse_query(ListQuery)
+    rows, total = svc.customer_tickets(f, status=q.status, page=q.page)
+    return jsonify({"items": [{"id": t.id, "number": t.number, "kind": t.kind, "kind_label": svc.KIND_LABELS[t.kind],
+                               "status": t.status, "status_label": svc.CUSTOMER_LABELS[t.status],
+                               "description": t.description[:80], "created_at": t.created_at.isoformat() + "Z"}
+                              for t in rows], "total": total})
+
+
+@bp.get("/api/tickets/<int:ticket_id>")
+@wechat_user_required
+def get_ticket(ticket_id: int):
+    f = _follower()
+    if f is None:
+        from crm_core.errors import NotFound
+
+        raise NotFound("服务请求不存在。")
+    return jsonify(svc.ticket_dict(svc.own_ticket(f, ticket_id), for_customer=True))
+
+
+class RatingIn(Model):
+    score: int = Field(ge=1, le=5)
+    tags: list[str] = Field(default_factory=list, max_length=10)
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+@bp.post("/api/tickets/<int:ticket_id>/rating")
+@wechat_user_required
+def rate(ticket_id: int):
+    f = _bound()
+    body = parse_json_body(RatingIn)
+    r = svc.rate(f, ticket_id, body.score, body.tags, body.comment)
+    db.session.commit()
+    return jsonify({"ticket_id": ticket_id, "score": r.score, "tags": r.tags, "comment": r.comment}), 201
+
+
+class ReasonIn(Model):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@bp.post("/api/tickets/<int:ticket_id>/cancel")
+@wechat_user_required
+def cancel(ticket_id: int):
+    t = svc.customer_cancel(_bound(), ticket_id, parse_json_body(ReasonIn).reason)
+    db.session.commit()
+    return jsonify(svc.ticket_dict(t, for_customer=True))
+
+
+@bp.post("/api/tickets/<int:ticket_id>/reopen")
+@wechat_user_required
+def reopen(ticket_id: int):
+    t = svc.customer_reopen(_bound(), ticket_id, parse_json_body(ReasonIn).reason or "")
+    db.session.commit()
+    return jsonify(svc.ticket_dict(t, for_customer=True))
+
+
+@bp.post("/api/photos")
+@wechat_user_required
+def upload_photo():
+    """A photo chosen on the page outside WeChat: checked, cleaned (EXIF removed), stored."""
+    f = _bound()
+    file = request.files.get("file")
+    if file is None:
+        from crm_core.errors import ValidationFailed
+
+        raise ValidationFailed("请选择一张照片。", fields={"file": "required"})
+    row = media.save_upload(file.read(media.MAX_IMAGE_BYTES + 1), "ticket", org_id=f.org_id, openid=f.openid)
+    db.session.commit()
+    return jsonify({"id": row.id, "width": row.width, "height": row.height}), 201
+
+
+@bp.get("/api/photos/<int:photo_id>")
+@wechat_user_required
+def photo(photo_id: int):
+    """A photo of one of the customer's own tickets (or one they uploaded)."""
+    from flask import Response
+
+    from crm_core.errors import NotFound
+    from crm_core.models import MediaFile
+
+    f = _follower()
+    row = db.session.get(MediaFile, photo_id)
+    allowed = row is not None and f is not None and (row.uploaded_by_openid == f.openid)
+    if not allowed:
+        raise NotFound("图片不存在。")
+    data, ctype = media.read(row, thumb=request.args.get("thumb") == "1")
+    return Response(data, mimetype=ctype, headers={"Cache-Control": "private, max-age=86400"})
