@@ -65,6 +65,8 @@ def load_config(overrides: dict | None = None) -> dict:
         # handler's reply goes out later as a customer-service message (WeChat waits 5 s)
         "WECHAT_HANDLER_BUDGET": float(os.environ.get("WXCRM_WECHAT_HANDLER_BUDGET", "3.5")),
         "WECHAT_TEMPLATE_NOTICE": os.environ.get("WECHAT_TEMPLATE_NOTICE") or None,
+        # the organisation the official account serves (its code); unset = the first organisation
+        "WECHAT_ORG_CODE": os.environ.get("WXCRM_WECHAT_ORG") or None,
         # dev-only routes (/h5/dev-login, /sandbox): on in development, refused in production
         "DEV_ROUTES": _bool(os.environ.get("WXCRM_DEV_ROUTES"), default=not production),
         "ALLOW_SQLITE_IN_PRODUCTION": _bool(os.environ.get("WXCRM_ALLOW_SQLITE_IN_PRODUCTION")),
