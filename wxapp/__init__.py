@@ -62,6 +62,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from wxapp.official_account import api as _gateway_api  # noqa: F401  (adds /api/v1/wechat/... before registration)
     from wxapp import checkin  # adds /api/v1/checkins, field reports and console pages before registration
     from wxapp import self_service  # adds /api/v1/tickets, /work-orders, service reports and console pages
+    import materials.api  # noqa: F401  (adds /api/v1/materials, /campaigns, /marketing)
     from wxapp.openapi import api
 
     csrf.exempt(api_pkg.bp)  # bearer-token API: no ambient credentials to forge
@@ -75,6 +76,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     official_account.init_app(app)
     checkin.init_app(app)
     self_service.init_app(app)
+    _wire_marketing(app)
 
     @app.get("/api/v1/openapi.json")
     def openapi_json():
@@ -90,6 +92,20 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     register_error_handlers(app)
     return app
+
+
+def _wire_marketing(app: Flask) -> None:
+    """The marketing package stays out of the console and H5 packages; their entries are added here."""
+    import materials
+    from wxapp.console import NAV
+    from wxapp.h5 import register_entry
+
+    materials.init_app(app)
+    for entry in (("营销素材", "marketing_console.materials", "material", "view"),
+                  ("营销方案", "marketing_console.campaigns", "campaign", "view")):
+        if entry not in NAV:
+            NAV.append(entry)
+    register_entry("活动与资讯", "materials.campaigns_page", "📣", "推送给您的活动与内容")
 
 
 def _configure_jobs(app: Flask) -> None:

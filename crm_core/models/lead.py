@@ -29,6 +29,7 @@ class Lead(Audited, OwnedRecord, TimestampMixin, db.Model):
     source: Mapped[str] = mapped_column(String(32), default="manual")
     source_ref: Mapped[str | None] = mapped_column(String(100))  # campaign id, share token, import batch...
     attribution: Mapped[dict] = mapped_column(JSON, default=dict)  # who/what brought it (sharer, campaign)
+    campaign_id: Mapped[int | None] = mapped_column(index=True)  # the marketing campaign or event it came from
     status: Mapped[str] = mapped_column(String(16), default="new")
     close_reason: Mapped[str | None] = mapped_column(String(200))
     closed_at: Mapped[datetime | None]

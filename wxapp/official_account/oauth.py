@@ -29,7 +29,8 @@ def _oauth(scope: str, state: str) -> WeChatOAuth:
 
 
 def _safe_next(value: str | None) -> str:
-    return value if value and value.startswith("/h5/") and not value.startswith("//") else url_for("h5.home")
+    ok = value and value.startswith(("/h5/", "/m/")) and not value.startswith("//")  # H5 pages and material pages
+    return value if ok else url_for("h5.home")
 
 
 @bp.get("/oauth/start")

@@ -1,0 +1,174 @@
+"""Console pages for marketers (/console/marketing): materials with QR preview and poster,
+campaigns and events with push, effect analysis, rankings and the propagation tree."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from crm_core.db import db, paginate
+from crm_core.errors import DomainError
+from crm_core.models import Employee, Follower, Segment
+from crm_core.permissions import get_visible, scoped_select
+from crm_core.services.service_reports import bar_chart_svg
+from materials import services as svc
+from materials import tree_svg
+from materials.models import Campaign, Material
+from wxapp.auth import console_login_required
+
+bp = Blueprint("marketing_console", __name__, url_prefix="/console/marketing", template_folder="templates")
+
+
+def _denied(exc: DomainError):
+    return render_template("console/denied.html", message=exc.message), exc.status
+
+
+def _base() -> str:
+    return current_app.config["PUBLIC_BASE_URL"]
+
+
+def _act(fn, ok: str, back: str):
+    try:
+        fn()
+        db.session.commit()
+        flash(ok, "ok")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(back)
+
+
+@bp.get("/materials")
+@console_login_required
+def materials():
+    try:
+        rows, total = paginate(scoped_select(g.actor, Material), Material.id.desc(), page=1, per_page=50)
+    except DomainError as exc:
+        return _denied(exc)
+    return render_template("materials/console_materials.html", rows=rows, total=total)
+
+
+@bp.post("/materials")
+@console_login_required
+def create_material():
+    f = request.form
+    holder = {}
+
+    def run():
+        holder["m"] = svc.create_material(g.actor, {"title": f.get("title", ""), "summary": f.get("summary"),
+                                                    "body_html": f.get("body_html"), "category": f.get("category"),
+                                                    "publish": f.get("publish") == "1"})
+    resp = _act(run, "素材已保存。", url_for("marketing_console.materials"))
+    return redirect(url_for("marketing_console.material", material_id=holder["m"].id)) if "m" in holder else resp
+
+
+def _names(tree: dict) -> dict[str, str]:
+    emp, oid = set(), set()
+
+    def walk(n):
+        v = n["viewer"]
+        if v.get("employee_id"):
+            emp.add(v["employee_id"])
+        elif v.get("openid"):
+            oid.add(v["openid"])
+        for c in n["children"]:
+            walk(c)
+    for r in tree["roots"]:
+        walk(r)
+    names = {f"e:{i}": n for i, n in db.session.execute(select(Employee.id, Employee.name).where(Employee.id.in_(emp)))} if emp else {}
+    if oid:
+        names.update({f"o:{o}": n or f"微信用户{o[-4:]}" for o, n in db.session.execute(
+            select(Follower.openid, Follower.nickname).where(Follower.openid.in_(oid)))})
+    return names
+
+
+@bp.get("/materials/<int:material_id>")
+@console_login_required
+def material(material_id: int):
+    try:
+        m = get_visible(g.actor, Material, material_id)
+    except DomainError as exc:
+        return _denied(exc)
+    from materials.web import preview_token
+
+    tree = svc.share_tree(material_id=m.id)
+    stats = svc.stats(material_id=m.id)
+    return render_template("materials/console_material.html", m=svc.material_dict(m, _base()), tree=tree,
+                           tree_svg=tree_svg.render(tree, _names(tree), expand=request.args.get("expand")), stats=stats,
+                           preview_url=f"{_base()}/m/{m.code}?preview={preview_token(m.id, m.version)}",
+                           versions=svc.versions(g.actor, m.id),
+                           chart=bar_chart_svg("每日阅读", [(d["date"][5:], d["reads"]) for d in stats["daily"][-14:]]))
+
+
+@bp.post("/materials/<int:material_id>/status")
+@console_login_required
+def material_status(material_id: int):
+    status = request.form.get("status", "")
+    return _act(lambda: svc.update_material(g.actor, material_id, {"status": status}), "已更新状态。",
+                url_for("marketing_console.material", material_id=material_id))
+
+
+@bp.get("/campaigns")
+@console_login_required
+def campaigns():
+    try:
+        rows, total = paginate(scoped_select(g.actor, Campaign), Campaign.id.desc(), page=1, per_page=50)
+        mats, _ = paginate(scoped_select(g.actor, Material).where(Material.status == "published"), Material.id.desc(), page=1,
+                           per_page=100)
+    except DomainError as exc:
+        return _denied(exc)
+    segments = db.session.scalars(select(Segment).where(Segment.org_id == g.actor.org_id)).all()
+    return render_template("materials/console_campaigns.html", rows=rows, total=total, materials=mats, segments=segments)
+
+
+@bp.post("/campaigns")
+@console_login_required
+def create_campaign():
+    f = request.form
+    holder = {}
+
+    def num(key):
+        try:
+            return float(f[key]) if f.get(key) else None
+        except ValueError:
+            return -1
+
+    def run():
+        holder["c"] = svc.create_campaign(g.actor, {
+            "name": f.get("name", ""), "kind": f.get("kind") or "campaign",
+            "segment_id": int(f["segment_id"]) if (f.get("segment_id") or "").isdigit() else None,
+            "material_ids": [int(x) for x in f.getlist("material_ids") if x.isdigit()], "goal": f.get("goal") or None,
+            "budget": num("budget"), "actual_cost": num("actual_cost")})
+    resp = _act(run, "方案已创建。", url_for("marketing_console.campaigns"))
+    return redirect(url_for("marketing_console.campaign", campaign_id=holder["c"].id)) if "c" in holder else resp
+
+
+@bp.get("/campaigns/<int:campaign_id>")
+@console_login_required
+def campaign(campaign_id: int):
+    try:
+        c = get_visible(g.actor, Campaign, campaign_id)
+    except DomainError as exc:
+        return _denied(exc)
+    svc.credit_won_opportunities(c.org_id)
+    db.session.commit()
+    tree = svc.share_tree(campaign_id=c.id)
+    stats = svc.stats(campaign=c)
+    return render_template("materials/console_campaign.html", c=svc.campaign_dict(c, _base()), stats=stats, tree=tree,
+                           tree_svg=tree_svg.render(tree, _names(tree), expand=request.args.get("expand")),
+                           week=svc.top_sharers(c.id, since=svc.week_start()), all_time=svc.top_sharers(c.id),
+                           reads_chart=bar_chart_svg("每日阅读", [(d["date"][5:], d["reads"]) for d in stats["daily"][-14:]]),
+                           depth_chart=bar_chart_svg("传播层级分布（人）", [(f"第 {k} 层", v) for k, v in stats["depth_distribution"].items()]),
+                           recipients=svc.recipients(g.actor, c.id, 1, 20))
+
+
+@bp.post("/campaigns/<int:campaign_id>/push")
+@console_login_required
+def push(campaign_id: int):
+    holder = {}
+
+    def run():
+        holder["r"] = svc.push_campaign(g.actor, campaign_id, _base())
+    resp = _act(run, "已加入发送队列。", url_for("marketing_console.campaign", campaign_id=campaign_id))
+    if "r" in holder:
+        flash(f"本次发送 {holder['r']['queued']} 人，已发送过的 {holder['r']['skipped_already_sent']} 人不重复发送。", "ok")
+    return resp

@@ -1,0 +1,298 @@
+"""Public pages and images of marketing materials:
+
+- ``GET /m/{code}?c=&s=&src=qr`` — the material page: records the visit server-side under the
+  sharer's token ``s``, gives the viewer their own token for the share config, Open Graph tags,
+  the intent form. Inside WeChat the viewer is identified by silent OAuth (openid); elsewhere by
+  a first-party cookie. Drafts open only with a signed, expiring ``preview`` token.
+- ``POST /m/{code}/seen`` (the page's script confirms a human), ``/shares`` (a forward),
+  ``/intents`` (the intent form → a lead).
+- ``GET /materials/{id}/qr.png|qr.svg|poster.png`` — cached, ETag / 304, Cache-Control.
+- ``GET /h5/campaigns`` — what was pushed to this WeChat user, newest first, searchable.
+"""
+from __future__ import annotations
+
+import io
+import secrets
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, session
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from PIL import Image
+from pydantic import Field
+
+from crm_core.db import db
+from crm_core.errors import NotFound, ValidationFailed
+from materials import qr, services
+from materials.models import Material, ShareNode
+from wxapp.auth import wechat_openid, wechat_user_required
+from wxapp.extensions import limiter
+from wxapp.openapi import Model, parse_json_body
+
+bp = Blueprint("materials", __name__, template_folder="templates")
+COOKIE = "wxcrm_vid"
+PREVIEW_MAX_AGE = 7 * 24 * 3600
+
+
+def _signer(salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
+
+
+def preview_token(material_id: int, version: int) -> str:
+    return _signer("material-preview").dumps({"m": material_id, "v": version})
+
+
+def _preview_ok(m: Material) -> bool:
+    token = request.args.get("preview")
+    if not token:
+        return False
+    try:
+        data = _signer("material-preview").loads(token, max_age=PREVIEW_MAX_AGE)
+    except (BadSignature, SignatureExpired):
+        return False
+    return data.get("m") == m.id
+
+
+def _viewer() -> tuple[str, str | None, str | None]:
+    """(viewer_key, openid, new cookie value to set)."""
+    openid = wechat_openid()
+    if openid:
+        return f"o:{openid}", openid, None
+    cookie = request.cookies.get(COOKIE, "")
+    if not (16 <= len(cookie) <= 40 and cookie.replace("-", "").replace("_", "").isalnum()):
+        cookie = secrets.token_urlsafe(18)
+        return f"c:{cookie}", None, cookie
+    return f"c:{cookie}", None, None
+
+
+def _in_wechat() -> bool:
+    return "MicroMessenger" in (request.headers.get("User-Agent") or "")
+
+
+def _campaign_id() -> int | None:
+    c = request.args.get("c", "")
+    return int(c) if c.isdigit() and len(c) < 10 else None
+
+
+@bp.get("/m/<code>")
+def page(code: str):
+    m = services.material_by_code(code)
+    preview = m.status == "draft"
+    if preview and not _preview_ok(m):
+        raise NotFound("内容不存在或尚未发布。")
+    if _in_wechat() and not wechat_openid() and not preview and current_app.config.get("WECHAT_APPID"):
+        return redirect(f"/h5/oauth/start?{urlencode({'next': request.full_path})}")  # silent snsapi_base
+    base = current_app.config["PUBLIC_BASE_URL"]
+    cid = _campaign_id()
+    node = visit = None
+    new_cookie = None
+    if not preview:
+        viewer_key, openid, new_cookie = _viewer()
+        visit, node = services.record_visit(m, campaign_id=cid, viewer_key=viewer_key, openid=openid,
+                                            via_token=request.args.get("s"), source="qr" if request.args.get("src") == "qr" else "link",
+                                            user_agent=request.headers.get("User-Agent"))
+        db.session.commit()
+        session["mv"] = {"m": m.id, "n": node.id}
+    share_url = f"{base}/m/{m.code}?" + urlencode({k: v for k, v in (("c", node.campaign_id if node else cid),
+                                                                     ("s", node.token if node else None)) if v})
+    resp = Response(render_template(
+        "materials/page.html", m=m, share_url=share_url, base=base, in_wechat=_in_wechat(), preview=preview,
+        visit_token=_signer("visit").dumps(visit.id) if visit else "", share_token=node.token if node else "",
+        cover_url=f"{base}/materials/{m.id}/cover.jpg" if m.cover_media_id else f"{base}/materials/{m.id}/qr.png"))
+    if new_cookie:
+        resp.set_cookie(COOKIE, new_cookie, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
+                        secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
+    resp.headers["Cache-Control"] = "no-store"  # every view is recorded
+    return resp
+
+
+def _my_node(code: str) -> tuple[Material, ShareNode]:
+    m = services.material_by_code(code)
+    mv = session.get("mv") or {}
+    node = db.session.get(ShareNode, mv.get("n")) if mv.get("m") == m.id else None
+    if node is None:
+        raise ValidationFailed("请先打开页面。", code="no_visit")
+    return m, node
+
+
+class Seen(Model):
+    v: str = Field(min_length=1, max_length=200)
+
+
+@bp.post("/m/<code>/seen")
+def seen(code: str):
+    body = parse_json_body(Seen)
+    try:
+        visit_id = _signer("visit").loads(body.v, max_age=3600)
+    except (BadSignature, SignatureExpired):
+        raise ValidationFailed("无效的访问标识。", fields={"v": "invalid"}) from None
+    counted = services.confirm_visit(int(visit_id))
+    db.session.commit()
+    return jsonify({"counted": counted})
+
+
+class ShareIn(Model):
+    channel: str = Field(default="timeline", max_length=12)
+
+
+@bp.post("/m/<code>/shares")
+def share(code: str):
+    """The JS-SDK share callback fired: a forward by this viewer (their own token)."""
+    _, node = _my_node(code)
+    services.record_forward(node.token, parse_json_body(ShareIn).channel)
+    db.session.commit()
+    return jsonify({"share_token": node.token}), 201
+
+
+class IntentIn(Model):
+    name: str = Field(min_length=1, max_length=50)
+    phone: str = Field(min_length=7, max_length=20)
+    product: str | None = Field(default=None, max_length=100)
+    note: str | None = Field(default=None, max_length=500)
+
+
+@bp.post("/m/<code>/intents")
+@limiter.limit("5 per minute;30 per hour")
+def intent(code: str):
+    m, node = _my_node(code)
+    lead, created = services.submit_intent(m, node, parse_json_body(IntentIn).model_dump())
+    db.session.commit()
+    return jsonify({"received": True, "lead_id": lead.id, "new": created,
+                    "message": "提交成功，我们的顾问会尽快与您联系。"}), 201
+
+
+# --- images -----------------------------------------------------------------------------------------
+def _material_for_image(material_id: int) -> tuple[Material, bool]:
+    """Published materials' images are public; a draft's only for staff who may see it."""
+    m = db.session.get(Material, material_id)
+    if m is None or m.status == "archived":
+        abort(404)
+    if m.status == "published":
+        return m, True
+    from crm_core.errors import DomainError
+    from crm_core.permissions import get_visible
+    from crm_core.permissions import load_actor
+    from wxapp.auth import _set_actor, actor_from_bearer, console_user
+
+    try:
+        user = console_user()
+        actor = _set_actor(load_actor(user)) if user else actor_from_bearer()
+        get_visible(actor, Material, m.id)
+    except DomainError:
+        abort(404)
+    return m, False
+
+
+def _image_url(m: Material, public: bool) -> str:
+    base = current_app.config["PUBLIC_BASE_URL"]
+    params = {k: v for k, v in (("c", _campaign_id()), ("s", (request.args.get("s") or "")[:24] or None), ("src", "qr")) if v}
+    if not public:
+        params["preview"] = preview_token(m.id, m.version)
+    return f"{base}/m/{m.code}?{urlencode(params)}"
+
+
+def _send(data: bytes, mimetype: str, etag: str, public: bool) -> Response:
+    if request.if_none_match.contains(etag):
+        resp = Response(status=304)
+    else:
+        resp = Response(data, mimetype=mimetype)
+    resp.set_etag(etag)
+    resp.headers["Cache-Control"] = "public, max-age=86400" if public else "private, max-age=300"
+    return resp
+
+
+def _logo(m: Material) -> Image.Image | None:
+    if request.args.get("logo") != "1":
+        return None
+    if m.cover_media_id:
+        from crm_core import media
+        from crm_core.models import MediaFile
+
+        try:
+            data, _ = media.read(db.session.get(MediaFile, m.cover_media_id), thumb=True)
+            return Image.open(io.BytesIO(data))
+        except Exception:  # a missing cover falls back to the brand mark
+            pass
+    mark = Image.new("RGBA", (120, 120), (7, 193, 96, 255))
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(mark).text((60, 60), "蓝云", font=qr._font(44), fill="white", anchor="mm")
+    return mark
+
+
+@bp.get("/materials/<int:material_id>/qr.png")
+def qr_png(material_id: int):
+    m, public = _material_for_image(material_id)
+    url, logo = _image_url(m, public), request.args.get("logo") == "1"
+    tag = qr.etag_for("png", url if public else f"{m.id}:{m.version}", logo, m.version, m.cover_media_id)
+    if request.if_none_match.contains(tag):
+        return _send(b"", "image/png", tag, public)
+    data = qr.cached(tag, _root(), lambda: qr.png(url, _logo(m) if logo else None))
+    return _send(data, "image/png", tag, public)
+
+
+@bp.get("/materials/<int:material_id>/qr.svg")
+def qr_svg(material_id: int):
+    m, public = _material_for_image(material_id)
+    url = _image_url(m, public)
+    tag = qr.etag_for("svg", url if public else f"{m.id}:{m.version}", m.version)
+    if request.if_none_match.contains(tag):
+        return _send(b"", "image/svg+xml", tag, public)
+    return _send(qr.cached(tag, _root(), lambda: qr.svg(url)), "image/svg+xml", tag, public)
+
+
+@bp.get("/materials/<int:material_id>/poster.png")
+def poster_png(material_id: int):
+    m, public = _material_for_image(material_id)
+    url = _image_url(m, public)
+    tag = qr.etag_for("poster", url if public else f"{m.id}:{m.version}", m.version, m.title, m.summary, m.cover_media_id)
+    if request.if_none_match.contains(tag):
+        return _send(b"", "image/png", tag, public)
+
+    def render():
+        cover = None
+        if m.cover_media_id:
+            from crm_core import media
+            from crm_core.models import MediaFile
+
+            data, _ = media.read(db.session.get(MediaFile, m.cover_media_id))
+            cover = Image.open(io.BytesIO(data))
+        return qr.poster(m.title, m.summary, url, cover)
+    return _send(qr.cached(tag, _root(), render), "image/png", tag, public)
+
+
+@bp.get("/materials/<int:material_id>/cover.jpg")
+def cover(material_id: int):
+    m, public = _material_for_image(material_id)
+    if not m.cover_media_id:
+        abort(404)
+    from crm_core import media
+    from crm_core.models import MediaFile
+
+    data, ctype = media.read(db.session.get(MediaFile, m.cover_media_id))
+    return _send(data, ctype, qr.etag_for("cover", m.cover_media_id), public)
+
+
+def _root() -> str:
+    import os
+
+    root = current_app.config["MEDIA_ROOT"]
+    return root if os.path.isabs(root) else os.path.join(os.getcwd(), root)
+
+
+# --- the follower's campaign list ----------------------------------------------------------------------
+@bp.get("/h5/campaigns")
+@wechat_user_required
+def campaigns_page():
+    return render_template("materials/campaigns.html")
+
+
+@bp.get("/h5/api/campaigns")
+@wechat_user_required
+def campaigns_api():
+    q = (request.args.get("q") or "").strip()[:50] or None
+    page = request.args.get("page", "1")
+    items, total = services.follower_campaigns(wechat_openid(), q, int(page) if page.isdigit() and int(page) > 0 else 1)
+    return jsonify({"items": items, "total": total})
+
+
+__all__ = ["bp", "preview_token"]
