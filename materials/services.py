@@ -216,12 +216,12 @@ def push_campaign(actor: Actor, campaign_id: int, base_url: str, per_minute: int
     seg = db.session.get(Segment, c.segment_id)
     system = Actor.system(actor.org_id)
     if seg.target == "customer":
-        members = select(Customer.id).where(Customer.org_id == actor.org_id, segment_clause(system, seg))
+        members = select(Customer.id).where(Customer.org_id == actor.org_id, segment_clause(system, seg.id, "customer"))
         openids = select(Follower.openid).where(Follower.customer_id.in_(members))
     else:
         from crm_core.models import Contact
 
-        members = select(Contact.id).where(Contact.org_id == actor.org_id, segment_clause(system, seg))
+        members = select(Contact.id).where(Contact.org_id == actor.org_id, segment_clause(system, seg.id, "contact"))
         openids = select(Follower.openid).where(Follower.contact_id.in_(members))
     openids = openids.where(Follower.subscribed.is_(True))
     already = set(db.session.scalars(select(CampaignRecipient.openid).where(CampaignRecipient.campaign_id == c.id)))

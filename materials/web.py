@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import io
 import secrets
+from datetime import datetime
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, session
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from PIL import Image
 from pydantic import Field
 
+from crm_core.clock import utcnow
 from crm_core.db import db
 from crm_core.errors import NotFound, ValidationFailed
 from materials import qr, services
@@ -33,8 +35,15 @@ COOKIE = "wxcrm_vid"
 PREVIEW_MAX_AGE = 7 * 24 * 3600
 
 
+class _ClockSigner(TimestampSigner):
+    """Timestamps from the product's clock (so expiry follows ``crm_core.clock``, as tests travel)."""
+
+    def get_timestamp(self) -> int:
+        return int((utcnow() - datetime(1970, 1, 1)).total_seconds())
+
+
 def _signer(salt: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt, signer=_ClockSigner)
 
 
 def preview_token(material_id: int, version: int) -> str:
