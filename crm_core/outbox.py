@@ -85,7 +85,7 @@ def backoff(attempt: int) -> int:
 
 
 def queue_message(channel: str, recipient: str, payload: dict, *, org_id: int | None = None,
-                  dedupe_key: str | None = None, max_attempts: int = 6) -> OutboxMessage:
+                  dedupe_key: str | None = None, max_attempts: int = 6, delay: float | None = None) -> OutboxMessage:
     """Write an outbox row in the current transaction; delivery starts after commit.
 
     With a ``dedupe_key`` an identical business event queues one message only (the existing
@@ -100,8 +100,9 @@ def queue_message(channel: str, recipient: str, payload: dict, *, org_id: int | 
         if existing:
             return existing
     now = utcnow()
+    first = now + timedelta(seconds=delay) if delay else now  # ``delay``: spread a bulk send (rate limit)
     msg = OutboxMessage(org_id=org_id, channel=channel, recipient=recipient, payload=payload, dedupe_key=dedupe_key,
-                        status="pending", attempts=0, max_attempts=max_attempts, created_at=now, next_attempt_at=now)
+                        status="pending", attempts=0, max_attempts=max_attempts, created_at=now, next_attempt_at=first)
     if dedupe_key:
         try:
             with db.session.begin_nested():
@@ -111,7 +112,7 @@ def queue_message(channel: str, recipient: str, payload: dict, *, org_id: int | 
     else:
         db.session.add(msg)
         db.session.flush()
-    jobs.enqueue(deliver, msg.id)
+    jobs.enqueue(deliver, msg.id, delay=delay or None)
     return msg
 
 

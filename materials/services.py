@@ -231,10 +231,8 @@ def push_campaign(actor: Actor, campaign_id: int, base_url: str, per_minute: int
         msg = outbox.queue_message("wechat_notice", openid, {
             "title": c.name, "text": f"{material.title}\n{material.summary or ''}".strip(),
             "url": f"{base_url}/m/{material.code}?c={c.id}", "campaign_id": c.id},
-            org_id=actor.org_id, dedupe_key=f"campaign:{c.id}:{openid}")
-        delay = queued * 60.0 / per_minute
-        if delay:  # rate limit: spread the sends
-            msg.next_attempt_at = now + timedelta(seconds=delay)
+            org_id=actor.org_id, dedupe_key=f"campaign:{c.id}:{openid}",
+            delay=queued * 60.0 / per_minute)  # rate limit: spread the sends
         db.session.add(CampaignRecipient(campaign_id=c.id, material_id=material.id, openid=openid,
                                          outbox_message_id=msg.id, created_at=now))
         queued += 1
@@ -299,25 +297,62 @@ def _node_for(material: Material, campaign_id: int | None, viewer_key: str, open
     return node, True
 
 
+_campaign_cache: dict[int, tuple[float, int | None, tuple]] = {}
+
+
+def _campaign_materials(campaign_id: int) -> tuple[int | None, tuple]:
+    """(org id, material ids) of a campaign, cached for 30 s per process: page views are hot."""
+    import time as _time
+
+    hit = _campaign_cache.get(campaign_id)
+    if hit and _time.monotonic() - hit[0] < 30:
+        return hit[1], hit[2]
+    row = db.session.execute(select(Campaign.org_id, Campaign.material_ids).where(Campaign.id == campaign_id)).first()
+    value = (row[0], tuple(row[1] or ())) if row else (None, ())
+    if len(_campaign_cache) > 10_000:
+        _campaign_cache.clear()
+    _campaign_cache[campaign_id] = (_time.monotonic(), *value)
+    return value
+
+
 def record_visit(material: Material, *, campaign_id: int | None, viewer_key: str, openid: str | None = None,
                  employee_id: int | None = None, via_token: str | None = None, source: str = "link",
-                 user_agent: str | None = None) -> tuple[Visit, ShareNode]:
-    """A page view, recorded by the server. Returns the visit and the viewer's own node."""
+                 user_agent: str | None = None, new_viewer: bool = False) -> tuple[int, dict]:
+    """A page view, recorded by the server: returns the visit id and the viewer's node as
+    ``{id, token, campaign_id}``. Core statements only — this runs on every page view."""
+    from crm_core.db import insert_for
+
     if campaign_id is not None:
-        c = db.session.get(Campaign, campaign_id)
-        if c is None or c.org_id != material.org_id or material.id not in (c.material_ids or []):
+        org_id, mids = _campaign_materials(campaign_id)
+        if org_id != material.org_id or material.id not in mids:
             campaign_id = None  # a wrong campaign id in the link counts for the material alone
+    key = campaign_id or 0
     via = None
     if via_token and len(via_token) <= 24:
-        via = db.session.scalars(select(ShareNode).where(ShareNode.token == via_token)).first()
-    node, _ = _node_for(material, campaign_id, viewer_key, openid, employee_id, via)
-    v = Visit(material_id=material.id, campaign_id=campaign_id, node_id=node.id,
-              via_node_id=via.id if via is not None and via.id != node.id else None,
-              source=source if source in ("link", "qr", "direct") else "link", is_bot=is_bot(user_agent),
-              user_agent=(user_agent or "")[:300], created_at=utcnow())
-    db.session.add(v)
-    db.session.flush()
-    return v, node
+        via = db.session.execute(select(ShareNode.id, ShareNode.material_id, ShareNode.campaign_key, ShareNode.depth,
+                                        ShareNode.path).where(ShareNode.token == via_token)).first()
+        if via is not None and (via.material_id != material.id or via.campaign_key != key):
+            via = None
+    table = ShareNode.__table__
+    find = select(table.c.id, table.c.token).where(table.c.material_id == material.id, table.c.campaign_key == key,
+                                                   table.c.viewer_key == viewer_key)
+    node = None if new_viewer else db.session.execute(find).first()
+    if node is None:
+        values = {"token": secrets.token_urlsafe(12)[:16], "material_id": material.id, "campaign_id": campaign_id,
+                  "campaign_key": key, "viewer_key": viewer_key, "openid": openid, "employee_id": employee_id,
+                  "parent_id": via.id if via else None, "depth": via.depth + 1 if via else 0,
+                  "path": f"{via.path}{via.id}/" if via else "/", "counted": False, "created_at": utcnow()}
+        # the viewer's first view: a new node; two first views racing keep the winner's node
+        node = db.session.execute(insert_for(table).values(values).on_conflict_do_nothing(
+            index_elements=["material_id", "campaign_key", "viewer_key"]).returning(table.c.id, table.c.token)).first() \
+            or db.session.execute(find).first()
+    vt = Visit.__table__
+    visit_id = db.session.execute(vt.insert().values(
+        material_id=material.id, campaign_id=campaign_id, node_id=node.id,
+        via_node_id=via.id if via is not None and via.id != node.id else None,
+        source=source if source in ("link", "qr", "direct") else "link", is_bot=is_bot(user_agent), js_confirmed=False,
+        counted=False, user_agent=(user_agent or "")[:300], created_at=utcnow()).returning(vt.c.id)).scalar_one()
+    return visit_id, {"id": node.id, "token": node.token, "campaign_id": campaign_id}
 
 
 def confirm_visit(visit_id: int) -> bool:

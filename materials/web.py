@@ -92,21 +92,25 @@ def page(code: str):
         return redirect(f"/h5/oauth/start?{urlencode({'next': request.full_path})}")  # silent snsapi_base
     base = current_app.config["PUBLIC_BASE_URL"]
     cid = _campaign_id()
-    node = visit = None
+    node = None
+    visit_id = None
     new_cookie = None
+    view = {"id": m.id, "code": m.code, "title": m.title, "summary": m.summary, "body_html": m.body_html,
+            "cover_media_id": m.cover_media_id, "version": m.version}
     if not preview:
         viewer_key, openid, new_cookie = _viewer()
-        visit, node = services.record_visit(m, campaign_id=cid, viewer_key=viewer_key, openid=openid,
-                                            via_token=request.args.get("s"), source="qr" if request.args.get("src") == "qr" else "link",
-                                            user_agent=request.headers.get("User-Agent"))
+        visit_id, node = services.record_visit(m, campaign_id=cid, viewer_key=viewer_key, openid=openid,
+                                               via_token=request.args.get("s"), new_viewer=bool(new_cookie),
+                                               source="qr" if request.args.get("src") == "qr" else "link",
+                                               user_agent=request.headers.get("User-Agent"))
         db.session.commit()
-        session["mv"] = {"m": m.id, "n": node.id}
-    share_url = f"{base}/m/{m.code}?" + urlencode({k: v for k, v in (("c", node.campaign_id if node else cid),
-                                                                     ("s", node.token if node else None)) if v})
+        session["mv"] = {"m": m.id, "n": node["id"]}
+    share_url = f"{base}/m/{view['code']}?" + urlencode({k: v for k, v in (("c", node["campaign_id"] if node else cid),
+                                                                           ("s", node["token"] if node else None)) if v})
     resp = Response(render_template(
-        "materials/page.html", m=m, share_url=share_url, base=base, in_wechat=_in_wechat(), preview=preview,
-        visit_token=_signer("visit").dumps(visit.id) if visit else "", share_token=node.token if node else "",
-        cover_url=f"{base}/materials/{m.id}/cover.jpg" if m.cover_media_id else f"{base}/materials/{m.id}/qr.png"))
+        "materials/page.html", m=view, share_url=share_url, base=base, in_wechat=_in_wechat(), preview=preview,
+        visit_token=_signer("visit").dumps(visit_id) if visit_id else "", share_token=node["token"] if node else "",
+        cover_url=f"{base}/materials/{view['id']}/cover.jpg" if view["cover_media_id"] else f"{base}/materials/{view['id']}/qr.png"))
     if new_cookie:
         resp.set_cookie(COOKIE, new_cookie, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
                         secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
