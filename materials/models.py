@@ -100,9 +100,10 @@ class ShareNode(db.Model):
 
 
 class Visit(db.Model):
-    __table_args__ = (Index("ix_visit_material_time", "material_id", "created_at"), Index("ix_visit_campaign_time", "campaign_id", "created_at"),
+    __table_args__ = (UniqueConstraint("key"), Index("ix_visit_material_time", "material_id", "created_at"), Index("ix_visit_campaign_time", "campaign_id", "created_at"),
                       Index("ix_visit_node", "node_id", "created_at"))
     id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str | None] = mapped_column(String(32))  # set when the view went through the Redis queue
     material_id: Mapped[int] = mapped_column(ForeignKey("material.id"))
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaign.id"))
     node_id: Mapped[int] = mapped_column(ForeignKey("share_node.id"))

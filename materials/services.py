@@ -338,7 +338,9 @@ def record_visit(material: Material, *, campaign_id: int | None, viewer_key: str
                                                    table.c.viewer_key == viewer_key)
     node = None if new_viewer else db.session.execute(find).first()
     if node is None:
-        values = {"token": secrets.token_urlsafe(12)[:16], "material_id": material.id, "campaign_id": campaign_id,
+        from materials.visitqueue import node_token
+
+        values = {"token": node_token(material.id, key, viewer_key), "material_id": material.id, "campaign_id": campaign_id,
                   "campaign_key": key, "viewer_key": viewer_key, "openid": openid, "employee_id": employee_id,
                   "parent_id": via.id if via else None, "depth": via.depth + 1 if via else 0,
                   "path": f"{via.path}{via.id}/" if via else "/", "counted": False, "created_at": utcnow()}

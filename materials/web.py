@@ -24,7 +24,7 @@ from pydantic import Field
 from crm_core.clock import utcnow
 from crm_core.db import db
 from crm_core.errors import NotFound, ValidationFailed
-from materials import qr, services
+from materials import qr, services, visitqueue
 from materials.models import Material, ShareNode
 from wxapp.auth import wechat_openid, wechat_user_required
 from wxapp.extensions import limiter
@@ -84,6 +84,10 @@ def _campaign_id() -> int | None:
 
 @bp.get("/m/<code>")
 def page(code: str):
+    if visitqueue.redis() is not None and not request.args.get("preview"):
+        fast = _queued_page(code)
+        if fast is not None:
+            return fast
     m = services.material_by_code(code)
     preview = m.status == "draft"
     if preview and not _preview_ok(m):
@@ -104,12 +108,32 @@ def page(code: str):
                                                source="qr" if request.args.get("src") == "qr" else "link",
                                                user_agent=request.headers.get("User-Agent"))
         db.session.commit()
-        session["mv"] = {"m": m.id, "n": node["id"]}
+        session["mv"] = {"m": m.id, "t": node["token"]}
+    return _render_page(view, node, cid, _signer("visit").dumps(visit_id) if visit_id else "", preview, new_cookie)
+
+
+def _queued_page(code: str):
+    """Redis mode: the view is queued (see :mod:`materials.visitqueue`); the page is served
+    from a short in-process cache of the material. None = take the ordinary path."""
+    view = visitqueue.material_view(code)
+    if view is None or view["status"] != "published":
+        return None
+    if _in_wechat() and not wechat_openid() and current_app.config.get("WECHAT_APPID"):
+        return redirect(f"/h5/oauth/start?{urlencode({'next': request.full_path})}")
+    viewer_key, openid, new_cookie = _viewer()
+    vkey, node = visitqueue.queue_view(view, _campaign_id(), viewer_key, openid, request.args.get("s"),
+                                       "qr" if request.args.get("src") == "qr" else "link", request.headers.get("User-Agent"))
+    session["mv"] = {"m": view["id"], "t": node["token"]}
+    return _render_page(view, node, node["campaign_id"], _signer("visit").dumps(vkey), False, new_cookie)
+
+
+def _render_page(view: dict, node: dict | None, cid, visit_token: str, preview: bool, new_cookie: str | None) -> Response:
+    base = current_app.config["PUBLIC_BASE_URL"]
     share_url = f"{base}/m/{view['code']}?" + urlencode({k: v for k, v in (("c", node["campaign_id"] if node else cid),
                                                                            ("s", node["token"] if node else None)) if v})
     resp = Response(render_template(
         "materials/page.html", m=view, share_url=share_url, base=base, in_wechat=_in_wechat(), preview=preview,
-        visit_token=_signer("visit").dumps(visit_id) if visit_id else "", share_token=node["token"] if node else "",
+        visit_token=visit_token, share_token=node["token"] if node else "",
         cover_url=f"{base}/materials/{view['id']}/cover.jpg" if view["cover_media_id"] else f"{base}/materials/{view['id']}/qr.png"))
     if new_cookie:
         resp.set_cookie(COOKIE, new_cookie, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
@@ -118,10 +142,20 @@ def page(code: str):
     return resp
 
 
-def _my_node(code: str) -> tuple[Material, ShareNode]:
+def _my_token(code: str) -> tuple[Material, str]:
     m = services.material_by_code(code)
     mv = session.get("mv") or {}
-    node = db.session.get(ShareNode, mv.get("n")) if mv.get("m") == m.id else None
+    if mv.get("m") != m.id or not mv.get("t"):
+        raise ValidationFailed("请先打开页面。", code="no_visit")
+    return m, mv["t"]
+
+
+def _my_node(code: str) -> tuple[Material, ShareNode]:
+    m, token = _my_token(code)
+    conn = visitqueue.redis()
+    if conn is not None:
+        visitqueue.drain(conn, wait=3.0)  # an intent is rare: write the queued views first
+    node = db.session.scalars(db.select(ShareNode).where(ShareNode.token == token)).first()
     if node is None:
         raise ValidationFailed("请先打开页面。", code="no_visit")
     return m, node
@@ -138,6 +172,9 @@ def seen(code: str):
         visit_id = _signer("visit").loads(body.v, max_age=3600)
     except (BadSignature, SignatureExpired):
         raise ValidationFailed("无效的访问标识。", fields={"v": "invalid"}) from None
+    if isinstance(visit_id, str):  # a queued view: its confirmation follows it through the queue
+        visitqueue.push({"t": "seen", "vkey": visit_id})
+        return jsonify({"counted": None, "queued": True})
     counted = services.confirm_visit(int(visit_id))
     db.session.commit()
     return jsonify({"counted": counted})
@@ -150,8 +187,15 @@ class ShareIn(Model):
 @bp.post("/m/<code>/shares")
 def share(code: str):
     """The JS-SDK share callback fired: a forward by this viewer (their own token)."""
+    body = parse_json_body(ShareIn)
+    if visitqueue.redis() is not None:
+        _, token = _my_token(code)
+        if body.channel not in ("timeline", "appmessage"):
+            raise ValidationFailed("分享渠道只能是 timeline 或 appmessage。", fields={"channel": "invalid"})
+        visitqueue.push({"t": "share", "token": token, "channel": body.channel})
+        return jsonify({"share_token": token}), 201
     _, node = _my_node(code)
-    services.record_forward(node.token, parse_json_body(ShareIn).channel)
+    services.record_forward(node.token, body.channel)
     db.session.commit()
     return jsonify({"share_token": node.token}), 201
 

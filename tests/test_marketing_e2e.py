@@ -14,11 +14,16 @@ from tests.conftest import LiveServer, _create_schema, _make_app
 BROWSER_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
 
 
-@pytest.fixture
-def live(tmp_path):
+@pytest.fixture(params=["embedded", "redis"])
+def live(request, tmp_path):
+    """Embedded SQLite (views written on the request), and PostgreSQL + Redis (views queued
+    and written by the batch writer, drained here where a worker would)."""
     from crm_core.demo import load_demo
 
-    app = _make_app(f"sqlite:///{tmp_path}/mkt.db")
+    if request.param == "redis":
+        app = _make_app(request.getfixturevalue("pg_url"), REDIS_URL=request.getfixturevalue("redis_url"))
+    else:
+        app = _make_app(f"sqlite:///{tmp_path}/mkt.db")
     with app.app_context():
         _create_schema()
         load_demo()
@@ -26,6 +31,15 @@ def live(tmp_path):
         db.session.remove()
     with LiveServer(app) as server:
         app.config["PUBLIC_BASE_URL"] = server.url
+
+        def settle():
+            conn = app.extensions.get("wxcrm_redis")
+            if conn is not None:
+                from materials import visitqueue
+
+                with app.app_context():
+                    visitqueue.drain(conn, wait=3)
+        server.settle = settle
         yield server
 
 
@@ -86,6 +100,7 @@ def test_a_shares_b_shares_c_asks_the_tree_the_lead_and_the_ranking(live):
     assert r.status_code == 201, r.json()
     lead_id = r.json()["lead_id"]
 
+    live.settle()
     tree = requests.get(f"{base}/api/v1/campaigns/{c['id']}/share-tree", headers=marketer, timeout=10).json()
     root = tree["roots"][0]
     assert len(tree["roots"]) == 1 and root["viewer"] == {"openid": "oShareA0001"} and root["share_token"] == token_a
@@ -111,6 +126,7 @@ def test_a_shares_b_shares_c_asks_the_tree_the_lead_and_the_ranking(live):
         b.open(a.share_url)
     Viewer(base, ua="Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)").open(b.share_url)
     Viewer(base).open(a.share_url, run_script=False)
+    live.settle()
     again = requests.get(f"{base}/api/v1/campaigns/{c['id']}/stats", headers=marketer, timeout=10).json()
     assert (again["reads"], again["unique_readers"], again["forwards"]) == (3, 3, 2)
     assert again["left_out_visits"] == 2

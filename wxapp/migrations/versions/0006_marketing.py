@@ -2,7 +2,7 @@
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-11-26 19:35:03.435538
+Create Date: 2026-11-26 19:42:33.095714
 
 """
 from alembic import op
@@ -169,6 +169,7 @@ def upgrade():
 
     op.create_table('visit',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=32), nullable=True),
     sa.Column('material_id', sa.Integer(), nullable=False),
     sa.Column('campaign_id', sa.Integer(), nullable=True),
     sa.Column('node_id', sa.Integer(), nullable=False),
@@ -183,7 +184,8 @@ def upgrade():
     sa.ForeignKeyConstraint(['material_id'], ['material.id'], name=op.f('fk_visit_material_id_material')),
     sa.ForeignKeyConstraint(['node_id'], ['share_node.id'], name=op.f('fk_visit_node_id_share_node')),
     sa.ForeignKeyConstraint(['via_node_id'], ['share_node.id'], name=op.f('fk_visit_via_node_id_share_node')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_visit'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_visit')),
+    sa.UniqueConstraint('key', name=op.f('uq_visit_key'))
     )
     with op.batch_alter_table('visit', schema=None) as batch_op:
         batch_op.create_index('ix_visit_campaign_time', ['campaign_id', 'created_at'], unique=False)
