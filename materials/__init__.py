@@ -12,6 +12,9 @@ def init_app(app) -> None:
     from materials import console, web
     from wxapp.official_account import router
 
+    from wxapp.extensions import csrf
+
+    csrf.exempt(web.bp)  # public page calls: same-origin check + SameSite=Lax cookies (see web._same_origin)
     app.register_blueprint(web.bp)
     app.register_blueprint(console.bp)
     router.claim_scene_prefix("mkt_", _scene, owner="materials")

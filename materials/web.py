@@ -16,7 +16,7 @@ import secrets
 from datetime import datetime
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, session
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from PIL import Image
 from pydantic import Field
@@ -94,7 +94,6 @@ def page(code: str):
         raise NotFound("内容不存在或尚未发布。")
     if _in_wechat() and not wechat_openid() and not preview and current_app.config.get("WECHAT_APPID"):
         return redirect(f"/h5/oauth/start?{urlencode({'next': request.full_path})}")  # silent snsapi_base
-    base = current_app.config["PUBLIC_BASE_URL"]
     cid = _campaign_id()
     node = None
     visit_id = None
@@ -108,7 +107,6 @@ def page(code: str):
                                                source="qr" if request.args.get("src") == "qr" else "link",
                                                user_agent=request.headers.get("User-Agent"))
         db.session.commit()
-        session["mv"] = {"m": m.id, "t": node["token"]}
     return _render_page(view, node, cid, _signer("visit").dumps(visit_id) if visit_id else "", preview, new_cookie)
 
 
@@ -123,7 +121,6 @@ def _queued_page(code: str):
     viewer_key, openid, new_cookie = _viewer()
     vkey, node = visitqueue.queue_view(view, _campaign_id(), viewer_key, openid, request.args.get("s"),
                                        "qr" if request.args.get("src") == "qr" else "link", request.headers.get("User-Agent"))
-    session["mv"] = {"m": view["id"], "t": node["token"]}
     return _render_page(view, node, node["campaign_id"], _signer("visit").dumps(vkey), False, new_cookie)
 
 
@@ -132,7 +129,8 @@ def _render_page(view: dict, node: dict | None, cid, visit_token: str, preview: 
     share_url = f"{base}/m/{view['code']}?" + urlencode({k: v for k, v in (("c", node["campaign_id"] if node else cid),
                                                                            ("s", node["token"] if node else None)) if v})
     resp = Response(render_template(
-        "materials/page.html", m=view, share_url=share_url, base=base, in_wechat=_in_wechat(), preview=preview,
+        "materials/page.html", m=view, share_url=share_url, base=base, in_wechat=_in_wechat(), preview=preview, csrf=False,
+        campaign_id=node["campaign_id"] if node else cid,
         visit_token=visit_token, share_token=node["token"] if node else "",
         cover_url=f"{base}/materials/{view['id']}/cover.jpg" if view["cover_media_id"] else f"{base}/materials/{view['id']}/qr.png"))
     if new_cookie:
@@ -142,12 +140,30 @@ def _render_page(view: dict, node: dict | None, cid, visit_token: str, preview: 
     return resp
 
 
+def _same_origin() -> None:
+    """The page's own calls carry no CSRF token (the page writes no session); the viewer's
+    cookies are SameSite=Lax, and a foreign Origin is refused outright."""
+    origin = request.headers.get("Origin")
+    if origin and origin.split("://", 1)[-1] != request.host:
+        raise ValidationFailed("请求来源不正确。", code="bad_origin")
+
+
 def _my_token(code: str) -> tuple[Material, str]:
+    """The viewer's own share token: derived from who they are (openid or cookie), the
+    material and the campaign — never taken from the client."""
+    _same_origin()
     m = services.material_by_code(code)
-    mv = session.get("mv") or {}
-    if mv.get("m") != m.id or not mv.get("t"):
+    openid = wechat_openid()
+    cookie = request.cookies.get(COOKIE, "")
+    if not openid and not (16 <= len(cookie) <= 40):
         raise ValidationFailed("请先打开页面。", code="no_visit")
-    return m, mv["t"]
+    viewer_key = f"o:{openid}" if openid else f"c:{cookie}"
+    cid = request.args.get("c", "")
+    key = 0
+    if cid.isdigit() and len(cid) < 10:
+        org_id, mids = services._campaign_materials(int(cid))
+        key = int(cid) if org_id == m.org_id and m.id in mids else 0
+    return m, visitqueue.node_token(m.id, key, viewer_key)
 
 
 def _my_node(code: str) -> tuple[Material, ShareNode]:
@@ -167,6 +183,7 @@ class Seen(Model):
 
 @bp.post("/m/<code>/seen")
 def seen(code: str):
+    _same_origin()
     body = parse_json_body(Seen)
     try:
         visit_id = _signer("visit").loads(body.v, max_age=3600)

@@ -57,12 +57,12 @@ def open_page(c, url, confirm=True):
     r = c.get(url)
     assert r.status_code == 200, r.get_data(as_text=True)[:200]
     text = r.get_data(as_text=True)
-    c.environ_base["HTTP_X_CSRFTOKEN"] = re.search(r'name="csrf-token" content="([^"]+)"', text).group(1)
     if confirm:
         v = json.loads(re.search(r'v: ("[^"]+")', text).group(1))
         code = re.search(r"/m/([A-Za-z0-9]+)", url).group(1)
         assert c.post(f"/m/{code}/seen", json={"v": v}).status_code == 200
     return text, json.loads(re.search(r'shareUrl = ("[^"]+")', text).group(1))
+
 
 
 def test_qr_png_and_svg_are_cached_with_etag_and_304(demo, client):
@@ -129,6 +129,9 @@ def test_intent_form_validates_is_rate_limited_and_notifies_the_owner(demo, clie
     m = material(client, staff(client))
     c = viewer(demo, "oIntent0001")
     open_page(c, f"/m/{m['code']}")
+    foreign = c.post(f"/m/{m['code']}/intents", json={"name": "王女士", "phone": "13712345678"},
+                     headers={"Origin": "https://evil.example"})
+    assert foreign.status_code == 422 and foreign.get_json()["error"]["code"] == "bad_origin"
     assert c.post(f"/m/{m['code']}/intents", json={"name": "王", "phone": "12345"}).status_code == 422
     assert c.post(f"/m/{m['code']}/intents", json={"name": "", "phone": "13712345678"}).status_code == 422
     assert db.session.scalar(select(func.count(Lead.id)).where(Lead.source == "wechat_intent")) == 0
@@ -210,7 +213,7 @@ def test_marketing_events_carry_cost_and_effect(demo, client):
                                                            "budget": 20000, "actual_cost": 18000}).get_json()
     v = viewer(demo, "oExpoVisit1")
     open_page(v, f"/m/{m['code']}?c={ev['id']}&src=qr")
-    v.post(f"/m/{m['code']}/intents", json={"name": "展会客户", "phone": "13900001111"})
+    v.post(f"/m/{m['code']}/intents?c={ev['id']}", json={"name": "展会客户", "phone": "13900001111"})
     stats = client.get(f"/api/v1/campaigns/{ev['id']}/stats", headers=mk).get_json()
     assert stats["leads"] == 1 and stats["cost_per_lead"] == 18000.0 and stats["qr_visits"] == 1
     csv = client.get(f"/api/v1/campaigns/{ev['id']}/top-sharers?format=csv", headers=mk)

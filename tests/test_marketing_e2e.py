@@ -60,8 +60,8 @@ class Viewer:
     def open(self, url, run_script=True):
         r = self.s.get(url, timeout=10)
         assert r.status_code == 200, r.text[:300]
-        self.csrf = re.search(r'name="csrf-token" content="([^"]+)"', r.text).group(1)
         self.code = re.search(r"/m/([A-Za-z0-9]+)", url).group(1)
+        self.q = json.loads(re.search(r"var q = (\"[^\"]*\")", r.text).group(1))  # what the page's script appends
         self.share_url = json.loads(re.search(r"shareUrl = (\"[^\"]+\")", r.text).group(1))
         if run_script:
             v = json.loads(re.search(r"v: (\"[^\"]+\")", r.text).group(1))
@@ -69,7 +69,7 @@ class Viewer:
         return r
 
     def post(self, what, body):
-        return self.s.post(f"{self.base}/m/{self.code}/{what}", json=body, headers={"X-CSRFToken": self.csrf}, timeout=10)
+        return self.s.post(f"{self.base}/m/{self.code}/{what}{self.q}", json=body, headers={"Origin": self.base}, timeout=10)
 
     def share(self):
         r = self.post("shares", {"channel": "timeline"})
