@@ -156,6 +156,13 @@ def test_normal_out_of_range_duplicate_and_teleport_then_the_report_for_manager_
     assert rows[0]["distance_km"] > 299
     peer = client.get(f"/api/v1/reports/checkins?date_from={day}&date_to={day}", headers=li).get_json()
     assert all(row["employee"] != "张伟" for row in peer["rows"])
+    # someone outside the manager's reporting subtree (the IT administrator) checks in too
+    admin = token(client, "admin")
+    assert client.post("/api/v1/checkins", headers=admin, json={"kind": "in", "lat": 30.25, "lng": 120.17,
+                                                                "accuracy_m": 10}).status_code == 201
+    names = {row["employee"] for row in client.get(f"/api/v1/reports/checkins?date_from={day}&date_to={day}",
+                                                   headers=manager).get_json()["rows"]}
+    assert "张伟" in names and "周敏" not in names
     zhang_id = first["employee_id"]
     assert client.get(f"/api/v1/reports/checkins/route?employee_id={zhang_id}&date={day}", headers=li).status_code == 404
     svg = client.get(f"/api/v1/reports/checkins/route?employee_id={zhang_id}&date={day}&format=svg", headers=manager)

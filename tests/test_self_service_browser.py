@@ -127,9 +127,11 @@ def test_dispatcher_dispatches_and_engineer_records_and_completes_in_the_console
         page.click("nav >> text=派工日程")
         page.wait_for_selector("#dispatch-calendar")
         assert "郑强" in page.inner_text("#dispatch-calendar")
+        assert page.locator("#calendar-chart svg.chart rect.bar").count() == 1
         page.click("nav >> text=服务报表")
         page.wait_for_selector("#tracking")
         assert ticket["number"] in page.inner_text("#tracking")
         assert page.locator("#sla-chart svg.chart").count() == 1
+        assert page.locator("#tracking-charts svg.chart").count() == 2
     finally:
         ctx.close()

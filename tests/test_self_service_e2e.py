@@ -156,3 +156,50 @@ def test_follow_verify_submit_dispatch_handle_progress_rate(live):
         stats = requests.get(f"{base}/api/v1/reports/satisfaction", headers=dispatcher, timeout=10).json()
     assert stats["count"] == 1 and stats["average"] == 5 and stats["by_engineer"][0]["engineer"] == "郑强"
     assert stats["distribution"]["5"] == 1
+
+
+def test_photos_chosen_in_wechat_are_downloaded_cleaned_and_attached(live):
+    """``wx.uploadImage`` gives a media id; a job downloads it from WeChat (the sandbox here)."""
+    from crm_core.models import MediaFile, Ticket
+
+    base = live.url
+    s, _ = h5_session(base, "oMediaUser01")
+    s.post(f"{base}/h5/api/verify/start", json={"phone": PHONE})
+    code = requests.get(f"{base}/sandbox/sms?phone={PHONE}", timeout=10).json()["items"][0]["code"]
+    assert s.post(f"{base}/h5/api/verify/confirm", json={"phone": PHONE, "code": code}).status_code == 200
+    r = s.post(f"{base}/h5/api/tickets", json={"kind": "complaint", "description": "照片在微信里选的",
+                                                "photo_media_ids": ["MEDIA_abc123"]})
+    assert r.status_code == 201, r.json()
+    calls = requests.get(f"{base}/sandbox/calls", timeout=10).json()["items"]
+    assert any(c["api"] == "media_get" and c["payload"]["media_id"] == "MEDIA_abc123" for c in calls)
+    with live.app.app_context():
+        t = db.session.get(Ticket, r.json()["id"])
+        photo = db.session.get(MediaFile, t.photo_ids[0])
+        assert photo.status == "ready" and photo.source == "wechat" and photo.content_type == "image/jpeg"
+    detail = s.get(f"{base}/h5/api/tickets/{r.json()['id']}").json()
+    assert s.get(f"{base}/h5/api/photos/{detail['photo_ids'][0]}?thumb=1").status_code == 200
+
+
+def test_warranty_reminders_reach_the_customers_bound_wechat(live):
+    from crm_core.models import OutboxMessage, ProductArchive
+    from crm_core.services.products import warranty_reminders
+
+    base = live.url
+    s, _ = h5_session(base, "oWarranty001")
+    s.post(f"{base}/h5/api/verify/start", json={"phone": PHONE})
+    code = requests.get(f"{base}/sandbox/sms?phone={PHONE}", timeout=10).json()["items"][0]["code"]
+    s.post(f"{base}/h5/api/verify/confirm", json={"phone": PHONE, "code": code}).raise_for_status()
+    with live.app.app_context():
+        from crm_core.models import Follower
+
+        db.session.execute(db.update(Follower).where(Follower.openid == "oWarranty001").values(subscribed=True))
+        old = db.session.scalars(db.select(ProductArchive).where(ProductArchive.serial_no == "WP100-2024-0001")).one()
+        today = utcnow().date()
+        db.session.add(ProductArchive(org_id=old.org_id, owner_id=old.owner_id, serial_no="WP100-2025-0099",
+                                      product_id=old.product_id, customer_id=old.customer_id, sold_on=today - timedelta(days=710),
+                                      warranty_months=24, warranty_until=today + timedelta(days=10)))
+        db.session.commit()
+        assert warranty_reminders() >= 1
+        db.session.commit()
+        notices = db.session.scalars(db.select(OutboxMessage).where(OutboxMessage.recipient == "oWarranty001")).all()
+        assert any(n.channel == "wechat_notice" and "保修" in n.payload["text"] for n in notices)

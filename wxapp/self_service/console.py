@@ -175,8 +175,10 @@ def dispatch_calendar():
         data = reports.dispatch_calendar(g.actor, start, start + timedelta(days=6))
     except DomainError as exc:
         return _denied(exc)
+    chart = reports.bar_chart_svg("本周派工（工单数）", [(e["engineer"] or "—", sum(len(v) for v in e["days"].values()))
+                                                    for e in data["engineers"]])
     return render_template("console/service_calendar.html", r=data, prev=(start - timedelta(days=7)).isoformat(),
-                           next=(start + timedelta(days=7)).isoformat())
+                           next=(start + timedelta(days=7)).isoformat(), chart=chart)
 
 
 @bp.get("/service/reports")
@@ -191,10 +193,13 @@ def service_reports():
         return _denied(exc)
     sat_chart = reports.bar_chart_svg("满意度分布（评价数）", [(f"{s} 分", n) for s, n in sat["distribution"].items()])
     eng_chart = reports.bar_chart_svg("工程师平均分", [(r["engineer"], r["average"] or 0) for r in sat["by_engineer"]], " 分")
+    summary = reports.tracking_summary(g.actor, d0, d1)
+    tracking_chart = reports.bar_chart_svg("服务请求（按状态）", list(summary["by_status"].items())) + \
+        reports.bar_chart_svg("解决用时分布", list(summary["resolution"].items()))
     sla_chart = reports.bar_chart_svg("解决时限达标率（%）", [(r["label"], round((r["resolution_rate"] or 0) * 100, 1))
                                                          for r in sla["rows"]], "%")
     return render_template("console/service_reports.html", tracking=tracking, sat=sat, sla=sla, sat_chart=sat_chart,
-                           eng_chart=eng_chart, sla_chart=sla_chart, page=_page())
+                           eng_chart=eng_chart, sla_chart=sla_chart, tracking_chart=tracking_chart, page=_page())
 
 
 @bp.get("/service/photos/<int:photo_id>")
