@@ -14,27 +14,14 @@ from materials import services as svc
 from materials import tree_svg
 from materials.models import Campaign, Material
 from wxapp.auth import console_login_required
+from wxapp.pages import act as _act
+from wxapp.pages import denied as _denied
 
 bp = Blueprint("marketing_console", __name__, url_prefix="/console/marketing", template_folder="templates")
 
 
-def _denied(exc: DomainError):
-    return render_template("console/denied.html", message=exc.message), exc.status
-
-
 def _base() -> str:
     return current_app.config["PUBLIC_BASE_URL"]
-
-
-def _act(fn, ok: str, back: str):
-    try:
-        fn()
-        db.session.commit()
-        flash(ok, "ok")
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    return redirect(back)
 
 
 @bp.get("/materials")

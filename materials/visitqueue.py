@@ -99,40 +99,25 @@ def drain(conn, batch: int = 500, wait: float = 0.0) -> int:
     """Write queued events in order (one writer at a time; ``wait`` seconds for a busy one)."""
     from datetime import datetime
 
+    from crm_core.redisqueue import drain_list
     from materials.services import confirm_visit, record_forward
 
-    token = uuid.uuid4().hex
-    deadline = time.monotonic() + wait
-    while not conn.set(LOCK_KEY, token, nx=True, ex=120):
-        if time.monotonic() >= deadline:
-            return 0
-        time.sleep(0.02)
-    moved = 0
-    try:
-        while True:
-            items = conn.lrange(QUEUE_KEY, 0, batch - 1)
-            if not items:
-                break
-            for raw in items:
-                ev = json.loads(raw)
-                if ev["t"] == "visit":
-                    _write_visit(ev, datetime.fromisoformat(ev["at"]))
-                elif ev["t"] == "seen":
-                    vid = db.session.scalar(select(Visit.id).where(Visit.key == ev["vkey"]))
-                    if vid is not None:
-                        confirm_visit(vid)
-                elif ev["t"] == "share":
-                    try:
-                        record_forward(ev["token"], ev["channel"])
-                    except Exception:  # an unknown token: nothing to record
-                        pass
-            db.session.commit()
-            conn.ltrim(QUEUE_KEY, len(items), -1)  # only after the commit: a crash re-writes, never loses
-            moved += len(items)
-    finally:
-        if (conn.get(LOCK_KEY) or b"").decode() == token:
-            conn.delete(LOCK_KEY)
-    return moved
+    def handle(items):
+        for raw in items:
+            ev = json.loads(raw)
+            if ev["t"] == "visit":
+                _write_visit(ev, datetime.fromisoformat(ev["at"]))
+            elif ev["t"] == "seen":
+                vid = db.session.scalar(select(Visit.id).where(Visit.key == ev["vkey"]))
+                if vid is not None:
+                    confirm_visit(vid)
+            elif ev["t"] == "share":
+                node = db.session.scalar(select(ShareNode.id).where(ShareNode.token == ev["token"]))
+                if node is not None:
+                    record_forward(ev["token"], ev["channel"])
+        db.session.commit()
+
+    return drain_list(conn, QUEUE_KEY, LOCK_KEY, handle, batch=batch, wait=wait)
 
 
 def _write_visit(ev: dict, at) -> None:

@@ -13,7 +13,8 @@ from crm_core.services import checkin_reports as reports
 from crm_core.services import checkins as svc
 from wxapp.auth import console_login_required
 from wxapp.console import NAV, bp
-from wxapp.console.crm import _denied, _names, _page
+from wxapp.console.crm import _names, _page
+from wxapp.pages import denied as _denied
 from wxapp.csv_export import csv_response
 
 NAV.extend([

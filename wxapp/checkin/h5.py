@@ -12,7 +12,7 @@ from pydantic import Field
 
 from crm_core import jobs, media
 from crm_core.db import db
-from crm_core.errors import NotAuthenticated, ValidationFailed
+from crm_core.errors import NotAuthenticated
 from crm_core.services import checkins as svc
 from crm_core.services import followers
 from crm_core.services.auth import authenticate
@@ -114,10 +114,7 @@ def _today_row(c) -> dict:
 @wechat_user_required
 def upload_photo():
     """A photo taken on the page outside WeChat (``<input type=file capture>``)."""
+    from wxapp.pages import photo_upload
+
     actor = _actor()
-    f = request.files.get("file")
-    if f is None:
-        raise ValidationFailed("请选择一张照片。", fields={"file": "required"})
-    row = media.save_upload(f.read(media.MAX_IMAGE_BYTES + 1), "checkin", org_id=actor.org_id, employee_id=actor.employee_id)
-    db.session.commit()
-    return jsonify({"id": row.id, "width": row.width, "height": row.height}), 201
+    return photo_upload("checkin", org_id=actor.org_id, employee_id=actor.employee_id)

@@ -15,6 +15,7 @@ from crm_core.services import leads as lead_service
 from crm_core.services import opportunities as opp_service
 from wxapp.auth import console_login_required
 from wxapp.console import bp
+from wxapp.pages import denied
 
 LEAD_STATUS = {"new": "新线索", "working": "跟进中", "converted": "已转换", "closed": "已关闭"}
 SOURCE_LABELS = {"manual": "手工录入", "wechat_campaign": "微信营销", "wechat_intent": "微信意向", "import": "导入",
@@ -22,8 +23,7 @@ SOURCE_LABELS = {"manual": "手工录入", "wechat_campaign": "微信营销", "w
                  "demo": "演示数据", "self_service": "微信自助"}
 
 
-def _denied(exc: DomainError):
-    return render_template("console/denied.html", message=exc.message), exc.status
+_denied = denied  # kept under its old name for the modules that import it
 
 
 def _names(ids) -> dict[int, str]:

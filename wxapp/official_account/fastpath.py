@@ -233,29 +233,19 @@ def _not_recently_touched(conn, touches: list[dict]) -> list[dict]:
 
 
 def drain(conn, batch: int = 500) -> int:
-    """Move queued fast-path rows into the database (one drainer at a time). Returns how many."""
-    token = f"{time.time()}"
-    if not conn.set(LOCK_KEY, token, nx=True, ex=120):
-        return 0
-    moved = 0
-    try:
-        while True:
-            items = conn.lrange(QUEUE_KEY, 0, batch - 1)
-            if not items:
-                break
-            rows, touches = [], []
-            for raw in items:
-                rec = json.loads(raw)
-                at = datetime.fromisoformat(rec.pop("received_at"))
-                loc = {k: rec.pop(k) for k in ("lat", "lng", "precision") if k in rec}
-                rows.append({**rec, "received_at": at})
-                touches.append({"appid": rec["appid"], "openid": rec["openid"], "at": at, **loc})
-            db.session.execute(insert_for(InboundMessage.__table__).on_conflict_do_nothing(index_elements=["dedup_key"]), rows)
-            followers.touch_many(_not_recently_touched(conn, touches))
-            db.session.commit()
-            conn.ltrim(QUEUE_KEY, len(items), -1)  # only after the commit: a crash re-inserts, never loses
-            moved += len(items)
-    finally:
-        if (conn.get(LOCK_KEY) or b"").decode() == token:
-            conn.delete(LOCK_KEY)
-    return moved
+    """Move queued fast-path rows into the database (one writer at a time). Returns how many."""
+    from crm_core.redisqueue import drain_list
+
+    def handle(items):
+        rows, touches = [], []
+        for raw in items:
+            rec = json.loads(raw)
+            at = datetime.fromisoformat(rec.pop("received_at"))
+            loc = {k: rec.pop(k) for k in ("lat", "lng", "precision") if k in rec}
+            rows.append({**rec, "received_at": at})
+            touches.append({"appid": rec["appid"], "openid": rec["openid"], "at": at, **loc})
+        db.session.execute(insert_for(InboundMessage.__table__).on_conflict_do_nothing(index_elements=["dedup_key"]), rows)
+        followers.touch_many(_not_recently_touched(conn, touches))
+        db.session.commit()
+
+    return drain_list(conn, QUEUE_KEY, LOCK_KEY, handle, batch=batch)

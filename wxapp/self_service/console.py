@@ -15,7 +15,9 @@ from crm_core.services import service_reports as reports
 from crm_core.services import tickets as svc
 from wxapp.auth import console_login_required
 from wxapp.console import NAV, bp
-from wxapp.console.crm import _denied, _page
+from wxapp.console.crm import _page
+from wxapp.pages import act as _act
+from wxapp.pages import denied as _denied
 from wxapp.self_service.api import ticket_url
 
 NAV.extend([
@@ -31,17 +33,6 @@ def _date(name: str) -> date | None:
         return date.fromisoformat(request.args.get(name, "")) if request.args.get(name) else None
     except ValueError:
         return None
-
-
-def _act(fn, ok: str, back: str):
-    try:
-        fn()
-        db.session.commit()
-        flash(ok, "ok")
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    return redirect(back)
 
 
 @bp.get("/service/tickets")

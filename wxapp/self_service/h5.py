@@ -45,10 +45,6 @@ def _bound() -> Follower:
     return svc.bound_follower(wechat_appid(), wechat_openid())
 
 
-def _url(ticket_id: int) -> str:
-    return f"{current_app.config['PUBLIC_BASE_URL']}/h5/service/tickets/{ticket_id}"
-
-
 # --- pages ---------------------------------------------------------------------------------
 @bp.get("/service")
 @wechat_user_required
@@ -234,15 +230,10 @@ def reopen(ticket_id: int):
 @wechat_user_required
 def upload_photo():
     """A photo chosen on the page outside WeChat: checked, cleaned (EXIF removed), stored."""
-    f = _bound()
-    file = request.files.get("file")
-    if file is None:
-        from crm_core.errors import ValidationFailed
+    from wxapp.pages import photo_upload
 
-        raise ValidationFailed("请选择一张照片。", fields={"file": "required"})
-    row = media.save_upload(file.read(media.MAX_IMAGE_BYTES + 1), "ticket", org_id=f.org_id, openid=f.openid)
-    db.session.commit()
-    return jsonify({"id": row.id, "width": row.width, "height": row.height}), 201
+    f = _bound()
+    return photo_upload("ticket", org_id=f.org_id, openid=f.openid)
 
 
 @bp.get("/api/photos/<int:photo_id>")
