@@ -16,6 +16,7 @@ def init_app(app) -> None:
 
     csrf.exempt(web.bp)  # public page calls: same-origin check + SameSite=Lax cookies (see web._same_origin)
     app.register_blueprint(web.bp)
+    app.wsgi_app = web.PageLane(app, app.wsgi_app)
     app.register_blueprint(console.bp)
     router.claim_scene_prefix("mkt_", _scene, owner="materials")
 

@@ -124,15 +124,42 @@ def _queued_page(code: str):
     return _render_page(view, node, node["campaign_id"], _signer("visit").dumps(vkey), False, new_cookie)
 
 
-def _render_page(view: dict, node: dict | None, cid, visit_token: str, preview: bool, new_cookie: str | None) -> Response:
+_SHARE, _VISIT = "@@WXCRM_SHARE_URL@@", "@@WXCRM_VISIT@@"
+_bodies: dict[tuple, str] = {}
+
+
+def _page_body(view: dict, cid, in_wechat: bool, preview: bool) -> str:
+    """The page rendered once per material version, campaign and client kind, with
+    placeholders for the two things that differ per view (the viewer's share link, the visit)."""
+    key = (view["code"], view["id"], view["version"], cid, in_wechat, preview, current_app.config["PUBLIC_BASE_URL"], id(db.engine))
+    body = _bodies.get(key)
+    if body is None:
+        base = current_app.config["PUBLIC_BASE_URL"]
+        body = render_template(
+            "materials/page.html", m=view, share_url=_SHARE, base=base, in_wechat=in_wechat, preview=preview, csrf=False,
+            campaign_id=cid, visit_token=_VISIT,
+            cover_url=f"{base}/materials/{view['id']}/cover.jpg" if view["cover_media_id"] else f"{base}/materials/{view['id']}/qr.png")
+        if len(_bodies) > 2000:
+            _bodies.clear()
+        _bodies[key] = body
+    return body
+
+
+def _fill(body: str, share_url: str, visit_token: str) -> str:
+    import json
+    from html import escape
+
+    body = body.replace(json.dumps(_SHARE), json.dumps(share_url)).replace(_SHARE, escape(share_url))
+    return body.replace(json.dumps(_VISIT), json.dumps(visit_token))
+
+
+def _render_page(view: dict, node: dict | None, cid, visit_token: str, preview: bool, new_cookie: str | None,
+                 in_wechat: bool | None = None) -> Response:
     base = current_app.config["PUBLIC_BASE_URL"]
-    share_url = f"{base}/m/{view['code']}?" + urlencode({k: v for k, v in (("c", node["campaign_id"] if node else cid),
-                                                                           ("s", node["token"] if node else None)) if v})
-    resp = Response(render_template(
-        "materials/page.html", m=view, share_url=share_url, base=base, in_wechat=_in_wechat(), preview=preview, csrf=False,
-        campaign_id=node["campaign_id"] if node else cid,
-        visit_token=visit_token, share_token=node["token"] if node else "",
-        cover_url=f"{base}/materials/{view['id']}/cover.jpg" if view["cover_media_id"] else f"{base}/materials/{view['id']}/qr.png"))
+    cid = node["campaign_id"] if node else cid
+    share_url = f"{base}/m/{view['code']}?" + urlencode({k: v for k, v in (("c", cid), ("s", node["token"] if node else None)) if v})
+    in_wechat = _in_wechat() if in_wechat is None else in_wechat
+    resp = Response(_fill(_page_body(view, cid, in_wechat, preview), share_url, visit_token), mimetype="text/html")
     if new_cookie:
         resp.set_cookie(COOKIE, new_cookie, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
                         secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
@@ -370,3 +397,75 @@ def campaigns_api():
 
 
 __all__ = ["bp", "preview_token"]
+
+
+class PageLane:
+    """WSGI middleware (Redis mode): ``GET /m/{code}`` for a published material skips Flask's
+    request pipeline — no session is written, no rate-limit or CSRF hooks apply to a public
+    page — and runs the queued page view (:func:`_queued_page`'s work) inside an app context.
+    Anything else (drafts, previews, WeChat users still to be identified by OAuth, embedded
+    mode) goes through Flask as usual."""
+
+    def __init__(self, app, wsgi_app):
+        self.app, self.wsgi_app = app, wsgi_app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if (environ.get("REQUEST_METHOD") != "GET" or not path.startswith("/m/") or path.count("/") != 2
+                or self.app.extensions.get("wxcrm_redis") is None):
+            return self.wsgi_app(environ, start_response)
+        import logging
+        import time
+        import uuid
+
+        from werkzeug.wrappers import Request
+
+        from crm_core.context import request_id
+
+        t0 = time.perf_counter()
+        req = Request(environ)
+        if "preview" in req.args:
+            return self.wsgi_app(environ, start_response)
+        rid = uuid.uuid4().hex
+        token = request_id.set(rid)
+        try:
+            with self.app.app_context():
+                resp = _lane_page(self.app, req, path[3:])
+            if resp is None:
+                return self.wsgi_app(environ, start_response)
+            resp.headers["X-Request-ID"] = rid
+            access = logging.getLogger("wxcrm.web")
+            if access.isEnabledFor(logging.INFO):
+                access.info("GET %s %s", path, resp.status_code, extra={
+                    "method": "GET", "path": path, "status": resp.status_code, "ms": round((time.perf_counter() - t0) * 1000, 1)})
+        finally:
+            request_id.reset(token)
+        return resp(environ, start_response)
+
+
+def _lane_page(app, req, code: str) -> Response | None:
+    from wxapp.auth import H5_APPID, H5_OPENID
+    from wxapp.config import wechat_appid
+
+    view = visitqueue.material_view(code)
+    if view is None or view["status"] != "published":
+        return None
+    sess = app.session_interface.open_session(app, req)
+    openid = sess.get(H5_OPENID) if sess is not None and sess.get(H5_APPID) == wechat_appid() else None
+    ua = req.headers.get("User-Agent") or ""
+    in_wechat = "MicroMessenger" in ua
+    if in_wechat and not openid and app.config.get("WECHAT_APPID"):
+        return None  # silent OAuth first (Flask's path redirects)
+    new_cookie = None
+    if openid:
+        viewer_key = f"o:{openid}"
+    else:
+        cookie = req.cookies.get(COOKIE, "")
+        if not (16 <= len(cookie) <= 40 and cookie.replace("-", "").replace("_", "").isalnum()):
+            cookie = new_cookie = secrets.token_urlsafe(18)
+        viewer_key = f"c:{cookie}"
+    c = req.args.get("c", "")
+    cid = int(c) if c.isdigit() and len(c) < 10 else None
+    vkey, node = visitqueue.queue_view(view, cid, viewer_key, openid, req.args.get("s"),
+                                       "qr" if req.args.get("src") == "qr" else "link", ua)
+    return _render_page(view, node, node["campaign_id"], _signer("visit").dumps(vkey), False, new_cookie, in_wechat=in_wechat)
