@@ -97,49 +97,59 @@ def sweep_events() -> int:
 
 def drain(conn, batch: int = 500, wait: float = 0.0) -> int:
     """Write queued events in order (one writer at a time; ``wait`` seconds for a busy one)."""
-    from datetime import datetime
 
     from crm_core.redisqueue import drain_list
     from materials.services import confirm_visit, record_forward
 
     def handle(items):
-        for raw in items:
-            ev = json.loads(raw)
-            if ev["t"] == "visit":
-                _write_visit(ev, datetime.fromisoformat(ev["at"]))
-            elif ev["t"] == "seen":
+        events = [json.loads(raw) for raw in items]
+        _write_visits([e for e in events if e["t"] == "visit"])
+        for ev in events:  # confirmations and forwards come after their views in the queue
+            if ev["t"] == "seen":
                 vid = db.session.scalar(select(Visit.id).where(Visit.key == ev["vkey"]))
                 if vid is not None:
                     confirm_visit(vid)
             elif ev["t"] == "share":
-                node = db.session.scalar(select(ShareNode.id).where(ShareNode.token == ev["token"]))
-                if node is not None:
+                if db.session.scalar(select(ShareNode.id).where(ShareNode.token == ev["token"])) is not None:
                     record_forward(ev["token"], ev["channel"])
         db.session.commit()
 
     return drain_list(conn, QUEUE_KEY, LOCK_KEY, handle, batch=batch, wait=wait)
 
 
-def _write_visit(ev: dict, at) -> None:
-    key = ev["campaign_id"] or 0
+def _write_visits(events: list[dict]) -> None:
+    """A batch of views: one query finds the nodes that exist (tokens are deterministic), new
+    viewers' nodes are inserted in queue order (a parent always before its children), and the
+    visits go in with one multi-row insert."""
+    from datetime import datetime
+
+    if not events:
+        return
     t = ShareNode.__table__
-    node = db.session.execute(select(t.c.id).where(t.c.material_id == ev["material_id"], t.c.campaign_key == key,
-                                                   t.c.viewer_key == ev["viewer_key"])).first()
-    via = None
-    if ev.get("via"):
-        via = db.session.execute(select(t.c.id, t.c.material_id, t.c.campaign_key, t.c.depth, t.c.path)
-                                 .where(t.c.token == ev["via"])).first()
+    tokens = {e["token"] for e in events} | {e["via"] for e in events if e.get("via")}
+    nodes = {r.token: r for r in db.session.execute(
+        select(t.c.id, t.c.token, t.c.material_id, t.c.campaign_key, t.c.depth, t.c.path).where(t.c.token.in_(tokens)))}
+    visits = []
+    for ev in events:
+        key = ev["campaign_id"] or 0
+        via = nodes.get(ev.get("via")) if ev.get("via") else None
         if via is not None and (via.material_id != ev["material_id"] or via.campaign_key != key):
             via = None
-    if node is None:
-        db.session.execute(insert_for(t).values(
-            token=ev["token"], material_id=ev["material_id"], campaign_id=ev["campaign_id"], campaign_key=key,
-            viewer_key=ev["viewer_key"], openid=ev.get("openid"), parent_id=via.id if via else None,
-            depth=via.depth + 1 if via else 0, path=f"{via.path}{via.id}/" if via else "/", counted=False, created_at=at)
-            .on_conflict_do_nothing())
-        node = db.session.execute(select(t.c.id).where(t.c.material_id == ev["material_id"], t.c.campaign_key == key,
-                                                       t.c.viewer_key == ev["viewer_key"])).first()
-    db.session.execute(insert_for(Visit.__table__).values(
-        key=ev["vkey"], material_id=ev["material_id"], campaign_id=ev["campaign_id"], node_id=node.id,
-        via_node_id=via.id if via is not None and via.id != node.id else None, source=ev["source"], is_bot=ev["bot"],
-        js_confirmed=False, counted=False, user_agent=ev["ua"], created_at=at).on_conflict_do_nothing(index_elements=["key"]))
+        at = datetime.fromisoformat(ev["at"])
+        node = nodes.get(ev["token"])
+        if node is None:
+            values = dict(token=ev["token"], material_id=ev["material_id"], campaign_id=ev["campaign_id"], campaign_key=key,
+                          viewer_key=ev["viewer_key"], openid=ev.get("openid"), parent_id=via.id if via else None,
+                          depth=via.depth + 1 if via else 0, path=f"{via.path}{via.id}/" if via else "/", counted=False,
+                          created_at=at)
+            row = db.session.execute(insert_for(t).values(values).on_conflict_do_nothing()
+                                     .returning(t.c.id, t.c.token, t.c.material_id, t.c.campaign_key, t.c.depth, t.c.path)).first()
+            node = row or db.session.execute(select(t.c.id, t.c.token, t.c.material_id, t.c.campaign_key, t.c.depth, t.c.path)
+                                             .where(t.c.material_id == ev["material_id"], t.c.campaign_key == key,
+                                                    t.c.viewer_key == ev["viewer_key"])).first()
+            nodes[node.token] = node
+            nodes[ev["token"]] = node
+        visits.append(dict(key=ev["vkey"], material_id=ev["material_id"], campaign_id=ev["campaign_id"], node_id=node.id,
+                           via_node_id=via.id if via is not None and via.id != node.id else None, source=ev["source"],
+                           is_bot=ev["bot"], js_confirmed=False, counted=False, user_agent=ev["ua"], created_at=at))
+    db.session.execute(insert_for(Visit.__table__).on_conflict_do_nothing(index_elements=["key"]), visits)
