@@ -118,38 +118,51 @@ def drain(conn, batch: int = 500, wait: float = 0.0) -> int:
 
 
 def _write_visits(events: list[dict]) -> None:
-    """A batch of views: one query finds the nodes that exist (tokens are deterministic), new
-    viewers' nodes are inserted in queue order (a parent always before its children), and the
-    visits go in with one multi-row insert."""
+    """A batch of views: one query finds the nodes that exist (tokens are deterministic); new
+    viewers' nodes go in with multi-row inserts, a wave at a time (a node whose parent is new in
+    this batch waits for the wave that creates the parent); the visits go in with one insert."""
     from datetime import datetime
 
     if not events:
         return
     t = ShareNode.__table__
+    cols = (t.c.id, t.c.token, t.c.material_id, t.c.campaign_key, t.c.depth, t.c.path)
     tokens = {e["token"] for e in events} | {e["via"] for e in events if e.get("via")}
-    nodes = {r.token: r for r in db.session.execute(
-        select(t.c.id, t.c.token, t.c.material_id, t.c.campaign_key, t.c.depth, t.c.path).where(t.c.token.in_(tokens)))}
+    nodes = {r.token: r for r in db.session.execute(select(*cols).where(t.c.token.in_(tokens)))}
+    pending = {}
+    for ev in events:
+        if ev["token"] not in nodes and ev["token"] not in pending:
+            pending[ev["token"]] = ev
+    while pending:
+        wave = [ev for ev in pending.values() if not ev.get("via") or ev["via"] in nodes or ev["via"] not in pending]
+        if not wave:  # cannot happen for tokens minted by the server; forged chains lose their parent
+            wave = list(pending.values())
+        rows = []
+        for ev in wave:
+            key = ev["campaign_id"] or 0
+            via = nodes.get(ev.get("via")) if ev.get("via") else None
+            if via is not None and (via.material_id != ev["material_id"] or via.campaign_key != key):
+                via = None
+            rows.append(dict(token=ev["token"], material_id=ev["material_id"], campaign_id=ev["campaign_id"], campaign_key=key,
+                             viewer_key=ev["viewer_key"], openid=ev.get("openid"), parent_id=via.id if via else None,
+                             depth=via.depth + 1 if via else 0, path=f"{via.path}{via.id}/" if via else "/", counted=False,
+                             created_at=datetime.fromisoformat(ev["at"])))
+        made = db.session.execute(insert_for(t).on_conflict_do_nothing().returning(*cols), rows).all()
+        nodes.update({r.token: r for r in made})
+        missing = [ev["token"] for ev in wave if ev["token"] not in nodes]
+        if missing:  # another writer created them: read them
+            nodes.update({r.token: r for r in db.session.execute(select(*cols).where(t.c.token.in_(missing)))})
+        for ev in wave:
+            pending.pop(ev["token"], None)
     visits = []
     for ev in events:
         key = ev["campaign_id"] or 0
         via = nodes.get(ev.get("via")) if ev.get("via") else None
         if via is not None and (via.material_id != ev["material_id"] or via.campaign_key != key):
             via = None
-        at = datetime.fromisoformat(ev["at"])
-        node = nodes.get(ev["token"])
-        if node is None:
-            values = dict(token=ev["token"], material_id=ev["material_id"], campaign_id=ev["campaign_id"], campaign_key=key,
-                          viewer_key=ev["viewer_key"], openid=ev.get("openid"), parent_id=via.id if via else None,
-                          depth=via.depth + 1 if via else 0, path=f"{via.path}{via.id}/" if via else "/", counted=False,
-                          created_at=at)
-            row = db.session.execute(insert_for(t).values(values).on_conflict_do_nothing()
-                                     .returning(t.c.id, t.c.token, t.c.material_id, t.c.campaign_key, t.c.depth, t.c.path)).first()
-            node = row or db.session.execute(select(t.c.id, t.c.token, t.c.material_id, t.c.campaign_key, t.c.depth, t.c.path)
-                                             .where(t.c.material_id == ev["material_id"], t.c.campaign_key == key,
-                                                    t.c.viewer_key == ev["viewer_key"])).first()
-            nodes[node.token] = node
-            nodes[ev["token"]] = node
+        node = nodes[ev["token"]]
         visits.append(dict(key=ev["vkey"], material_id=ev["material_id"], campaign_id=ev["campaign_id"], node_id=node.id,
                            via_node_id=via.id if via is not None and via.id != node.id else None, source=ev["source"],
-                           is_bot=ev["bot"], js_confirmed=False, counted=False, user_agent=ev["ua"], created_at=at))
+                           is_bot=ev["bot"], js_confirmed=False, counted=False, user_agent=ev["ua"],
+                           created_at=datetime.fromisoformat(ev["at"])))
     db.session.execute(insert_for(Visit.__table__).on_conflict_do_nothing(index_elements=["key"]), visits)

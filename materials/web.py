@@ -42,8 +42,15 @@ class _ClockSigner(TimestampSigner):
         return int((utcnow() - datetime(1970, 1, 1)).total_seconds())
 
 
+_signers: dict[tuple, URLSafeTimedSerializer] = {}
+
+
 def _signer(salt: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt, signer=_ClockSigner)
+    key = (current_app.config["SECRET_KEY"], salt)
+    signer = _signers.get(key)
+    if signer is None:
+        signer = _signers[key] = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt, signer=_ClockSigner)
+    return signer
 
 
 def preview_token(material_id: int, version: int) -> str:
