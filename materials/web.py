@@ -457,8 +457,10 @@ def _lane_page(app, req, code: str) -> Response | None:
     view = visitqueue.material_view(code)
     if view is None or view["status"] != "published":
         return None
-    sess = app.session_interface.open_session(app, req)
-    openid = sess.get(H5_OPENID) if sess is not None and sess.get(H5_APPID) == wechat_appid() else None
+    openid = None
+    if app.config["SESSION_COOKIE_NAME"] in req.cookies:  # a WeChat user identified by OAuth earlier
+        sess = app.session_interface.open_session(app, req)
+        openid = sess.get(H5_OPENID) if sess is not None and sess.get(H5_APPID) == wechat_appid() else None
     ua = req.headers.get("User-Agent") or ""
     in_wechat = "MicroMessenger" in ua
     if in_wechat and not openid and app.config.get("WECHAT_APPID"):
