@@ -180,9 +180,17 @@ def page_views(url: str, code: str, seconds: int, media_root: str, rounds: int =
     prod = wc.serve("wxapp:create_app()", 18612, env)
     worker = subprocess.Popen([os.path.join(wc.BIN, "wxcrm"), "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
-    ratios, total, answered_all = [], 0, 0
+    ratios, answered_all = [], 0
     try:
+        conn_r = redis_lib.Redis.from_url(redis_url)
+
+        def drained(limit=180):
+            deadline = time.time() + limit
+            while (conn_r.llen("wxcrm:materials:events") or conn_r.exists("wxcrm:materials:events:lock")) and time.time() < deadline:
+                time.sleep(0.2)
+
         for rnd in range(rounds):  # reference and product alternate, so both see the same machine
+            drained()  # the previous round's views are written before the reference runs
             ref = wc.serve("wechat_reference_app:app", 18611, ref_env)
             try:
                 r_ref = wc.wrk(18611, seconds, req)
@@ -200,10 +208,7 @@ def page_views(url: str, code: str, seconds: int, media_root: str, rounds: int =
             ratios.append(rps / r_ref["rps"])
             print(f"  round {rnd + 1}: material page views {rps:7.0f} req/s (p99 {p99.group(1)}{p99.group(2)}, non-2xx "
                   f"{non2xx.group(1) if non2xx else 0}) vs reference {r_ref['rps']:7.0f} req/s -> {ratios[-1]:.2f}x")
-        conn_r = redis_lib.Redis.from_url(redis_url)
-        deadline = time.time() + 180
-        while (conn_r.llen("wxcrm:materials:events") or conn_r.exists("wxcrm:materials:events:lock")) and time.time() < deadline:
-            time.sleep(0.2)
+        drained()
     finally:
         prod.terminate()
         prod.wait(10)
