@@ -104,7 +104,10 @@ def campaigns():
     except DomainError as exc:
         return _denied(exc)
     segments = db.session.scalars(select(Segment).where(Segment.org_id == g.actor.org_id)).all()
-    return render_template("materials/console_campaigns.html", rows=rows, total=total, materials=mats, segments=segments)
+    svc.credit_won_opportunities(g.actor.org_id)
+    db.session.commit()
+    return render_template("materials/console_campaigns.html", rows=rows, total=total, materials=mats, segments=segments,
+                           week=svc.top_sharers(None, since=svc.week_start()), all_time=svc.top_sharers(None))
 
 
 @bp.post("/campaigns")

@@ -218,3 +218,15 @@ def test_marketing_events_carry_cost_and_effect(demo, client):
     assert stats["leads"] == 1 and stats["cost_per_lead"] == 18000.0 and stats["qr_visits"] == 1
     csv = client.get(f"/api/v1/campaigns/{ev['id']}/top-sharers?format=csv", headers=mk)
     assert csv.mimetype == "text/csv"
+
+
+def test_a_salespersons_personal_code_scanned_replies_with_the_material_under_their_token(demo, client):
+    from tests.wechat_helpers import message_xml, post, reply_text
+
+    h = staff(client, "sales.zhang")
+    m = material(client, staff(client))
+    mine = client.post(f"/api/v1/materials/{m['id']}/my-link", headers=h, json={}).get_json()
+    reply = reply_text(post(client, message_xml("follow", "oScanner001", scene=f"mkt_{mine['share_token']}")))
+    assert f"/m/{m['code']}?s={mine['share_token']}" in reply and m["title"] in reply
+    f = db.session.scalars(select(Follower).where(Follower.openid == "oScanner001")).one()
+    assert f.scene == f"mkt_{mine['share_token']}"
