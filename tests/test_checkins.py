@@ -421,3 +421,23 @@ def test_photo_upload_strips_exif_checks_content_and_size(demo, client):
     li = token(client, "sales.li")
     other = client.post("/api/v1/checkins", headers=li, json={"kind": "in", "lat": 30.3, "lng": 120.3, "photo_id": photo["id"]})
     assert other.status_code == 404
+
+
+def test_the_check_in_address_comes_from_the_offline_geocoder_in_a_job(demo, client):
+    zhang = token(client, "sales.zhang")
+    ci = client.post("/api/v1/checkins", headers=zhang, json={"kind": "in", "lat": WEST_LAKE[0] + 0.0005,
+                                                              "lng": WEST_LAKE[1], "accuracy_m": 10}).get_json()
+    assert client.get(f"/api/v1/checkins/{ci['id']}", headers=zhang).get_json()["address"] == "杭州市西湖区龙井路 18 号附近"
+    far = client.post("/api/v1/checkins", headers=zhang, json={"kind": "out", "lat": 31.5, "lng": 121.0, "accuracy_m": 10}).get_json()
+    assert client.get(f"/api/v1/checkins/{far['id']}", headers=zhang).get_json()["address"] is None
+
+
+def test_amap_answers_are_read_through_geopys_interface():
+    from geopy.point import Point
+
+    from crm_core.geocoding import AMap
+
+    page = {"status": "1", "regeocode": {"formatted_address": "浙江省杭州市西湖区龙井路18号"}}
+    loc = AMap._parse(page, Point(30.22, 120.12), True)
+    assert loc.address == "浙江省杭州市西湖区龙井路18号" and round(loc.latitude, 2) == 30.22
+    assert AMap._parse({"status": "0", "info": "INVALID_USER_KEY"}, Point(30.22, 120.12), True) is None
