@@ -15,6 +15,7 @@ the default. An object-storage backend implements the same three methods.
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 import io
 import os
 import uuid
@@ -38,17 +39,17 @@ class ImageTooLarge(DomainError):
     code = "image_too_large"
 
 
-class Storage:
+class Storage(ABC):
     """Where image bytes live. Keys are relative paths such as ``ticket/2026/11/abc.jpg``."""
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def put(self, key: str, data: bytes, content_type: str) -> None: ...
 
-    def get(self, key: str) -> bytes:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def get(self, key: str) -> bytes: ...
 
-    def delete(self, key: str) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
 
 
 class LocalStorage(Storage):

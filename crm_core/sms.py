@@ -4,6 +4,7 @@ simulator); a real provider (Aliyun, Tencent Cloud) implements :class:`SmsSender
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 
 from crm_core.clock import utcnow
 from crm_core.db import db
@@ -12,9 +13,9 @@ from crm_core.models import SmsMessage
 log = logging.getLogger("wxcrm.sms")
 
 
-class SmsSender:
-    def send(self, phone: str, text: str) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+class SmsSender(ABC):
+    @abstractmethod
+    def send(self, phone: str, text: str) -> None: ...
 
 
 class LoggingSender(SmsSender):

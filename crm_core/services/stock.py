@@ -3,16 +3,18 @@ reserves from the ``stock_item`` table; an ERP integration implements :class:`St
 installed with :func:`configure`."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from sqlalchemy import select, update
 
 from crm_core.db import db
 from crm_core.models import PartRequest, StockItem
 
 
-class Stock:
+class Stock(ABC):
+    @abstractmethod
     def reserve(self, org_id: int, code: str, quantity: int) -> tuple[bool, str | None]:
         """Reserve ``quantity``; returns (reserved, part name)."""
-        raise NotImplementedError  # pragma: no cover - interface
 
 
 class TableStock(Stock):
