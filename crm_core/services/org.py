@@ -52,6 +52,17 @@ def find_role(org_id: int, code: str) -> Role:
     return role
 
 
+def employees_with_role(org_id: int, code: str) -> list[Employee]:
+    """Active employees whose active user holds the role ``code`` (dispatchers, engineers...)."""
+    from crm_core.models import UserRole
+
+    return list(db.session.scalars(
+        select(Employee).join(User, User.employee_id == Employee.id).join(UserRole, UserRole.user_id == User.id)
+        .join(Role, Role.id == UserRole.role_id)
+        .where(Employee.org_id == org_id, Role.code == code, Employee.active.is_(True), User.active.is_(True))
+        .distinct().order_by(Employee.id)))
+
+
 def get_or_create_organization(code: str, name: str, functions: tuple[str, ...] = ("sales", "marketing", "service")) -> Organization:
     org = db.session.scalars(select(Organization).where(Organization.code == code)).first()
     if org is None:

@@ -28,10 +28,11 @@ from crm_core.context import service
 from crm_core.db import db, paginate
 from crm_core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from crm_core.models import (Activity, Contact, Customer, Employee, EmployeePosition, FeeLine, Follower, HandlingRecord,
-                             PartRequest, Position, Product, ProductArchive, Rating, RecordShare, Role, Ticket, TicketEvent,
-                             User, UserRole, WorkOrder)
+                             PartRequest, Position, Product, ProductArchive, Rating, RecordShare, Ticket, TicketEvent,
+                             WorkOrder)
 from crm_core.models.ticket import TICKET_KINDS, TICKET_PRIORITIES
 from crm_core.permissions import Actor, get_visible, scoped_select
+from crm_core.services.org import employees_with_role
 from crm_core.services.settings import get_setting
 
 CUSTOMER_LABELS = {"submitted": "已提交", "dispatched": "已派工", "in_progress": "处理中", "waiting_customer": "待您确认",
@@ -108,7 +109,7 @@ def _complete_ticket(t: Ticket, actor: Actor | None, note: str | None, public_ur
     if _open_work_orders(t):
         raise Conflict("还有未完成的服务工单，不能完成客户反馈。", code="open_work_orders")
     _move(t, "completed", actor=actor, note=note)
-    _notify_customer(t, "您的服务请求已处理完成，请为本次服务评分，感谢您的支持！", title="服务完成，邀请评价", key="completed",
+    _notify_customer(t, "您的服务请求已处理完成，请为本次服务评分，感谢您的支持！", title="服务完成，邀请评价", key=f"completed:{t.reopen_count}",
                      url=public_url)
 
 
@@ -313,17 +314,11 @@ def service_manager(t: Ticket) -> Employee | None:
 
 # --- staff -------------------------------------------------------------------------------------
 def _dispatchers(org_id: int) -> list[int]:
-    return list(db.session.scalars(select(User.employee_id).join(UserRole, UserRole.user_id == User.id)
-                                   .join(Role, Role.id == UserRole.role_id)
-                                   .where(User.org_id == org_id, Role.code == "dispatcher", User.active.is_(True),
-                                          User.employee_id.is_not(None)).distinct()))
+    return [e.id for e in employees_with_role(org_id, "dispatcher")]
 
 
 def engineers(org_id: int) -> list[Employee]:
-    return list(db.session.scalars(select(Employee).join(User, User.employee_id == Employee.id)
-                                   .join(UserRole, UserRole.user_id == User.id).join(Role, Role.id == UserRole.role_id)
-                                   .where(Employee.org_id == org_id, Role.code == "engineer", Employee.active.is_(True))
-                                   .distinct().order_by(Employee.id)))
+    return employees_with_role(org_id, "engineer")
 
 
 def open_work_counts(org_id: int, employee_ids: list[int]) -> dict[int, int]:
@@ -487,7 +482,7 @@ def set_waiting(actor: Actor, ticket_id: int, to: str, note: str | None = None) 
     t = get_visible(actor, Ticket, ticket_id, action="edit")
     _move(t, to, actor=actor, note=note)
     if to == "waiting_customer":
-        _notify_customer(t, f"工程师需要您的确认：{note or '请留意工程师的电话'}", key=f"waiting:{len(t.photo_ids or [])}:{utcnow():%H%M}")
+        _notify_customer(t, f"工程师需要您的确认：{note or '请留意工程师的电话'}")  # each wait is its own notice
     db.session.flush()
     return t
 

@@ -21,7 +21,7 @@ from crm_core import normalize, sms
 from crm_core.clock import utcnow
 from crm_core.db import db
 from crm_core.errors import Conflict, RateLimited, ValidationFailed
-from crm_core.models import Contact, Customer, Employee, Follower, Role, User, UserRole, VerificationCode
+from crm_core.models import Contact, Customer, Employee, Follower, VerificationCode
 from crm_core.permissions import Actor
 from crm_core.services import followers
 
@@ -99,11 +99,10 @@ def _find_contact(org_id: int, phone: str) -> Contact | None:
 
 def service_owner(org_id: int) -> Employee | None:
     """Who owns customers created by self-service: the first service dispatcher, else anyone."""
-    emp = db.session.scalars(select(Employee).join(User, User.employee_id == Employee.id)
-                             .join(UserRole, UserRole.user_id == User.id).join(Role, Role.id == UserRole.role_id)
-                             .where(Employee.org_id == org_id, Role.code == "dispatcher", Employee.active.is_(True))
-                             .order_by(Employee.id)).first()
-    return emp or db.session.scalars(select(Employee).where(Employee.org_id == org_id).order_by(Employee.id)).first()
+    from crm_core.services.org import employees_with_role
+
+    dispatchers = employees_with_role(org_id, "dispatcher")
+    return dispatchers[0] if dispatchers else db.session.scalars(select(Employee).where(Employee.org_id == org_id).order_by(Employee.id)).first()
 
 
 def _create_customer(org_id: int, phone: str, follower: Follower) -> Contact:
