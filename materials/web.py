@@ -68,31 +68,31 @@ def _preview_ok(m: Material) -> bool:
     return data.get("m") == m.id
 
 
-def _viewer() -> tuple[str, str | None, str | None]:
-    """(viewer_key, openid, new cookie value to set)."""
-    openid = wechat_openid()
+def _viewer_of(cookies, openid: str | None) -> tuple[str, str | None]:
+    """(viewer_key, new cookie value to set): the openid when WeChat identified the viewer,
+    else the first-party cookie, minted on the first visit."""
     if openid:
-        return f"o:{openid}", openid, None
-    cookie = request.cookies.get(COOKIE, "")
+        return f"o:{openid}", None
+    cookie = cookies.get(COOKIE, "")
     if not (16 <= len(cookie) <= 40 and cookie.replace("-", "").replace("_", "").isalnum()):
         cookie = secrets.token_urlsafe(18)
-        return f"c:{cookie}", None, cookie
-    return f"c:{cookie}", None, None
+        return f"c:{cookie}", cookie
+    return f"c:{cookie}", None
 
 
 def _in_wechat() -> bool:
     return "MicroMessenger" in (request.headers.get("User-Agent") or "")
 
 
-def _campaign_id() -> int | None:
-    c = request.args.get("c", "")
+def _campaign_id(args=None) -> int | None:
+    c = (request.args if args is None else args).get("c", "")
     return int(c) if c.isdigit() and len(c) < 10 else None
 
 
 @bp.get("/m/<code>")
 def page(code: str):
     if visitqueue.redis() is not None and not request.args.get("preview"):
-        fast = _queued_page(code)
+        fast = _lane_page(current_app, request, code)  # when the lane did not take it (it falls back here)
         if fast is not None:
             return fast
     m = services.material_by_code(code)
@@ -108,27 +108,14 @@ def page(code: str):
     view = {"id": m.id, "code": m.code, "title": m.title, "summary": m.summary, "body_html": m.body_html,
             "cover_media_id": m.cover_media_id, "version": m.version}
     if not preview:
-        viewer_key, openid, new_cookie = _viewer()
+        openid = wechat_openid()
+        viewer_key, new_cookie = _viewer_of(request.cookies, openid)
         visit_id, node = services.record_visit(m, campaign_id=cid, viewer_key=viewer_key, openid=openid,
                                                via_token=request.args.get("s"), new_viewer=bool(new_cookie),
                                                source="qr" if request.args.get("src") == "qr" else "link",
                                                user_agent=request.headers.get("User-Agent"))
         db.session.commit()
     return _render_page(view, node, cid, _signer("visit").dumps(visit_id) if visit_id else "", preview, new_cookie)
-
-
-def _queued_page(code: str):
-    """Redis mode: the view is queued (see :mod:`materials.visitqueue`); the page is served
-    from a short in-process cache of the material. None = take the ordinary path."""
-    view = visitqueue.material_view(code)
-    if view is None or view["status"] != "published":
-        return None
-    if _in_wechat() and not wechat_openid() and current_app.config.get("WECHAT_APPID"):
-        return redirect(f"/h5/oauth/start?{urlencode({'next': request.full_path})}")
-    viewer_key, openid, new_cookie = _viewer()
-    vkey, node = visitqueue.queue_view(view, _campaign_id(), viewer_key, openid, request.args.get("s"),
-                                       "qr" if request.args.get("src") == "qr" else "link", request.headers.get("User-Agent"))
-    return _render_page(view, node, node["campaign_id"], _signer("visit").dumps(vkey), False, new_cookie)
 
 
 _SHARE, _VISIT = "@@WXCRM_SHARE_URL@@", "@@WXCRM_VISIT@@"
@@ -187,16 +174,13 @@ def _my_token(code: str) -> tuple[Material, str]:
     material and the campaign — never taken from the client."""
     _same_origin()
     m = services.material_by_code(code)
-    openid = wechat_openid()
-    cookie = request.cookies.get(COOKIE, "")
-    if not openid and not (16 <= len(cookie) <= 40):
+    viewer_key, minted = _viewer_of(request.cookies, wechat_openid())
+    if minted:  # no identity yet: this browser never opened the page
         raise ValidationFailed("请先打开页面。", code="no_visit")
-    viewer_key = f"o:{openid}" if openid else f"c:{cookie}"
-    cid = request.args.get("c", "")
-    key = 0
-    if cid.isdigit() and len(cid) < 10:
-        org_id, mids = services._campaign_materials(int(cid))
-        key = int(cid) if org_id == m.org_id and m.id in mids else 0
+    cid, key = _campaign_id(), 0
+    if cid is not None:
+        org_id, mids = services._campaign_materials(cid)
+        key = cid if org_id == m.org_id and m.id in mids else 0
     return m, visitqueue.node_token(m.id, key, viewer_key)
 
 
@@ -409,7 +393,7 @@ __all__ = ["bp", "preview_token"]
 class PageLane:
     """WSGI middleware (Redis mode): ``GET /m/{code}`` for a published material skips Flask's
     request pipeline — no session is written, no rate-limit or CSRF hooks apply to a public
-    page — and runs the queued page view (:func:`_queued_page`'s work) inside an app context.
+    page — and runs the queued page view (:func:`_lane_page`) inside an app context.
     Anything else (drafts, previews, WeChat users still to be identified by OAuth, embedded
     mode) goes through Flask as usual."""
 
@@ -465,16 +449,7 @@ def _lane_page(app, req, code: str) -> Response | None:
     in_wechat = "MicroMessenger" in ua
     if in_wechat and not openid and app.config.get("WECHAT_APPID"):
         return None  # silent OAuth first (Flask's path redirects)
-    new_cookie = None
-    if openid:
-        viewer_key = f"o:{openid}"
-    else:
-        cookie = req.cookies.get(COOKIE, "")
-        if not (16 <= len(cookie) <= 40 and cookie.replace("-", "").replace("_", "").isalnum()):
-            cookie = new_cookie = secrets.token_urlsafe(18)
-        viewer_key = f"c:{cookie}"
-    c = req.args.get("c", "")
-    cid = int(c) if c.isdigit() and len(c) < 10 else None
-    vkey, node = visitqueue.queue_view(view, cid, viewer_key, openid, req.args.get("s"),
+    viewer_key, new_cookie = _viewer_of(req.cookies, openid)
+    vkey, node = visitqueue.queue_view(view, _campaign_id(req.args), viewer_key, openid, req.args.get("s"),
                                        "qr" if req.args.get("src") == "qr" else "link", ua)
     return _render_page(view, node, node["campaign_id"], _signer("visit").dumps(vkey), False, new_cookie, in_wechat=in_wechat)
