@@ -272,31 +272,6 @@ def is_bot(user_agent: str | None) -> bool:
     return not user_agent or bool(BOT_UA.search(user_agent))
 
 
-def _node_for(material: Material, campaign_id: int | None, viewer_key: str, openid: str | None, employee_id: int | None,
-              via: ShareNode | None) -> tuple[ShareNode, bool]:
-    key = campaign_id or 0
-    node = db.session.scalars(select(ShareNode).where(ShareNode.material_id == material.id, ShareNode.campaign_key == key,
-                                                      ShareNode.viewer_key == viewer_key)).first()
-    if node is not None:
-        return node, False
-    parent = via if via is not None and via.material_id == material.id and via.campaign_key == key else None
-    node = ShareNode(token=secrets.token_urlsafe(12)[:16], material_id=material.id, campaign_id=campaign_id, campaign_key=key,
-                     viewer_key=viewer_key, openid=openid, employee_id=employee_id, parent_id=parent.id if parent else None,
-                     depth=parent.depth + 1 if parent else 0, path=f"{parent.path}{parent.id}/" if parent else "/",
-                     created_at=utcnow())
-    from sqlalchemy.exc import IntegrityError
-
-    try:
-        with db.session.begin_nested():
-            db.session.add(node)
-            db.session.flush()
-    except IntegrityError:  # the same viewer's first two views raced: use the winner's node
-        node = db.session.scalars(select(ShareNode).where(ShareNode.material_id == material.id, ShareNode.campaign_key == key,
-                                                          ShareNode.viewer_key == viewer_key)).one()
-        return node, False
-    return node, True
-
-
 _campaign_cache: dict[int, tuple[float, int | None, tuple]] = {}
 
 
@@ -315,13 +290,35 @@ def _campaign_materials(campaign_id: int) -> tuple[int | None, tuple]:
     return value
 
 
+def _ensure_node(material_id: int, campaign_id: int | None, viewer_key: str, *, openid: str | None = None,
+                 employee_id: int | None = None, via=None, known_new: bool = False):
+    """The viewer's node (``id``, ``token``), created on their first view under ``via`` (a row
+    with id, depth and path, already checked to be of this material and campaign)."""
+    from crm_core.db import insert_for
+    from materials.visitqueue import node_token
+
+    key = campaign_id or 0
+    table = ShareNode.__table__
+    find = select(table.c.id, table.c.token).where(table.c.material_id == material_id, table.c.campaign_key == key,
+                                                   table.c.viewer_key == viewer_key)
+    node = None if known_new else db.session.execute(find).first()
+    if node is None:
+        values = {"token": node_token(material_id, key, viewer_key), "material_id": material_id, "campaign_id": campaign_id,
+                  "campaign_key": key, "viewer_key": viewer_key, "openid": openid, "employee_id": employee_id,
+                  "parent_id": via.id if via else None, "depth": via.depth + 1 if via else 0,
+                  "path": f"{via.path}{via.id}/" if via else "/", "counted": False, "created_at": utcnow()}
+        # the viewer's first view: a new node; two first views racing keep the winner's node
+        node = db.session.execute(insert_for(table).values(values).on_conflict_do_nothing(
+            index_elements=["material_id", "campaign_key", "viewer_key"]).returning(table.c.id, table.c.token)).first() \
+            or db.session.execute(find).first()
+    return node
+
+
 def record_visit(material: Material, *, campaign_id: int | None, viewer_key: str, openid: str | None = None,
                  employee_id: int | None = None, via_token: str | None = None, source: str = "link",
                  user_agent: str | None = None, new_viewer: bool = False) -> tuple[int, dict]:
     """A page view, recorded by the server: returns the visit id and the viewer's node as
     ``{id, token, campaign_id}``. Core statements only — this runs on every page view."""
-    from crm_core.db import insert_for
-
     if campaign_id is not None:
         org_id, mids = _campaign_materials(campaign_id)
         if org_id != material.org_id or material.id not in mids:
@@ -333,21 +330,8 @@ def record_visit(material: Material, *, campaign_id: int | None, viewer_key: str
                                         ShareNode.path).where(ShareNode.token == via_token)).first()
         if via is not None and (via.material_id != material.id or via.campaign_key != key):
             via = None
-    table = ShareNode.__table__
-    find = select(table.c.id, table.c.token).where(table.c.material_id == material.id, table.c.campaign_key == key,
-                                                   table.c.viewer_key == viewer_key)
-    node = None if new_viewer else db.session.execute(find).first()
-    if node is None:
-        from materials.visitqueue import node_token
-
-        values = {"token": node_token(material.id, key, viewer_key), "material_id": material.id, "campaign_id": campaign_id,
-                  "campaign_key": key, "viewer_key": viewer_key, "openid": openid, "employee_id": employee_id,
-                  "parent_id": via.id if via else None, "depth": via.depth + 1 if via else 0,
-                  "path": f"{via.path}{via.id}/" if via else "/", "counted": False, "created_at": utcnow()}
-        # the viewer's first view: a new node; two first views racing keep the winner's node
-        node = db.session.execute(insert_for(table).values(values).on_conflict_do_nothing(
-            index_elements=["material_id", "campaign_key", "viewer_key"]).returning(table.c.id, table.c.token)).first() \
-            or db.session.execute(find).first()
+    node = _ensure_node(material.id, campaign_id, viewer_key, openid=openid, employee_id=employee_id, via=via,
+                        known_new=new_viewer)
     vt = Visit.__table__
     visit_id = db.session.execute(vt.insert().values(
         material_id=material.id, campaign_id=campaign_id, node_id=node.id,
@@ -413,9 +397,8 @@ def employee_node(actor: Actor, material_id: int, campaign_id: int | None) -> Sh
         raise NotFound("素材不存在。")
     if actor.employee_id is None:
         raise ValidationFailed("当前用户没有关联职员，不能生成个人推广链接。", code="no_employee_linked")
-    node, _ = _node_for(m, campaign_id, f"e:{actor.employee_id}", None, actor.employee_id, None)
-    db.session.flush()
-    return node
+    row = _ensure_node(m.id, campaign_id, f"e:{actor.employee_id}", employee_id=actor.employee_id)
+    return db.session.get(ShareNode, row.id)
 
 
 # --- intents → leads -------------------------------------------------------------------------------
