@@ -53,19 +53,21 @@ def settings(org_id: int) -> dict:
     return get_setting(org_id, "checkin")
 
 
-def _coords(lat, lng, system: str, field_prefix: str = "") -> tuple[float, float]:
+def _unknown_system() -> ValidationFailed:
+    return ValidationFailed("坐标系只能是 wgs84、gcj02 或 bd09。", fields={"coord_system": "unknown"})
+
+
+def _coords(lat, lng, system: str) -> tuple[float, float]:
     try:
         return geo.check(lat, lng, system)
     except geo.CoordinateError as exc:
         reason = str(exc)
         if reason == "coord_system":
-            raise ValidationFailed("坐标系只能是 wgs84、gcj02 或 bd09。",
-                                   fields={f"{field_prefix}coord_system": "unknown"}) from None
+            raise _unknown_system() from None
         if reason == "out_of_range":
             raise ValidationFailed("经纬度超出范围：纬度在 -90~90，经度在 -180~180 之间。",
-                                   fields={f"{field_prefix}lat": "out_of_range", f"{field_prefix}lng": "out_of_range"}) from None
-        raise ValidationFailed("经纬度必须是数字。", fields={f"{field_prefix}lat": "not_a_number",
-                                                          f"{field_prefix}lng": "not_a_number"}) from None
+                                   fields={"lat": "out_of_range", "lng": "out_of_range"}) from None
+        raise ValidationFailed("经纬度必须是数字。", fields={"lat": "not_a_number", "lng": "not_a_number"}) from None
 
 
 def _employee_id(actor: Actor) -> int:
@@ -152,7 +154,7 @@ def record(actor: Actor, data: dict) -> CheckIn:
     cfg = settings(actor.org_id)
     now = utcnow()
     if (data.get("coord_system") or "wgs84") not in geo.COORD_SYSTEMS:
-        _coords(0, 0, data.get("coord_system"))
+        raise _unknown_system()
     accuracy = data.get("accuracy_m")
     if accuracy is not None and (isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or accuracy < 0
                                  or accuracy != accuracy):
