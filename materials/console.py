@@ -7,9 +7,10 @@ from sqlalchemy import select
 
 from crm_core.db import db, paginate
 from crm_core.errors import DomainError
-from crm_core.models import Employee, Follower, Segment
+from crm_core.models import Follower, Segment
 from crm_core.permissions import get_visible, scoped_select
 from crm_core.services.service_reports import bar_chart_svg
+from crm_core.services.org import employee_names
 from materials import services as svc
 from materials import tree_svg
 from materials.models import Campaign, Material
@@ -61,7 +62,7 @@ def _names(tree: dict) -> dict[str, str]:
             walk(c)
     for r in tree["roots"]:
         walk(r)
-    names = {f"e:{i}": n for i, n in db.session.execute(select(Employee.id, Employee.name).where(Employee.id.in_(emp)))} if emp else {}
+    names = {f"e:{i}": n for i, n in employee_names(emp).items()}
     if oid:
         names.update({f"o:{o}": n or f"微信用户{o[-4:]}" for o, n in db.session.execute(
             select(Follower.openid, Follower.nickname).where(Follower.openid.in_(oid)))})

@@ -30,6 +30,7 @@ from crm_core.db import db, paginate
 from crm_core.errors import Conflict, NotFound, ValidationFailed
 from crm_core.models import Customer, Employee, Follower, Lead, Opportunity, Segment
 from crm_core.permissions import Actor, get_visible, scoped_select
+from crm_core.services.org import employee_names
 from materials.models import (CAMPAIGN_KINDS, Attribution, Campaign, CampaignRecipient, Forward, Material, MaterialVersion,
                               ShareNode, Visit)
 
@@ -549,7 +550,7 @@ def top_sharers(campaign_id: int | None = None, *, since: datetime | None = None
         stmt = stmt.where(Attribution.at >= since)
     rows = db.session.execute(stmt.group_by(Attribution.sharer_key).order_by(score.desc(), Attribution.sharer_key).limit(limit)).all()
     emp_ids = [int(k[2:]) for k, *_ in rows if k.startswith("e:")]
-    names = dict(db.session.execute(select(Employee.id, Employee.name).where(Employee.id.in_(emp_ids))).all()) if emp_ids else {}
+    names = employee_names(emp_ids)
     openids = [k[2:] for k, *_ in rows if k.startswith("o:")]
     nicks = dict(db.session.execute(select(Follower.openid, Follower.nickname).where(Follower.openid.in_(openids))).all()) if openids else {}
     out = []

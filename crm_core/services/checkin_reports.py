@@ -22,6 +22,7 @@ from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import Activity, CheckIn, Customer, Department, Employee, EmployeePosition, Position
 from crm_core.models.activity import ACTIVITY_STATUSES
 from crm_core.permissions import Actor, visible_clause
+from crm_core.services.org import employee_names
 from crm_core.services.checkins import CHINA, STATUS_LABELS
 
 MAX_RANGE_DAYS = 366
@@ -39,11 +40,7 @@ def _range(date_from: date | None, date_to: date | None) -> tuple[date, date]:
     return date_from, date_to
 
 
-def _names(ids) -> dict[int, str]:
-    ids = [i for i in set(ids) if i is not None]
-    if not ids:
-        return {}
-    return dict(db.session.execute(select(Employee.id, Employee.name).where(Employee.id.in_(ids))).all())
+_names = employee_names
 
 
 def _iso_local(ts: datetime | None) -> str | None:

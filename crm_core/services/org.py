@@ -52,6 +52,12 @@ def find_role(org_id: int, code: str) -> Role:
     return role
 
 
+def employee_names(ids) -> dict[int, str]:
+    """Employee id → name for the given ids (one query; none for an empty set)."""
+    ids = {i for i in ids if i}
+    return dict(db.session.execute(select(Employee.id, Employee.name).where(Employee.id.in_(ids))).all()) if ids else {}
+
+
 def employees_with_role(org_id: int, code: str) -> list[Employee]:
     """Active employees whose active user holds the role ``code`` (dispatchers, engineers...)."""
     from crm_core.models import UserRole

@@ -15,8 +15,9 @@ from sqlalchemy import func, select
 from crm_core.clock import utcnow
 from crm_core.db import db
 from crm_core.errors import ValidationFailed
-from crm_core.models import Customer, Employee, HandlingRecord, Rating, Ticket, WorkOrder
+from crm_core.models import Customer, HandlingRecord, Rating, Ticket, WorkOrder
 from crm_core.permissions import Actor, visible_clause
+from crm_core.services.org import employee_names
 from crm_core.services.tickets import KIND_LABELS, STAFF_LABELS, sla
 
 CHINA = timedelta(hours=8)
@@ -62,8 +63,7 @@ def tracking(actor: Actor, date_from: date | None = None, date_to: date | None =
                                       .where(WorkOrder.ticket_id.in_(ids)).group_by(WorkOrder.ticket_id)).all())
         customers = dict(db.session.execute(select(Customer.id, Customer.name)
                                             .where(Customer.id.in_({t.customer_id for t in tickets}))).all())
-        names = dict(db.session.execute(select(Employee.id, Employee.name)
-                                        .where(Employee.id.in_({t.handler_id for t in tickets if t.handler_id}))).all())
+        names = employee_names(t.handler_id for t in tickets)
     else:
         wos, customers, names = {}, {}, {}
     rows = []
@@ -115,8 +115,7 @@ def dispatch_calendar(actor: Actor, date_from: date | None = None, date_to: date
     if engineer_id:
         stmt = stmt.where(WorkOrder.engineer_id == engineer_id)
     items = db.session.execute(stmt.order_by(when)).all()
-    names = dict(db.session.execute(select(Employee.id, Employee.name)
-                                    .where(Employee.id.in_({w.engineer_id for w, *_ in items}))).all()) if items else {}
+    names = employee_names(w.engineer_id for w, *_ in items)
     engineers: dict[int, dict] = {}
     for wo, number, kind, customer in items:
         ts = wo.planned_at or wo.created_at
@@ -143,8 +142,7 @@ def satisfaction(actor: Actor, date_from: date | None = None, date_to: date | No
         dist[score] += 1
         by_eng.setdefault(eng, []).append(score)
         by_kind.setdefault(kind, []).append(score)
-    names = dict(db.session.execute(select(Employee.id, Employee.name)
-                                    .where(Employee.id.in_({e for e in by_eng if e}))).all()) if by_eng else {}
+    names = employee_names(by_eng)
     avg = lambda xs: round(sum(xs) / len(xs), 2) if xs else None  # noqa: E731
     return {"date_from": d0.isoformat(), "date_to": d1.isoformat(), "count": len(rows),
             "average": avg([r[0] for r in rows]), "distribution": dist,

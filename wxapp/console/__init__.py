@@ -108,12 +108,7 @@ def customers():
         rows, total = customer_service.list_customers(g.actor, q=q or None, page=page, per_page=20)
     except DomainError as exc:
         return render_template("console/denied.html", message=exc.message), exc.status
-    from sqlalchemy import select
-
-    from crm_core.models import Employee
-
-    owner_ids = {c.owner_id for c in rows if c.owner_id}
-    owners = dict(db.session.execute(select(Employee.id, Employee.name).where(Employee.id.in_(owner_ids))).all()) if owner_ids else {}
+    owners = org_service.employee_names(c.owner_id for c in rows)
     return render_template("console/customers.html", rows=rows, total=total, q=q, page=page, owners=owners)
 
 

@@ -8,11 +8,12 @@ from sqlalchemy import select
 from crm_core import collision
 from crm_core.db import db, paginate
 from crm_core.errors import DomainError
-from crm_core.models import CollisionRule, Customer, Employee, Opportunity
+from crm_core.models import CollisionRule, Customer, Opportunity
 from crm_core.permissions import get_visible
 from crm_core.services import customers as customer_service
 from crm_core.services import leads as lead_service
 from crm_core.services import opportunities as opp_service
+from crm_core.services.org import employee_names
 from wxapp.auth import console_login_required
 from wxapp.console import bp
 from wxapp.pages import denied
@@ -26,9 +27,7 @@ SOURCE_LABELS = {"manual": "手工录入", "wechat_campaign": "微信营销", "w
 _denied = denied  # kept under its old name for the modules that import it
 
 
-def _names(ids) -> dict[int, str]:
-    ids = {i for i in ids if i}
-    return dict(db.session.execute(select(Employee.id, Employee.name).where(Employee.id.in_(ids))).all()) if ids else {}
+_names = employee_names
 
 
 def _page() -> int:
