@@ -24,7 +24,8 @@ def _make_app(database_url: str, **overrides):
            # WeChat: known keys; the API base is an unused port unless a test points it at a live sandbox
            "WECHAT_APPID": "wxtestappid000001", "WECHAT_SECRET": "test-secret", "WECHAT_TOKEN": "testtoken",
            "WECHAT_AES_KEY": None, "WECHAT_API_BASE": "http://127.0.0.1:9/sandbox/wechat/",
-           "PUBLIC_BASE_URL": "http://localhost", "MEDIA_ROOT": tempfile.mkdtemp(prefix="wxcrm-media-")}
+           "PUBLIC_BASE_URL": "http://localhost", "MEDIA_ROOT": tempfile.mkdtemp(prefix="wxcrm-media-"),
+           "SPOOL_DIR": tempfile.mkdtemp(prefix="wxcrm-spool-")}
     cfg.update(overrides)
     return create_app(cfg)
 

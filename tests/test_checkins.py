@@ -13,7 +13,7 @@ from crm_core import geo
 from crm_core.clock import utcnow
 from crm_core.db import db
 from crm_core.models import Activity, CheckIn, Customer
-from tests.wechat_helpers import message_xml, post
+from tests.wechat_helpers import message_xml, post, settle
 
 WEST_LAKE = (30.2270, 120.1230)  # the demo's 杭州西湖茶业 site (WGS-84)
 
@@ -322,6 +322,7 @@ def test_a_recent_wechat_location_event_stands_in_for_the_device(demo, client):
     assert r.status_code == 200, r.get_json()
     glat, glng = geo.from_wgs84(*WEST_LAKE, "gcj02")  # WeChat reports LOCATION events in GCJ-02
     assert post(client, message_xml("location_event", openid, lat=glat, lng=glng, precision=25)).status_code == 200
+    settle()
     tea = customer_id(demo, "西湖茶业")
     near = client.get("/h5/api/checkins/nearby").get_json()
     assert near["items"][0]["customer_id"] == tea and near["location"]["source"] == "wechat_event"

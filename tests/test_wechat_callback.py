@@ -28,11 +28,21 @@ def client(wx):
 
 
 def stored(**filters):
+    """The rows in the database once this process's spool is written (the flusher thread does
+    that every 200 ms; the messages API does it before listing, as here)."""
+    from wxapp.official_account import fastpath
+
+    fastpath.flush_local()
     db.session.expire_all()
     stmt = db.select(InboundMessage)
     for k, v in filters.items():
         stmt = stmt.where(getattr(InboundMessage, k) == v)
     return db.session.scalars(stmt).all()
+
+
+def follower(openid: str) -> Follower:
+    stored()  # the spool carries the follower's interaction time and location too
+    return db.session.scalars(db.select(Follower).where(Follower.openid == openid)).one()
 
 
 def test_server_verification(client):
@@ -60,7 +70,7 @@ def test_safe_mode_follow_with_scene_gets_an_encrypted_welcome(client):
     body = resp.get_data(as_text=True)
     assert "<Encrypt>" in body and "<MsgSignature>" in body
     assert "欢迎关注" in reply_text(resp, aes=True)
-    f = db.session.scalars(db.select(Follower).where(Follower.openid == "oUser0002")).one()
+    f = follower("oUser0002")
     assert f.subscribed and f.scene == "unclaimed_1" and f.subscribe_count == 1
 
 
@@ -126,12 +136,12 @@ def test_events_dedup_on_openid_createtime_event(client):
     xml = message_xml("follow", "oUser0007", create_time=1795000000)
     for _ in range(3):
         post(client, xml, timestamp=int(time.time()))
-    f = db.session.scalars(db.select(Follower).where(Follower.openid == "oUser0007")).one()
+    f = follower("oUser0007")
     assert f.subscribe_count == 1 and len(stored(openid="oUser0007")) == 1
     post(client, message_xml("unfollow", "oUser0007", create_time=1795000100))
     post(client, message_xml("follow", "oUser0007", create_time=1795000200))
     db.session.expire_all()
-    f = db.session.scalars(db.select(Follower).where(Follower.openid == "oUser0007")).one()
+    f = follower("oUser0007")
     assert f.subscribed and f.subscribe_count == 2 and f.unsubscribed_at is None
 
 
@@ -209,7 +219,7 @@ def test_unknown_events_are_logged_and_answered_success(client):
 
 def test_location_event_is_the_followers_last_location(client):
     post(client, message_xml("location_event", "oUser0012", lat=30.2741, lng=120.1551, precision=25))
-    f = db.session.scalars(db.select(Follower).where(Follower.openid == "oUser0012")).one()
+    f = follower("oUser0012")
     assert (f.last_lat, f.last_lng, f.last_precision) == (30.2741, 120.1551, 25.0) and f.last_location_at
 
 
@@ -287,7 +297,7 @@ def test_unhandled_text_three_deliveries_store_one_row_and_touch_the_follower(cl
     rows = stored(openid="oFast00001")
     assert len(rows) == 1 and rows[0].outcome == "replied" and rows[0].handler == "default"
     assert rows[0].reply == router.default_text and rows[0].summary["content"] == "随便问问"
-    f = db.session.scalars(db.select(Follower).where(Follower.openid == "oFast00001")).one()
+    f = follower("oFast00001")
     assert f.last_interaction_at is not None and not f.subscribed
 
 
@@ -320,9 +330,7 @@ def wx_redis(pg_url, redis_url):
         db.engine.dispose()
 
 
-def test_redis_fast_path_is_exactly_once_through_the_batch_writer(wx_redis):
-    from wxapp.official_account import fastpath
-
+def test_redis_fast_path_is_exactly_once_through_the_spool(wx_redis):
     client = wx_redis.test_client()
     conn = wx_redis.extensions["wxcrm_redis"]
     xml = message_xml("text", "oFastRedis1", content="你好", msg_id=52_000_001)
@@ -330,28 +338,21 @@ def test_redis_fast_path_is_exactly_once_through_the_batch_writer(wx_redis):
     assert replies == [router.default_text] * 3
     post(client, message_xml("location_event", "oFastRedis1", lat=30.25, lng=120.16, precision=20))
     post(client, message_xml("text", "oFastRedis2", content="第二个用户", msg_id=52_000_002))
-    assert conn.llen(fastpath.QUEUE_KEY) == 3  # the retries were never queued
-    assert stored() == []  # not written yet: the batch writer does it
-    queued = conn.lrange(fastpath.QUEUE_KEY, 0, -1)
-    assert fastpath.drain(conn) == 3
     rows = stored()
     assert sorted((r.openid, r.msg_type, r.event or "") for r in rows) == [
         ("oFastRedis1", "event", "location"), ("oFastRedis1", "text", ""), ("oFastRedis2", "text", "")]
-    f = db.session.scalars(db.select(Follower).where(Follower.openid == "oFastRedis1")).one()
+    text_row = next(r for r in rows if r.msg_id == "52000001")
+    assert text_row.summary == {"type": "text", "content": "你好"} and text_row.reply == router.default_text
+    assert text_row.received_at.year >= 2024 and text_row.duration_ms is not None
+    f = follower("oFastRedis1")
     assert f.last_interaction_at is not None and (f.last_lat, f.last_lng) == (30.25, 120.16)
-    # a writer that crashed after its commit but before trimming the list runs again: no doubles
-    conn.rpush(fastpath.QUEUE_KEY, *queued)
-    assert fastpath.drain(conn) == 3
-    assert len(stored()) == 3
-    # a retry after the drain still gets the same reply, and stores nothing new
+    # a retry after the rows are written still gets the same reply, and stores nothing new
     assert reply_text(post(client, xml, aes=True), aes=True) == router.default_text
-    assert conn.llen(fastpath.QUEUE_KEY) == 0
+    assert len(stored()) == 3
+    assert not [k for k in conn.keys("wxcrm:wechat:dedup:*")]  # no claim needed for these messages
 
 
-def test_redis_fast_path_concurrent_retries_queue_once(wx_redis):
-    from wxapp.official_account import fastpath
-
-    conn = wx_redis.extensions["wxcrm_redis"]
+def test_redis_fast_path_concurrent_retries_store_once(wx_redis):
     xml = message_xml("text", "oFastRedis3", content="同时到达", msg_id=52_000_003)
     replies = []
 
@@ -365,17 +366,73 @@ def test_redis_fast_path_concurrent_retries_queue_once(wx_redis):
     for t in threads:
         t.join()
     assert replies == [router.default_text] * 6
-    assert conn.llen(fastpath.QUEUE_KEY) == 1
+    assert len(stored(openid="oFastRedis3")) == 1
 
 
-def test_the_worker_job_drains_the_queue(wx_redis):
-    """The wake-up job is a registered job the RQ worker runs (here executed directly)."""
+def test_the_flusher_thread_writes_without_being_asked(client):
+    """Nothing calls flush here: the spool's own thread moves the row within its interval."""
+    post(client, message_xml("text", "oFast00009", content="自己写入", msg_id=51_000_009))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        db.session.expire_all()
+        if db.session.scalars(db.select(InboundMessage).where(InboundMessage.openid == "oFast00009")).all():
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the spool was not written within 5 s")
+
+
+def test_the_periodic_job_takes_over_a_stopped_process_spool(wx):
+    """A worker killed hard leaves its spool file; the registered periodic job ingests it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
     from crm_core import jobs
-    from wxapp.official_account import fastpath
-    from wxapp.official_account.jobs import drain_inbound
+    from wxapp.official_account.jobs import recover_inbound_spool
 
-    conn = wx_redis.extensions["wxcrm_redis"]
-    post(wx_redis.test_client(), message_xml("text", "oFastRedis4", content="排队", msg_id=52_000_004))
-    assert conn.llen(fastpath.QUEUE_KEY) == 1
-    assert jobs.execute(jobs.job_name(drain_inbound), []) == 1
-    assert [r.openid for r in stored()] == ["oFastRedis4"]
+    child = subprocess.run([sys.executable, "-c", _KILLED_WORKER, wx.config["SQLALCHEMY_DATABASE_URI"],
+                            wx.config["SPOOL_DIR"]], cwd=os.getcwd(), capture_output=True, text=True, timeout=60)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert child.stdout.split() == [router.default_text] * 5  # five answered, none written
+    assert stored() == []
+    assert jobs.execute(jobs.job_name(recover_inbound_spool), []) == 5
+    rows = stored()
+    assert sorted(r.msg_id for r in rows) == [str(53_000_000 + i) for i in range(5)]
+    assert jobs.execute(jobs.job_name(recover_inbound_spool), []) == 0  # taken over once
+
+
+_KILLED_WORKER = """
+import os, signal, sys
+from tests.conftest import _make_app
+from tests.wechat_helpers import message_xml, post, reply_text
+app = _make_app(sys.argv[1], SPOOL_DIR=sys.argv[2], SPOOL_FLUSH_SECONDS=3600)
+with app.app_context():
+    client = app.test_client()
+    for i in range(5):
+        print(reply_text(post(client, message_xml("text", "oKilled01", content=f"第{i}条", msg_id=53_000_000 + i))))
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_spool_file_replayed_after_a_crash_adds_no_second_row(wx, client):
+    """A process that dies after the batch commits but before it deletes the file leaves the
+    file behind: taking it over again inserts nothing twice (the unique dedup key)."""
+    import os
+
+    from wxapp.official_account import fastpath
+
+    for i in range(3):
+        post(client, message_xml("location_event" if i == 2 else "text", "oReplay01", content=f"第{i}条",
+                                 msg_id=54_000_000 + i, lat=30.1, lng=120.2, precision=10))
+    sp = fastpath.spool()
+    (name,) = [n for n in os.listdir(sp.directory) if n.endswith(".jsonl")]
+    copy = open(os.path.join(sp.directory, name), "rb").read()
+    assert len(stored(openid="oReplay01")) == 3
+    with open(os.path.join(sp.directory, "inbound-" + name.split("-")[1] + "-deadhost-1-0-0.jsonl"), "wb") as fh:
+        fh.write(copy)
+    assert sp.recover() == 3
+    assert len(stored(openid="oReplay01")) == 3
+    assert follower("oReplay01").last_lat == 30.1

@@ -18,7 +18,7 @@ from crm_core.clock import travel
 from crm_core.db import db
 from crm_core.models import OutboxMessage, SandboxRecord
 from tests.conftest import LiveServer, _make_app, _create_schema
-from tests.wechat_helpers import AES_KEY, APPID, TOKEN, message_xml, post
+from tests.wechat_helpers import AES_KEY, APPID, TOKEN, message_xml, post, settle
 
 
 @pytest.fixture
@@ -89,6 +89,7 @@ def test_customer_service_inside_48_hours_template_outside(live):
     c = app.test_client()
     with app.app_context():
         post(c, message_xml("text", "oWindow1", content="你好"), aes=True)  # an interaction opens the window
+        settle()
         from wxapp.official_account.channels import message_follower
 
         message_follower("oWindow1", "您的工单已派工", title="工单进度")
@@ -110,6 +111,7 @@ def test_45047_falls_back_to_the_template_and_errors_are_recorded(live):
     with app.app_context():
         c.post("/sandbox/inject", json={"api": "custom_send", "errcode": 45047, "times": 1})
         post(c, message_xml("text", "oWindow2", content="你好"), aes=True)
+        settle()
         from wxapp.official_account.channels import message_follower
 
         m = message_follower("oWindow2", "窗口已关闭的消息")

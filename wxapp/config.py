@@ -74,6 +74,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "LOGIN_RATE_LIMIT": os.environ.get("WXCRM_LOGIN_RATE_LIMIT", "5 per minute;30 per hour"),
         # uploaded photos (tickets, check-ins) on local disk; object storage plugs in behind crm_core.media.Storage
         "MEDIA_ROOT": os.environ.get("WXCRM_MEDIA_ROOT", "instance/media"),
+        # the callback's write-behind spool (crm_core.spool): a local, persistent folder per host
+        "SPOOL_DIR": os.environ.get("WXCRM_SPOOL_DIR", "instance/spool"),
+        "SPOOL_FLUSH_SECONDS": float(os.environ.get("WXCRM_SPOOL_FLUSH_SECONDS", "0.2")),
+        "SPOOL_FSYNC": _bool(os.environ.get("WXCRM_SPOOL_FSYNC")),
         # reverse geocoding of check-ins: offline (nearest known customer address), nominatim, baidu, amap
         "GEOCODER": os.environ.get("WXCRM_GEOCODER", "offline"),
         "GEOCODER_KEY": os.environ.get("WXCRM_GEOCODER_KEY") or None,

@@ -13,6 +13,7 @@ from crm_core.models import Follower, InboundMessage, OutboxMessage
 from crm_core.services import followers
 from wxapp.api import bp
 from wxapp.config import wechat_appid
+from wxapp.official_account import fastpath
 from wxapp.openapi import Model, PageQuery, api, page_of
 
 
@@ -53,6 +54,7 @@ def list_followers(query: FollowerQuery):
 @api.operation(bp, "/wechat/followers/<openid>", "GET", summary="One follower", tags=("wechat",), response=FollowerOut)
 def get_follower(openid: str):
     g.actor.require("follower", "view")
+    fastpath.flush_local()  # its interaction time and location may still be in this process's spool
     return followers.follower_dict(followers.require(wechat_appid(), openid))
 
 
@@ -79,6 +81,7 @@ class MessageOut(Model):
                tags=("wechat",), query=MessageQuery, response=page_of(MessageOut))
 def list_messages(query: MessageQuery):
     g.actor.require("follower", "view")
+    fastpath.flush_local()  # rows this process answered but has not written yet (the spool)
     stmt = select(InboundMessage)
     if query.openid:
         stmt = stmt.where(InboundMessage.openid == query.openid)

@@ -1,54 +1,48 @@
 """The callback's fast path: messages no feature handles (free text answered with the
 default reply, ``LOCATION`` events every few seconds, ``VIEW`` clicks) are most of the
-traffic, and each needs only dedup, a stored row, the follower's interaction time, and the
-reply. They skip the ORM and the handler thread:
+traffic. Their only effects are idempotent — a stored row (unique on the dedup key), the
+follower's interaction time and location (last value wins) — and their reply is the same on
+every delivery, so they need no claim before answering:
 
-- **Redis mode**: one Lua script claims the dedup key (``SET NX EX`` with the reply as its
-  value) and appends the row to a Redis list in the same atomic step; a batch writer job
-  (:func:`wxapp.official_account.jobs.drain_inbound`) moves the list into the database —
-  ``INSERT ... ON CONFLICT DO NOTHING`` on the unique dedup key, so a re-run after a crash
-  never doubles a row — and applies follower bookkeeping in bulk. Rows appear in
-  ``/api/v1/wechat/messages`` after the next drain (well under a second with a worker).
-- **Embedded mode**: one Core ``INSERT ... ON CONFLICT DO NOTHING`` is the dedup claim and
-  the stored row together; follower bookkeeping is written at most once a minute per user
-  and process (once every 10 s for locations), which is all the 48-hour window and the
-  check-in page need.
+- the row is appended to this process's **spool** (:mod:`crm_core.spool`: one ``write``),
+  and a thread moves the spool into ``inbound_message`` every 200 ms with
+  ``INSERT ... ON CONFLICT (dedup_key) DO NOTHING`` — a WeChat retry, delivered to any
+  process, gets the same default reply and adds no second row; a replayed spool after a crash
+  adds none either. A process killed hard leaves its file behind and another takes it over;
+  nothing answered is lost.
+- follower bookkeeping (interaction time; the last reported location) rides in the same
+  batch, at most once a minute per user and process (every 10 s for locations) — all the
+  48-hour window and the check-in page need.
 
-Everything else — follows, scans, menu clicks, and any message a feature's rule matches —
-takes the full path in ``callback.handle``.
+Rows appear in ``/api/v1/wechat/messages`` within the flush interval (a listing in the same
+process flushes first). Everything else — follows, scans, menu clicks, and any message a
+feature's rule matches — takes the full path in ``callback.handle`` with its claim in Redis or
+the database.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import threading
 import time
 from datetime import datetime
 
 from flask import current_app
 
-from crm_core import jobs
 from crm_core.clock import utcnow
-from crm_core.db import db, insert_for
-from crm_core.models import InboundMessage
+from crm_core.db import db
 from crm_core.services import followers
+from crm_core.spool import Spool
 
-QUEUE_KEY = "wxcrm:wechat:inbound"
-LOCK_KEY = "wxcrm:wechat:inbound:lock"
 FAST_EVENTS = (None, "location", "view")
-INTERACTION_EVERY = 60.0  # seconds between follower interaction writes per user and process (embedded)
+INTERACTION_EVERY = 60.0  # seconds between follower interaction writes per user and process
 LOCATION_EVERY = 10.0
-DRAIN_DELAY = 1.0  # seconds the batch writer waits so one job writes a batch, not a message
-
-_CLAIM_AND_QUEUE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
-  return {1, redis.call('RPUSH', KEYS[2], ARGV[3])}
-end
-return {0, redis.call('GET', KEYS[1]) or false}
-"""
+SPOOL_KEY = "wxcrm_inbound_spool"
 
 _touched: dict[tuple, float] = {}
 _touched_lock = threading.Lock()
-_scripts: dict[int, object] = {}
+_spool_lock = threading.Lock()
 
 
 def eligible(ib, rule) -> bool:
@@ -65,144 +59,29 @@ def _location(ib) -> dict:
         return {}
 
 
-def _row(ib, key: str, summary: dict, reply: str | None, handler: str | None, outcome: str, t0: float) -> dict:
-    return {"appid": ib.appid, "openid": ib.openid, "dedup_key": key, "msg_type": ib.msg_type, "event": ib.event,
-            "event_key": (str(ib.event_key)[:200] if ib.event_key else None),
-            "msg_id": str(ib.message.id) if getattr(ib.message, "id", None) else None, "summary": summary,
-            "received_at": utcnow(), "handler": handler, "outcome": outcome,
-            "reply": reply if reply and reply != "success" else None,
-            "duration_ms": round((time.perf_counter() - t0) * 1000, 1)}
+# a spooled record is a JSON array in the column order of this INSERT, plus the reported location
+_COLUMNS = ("appid", "openid", "dedup_key", "msg_type", "event", "event_key", "msg_id", "summary", "received_at",
+            "handler", "outcome", "reply", "duration_ms")
+_INSERT = (f"INSERT INTO inbound_message ({', '.join(_COLUMNS)}) VALUES ({{marks}}) "
+           "ON CONFLICT (dedup_key) DO NOTHING")
 
 
-def process(ib, key: str, summary: dict, reply: str | None, handler: str | None, outcome: str, t0: float):
-    """Record the message and return the reply to send, or ``(None, fetch)`` for a retry of
-    a message whose first delivery is still being processed (``fetch`` polls for its reply)."""
-    row = _row(ib, key, summary, reply, handler, outcome, t0)
-    conn = current_app.extensions.get("wxcrm_redis")
-    if conn is not None:
-        return _redis(conn, ib, row)
-    return _database(ib, row)
+def process(ib, key: str, summary: dict, reply: str | None, handler: str | None, outcome: str, t0: float) -> str:
+    """Spool the message (row and follower bookkeeping) and return the reply to send."""
+    reply = reply if reply and reply != "success" else None
+    msg_id = getattr(ib.message, "id", None)
+    spool().append([ib.appid, ib.openid, key, ib.msg_type, ib.event, str(ib.event_key)[:200] if ib.event_key else None,
+                    str(msg_id) if msg_id else None, summary, utcnow().isoformat(" ", "microseconds"), handler, outcome,
+                    reply, round((time.perf_counter() - t0) * 1000, 1), _location(ib) or None])
+    return reply or "success"
 
 
-def _redis(conn, ib, row: dict):
-    from wxapp.official_account.callback import DEDUP_TTL, _redis_key
-
-    script = _scripts.get(id(conn))
-    if script is None:
-        script = _scripts[id(conn)] = conn.register_script(_CLAIM_AND_QUEUE)
-    record = {**row, "received_at": row["received_at"].isoformat(), **_location(ib)}
-    claimed, value = script(keys=[_redis_key(row["dedup_key"]), QUEUE_KEY],
-                            args=[row["reply"] or "success", DEDUP_TTL, json.dumps(record, ensure_ascii=False)])
-    if claimed:
-        if value == 1:  # the list was empty: wake the batch writer, once per batch window
-            from wxapp.official_account.jobs import drain_inbound
-
-            try:
-                jobs.submit_now(drain_inbound, delay=DRAIN_DELAY)
-            except Exception:  # the periodic sweep drains it later
-                pass
-        return row["reply"] or "success"
-    value = value.decode() if isinstance(value, bytes) else value
-    if value is None or value == "\x00pending":
-        return None
-    return value
-
-
-class _SqliteWriteTurn:
-    """SQLite lets one writer in at a time and makes the others *poll* (sleeping 1, 2, 5,
-    10... ms between tries), which under load costs far more than the write. Fast-path writers
-    take turns on an ``flock`` next to the database file instead: the kernel wakes the next one
-    the moment the lock is free. A thread lock covers threads of one process (``flock`` is per
-    open file). Other databases need no turn."""
-
-    def __init__(self):
-        self.thread_lock = threading.Lock()
-        self.fh = None
-        self.path = None
-
-    def __enter__(self):
-        self.thread_lock.acquire()
-        try:
-            import fcntl
-
-            path = db.engine.url.database
-            if self.path != path:
-                if self.fh:
-                    self.fh.close()
-                self.fh, self.path = open(f"{path}.writelock", "a+b"), path
-            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX)
-        except Exception:
-            self.thread_lock.release()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        import fcntl
-
-        try:
-            fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
-        finally:
-            self.thread_lock.release()
-
-
-_sqlite_turn = _SqliteWriteTurn()
-
-
-_SQLITE_INSERT = (
-    "INSERT INTO inbound_message (appid, openid, dedup_key, msg_type, event, event_key, msg_id, summary, received_at, "
-    "handler, outcome, reply, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING")
-
-
-_SQLITE_TOUCH = (
-    "INSERT INTO follower (appid, openid, subscribed, subscribe_count, last_interaction_at, created_at, updated_at) "
-    "VALUES (?, ?, 0, 0, ?, ?, ?) ON CONFLICT (appid, openid) DO UPDATE SET last_interaction_at = excluded.last_interaction_at")
-
-
-def _sqlite_claim(row: dict, touch: bool) -> bool:
-    """Embedded SQLite: the row is built outside the writer's turn and only the insert and
-    commit run inside it (tens of microseconds), on the pool's DB-API connection. The
-    statement is written out because SQLAlchemy's per-statement work would otherwise sit
-    inside the turn; the tests read these rows back through the ORM."""
-    params = (row["appid"], row["openid"], row["dedup_key"], row["msg_type"], row["event"], row["event_key"],
-              row["msg_id"], json.dumps(row["summary"], ensure_ascii=False),
-              row["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f"), row["handler"], row["outcome"], row["reply"],
-              row["duration_ms"])
-    at = row["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f")
-    conn = db.engine.raw_connection()
-    try:
-        with _sqlite_turn:
-            cur = conn.cursor()
-            try:
-                cur.execute(_SQLITE_INSERT, params)
-                inserted = cur.rowcount == 1
-                if inserted and touch:  # the follower's interaction time, in the same commit
-                    cur.execute(_SQLITE_TOUCH, (row["appid"], row["openid"], at, at, at))
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-            finally:
-                cur.close()
-    finally:
-        conn.close()  # back to the pool
-    return inserted
-
-
-def _generic_claim(row: dict) -> bool:
-    result = db.session.execute(insert_for(InboundMessage.__table__).on_conflict_do_nothing(index_elements=["dedup_key"]), row)
-    if result.rowcount == 0:
-        db.session.rollback()
-        return False
-    db.session.commit()
-    return True
-
-
-def _due(ib, loc: dict) -> bool:
+def _due(appid: str, openid: str, located: bool) -> bool:
     """Follower bookkeeping at most once a minute per user and process (10 s for locations)."""
     now = time.monotonic()
-    touch_key = (id(db.engine), ib.appid, ib.openid, "loc" if loc else "seen")
+    touch_key = (id(db.engine), appid, openid, "loc" if located else "seen")
     with _touched_lock:
-        due = now - _touched.get(touch_key, -1e9) >= (LOCATION_EVERY if loc else INTERACTION_EVERY)
+        due = now - _touched.get(touch_key, -1e9) >= (LOCATION_EVERY if located else INTERACTION_EVERY)
         if due:
             _touched[touch_key] = now
             if len(_touched) > 100_000:
@@ -210,42 +89,64 @@ def _due(ib, loc: dict) -> bool:
     return due
 
 
-def _database(ib, row: dict):
-    loc = _location(ib)
-    due = _due(ib, loc)
-    sqlite_file = db.engine.dialect.name == "sqlite" and db.engine.url.database not in (None, "", ":memory:")
-    if not (_sqlite_claim(row, due and not loc) if sqlite_file else _generic_claim(row)):
-        return None  # a retry: the first delivery's row holds the answer
-    if due and (loc or not sqlite_file):
-        followers.touch_many([{"appid": ib.appid, "openid": ib.openid, "at": row["received_at"], **loc}])
-        db.session.commit()
-    return row["reply"] or "success"
+def spool(app=None) -> Spool:
+    """This app's inbound spool (one per database: the name carries a hash of its URL, so two
+    databases sharing a spool folder never take over each other's files)."""
+    app = app or current_app._get_current_object()
+    found = app.extensions.get(SPOOL_KEY)
+    if found is not None:
+        return found
+    with _spool_lock:
+        if SPOOL_KEY not in app.extensions:
+            url = str(app.config["SQLALCHEMY_DATABASE_URI"])
+            directory = app.config["SPOOL_DIR"]
+            if not os.path.isabs(directory):
+                directory = os.path.join(os.getcwd(), directory)
+            app.extensions[SPOOL_KEY] = Spool(
+                directory, "inbound-" + hashlib.sha1(url.encode()).hexdigest()[:10], lambda records: _ingest(app, records),
+                interval=app.config["SPOOL_FLUSH_SECONDS"], fsync=app.config["SPOOL_FSYNC"], refused=_refused)
+        return app.extensions[SPOOL_KEY]
 
 
-def _not_recently_touched(conn, touches: list[dict]) -> list[dict]:
-    """Interaction times need minute precision (the 48-hour window); locations always count."""
-    keys = sorted({(t["appid"], t["openid"]) for t in touches if t.get("lat") is None})
-    pipe = conn.pipeline(transaction=False)
-    for appid, openid in keys:
-        pipe.set(f"wxcrm:wechat:touched:{appid}:{openid}", 1, nx=True, ex=int(INTERACTION_EVERY))
-    fresh = {k for k, ok in zip(keys, pipe.execute()) if ok}
-    return [t for t in touches if t.get("lat") is not None or (t["appid"], t["openid"]) in fresh]
+def _ingest(app, records: list[list]) -> None:
+    """One batch: the rows (insert-or-ignore on the dedup key) and the followers' interaction
+    times and locations (last value wins), in one transaction. The statement is written out
+    and run with the driver's ``executemany``: the rows come ready in column order, and the
+    ORM's per-row work would cost more than the insert (the tests read them back through it)."""
+    with app.app_context():
+        try:
+            marks = ", ".join(["?" if db.engine.dialect.paramstyle == "qmark" else "%s"] * len(_COLUMNS))
+            params, touches = [], {}
+            for r in records:
+                loc = r[13]
+                r[7] = json.dumps(r[7], ensure_ascii=False)
+                params.append(tuple(r[:13]))
+                touches[(r[0], r[1], bool(loc))] = {"appid": r[0], "openid": r[1], "at": r[8], **(loc or {})}
+            db.session.connection().exec_driver_sql(_INSERT.format(marks=marks), params)
+            due = [t for (appid, openid, located), t in touches.items() if _due(appid, openid, located)]
+            if due:
+                for t in due:
+                    t["at"] = datetime.fromisoformat(t["at"])
+                followers.touch_many(due)
+            db.session.commit()
+        finally:
+            db.session.remove()
 
 
-def drain(conn, batch: int = 500) -> int:
-    """Move queued fast-path rows into the database (one writer at a time). Returns how many."""
-    from crm_core.redisqueue import drain_list
+def _refused(exc: Exception) -> bool:
+    """The database refused the data (a constraint, a value too long), as opposed to being
+    locked or unreachable: such a record is set aside instead of retried."""
+    from sqlalchemy.exc import DataError, IntegrityError
 
-    def handle(items):
-        rows, touches = [], []
-        for raw in items:
-            rec = json.loads(raw)
-            at = datetime.fromisoformat(rec.pop("received_at"))
-            loc = {k: rec.pop(k) for k in ("lat", "lng", "precision") if k in rec}
-            rows.append({**rec, "received_at": at})
-            touches.append({"appid": rec["appid"], "openid": rec["openid"], "at": at, **loc})
-        db.session.execute(insert_for(InboundMessage.__table__).on_conflict_do_nothing(index_elements=["dedup_key"]), rows)
-        followers.touch_many(_not_recently_touched(conn, touches))
-        db.session.commit()
+    return isinstance(exc, (DataError, IntegrityError))
 
-    return drain_list(conn, QUEUE_KEY, LOCK_KEY, handle, batch=batch)
+
+def flush_local() -> int:
+    """Move what this process has spooled into the database now, so a listing in this process
+    shows every message it answered. Commits the caller's session first: SQLite lets one
+    writer in, and the spool's writer would otherwise wait for the caller's pending write."""
+    found = current_app.extensions.get(SPOOL_KEY)
+    if found is None:
+        return 0
+    db.session.commit()
+    return found.flush()

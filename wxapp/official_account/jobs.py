@@ -35,18 +35,10 @@ def download_media(media_file_id: int) -> None:
     media.complete_download(row, response.content)
 
 
-@jobs.job
-def drain_inbound() -> int:
-    """Batch writer of the callback's Redis fast path: queued rows into the database."""
-    from flask import current_app
-
+@jobs.periodic(every=30)
+def recover_inbound_spool() -> int:
+    """Take over callback spool files whose process stopped before moving them into the
+    database (a flusher also looks every few seconds, but only while its process has traffic)."""
     from wxapp.official_account import fastpath
 
-    conn = current_app.extensions.get("wxcrm_redis")
-    return fastpath.drain(conn) if conn is not None else 0
-
-
-@jobs.periodic(every=30)
-def sweep_inbound() -> int:
-    """Safety net: drains rows whose wake-up job was lost (e.g. Redis briefly refused it)."""
-    return drain_inbound()
+    return fastpath.spool().recover()
