@@ -7,7 +7,10 @@ Runs the product on embedded SQLite and with Redis (+ PostgreSQL), then checks t
 row was stored per unique message answered. Targets: ≥ 0.8× the reference's throughput,
 p99 < 50 ms, no loss, no doubles.
 
-    .venv/bin/python bench/wechat_callback.py [--seconds 10] [--messages 60000]
+    .venv/bin/python bench/wechat_callback.py [--seconds 10] [--messages 60000] [--rounds 3]
+
+Reference and product alternate (``--rounds`` each, per mode) and the medians are reported:
+these machines are noisy, and a single pair of runs can differ by 10 % either way.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,14 +33,15 @@ TOKEN, APPID = "benchtoken", "wxbenchappid00001"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
 
-def make_requests(path: str, n: int) -> None:
+def make_requests(path: str, n: int, first_id: int = 0) -> None:
     sys.path.insert(0, ROOT)
     from wxapp.official_account.simulate import message_xml, signed_request
 
     ts = int(time.time())
     with open(path, "w") as fh:
         for i in range(n):
-            xml = message_xml("text", f"oBench{i % 500:05d}", content=f"压测消息 {i}", msg_id=9_000_000_000 + i, create_time=ts)
+            xml = message_xml("text", f"oBench{i % 500:05d}", content=f"压测消息 {i}", msg_id=9_000_000_000 + first_id + i,
+                              create_time=ts)
             q, body = signed_request(xml, TOKEN, aes_key=AES_KEY, appid=APPID, timestamp=ts, nonce=f"n{i}")
             fh.write(q + "\t" + body.decode() + "\n")
 
@@ -101,30 +106,33 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--messages", type=int, default=60000)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating reference/product rounds per mode (median)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
     tmp = tempfile.mkdtemp(prefix="wxcrm-wxbench-")
     print(f"machine: {machine()}  commit: {git_rev()}")
-    results = {}
     ref_env = {**os.environ, "WECHAT_TOKEN": TOKEN, "WECHAT_APPID": APPID, "WECHAT_AES_KEY": AES_KEY,
                "PYTHONPATH": os.path.join(ROOT, "bench")}
+    counter = iter(range(10_000))
 
-    def run_reference(label):
-        req = os.path.join(tmp, f"req-{label}.txt")
+    def run_reference():
+        req = os.path.join(tmp, f"req-{next(counter)}.txt")
         make_requests(req, args.messages)
         proc = serve("wechat_reference_app:app", 18601, ref_env)
         try:
-            results[label] = wrk(18601, args.seconds, req)
+            return wrk(18601, args.seconds, req)
         finally:
             proc.terminate()
             proc.wait(10)
 
-    def run_product(label, db_url, redis_url=None):
-        req = os.path.join(tmp, f"req-{label}.txt")
-        make_requests(req, args.messages)
-        env = product_env(db_url, redis_url, os.path.join(tmp, f"spool-{len(results)}"))
+    def run_product(db_url, redis_url=None):
+        n = next(counter)
+        req = os.path.join(tmp, f"req-{n}.txt")
+        make_requests(req, args.messages, first_id=n * args.messages)  # new MsgIds every round
+        env = product_env(db_url, redis_url, os.path.join(tmp, f"spool-{n}"))
         subprocess.run([os.path.join(BIN, "wxcrm"), "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
+        before = stored_rows(db_url)
         # Redis mode: a worker runs alongside, as in production (jobs, the spool's periodic takeover);
         # it is started and settled first, so its start-up does not compete with the measured run
         worker = None
@@ -149,11 +157,11 @@ def main():
                 worker.wait(10)
         r["left_in_spool"] = sum(1 for n in os.listdir(env["WXCRM_SPOOL_DIR"]) if n.endswith(".jsonl")) \
             if os.path.isdir(env["WXCRM_SPOOL_DIR"]) else 0
-        r["stored"], r["distinct"] = stored_rows(db_url)
-        results[label] = r
+        after = stored_rows(db_url)
+        r["stored"], r["distinct"] = after[0] - before[0], after[1] - before[1]
+        return r
 
-    run_reference("reference (SQLite run)")
-    run_product("product, embedded SQLite", f"sqlite:///{tmp}/wx.db")
+    modes = [("embedded SQLite", lambda: (f"sqlite:///{tmp}/wx.db", None))]
     pg = redis = None
     try:
         sys.path.insert(0, ROOT)
@@ -161,27 +169,39 @@ def main():
 
         pg, redis = PostgresServer(), RedisServer()
         pg.url = redis.url = None
-        pg_url, redis_url = pg.start(), redis.start()
-        run_reference("reference (Redis run)")
-        run_product("product, Redis + PostgreSQL", pg_url, redis_url)
+        urls = (pg.start(), redis.start())
+        modes.append(("Redis + PostgreSQL", lambda: urls))
     except BaseException as exc:  # services missing: report the embedded figures only
         print(f"Redis/PostgreSQL run skipped: {exc}")
+    summary = []
+    try:
+        for mode, urls_for in modes:
+            db_url, redis_url = urls_for()
+            rounds = []
+            for k in range(args.rounds):
+                ref, prod = run_reference(), run_product(db_url, redis_url)
+                rounds.append((ref, prod))
+                ok = prod["stored"] == prod["distinct"] >= prod["requests"] - prod["non2xx"] and not prod["left_in_spool"]
+                print(f"{mode} round {k + 1}: reference {ref['rps']:.0f} req/s (p99 {ref['p99']:.1f} ms), product "
+                      f"{prod['rps']:.0f} req/s (p50 {prod['p50']:.1f}, p99 {prod['p99']:.1f} ms) = "
+                      f"{prod['rps'] / ref['rps']:.2f}x; answered {prod['requests']}, stored {prod['stored']}, "
+                      f"distinct {prod['distinct']}, spool files left {prod['left_in_spool']}: "
+                      f"{'one row per message, none lost' if ok else 'ROWS DO NOT MATCH'}", flush=True)
+            ratios = [p["rps"] / f["rps"] for f, p in rounds]
+            summary.append((mode, statistics.median(f["rps"] for f, _ in rounds), statistics.median(p["rps"] for _, p in rounds),
+                            statistics.median(ratios), min(ratios), max(ratios),
+                            statistics.median(p["p99"] for _, p in rounds),
+                            all(p["stored"] == p["distinct"] >= p["requests"] - p["non2xx"] and not p["left_in_spool"]
+                                for _, p in rounds)))
     finally:
         if pg:
             pg.stop()
         if redis:
             redis.stop()
-    print(f"\n{'server':<32}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'answered':>10}{'non-2xx':>9}{'stored':>8}{'distinct':>9}")
-    for label, r in results.items():
-        print(f"{label:<32}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['requests']:>10}{r['non2xx']:>9}"
-              f"{r.get('stored', ''):>8}{r.get('distinct', ''):>9}  {r['socket_errors']}"
-              + (f" (spool files left: {r['left_in_spool']})" if "left_in_spool" in r else ""))
-    for prod, ref in (("product, embedded SQLite", "reference (SQLite run)"), ("product, Redis + PostgreSQL", "reference (Redis run)")):
-        if prod in results:
-            p, f = results[prod], results[ref]
-            print(f"{prod}: {p['rps'] / f['rps']:.2f}x the reference (target >= 0.8); p99 {p['p99']:.1f} ms (target < 50); "
-                  f"one row per unique message, none lost: {p['stored'] == p['distinct'] >= p['requests'] - p['non2xx']}"
-                  " (stored may exceed answered by the requests in flight when wrk stopped)")
+    print(f"\n{'mode':<22}{'reference':>11}{'product':>9}{'ratio':>7}{'range':>13}{'p99 ms':>8}  rows")
+    for mode, ref, prod, ratio, lo, hi, p99, ok in summary:
+        print(f"{mode:<22}{ref:>11.0f}{prod:>9.0f}{ratio:>7.2f}{f'{lo:.2f}-{hi:.2f}':>13}{p99:>8.1f}  "
+              f"{'one per message, none lost' if ok else 'MISMATCH'}   (target >= 0.8x, p99 < 50 ms)")
 
 
 if __name__ == "__main__":

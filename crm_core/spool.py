@@ -41,6 +41,7 @@ import time
 from typing import Callable
 
 log = logging.getLogger("wxcrm.spool")
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 class Spool:
@@ -72,7 +73,7 @@ class Spool:
     # --- writing --------------------------------------------------------------------------
     def append(self, record) -> None:
         """Write one record durably enough to answer (see the module docstring)."""
-        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
+        line = (_encoder.encode(record) + "\n").encode()
         with self._lock:
             if self._fd is None:
                 self._open()

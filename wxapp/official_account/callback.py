@@ -73,6 +73,19 @@ def verify():
     return Response(a.get("echostr", ""), mimetype="text/plain")
 
 
+_cryptos: dict[tuple, WeChatCrypto] = {}
+
+
+def _crypto(token: str, aes_key: str, appid: str) -> WeChatCrypto:
+    """One ``WeChatCrypto`` per key set (it decodes the key once; it keeps no per-message state)."""
+    found = _cryptos.get((token, aes_key, appid))
+    if found is None:
+        if len(_cryptos) > 16:
+            _cryptos.clear()
+        found = _cryptos[(token, aes_key, appid)] = WeChatCrypto(token, aes_key, appid)
+    return found
+
+
 def _clean_xml(raw: bytes) -> str | None:
     text = raw.decode("utf-8", errors="replace")
     upper = text.upper()
@@ -129,7 +142,7 @@ def process_post(req) -> Response:
     if safe:
         if not cfg.get("WECHAT_AES_KEY"):
             return _reject(400, "safe mode not configured")
-        crypto = WeChatCrypto(token, cfg["WECHAT_AES_KEY"], cfg["WECHAT_APPID"])
+        crypto = _crypto(token, cfg["WECHAT_AES_KEY"], cfg["WECHAT_APPID"])
         try:
             raw = crypto.decrypt_message(raw, a.get("msg_signature", ""), timestamp, nonce).encode()
         except InvalidSignatureException:
@@ -215,9 +228,16 @@ def _inbound(msg, appid: str) -> Inbound:
                    scene=scene, content=getattr(msg, "content", None))
 
 
+_SUMMARY_ATTRS = ("content", "event", "key", "latitude", "longitude", "precision", "label", "url", "media_id", "recognition")
+_summary_attrs: dict[type, tuple[str, ...]] = {}
+
+
 def _summary(msg, ib: Inbound) -> dict:
+    attrs = _summary_attrs.get(type(msg))
+    if attrs is None:  # the fields wechatpy's class for this message defines, worked out once per class
+        attrs = _summary_attrs[type(msg)] = tuple(a for a in _SUMMARY_ATTRS if hasattr(type(msg), a))
     out = {"type": msg.type}
-    for attr in ("content", "event", "key", "latitude", "longitude", "precision", "label", "url", "media_id", "recognition"):
+    for attr in attrs:
         value = getattr(msg, attr, None)
         if value not in (None, ""):
             out[attr] = value if isinstance(value, (int, float)) else str(value)[:500]
