@@ -436,3 +436,18 @@ def test_a_spool_file_replayed_after_a_crash_adds_no_second_row(wx, client):
     assert sp.recover() == 3
     assert len(stored(openid="oReplay01")) == 3
     assert follower("oReplay01").last_lat == 30.1
+
+
+def test_the_spool_recover_command_writes_what_a_killed_process_left(wx):
+    import os
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", _KILLED_WORKER, wx.config["SQLALCHEMY_DATABASE_URI"], wx.config["SPOOL_DIR"]],
+                   cwd=os.getcwd(), capture_output=True, timeout=60)
+    from wxapp.cli import cli
+
+    result = wx.test_cli_runner().invoke(cli, ["wechat", "spool-recover"])
+    assert result.exit_code == 0 and "接管并写入 5 条消息记录" in result.output, result.output
+    assert len(stored(openid="oKilled01")) == 5
+    assert "写入 0 条" in wx.test_cli_runner().invoke(cli, ["wechat", "spool-recover"]).output

@@ -153,6 +153,17 @@ def menu_push():
     click.echo("菜单已推送：" + "、".join(b["name"] for b in menu["button"]))
 
 
+@wechat_group.command("spool-recover")
+@with_appcontext
+def spool_recover():
+    """Write callback spool files left by stopped web processes (WXCRM_SPOOL_DIR) into the database."""
+    from wxapp.official_account import fastpath
+
+    sp = fastpath.spool()
+    n = sp.recover()
+    click.echo(f"{sp.directory}: 接管并写入 {n} 条消息记录")
+
+
 @cli.command("simulate")
 @click.argument("kind", type=click.Choice(["follow", "unfollow", "scan", "text", "click", "location"]))
 @click.option("--openid", default="oDEMO0001", show_default=True)
