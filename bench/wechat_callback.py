@@ -107,6 +107,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--messages", type=int, default=60000)
     ap.add_argument("--rounds", type=int, default=3, help="alternating reference/product rounds per mode (median)")
+    ap.add_argument("--only", choices=("sqlite", "redis"), default=None, help="run one mode only")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -161,9 +162,11 @@ def main():
         r["stored"], r["distinct"] = after[0] - before[0], after[1] - before[1]
         return r
 
-    modes = [("embedded SQLite", lambda: (f"sqlite:///{tmp}/wx.db", None))]
+    modes = [("embedded SQLite", lambda: (f"sqlite:///{tmp}/wx.db", None))] if args.only != "redis" else []
     pg = redis = None
     try:
+        if args.only == "sqlite":
+            raise RuntimeError("--only sqlite")
         sys.path.insert(0, ROOT)
         from tests.services import PostgresServer, RedisServer
 

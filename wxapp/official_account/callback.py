@@ -301,10 +301,9 @@ def handle(msg) -> str:
     t0 = time.perf_counter()
     ib = _inbound(msg, appid)
     rule = router.resolve(ib)
-    if fastpath.eligible(ib, rule):
+    if fastpath.eligible(ib, rule):  # idempotent effects, same reply every time: no claim (see fastpath)
         reply, handler_name, outcome = _default(ib)
-        answer = fastpath.process(ib, key, _summary(msg, ib), reply, handler_name, outcome, t0)
-        return answer if answer is not None else _wait_for_reply(_retry_fetch(key))
+        return fastpath.process(ib, key, _summary(msg, ib), reply, handler_name, outcome, t0)
     if _claim_redis(key) is not None:  # a WeChat retry (Redis mode)
         return _wait_for_reply(_retry_fetch(key))
     row = InboundMessage(appid=appid, openid=ib.openid, dedup_key=key, msg_type=ib.msg_type, event=ib.event,
