@@ -167,9 +167,9 @@ class Spool:
     def _ingest_file(self, fd: int, path: str) -> int:
         """Ingest one locked file, then delete it and release the lock."""
         size = os.fstat(fd).st_size
-        data = os.pread(fd, size, 0) if size else b""
+        data = os.pread(fd, size, 0).decode("utf-8", errors="replace") if size else ""
         records = []
-        for i, line in enumerate(data.split(b"\n")):
+        for i, line in enumerate(data.split("\n")):
             if not line:
                 continue
             try:

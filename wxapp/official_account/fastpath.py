@@ -76,10 +76,10 @@ def process(ib, key: str, summary: dict, reply: str | None, handler: str | None,
     return reply or "success"
 
 
-def _due(appid: str, openid: str, located: bool) -> bool:
-    """Follower bookkeeping at most once a minute per user and process (10 s for locations)."""
+def _due(database: int, appid: str, openid: str, located: bool) -> bool:
+    """Follower bookkeeping at most once a minute per user, database and process (10 s for locations)."""
     now = time.monotonic()
-    touch_key = (id(db.engine), appid, openid, "loc" if located else "seen")
+    touch_key = (database, appid, openid, "loc" if located else "seen")
     with _touched_lock:
         due = now - _touched.get(touch_key, -1e9) >= (LOCATION_EVERY if located else INTERACTION_EVERY)
         if due:
@@ -123,7 +123,8 @@ def _ingest(app, records: list[list]) -> None:
                 params.append(tuple(r[:13]))
                 touches[(r[0], r[1], bool(loc))] = {"appid": r[0], "openid": r[1], "at": r[8], **(loc or {})}
             db.session.connection().exec_driver_sql(_INSERT.format(marks=marks), params)
-            due = [t for (appid, openid, located), t in touches.items() if _due(appid, openid, located)]
+            database = id(db.engine)
+            due = [t for (appid, openid, located), t in touches.items() if _due(database, appid, openid, located)]
             if due:
                 for t in due:
                     t["at"] = datetime.fromisoformat(t["at"])
