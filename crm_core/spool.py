@@ -19,7 +19,8 @@ that commit. So:
   the same time (the ``flock``), and a file found already deleted after its lock was won is
   skipped.
 - A line cut short by a crash mid-``write`` is the last of its file, never answered, and
-  skipped with a warning.
+  skipped with a warning. A failed ``write`` (disk full) raises to the caller — which must
+  store the record another way — and retires the file, so no later line is glued to the half.
 - A record the database refuses (``refused(exc)``: a constraint or a bad value) is set
   aside in ``<name>.rejected.jsonl`` with an error in the log, so one bad record never
   holds up the rest; while the database is away the files wait and the flusher backs off.
@@ -30,6 +31,7 @@ whose owner has not locked it yet. After a ``fork`` the child starts its own fil
 from __future__ import annotations
 
 import atexit
+import errno
 import fcntl
 import itertools
 import json
@@ -77,9 +79,19 @@ class Spool:
         with self._lock:
             if self._fd is None:
                 self._open()
-            os.write(self._fd, line)
-            if self.fsync:
-                os.fdatasync(self._fd)
+            try:
+                if os.write(self._fd, line) != len(line):
+                    raise OSError(errno.ENOSPC, "short write to the spool")
+                if self.fsync:
+                    os.fdatasync(self._fd)
+            except OSError:
+                # a disk full or gone: the record may be half written, so this file takes no
+                # more lines (the half line is its last, skipped when it is ingested) and the
+                # caller must store the record another way
+                self._sealed.append((self._fd, self._path))
+                self._fd = self._path = None
+                self._written = 0
+                raise
             self._written += 1
         if self._thread is None:
             self._start()

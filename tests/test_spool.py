@@ -134,3 +134,24 @@ def test_after_a_fork_the_child_writes_its_own_file(tmp_path):
     assert len(files(tmp_path)) == 2
     assert sp.recover() == 1 and sink.got == [{"who": "child"}]  # the dead child's file, not ours
     assert sp.flush() == 1 and sink.got[-1] == {"who": "parent"}
+
+
+def test_a_failed_write_raises_and_retires_the_file_so_no_line_is_glued_to_the_half(tmp_path, monkeypatch, caplog):
+    import crm_core.spool as spool_module
+
+    sink = Sink()
+    sp = make(tmp_path, sink)
+    sp.append({"n": 1})
+    real_write = os.write
+
+    def half_write(fd, data):  # the disk fills up in the middle of a line
+        monkeypatch.setattr(spool_module.os, "write", real_write)
+        return real_write(fd, data[: len(data) // 2])
+
+    monkeypatch.setattr(spool_module.os, "write", half_write)
+    with pytest.raises(OSError):
+        sp.append({"n": 2, "text": "写了一半"})
+    sp.append({"n": 3})  # a fresh file
+    assert len(files(tmp_path)) == 2
+    assert sp.flush() == 2
+    assert sink.got == [{"n": 1}, {"n": 3}] and files(tmp_path) == []

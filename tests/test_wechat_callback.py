@@ -451,3 +451,21 @@ def test_the_spool_recover_command_writes_what_a_killed_process_left(wx):
     assert result.exit_code == 0 and "接管并写入 5 条消息记录" in result.output, result.output
     assert len(stored(openid="oKilled01")) == 5
     assert "写入 0 条" in wx.test_cli_runner().invoke(cli, ["wechat", "spool-recover"]).output
+
+
+def test_when_the_spool_disk_fails_the_message_is_written_directly(client, monkeypatch, caplog):
+    import errno
+
+    from crm_core.spool import Spool
+
+    def disk_full(self, record):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Spool, "append", disk_full)
+    xml = message_xml("text", "oDiskFull1", content="磁盘满了", msg_id=56_000_001)
+    assert reply_text(post(client, xml)) == router.default_text
+    assert reply_text(post(client, xml)) == router.default_text  # WeChat's retry: still one row
+    db.session.expire_all()
+    rows = db.session.scalars(db.select(InboundMessage).where(InboundMessage.openid == "oDiskFull1")).all()
+    assert len(rows) == 1 and rows[0].summary["content"] == "磁盘满了"
+    assert "callback spool unavailable" in caplog.text

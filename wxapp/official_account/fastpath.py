@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -35,6 +36,7 @@ from crm_core.db import db
 from crm_core.services import followers
 from crm_core.spool import Spool
 
+log = logging.getLogger("wxcrm.wechat")
 FAST_EVENTS = (None, "location", "view")
 INTERACTION_EVERY = 60.0  # seconds between follower interaction writes per user and process
 LOCATION_EVERY = 10.0
@@ -70,9 +72,14 @@ def process(ib, key: str, summary: dict, reply: str | None, handler: str | None,
     """Spool the message (row and follower bookkeeping) and return the reply to send."""
     reply = reply if reply and reply != "success" else None
     msg_id = getattr(ib.message, "id", None)
-    spool().append([ib.appid, ib.openid, key, ib.msg_type, ib.event, str(ib.event_key)[:200] if ib.event_key else None,
-                    str(msg_id) if msg_id else None, summary, utcnow().isoformat(" ", "microseconds"), handler, outcome,
-                    reply, round((time.perf_counter() - t0) * 1000, 1), _location(ib) or None])
+    record = [ib.appid, ib.openid, key, ib.msg_type, ib.event, str(ib.event_key)[:200] if ib.event_key else None,
+              str(msg_id) if msg_id else None, summary, utcnow().isoformat(" ", "microseconds"), handler, outcome,
+              reply, round((time.perf_counter() - t0) * 1000, 1), _location(ib) or None]
+    try:
+        spool().append(record)
+    except OSError:  # the spool's disk is full or gone: write this one directly (slower, still once)
+        log.exception("callback spool unavailable; message written directly", extra={"openid": ib.openid})
+        _ingest(current_app._get_current_object(), [record])
     return reply or "success"
 
 
