@@ -53,14 +53,21 @@ class Spool:
         self.directory, self.name, self.ingest, self.refused = directory, name, ingest, refused
         self.interval, self.recover_every, self.fsync, self.batch = interval, recover_every, fsync, batch
         self._prefix = f"{name}-"
-        self._lock = threading.Lock()  # appends and the swap to a fresh file
-        self._flush_lock = threading.Lock()  # one flush at a time in this process
         self._reset()
         os.register_at_fork(after_in_child=self._reset)
         atexit.register(self.close)
 
     def _reset(self) -> None:
-        """State for this process (again after a fork: the parent's file and thread are not ours)."""
+        """State for this process (again after a fork: the parent's file, thread and locks —
+        which another thread may have held at the fork — are not ours)."""
+        for fd in [getattr(self, "_fd", None)] + [fd for fd, _ in getattr(self, "_sealed", [])]:
+            if fd is not None:  # the child's copies of the parent's descriptors (the parent keeps its locks)
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._lock = threading.Lock()  # appends and the swap to a fresh file
+        self._flush_lock = threading.Lock()  # one flush at a time in this process
         self._pid = os.getpid()
         self._fd: int | None = None
         self._path: str | None = None
