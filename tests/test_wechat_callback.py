@@ -469,3 +469,22 @@ def test_when_the_spool_disk_fails_the_message_is_written_directly(client, monke
     rows = db.session.scalars(db.select(InboundMessage).where(InboundMessage.openid == "oDiskFull1")).all()
     assert len(rows) == 1 and rows[0].summary["content"] == "磁盘满了"
     assert "callback spool unavailable" in caplog.text
+
+
+def test_a_record_the_database_refuses_is_set_aside_and_the_rest_keep_their_summaries(wx, client):
+    """One bad record in a batch: the others go in one by one, unchanged; the bad one is kept aside."""
+    import json
+    import os
+
+    from wxapp.official_account import fastpath
+
+    post(client, message_xml("text", "oRefused01", content="好的一条", msg_id=57_000_001))
+    sp = fastpath.spool()
+    sp.append(["wxtestappid000001", "oRefused02", None, "text", None, None, "57000002", {"type": "text"},
+               "2026-11-26 10:00:00.000000", "default", "replied", None, 0.1, None])  # no dedup key: NOT NULL refuses it
+    rows = stored(openid="oRefused01")
+    assert len(rows) == 1 and rows[0].summary == {"type": "text", "content": "好的一条"}
+    assert stored(openid="oRefused02") == []
+    rejected = open(os.path.join(sp.directory, f"{sp.name}.rejected.jsonl"), encoding="utf-8").read().splitlines()
+    assert [json.loads(x)[1] for x in rejected] == ["oRefused02"]
+    assert json.loads(rejected[0])[7] == {"type": "text"}  # kept as it was spooled

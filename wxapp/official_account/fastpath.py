@@ -124,10 +124,9 @@ def _ingest(app, records: list[list]) -> None:
         try:
             marks = ", ".join(["?" if db.engine.dialect.paramstyle == "qmark" else "%s"] * len(_COLUMNS))
             params, touches = [], {}
-            for r in records:
+            for r in records:  # left as they are: a refused batch is retried record by record
                 loc = r[13]
-                r[7] = json.dumps(r[7], ensure_ascii=False)
-                params.append(tuple(r[:13]))
+                params.append((*r[:7], json.dumps(r[7], ensure_ascii=False), *r[8:13]))
                 touches[(r[0], r[1], bool(loc))] = {"appid": r[0], "openid": r[1], "at": r[8], **(loc or {})}
             db.session.connection().exec_driver_sql(_INSERT.format(marks=marks), params)
             database = id(db.engine)
