@@ -95,9 +95,7 @@ class Spool:
                 # a disk full or gone: the record may be half written, so this file takes no
                 # more lines (the half line is its last, skipped when it is ingested) and the
                 # caller must store the record another way
-                self._sealed.append((self._fd, self._path))
-                self._fd = self._path = None
-                self._written = 0
+                self._seal()
                 raise
             self._written += 1
         if self._thread is None:
@@ -112,6 +110,12 @@ class Spool:
         path = os.path.join(self.directory, base)
         os.rename(tmp, path)
         self._fd, self._path, self._written = fd, path, 0
+
+    def _seal(self) -> None:
+        """The current file takes no more lines and waits to be ingested (call under ``_lock``)."""
+        self._sealed.append((self._fd, self._path))
+        self._fd = self._path = None
+        self._written = 0
 
     def _start(self) -> None:
         with self._lock:
@@ -140,9 +144,7 @@ class Spool:
         with self._flush_lock:
             with self._lock:
                 if self._fd is not None and self._written:
-                    self._sealed.append((self._fd, self._path))
-                    self._fd = self._path = None
-                    self._written = 0
+                    self._seal()
             done = 0
             while self._sealed:
                 fd, path = self._sealed[0]
@@ -225,7 +227,7 @@ class Spool:
         if rejected:
             with open(os.path.join(self.directory, f"{self.name}.rejected.jsonl"), "ab") as fh:
                 for rec in rejected:
-                    fh.write(json.dumps(rec, ensure_ascii=False, default=str).encode() + b"\n")
+                    fh.write((_encoder.encode(rec) + "\n").encode())
             log.error("spool %s: %d record(s) from %s refused by the database; kept in %s.rejected.jsonl",
                       self.name, len(rejected), source, self.name)
 
