@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,18 +13,13 @@ import urllib.request
 
 import pytest
 
+from tests.services import free_port
 from tests.wechat_helpers import AES_KEY, APPID, TOKEN, message_xml
 from wxapp.official_account.router import router
-from wxapp.official_account.simulate import read_reply, signed_request
+from wxapp.official_account.simulate import deliver
 
 BIN = os.path.dirname(sys.executable)
 pytestmark = pytest.mark.skipif(not shutil.which("gunicorn", path=BIN), reason="gunicorn is not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _serve(env: dict, port: int) -> subprocess.Popen:
@@ -44,12 +38,10 @@ def _serve(env: dict, port: int) -> subprocess.Popen:
 
 
 def _send(port: int, openid: str, msg_id: int) -> str:
-    query, body = signed_request(message_xml("text", openid, content=f"消息 {msg_id}", msg_id=msg_id), TOKEN,
-                                 aes_key=AES_KEY, appid=APPID)
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/wechat/callback?{query}", data=body,
-                                 headers={"Content-Type": "text/xml"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return read_reply(resp.read(), TOKEN, AES_KEY, APPID)
+    status, reply = deliver(f"http://127.0.0.1:{port}", message_xml("text", openid, content=f"消息 {msg_id}", msg_id=msg_id),
+                            TOKEN, aes_key=AES_KEY, appid=APPID)
+    assert status == 200
+    return reply
 
 
 def _rows(db_path: str) -> tuple[int, int]:
@@ -65,7 +57,7 @@ def test_answered_messages_survive_killing_every_web_process(tmp_path):
            "WXCRM_SPOOL_FLUSH_SECONDS": "3600", "WXCRM_JOBS_TICKER": "0"}  # nothing is written before the kill
     env.pop("REDIS_URL", None)
     subprocess.run([os.path.join(BIN, "wxcrm"), "db", "upgrade"], env=env, check=True, capture_output=True)
-    port = _free_port()
+    port = free_port()
     proc = _serve(env, port)
     try:
         replies = [_send(port, f"oDurable{i % 7:02d}", 55_000_000 + i) for i in range(120)]

@@ -176,20 +176,15 @@ def spool_recover():
 @with_appcontext
 def simulate(kind, openid, scene, content, key, lat, lng, url):
     """Send one event as the WeChat server would (signed; encrypted when WECHAT_AES_KEY is set)."""
-    import urllib.request
-
-    from wxapp.official_account.simulate import message_xml, read_reply, signed_request
+    from wxapp.official_account.simulate import deliver, message_xml
 
     cfg = current_app.config
     kw = {"follow": {"scene": scene}, "unfollow": {}, "scan": {"scene": scene or ""}, "text": {"content": content or "你好"},
           "click": {"key": key or "MENU_REPAIR"}, "location": {"lat": lat, "lng": lng}}[kind]
     xml = message_xml("location_event" if kind == "location" else kind, openid, **kw)
-    query, body = signed_request(xml, cfg["WECHAT_TOKEN"] or "", aes_key=cfg.get("WECHAT_AES_KEY"), appid=cfg["WECHAT_APPID"])
-    base = (url or cfg["PUBLIC_BASE_URL"]).rstrip("/")
-    req = urllib.request.Request(f"{base}/wechat/callback?{query}", data=body, headers={"Content-Type": "text/xml"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        reply = read_reply(resp.read(), cfg["WECHAT_TOKEN"], cfg.get("WECHAT_AES_KEY"), cfg["WECHAT_APPID"])
-    click.echo(f"{kind} → {resp.status}; 回复：{reply or '（无被动回复）'}")
+    status, reply = deliver(url or cfg["PUBLIC_BASE_URL"], xml, cfg["WECHAT_TOKEN"] or "", aes_key=cfg.get("WECHAT_AES_KEY"),
+                            appid=cfg["WECHAT_APPID"])
+    click.echo(f"{kind} → {status}; 回复：{reply or '（无被动回复）'}")
 
 
 @cli.command("jobs-run-due")

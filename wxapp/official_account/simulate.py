@@ -101,3 +101,15 @@ def read_reply(body: bytes, token: str, aes_key: str | None = None, appid: str |
 
 
 __all__ = ["message_xml", "signed_request", "read_reply"]
+
+
+def deliver(base_url: str, xml: str, token: str, *, aes_key: str | None = None, appid: str | None = None,
+            timeout: float = 10) -> tuple[int, str | None]:
+    """POST a callback to a running server as WeChat would; ``(HTTP status, reply text)``."""
+    import urllib.request
+
+    query, body = signed_request(xml, token, aes_key=aes_key, appid=appid)
+    req = urllib.request.Request(f"{base_url.rstrip('/')}/wechat/callback?{query}", data=body,
+                                 headers={"Content-Type": "text/xml"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return resp.status, read_reply(resp.read(), token, aes_key, appid)
