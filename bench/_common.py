@@ -59,8 +59,8 @@ def build_hierarchy(levels=LEVELS):
     """An organisation with one employee per position in a reporting tree ``levels`` deep.
     Returns ``(org, employee ids in level order, {employee id: department id})``."""
     from crm_core.db import db
-    from crm_core.models import Employee, EmployeePosition, Position
-    from crm_core.services.org import ensure_builtin_roles, get_or_create_organization, upsert_department
+    from crm_core.org.models import Employee, EmployeePosition, Position
+    from crm_core.org.organization import ensure_builtin_roles, get_or_create_organization, upsert_department
 
     ensure_builtin_roles()
     org = get_or_create_organization("bench", "基准测试公司")

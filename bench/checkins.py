@@ -31,8 +31,10 @@ def build(n_sites: int, with_report: bool = True):
 
     from crm_core import geo
     from crm_core.db import db
-    from crm_core.models import CheckIn, Customer, Employee
-    from crm_core.services.org import create_user
+    from crm_core.field.models import CheckIn
+    from crm_core.customers.models import Customer
+    from crm_core.org.models import Employee
+    from crm_core.org.organization import create_user
 
     org, emp_ids, emp_dept = build_hierarchy(LEVELS)
     rng = random.Random(11)
@@ -99,9 +101,9 @@ def build(n_sites: int, with_report: bool = True):
 def run(url: str, label: str, n: int, repeat: int, with_report: bool = True, redis_url: str | None = None):
     from crm_core import geo
     from crm_core.db import db
-    from crm_core.models import User
-    from crm_core.permissions import load_actor
-    from crm_core.services import checkin_reports, checkins
+    from crm_core.org.models import User
+    from crm_core.org.permissions import load_actor
+    from crm_core.field import reports as checkin_reports, checkins
     from wxapp import create_app
 
     import crm_core.security
@@ -111,7 +113,7 @@ def run(url: str, label: str, n: int, repeat: int, with_report: bool = True, red
                       "REDIS_URL": redis_url})
     with app.app_context():
         db.create_all()
-        from crm_core.services.org import ensure_builtin_roles
+        from crm_core.org.organization import ensure_builtin_roles
 
         ensure_builtin_roles()
         db.session.commit()

@@ -2,7 +2,7 @@
 
 Builds an organisation with 500 employees in a six-level reporting hierarchy and
 100,000 customers (``--customers`` to change), then times the first page of the customer
-list (20 rows + total) through ``crm_core.services.customers.list_customers`` — the same
+list (20 rows + total) through ``crm_core.customers.customers.list_customers`` — the same
 call the API makes, with a fresh :class:`Actor` per call as a request would — for a
 salesperson (scope self), a mid-level manager and the top manager (scope subordinates) and
 an administrator (organisation scope). The reference is the same page with only the
@@ -25,9 +25,9 @@ def build(n_customers: int):
     from sqlalchemy import insert, text
 
     from crm_core.db import db
-    from crm_core.models import Customer
-    from crm_core.models.org import Employee
-    from crm_core.services.org import (create_user)
+    from crm_core.customers.models import Customer
+    from crm_core.org.models import Employee
+    from crm_core.org.organization import create_user
 
     org, emp_ids, emp_dept = build_hierarchy(LEVELS)
     rng = random.Random(42)
@@ -63,9 +63,10 @@ def run(url: str, label: str, n_customers: int, repeat: int):
     from sqlalchemy import func, select
 
     from crm_core.db import db
-    from crm_core.models import Customer, User
-    from crm_core.permissions import load_actor
-    from crm_core.services.customers import list_customers
+    from crm_core.customers.models import Customer
+    from crm_core.org.models import User
+    from crm_core.org.permissions import load_actor
+    from crm_core.customers.customers import list_customers
     from wxapp import create_app
 
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "TESTING": True, "LOG_LEVEL": "WARNING"})

@@ -34,7 +34,7 @@ def build(n_nodes: int, n_visits: int):
 
     from crm_core.db import db
     from crm_core.demo import load_demo
-    from crm_core.models import Organization
+    from crm_core.org.models import Organization
     from materials.models import Attribution, Campaign, Material, ShareNode, Visit
 
     load_demo()
@@ -119,7 +119,7 @@ def in_process(url: str, args):
                       "JOBS_TICKER": False, "MEDIA_ROOT": media_root, "PUBLIC_BASE_URL": "https://crm.example.com"})
     with app.app_context():
         db.create_all()
-        from crm_core.services.org import ensure_builtin_roles
+        from crm_core.org.organization import ensure_builtin_roles
 
         ensure_builtin_roles()
         db.session.commit()

@@ -29,7 +29,9 @@ def build(n: int):
 
     from crm_core.db import db
     from crm_core.demo import load_demo
-    from crm_core.models import Customer, Employee, HandlingRecord, Organization, Ticket, TicketEvent, WorkOrder
+    from crm_core.customers.models import Customer
+    from crm_core.org.models import Employee, Organization
+    from crm_core.service.models import HandlingRecord, Ticket, TicketEvent, WorkOrder
 
     load_demo()
     db.session.commit()
@@ -86,9 +88,9 @@ def build(n: int):
 def run(url: str, label: str, n: int, repeat: int):
     import crm_core.security
     from crm_core.db import db
-    from crm_core.models import User
-    from crm_core.permissions import load_actor
-    from crm_core.services import service_reports
+    from crm_core.org.models import User
+    from crm_core.org.permissions import load_actor
+    from crm_core.service import reports as service_reports
     from wxapp import create_app
 
     crm_core.security.HASH_METHOD = "pbkdf2:sha256:1000"
@@ -97,7 +99,7 @@ def run(url: str, label: str, n: int, repeat: int):
                       "WECHAT_APPID": "wxbenchappid00001"})
     with app.app_context():
         db.create_all()
-        from crm_core.services.org import ensure_builtin_roles
+        from crm_core.org.organization import ensure_builtin_roles
 
         ensure_builtin_roles()
         db.session.commit()

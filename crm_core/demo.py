@@ -8,13 +8,20 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from crm_core import collision, geo
+from crm_core import geo
 from crm_core.context import acting_as
+from crm_core.customers import collision
+from crm_core.customers.models import Contact, Customer, Product
 from crm_core.db import db
-from crm_core.models import Contact, Customer, Product
-from crm_core.permissions import Actor
-from crm_core.services.org import (create_user, ensure_builtin_roles, get_or_create_organization, upsert_department,
-                                   upsert_employee, upsert_position)
+from crm_core.org.organization import (
+    create_user,
+    ensure_builtin_roles,
+    get_or_create_organization,
+    upsert_department,
+    upsert_employee,
+    upsert_position,
+)
+from crm_core.org.permissions import Actor
 
 DEMO_PASSWORD = "demo123456"
 
@@ -128,13 +135,15 @@ def _demo_business(org, employees) -> None:
     (so collision keys, scopes and audit entries are real). Skipped when already there."""
     from datetime import date, timedelta
 
+    from crm_core.activities.activities import create_activity
     from crm_core.clock import utcnow
-    from crm_core.models import Lead, Opportunity, ProductArchive, User
-    from crm_core.permissions import load_actor
-    from crm_core.services.activities import create_activity
-    from crm_core.services.leads import create_lead
-    from crm_core.services.opportunities import create_opportunity
-    from crm_core.services.products import create_archives
+    from crm_core.customers.models import ProductArchive
+    from crm_core.customers.products import create_archives
+    from crm_core.org.models import User
+    from crm_core.org.permissions import load_actor
+    from crm_core.sales.leads import create_lead
+    from crm_core.sales.models import Lead, Opportunity
+    from crm_core.sales.opportunities import create_opportunity
 
     if db.session.scalars(select(Opportunity.id).where(Opportunity.org_id == org.id)).first():
         return

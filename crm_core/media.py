@@ -15,18 +15,43 @@ the default. An object-storage backend implements the same three methods.
 from __future__ import annotations
 
 import hashlib
-from abc import ABC, abstractmethod
 import io
 import os
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import datetime
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.clock import utcnow
 from crm_core.db import db
 from crm_core.errors import DomainError, NotFound, ValidationFailed
-from crm_core.models import MediaFile
+from crm_core.mixins import TimestampMixin
+
+
+class MediaFile(TimestampMixin, db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organization.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(24))  # ticket / checkin / work_order / material
+    status: Mapped[str] = mapped_column(String(12), default="ready")  # pending (WeChat download queued) / ready / failed
+    source: Mapped[str] = mapped_column(String(12), default="upload")  # upload / wechat
+    wechat_media_id: Mapped[str | None] = mapped_column(String(128))
+    storage_key: Mapped[str | None] = mapped_column(String(200))
+    thumb_key: Mapped[str | None] = mapped_column(String(200))
+    content_type: Mapped[str | None] = mapped_column(String(32))
+    size: Mapped[int | None]
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(String(200))
+    # who uploaded it: an employee, or a WeChat user (openid) for customer uploads
+    uploaded_by_employee_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+    uploaded_by_openid: Mapped[str | None] = mapped_column(String(64), index=True)
+    ready_at: Mapped[datetime | None]
+
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000

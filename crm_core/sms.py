@@ -5,10 +5,24 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from datetime import datetime
+
+from sqlalchemy import Index, String
+from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.clock import utcnow
 from crm_core.db import db
-from crm_core.models import SmsMessage
+
+
+class SmsMessage(db.Model):
+    """What the logging SMS sender 'sent' (development, the sandbox, tests)."""
+
+    __table_args__ = (Index("ix_sms_message_phone", "phone", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+
 
 log = logging.getLogger("wxcrm.sms")
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 def init_app(app) -> None:
     from materials import console, web
-    from wxapp.official_account import router
-
     from wxapp.extensions import csrf
+    from wxapp.official_account import router
 
     csrf.exempt(web.bp)  # public page calls: same-origin check + SameSite=Lax cookies (see web._same_origin)
     app.register_blueprint(web.bp)

@@ -7,7 +7,7 @@ from typing import Literal
 from flask import current_app, g
 from pydantic import Field
 
-from crm_core.permissions import get_visible
+from crm_core.org.permissions import get_visible
 from materials import services as svc
 from materials.models import CAMPAIGN_KINDS, Campaign, Material
 from wxapp.api import bp
@@ -161,7 +161,7 @@ def create_campaign(body: CampaignIn):
 @api.operation(bp, "/campaigns", "GET", summary="Campaigns and events", tags=("marketing",), query=PageQuery)
 def list_campaigns(query: PageQuery):
     from crm_core.db import paginate
-    from crm_core.permissions import scoped_select
+    from crm_core.org.permissions import scoped_select
 
     rows, total = paginate(scoped_select(g.actor, Campaign), Campaign.id.desc(), page=query.page, per_page=min(query.per_page, 100))
     return {"items": [svc.campaign_dict(c, _base()) for c in rows], "total": total}

@@ -5,12 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from crm_core.customers.models import Segment
 from crm_core.db import db, paginate
 from crm_core.errors import DomainError
-from crm_core.models import Follower, Segment
-from crm_core.permissions import get_visible, scoped_select
-from crm_core.services.service_reports import bar_chart_svg
-from crm_core.services.org import employee_names
+from crm_core.org.organization import employee_names
+from crm_core.org.permissions import get_visible, scoped_select
+from crm_core.service.reports import bar_chart_svg
+from crm_core.wechat.models import Follower
 from materials import services as svc
 from materials import tree_svg
 from materials.models import Campaign, Material

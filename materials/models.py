@@ -9,7 +9,7 @@ from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, UniqueCon
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.db import db
-from crm_core.models.base import Audited, OwnedRecord, TimestampMixin
+from crm_core.mixins import Audited, OwnedRecord, TimestampMixin
 
 MATERIAL_STATUSES = ("draft", "published", "archived")
 CAMPAIGN_KINDS = ("campaign", "exhibition", "talk", "promotion")

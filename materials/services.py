@@ -26,13 +26,25 @@ from sqlalchemy import case, func, or_, select
 from crm_core import outbox
 from crm_core.clock import utcnow
 from crm_core.context import service
+from crm_core.customers.models import Customer, Segment
 from crm_core.db import db, paginate
 from crm_core.errors import Conflict, NotFound, ValidationFailed
-from crm_core.models import Customer, Employee, Follower, Lead, Opportunity, Segment
-from crm_core.permissions import Actor, get_visible, scoped_select
-from crm_core.services.org import employee_names
-from materials.models import (CAMPAIGN_KINDS, Attribution, Campaign, CampaignRecipient, Forward, Material, MaterialVersion,
-                              ShareNode, Visit)
+from crm_core.org.models import Employee
+from crm_core.org.organization import employee_names
+from crm_core.org.permissions import Actor, get_visible, scoped_select
+from crm_core.sales.models import Lead, Opportunity
+from crm_core.wechat.models import Follower
+from materials.models import (
+    CAMPAIGN_KINDS,
+    Attribution,
+    Campaign,
+    CampaignRecipient,
+    Forward,
+    Material,
+    MaterialVersion,
+    ShareNode,
+    Visit,
+)
 
 BOT_UA = re.compile(r"bot|spider|crawl|slurp|curl|wget|python-requests|httpclient|headless|facebookexternalhit|"
                     r"preview|monitor|scan|java/|go-http|okhttp|axios|node-fetch", re.I)
@@ -84,7 +96,7 @@ def create_material(actor: Actor, data: dict) -> Material:
 def _media(actor: Actor, media_id):
     if not media_id:
         return None
-    from crm_core.models import MediaFile
+    from crm_core.media import MediaFile
 
     row = db.session.get(MediaFile, media_id)
     if row is None or row.org_id != actor.org_id:
@@ -212,7 +224,7 @@ def push_campaign(actor: Actor, campaign_id: int, base_url: str, per_minute: int
     material = db.session.get(Material, c.material_ids[0])
     if material.status != "published":
         raise Conflict("素材尚未发布，不能推送。", code="material_not_published")
-    from crm_core.services.segments import segment_clause
+    from crm_core.customers.segments import segment_clause
 
     seg = db.session.get(Segment, c.segment_id)
     system = Actor.system(actor.org_id)
@@ -220,7 +232,7 @@ def push_campaign(actor: Actor, campaign_id: int, base_url: str, per_minute: int
         members = select(Customer.id).where(Customer.org_id == actor.org_id, segment_clause(system, seg.id, "customer"))
         openids = select(Follower.openid).where(Follower.customer_id.in_(members))
     else:
-        from crm_core.models import Contact
+        from crm_core.customers.models import Contact
 
         members = select(Contact.id).where(Contact.org_id == actor.org_id, segment_clause(system, seg.id, "contact"))
         openids = select(Follower.openid).where(Follower.contact_id.in_(members))
@@ -243,7 +255,7 @@ def push_campaign(actor: Actor, campaign_id: int, base_url: str, per_minute: int
 
 
 def recipients(actor: Actor, campaign_id: int, page: int = 1, per_page: int = 50) -> tuple[list[dict], int]:
-    from crm_core.models import OutboxMessage
+    from crm_core.outbox import OutboxMessage
 
     get_visible(actor, Campaign, campaign_id)
     stmt = select(CampaignRecipient, OutboxMessage.status, OutboxMessage.channel, OutboxMessage.last_error).join(
@@ -410,7 +422,7 @@ def submit_intent(material: Material, node: ShareNode, data: dict) -> tuple[Lead
     """An intent from the material page becomes a lead (through the collision check); a
     duplicate updates the existing lead. Returns ``(lead, created)``."""
     from crm_core import normalize
-    from crm_core.services.leads import create_lead
+    from crm_core.sales.leads import create_lead
 
     name = (data.get("name") or "").strip()
     phone = normalize.phone(data.get("phone"))

@@ -261,8 +261,7 @@ def _material_for_image(material_id: int) -> tuple[Material, bool]:
     if m.status == "published":
         return m, True
     from crm_core.errors import DomainError
-    from crm_core.permissions import get_visible
-    from crm_core.permissions import load_actor
+    from crm_core.org.permissions import get_visible, load_actor
     from wxapp.auth import _set_actor, actor_from_bearer, console_user
 
     try:
@@ -297,7 +296,7 @@ def _logo(m: Material) -> Image.Image | None:
         return None
     if m.cover_media_id:
         from crm_core import media
-        from crm_core.models import MediaFile
+        from crm_core.media import MediaFile
 
         try:
             data, _ = media.read(db.session.get(MediaFile, m.cover_media_id), thumb=True)
@@ -344,7 +343,7 @@ def poster_png(material_id: int):
         cover = None
         if m.cover_media_id:
             from crm_core import media
-            from crm_core.models import MediaFile
+            from crm_core.media import MediaFile
 
             data, _ = media.read(db.session.get(MediaFile, m.cover_media_id))
             cover = Image.open(io.BytesIO(data))
@@ -358,7 +357,7 @@ def cover(material_id: int):
     if not m.cover_media_id:
         abort(404)
     from crm_core import media
-    from crm_core.models import MediaFile
+    from crm_core.media import MediaFile
 
     data, ctype = media.read(db.session.get(MediaFile, m.cover_media_id))
     return _send(data, ctype, qr.etag_for("cover", m.cover_media_id), public)

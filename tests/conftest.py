@@ -31,7 +31,7 @@ def _make_app(database_url: str, **overrides):
 
 
 def _create_schema():
-    from crm_core.services.org import ensure_builtin_roles
+    from crm_core.org.organization import ensure_builtin_roles
 
     db.create_all()
     ensure_builtin_roles()

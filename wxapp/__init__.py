@@ -37,8 +37,8 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     configure_logging(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
 
+    import crm_core.all_models
     import crm_core.audit  # noqa: F401  (installs the audit hook)
-    import crm_core.models  # noqa: F401
     import crm_core.outbox  # noqa: F401  (registers the delivery job and its sweeper)
 
     _request_ids(app)  # first, so even requests refused by CSRF or rate limits carry an id
@@ -50,19 +50,22 @@ def create_app(overrides: dict | None = None) -> Flask:
     limiter.init_app(app)
     _configure_jobs(app)
     from crm_core import media
-
-    from crm_core import geocoding
+    from crm_core.field import geocoding
 
     geocoding.configure(app.config["GEOCODER"], app.config["GEOCODER_KEY"])
     media.configure(media.LocalStorage(os.path.join(os.getcwd(), app.config["MEDIA_ROOT"])
                                        if not os.path.isabs(app.config["MEDIA_ROOT"]) else app.config["MEDIA_ROOT"]))
 
-    from wxapp import api as api_pkg
-    from wxapp import console, h5, health
-    from wxapp.official_account import api as _gateway_api  # noqa: F401  (adds /api/v1/wechat/... before registration)
-    from wxapp import checkin  # adds /api/v1/checkins, field reports and console pages before registration
-    from wxapp import self_service  # adds /api/v1/tickets, /work-orders, service reports and console pages
     import materials.api  # noqa: F401  (adds /api/v1/materials, /campaigns, /marketing)
+    from wxapp import api as api_pkg
+    from wxapp import (
+        checkin,  # adds /api/v1/checkins, field reports and console pages before registration
+        console,
+        h5,
+        health,
+        self_service,  # adds /api/v1/tickets, /work-orders, service reports and console pages
+    )
+    from wxapp.official_account import api as _gateway_api  # noqa: F401  (adds /api/v1/wechat/... before registration)
     from wxapp.openapi import api
 
     csrf.exempt(api_pkg.bp)  # bearer-token API: no ambient credentials to forge

@@ -10,9 +10,9 @@ from flask import g, redirect, request, session, url_for
 from crm_core.context import current_actor
 from crm_core.db import db
 from crm_core.errors import NotAuthenticated
-from crm_core.models import User
-from crm_core.permissions import Actor, load_actor
-from crm_core.services.auth import user_for_token
+from crm_core.org.auth import user_for_token
+from crm_core.org.models import User
+from crm_core.org.permissions import Actor, load_actor
 from wxapp.config import wechat_appid
 
 H5_OPENID = "wx_openid"
@@ -108,7 +108,7 @@ def wechat_user_required(view):
 
 def staff_actor() -> Actor | None:
     """The employee acting through this WeChat user (bound on the staff sign-in page)."""
-    from crm_core.services.followers import staff_user
+    from crm_core.wechat.followers import staff_user
 
     openid = wechat_openid()
     user = staff_user(wechat_appid(), openid) if openid else None

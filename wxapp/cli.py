@@ -59,9 +59,15 @@ def user_create(username, password, roles, name, org_code, org_name):
     from sqlalchemy import select
 
     from crm_core.errors import DomainError
-    from crm_core.models import Organization
-    from crm_core.services.org import (create_user, ensure_builtin_roles, get_or_create_organization, upsert_department,
-                                       upsert_employee, upsert_position)
+    from crm_core.org.models import Organization
+    from crm_core.org.organization import (
+        create_user,
+        ensure_builtin_roles,
+        get_or_create_organization,
+        upsert_department,
+        upsert_employee,
+        upsert_position,
+    )
 
     ensure_builtin_roles()
     org = db.session.scalars(select(Organization).where(Organization.code == org_code)).first()
@@ -117,8 +123,8 @@ def collision_reindex(org_code):
     changes to the normalisation rules)."""
     from sqlalchemy import select
 
-    from crm_core.collision import reindex_org
-    from crm_core.models import Organization
+    from crm_core.customers.collision import reindex_org
+    from crm_core.org.models import Organization
 
     stmt = select(Organization)
     if org_code:

@@ -3,5 +3,19 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from wxapp.api import (activities, audit, auth, customers, leads, media, mobile, opportunities, org, outbox,  # noqa: E402,F401
-                       products, reports, segments, settings)
+from wxapp.api import (  # noqa: E402,F401
+                       activities,
+                       audit,
+                       auth,
+                       customers,
+                       leads,
+                       media,
+                       mobile,
+                       opportunities,
+                       org,
+                       outbox,
+                       products,
+                       reports,
+                       segments,
+                       settings,
+)

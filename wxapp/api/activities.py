@@ -7,11 +7,11 @@ from typing import Literal
 from flask import Response, g
 from pydantic import Field
 
+from crm_core.activities import activities as svc
+from crm_core.activities.models import ACTIVITY_KINDS, Activity, WorkPlan
 from crm_core.db import db, paginate
-from crm_core.models import Activity, Employee, WorkPlan
-from crm_core.models.activity import ACTIVITY_KINDS
-from crm_core.permissions import get_visible
-from crm_core.services import activities as svc
+from crm_core.org.models import Employee
+from crm_core.org.permissions import get_visible
 from wxapp.api import bp
 from wxapp.openapi import Model, PageQuery, UtcDateTime, api, page_of
 
@@ -174,7 +174,7 @@ def create_plan(body: PlanIn):
                tags=("activities",), query=PageQuery, response=page_of(PlanOut))
 def list_plans(query: PageQuery):
 
-    from crm_core.permissions import scoped_select
+    from crm_core.org.permissions import scoped_select
 
     stmt = scoped_select(g.actor, WorkPlan, "activity")
     rows, total = paginate(stmt, WorkPlan.id.desc(), page=query.page, per_page=min(query.per_page, 100))

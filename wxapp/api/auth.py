@@ -6,7 +6,7 @@ from datetime import timedelta
 from flask import current_app, g
 from pydantic import Field
 
-from crm_core.services.auth import authenticate, issue_token, revoke_token
+from crm_core.org.auth import authenticate, issue_token, revoke_token
 from wxapp.api import bp
 from wxapp.auth import bearer_token
 from wxapp.extensions import _login_key, limiter
@@ -59,7 +59,7 @@ def revoke_api_token():
 
 @api.operation(bp, "/me", "GET", summary="The calling user, roles and permissions", tags=("auth",), response=MeOut)
 def me():
-    from crm_core.permissions import NO_EMPLOYEE_MESSAGE
+    from crm_core.org.permissions import NO_EMPLOYEE_MESSAGE
 
     actor = g.actor
     data = actor.to_dict()

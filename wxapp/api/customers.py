@@ -7,7 +7,7 @@ from typing import Literal
 from flask import g
 from pydantic import Field
 
-from crm_core.services import customers as svc
+from crm_core.customers import customers as svc
 from wxapp.api import bp
 from wxapp.openapi import Model, PageQuery, api, page_of
 

@@ -7,8 +7,8 @@ from typing import Literal
 from flask import g
 from pydantic import Field
 
-from crm_core.models.lead import LEAD_SOURCES
-from crm_core.services import leads as svc
+from crm_core.sales import leads as svc
+from crm_core.sales.models import LEAD_SOURCES
 from wxapp.api import bp
 from wxapp.api.customers import Collision
 from wxapp.openapi import Model, PageQuery, UtcDateTime, api, page_of
@@ -88,8 +88,8 @@ def create_lead(body: LeadIn):
 
 @api.operation(bp, "/leads/<int:lead_id>", "GET", summary="One lead", tags=("leads",), response=LeadOut)
 def get_lead(lead_id: int):
-    from crm_core.models import Lead
-    from crm_core.permissions import get_visible
+    from crm_core.org.permissions import get_visible
+    from crm_core.sales.models import Lead
 
     return svc.lead_dict(get_visible(g.actor, Lead, lead_id))
 

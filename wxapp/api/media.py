@@ -9,7 +9,7 @@ from pydantic import Field
 from crm_core import media
 from crm_core.db import db
 from crm_core.errors import NotFound, ValidationFailed
-from crm_core.models import MediaFile
+from crm_core.media import MediaFile
 from wxapp.api import bp
 from wxapp.openapi import Model, api
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import g
 from pydantic import Field
 
-from crm_core.services import customers as svc
+from crm_core.customers import customers as svc
 from wxapp.api import bp
 from wxapp.api.customers import CustomerOut, Site
 from wxapp.openapi import Model, api

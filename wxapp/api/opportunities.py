@@ -8,13 +8,12 @@ from typing import Literal
 from flask import g
 from pydantic import Field
 
-from crm_core.models import Opportunity
-from crm_core.permissions import get_visible
-from crm_core.services import opportunities as svc
+from crm_core.org.permissions import get_visible
+from crm_core.sales import opportunities as svc
+from crm_core.sales.models import Opportunity
 from wxapp.api import bp
 from wxapp.api.customers import Collision
 from wxapp.openapi import Model, PageQuery, api, page_of
-
 
 
 class ProductLine(Model):

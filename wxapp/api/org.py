@@ -9,9 +9,8 @@ from sqlalchemy import select
 
 from crm_core.db import db, paginate
 from crm_core.errors import NotFound, ValidationFailed
-from crm_core.models import Employee, Organization, Role, User
-from crm_core.models.auth import DATA_SCOPES
-from crm_core.services import org as org_service
+from crm_core.org import organization as org_service
+from crm_core.org.models import DATA_SCOPES, Employee, Organization, Role, User
 from wxapp.api import bp
 from wxapp.openapi import Model, PageQuery, api, page_of
 
@@ -187,7 +186,7 @@ def update_user(user_id: int, body: UserPatch):
     if body.active is not None:
         user.active = body.active
         if not body.active:
-            from crm_core.services.auth import revoke_all_tokens
+            from crm_core.org.auth import revoke_all_tokens
 
             revoke_all_tokens(user.id)
     db.session.flush()

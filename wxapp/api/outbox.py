@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from crm_core import outbox
 from crm_core.db import paginate
-from crm_core.models import OutboxMessage
+from crm_core.outbox import OutboxMessage
 from wxapp.api import bp
 from wxapp.openapi import Model, PageQuery, api, page_of
 

@@ -6,9 +6,9 @@ from datetime import date
 from flask import g
 from pydantic import Field
 
-from crm_core.models import ProductArchive
-from crm_core.permissions import get_visible
-from crm_core.services import products as svc
+from crm_core.customers import products as svc
+from crm_core.customers.models import ProductArchive
+from crm_core.org.permissions import get_visible
 from wxapp.api import bp
 from wxapp.openapi import Model, PageQuery, api, page_of
 

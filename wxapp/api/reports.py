@@ -6,8 +6,8 @@ from datetime import date
 from flask import g
 from pydantic import Field
 
-from crm_core.services import reports as svc
-from crm_core.services import value as value_svc
+from crm_core.customers import value as value_svc
+from crm_core.sales import reports as svc
 from wxapp.api import bp
 from wxapp.openapi import Model, api
 

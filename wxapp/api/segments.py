@@ -6,8 +6,8 @@ from typing import Any, Literal
 from flask import g
 from pydantic import Field
 
-from crm_core.services import segments as svc
-from crm_core.services.customers import contact_dict, customer_dict
+from crm_core.customers import segments as svc
+from crm_core.customers.customers import contact_dict, customer_dict, segment_members
 from wxapp.api import bp
 from wxapp.openapi import Model, PageQuery, api, page_of
 
@@ -49,6 +49,6 @@ def list_segments():
 @api.operation(bp, "/segments/<int:segment_id>/members", "GET", summary="Members within your data scope",
                tags=("segments",), query=PageQuery)
 def members(segment_id: int, query: PageQuery):
-    rows, total = svc.segment_members(g.actor, segment_id, query.page, min(query.per_page, 100))
+    rows, total = segment_members(g.actor, segment_id, query.page, min(query.per_page, 100))
     to_dict = customer_dict if rows and rows[0].__tablename__ == "customer" else contact_dict
     return {"items": [to_dict(r) for r in rows], "total": total}

@@ -7,12 +7,12 @@ from flask import g
 from pydantic import Field
 from sqlalchemy import select
 
-from crm_core import collision
+from crm_core.customers import collision
+from crm_core.customers import value as value_svc
+from crm_core.customers.models import CollisionRule
 from crm_core.db import db
 from crm_core.errors import NotFound
-from crm_core.models import CollisionRule
-from crm_core.services import settings as settings_svc
-from crm_core.services import value as value_svc
+from crm_core.org import settings as settings_svc
 from wxapp.api import bp
 from wxapp.openapi import Model, api, page_of
 
@@ -151,7 +151,7 @@ class MappingIn(Model):
                tags=("settings",), body=MappingIn)
 def put_mapping(body: MappingIn):
     from crm_core.errors import ValidationFailed
-    from crm_core.services.leads import LEAD_FIELDS
+    from crm_core.sales.leads import LEAD_FIELDS
 
     errors = {}
     for src, dest in body.mapping.items():

@@ -13,8 +13,8 @@ from wxapp.checkin import console as _console  # noqa: F401  (adds /console/fiel
 
 
 def init_app(app: Flask) -> None:
-    from crm_core.services.checkins import visits_section
-    from crm_core.services.customers import register_360_section
+    from crm_core.customers.customers import register_360_section
+    from crm_core.field.checkins import visits_section
     from wxapp.checkin import h5
     from wxapp.h5 import register_entry
     from wxapp.official_account import router

@@ -7,8 +7,8 @@ from typing import Literal
 from flask import Response, g
 from pydantic import Field
 
-from crm_core.services import checkin_reports as reports
-from crm_core.services import checkins as svc
+from crm_core.field import checkins as svc
+from crm_core.field import reports as reports
 from wxapp.api import bp
 from wxapp.csv_export import csv_response
 from wxapp.openapi import Model, PageQuery, UtcDateTime, api, page_of

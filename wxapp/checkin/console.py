@@ -9,13 +9,13 @@ from pydantic import ValidationError
 
 from crm_core.db import db
 from crm_core.errors import DomainError
-from crm_core.services import checkin_reports as reports
-from crm_core.services import checkins as svc
+from crm_core.field import checkins as svc
+from crm_core.field import reports as reports
 from wxapp.auth import console_login_required
 from wxapp.console import NAV, bp
 from wxapp.console.crm import _names, _page
-from wxapp.pages import denied as _denied
 from wxapp.csv_export import csv_response
+from wxapp.pages import denied as _denied
 
 NAV.extend([
     ("移动签到报表", "console.checkin_report", "checkin", "view"),
@@ -71,7 +71,7 @@ def checkin_flags():
         rows, total = svc.list_checkins(g.actor, flagged=True, page=_page(), per_page=20)
     except DomainError as exc:
         return _denied(exc)
-    from crm_core.models import Customer
+    from crm_core.customers.models import Customer
 
     customers = {c.id: c.name for c in db.session.query(Customer).filter(Customer.id.in_({r.customer_id for r in rows if r.customer_id}))}
     return render_template("console/checkin_flags.html", rows=[svc.to_dict(r) for r in rows], total=total, page=_page(),

@@ -13,9 +13,9 @@ from pydantic import Field
 from crm_core import jobs, media
 from crm_core.db import db
 from crm_core.errors import NotAuthenticated
-from crm_core.services import checkins as svc
-from crm_core.services import followers
-from crm_core.services.auth import authenticate
+from crm_core.field import checkins as svc
+from crm_core.org.auth import authenticate
+from crm_core.wechat import followers
 from wxapp.auth import staff_actor, wechat_openid, wechat_user_required
 from wxapp.checkin.api import CheckinIn, NearbyQuery
 from wxapp.config import wechat_appid
@@ -102,7 +102,7 @@ def today():
 
 
 def _today_row(c) -> dict:
-    from crm_core.models import Customer
+    from crm_core.customers.models import Customer
 
     d = svc.to_dict(c)
     customer = db.session.get(Customer, c.customer_id) if c.customer_id else None

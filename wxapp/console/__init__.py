@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 
+from crm_core.customers import customers as customer_service
 from crm_core.db import db
 from crm_core.errors import DomainError, NotAuthenticated
-from crm_core.services import customers as customer_service
-from crm_core.services import org as org_service
-from crm_core.services.auth import authenticate
+from crm_core.org import organization as org_service
+from crm_core.org.auth import authenticate
 from wxapp.auth import console_login_required, console_user, login_console
 from wxapp.extensions import _login_key, limiter
 
@@ -78,7 +78,7 @@ def logout():
 @bp.get("/")
 @console_login_required
 def home():
-    from crm_core.permissions import NO_EMPLOYEE_MESSAGE, SCOPE_LABELS
+    from crm_core.org.permissions import NO_EMPLOYEE_MESSAGE, SCOPE_LABELS
 
     actor = g.actor
     scopes = {obj: SCOPE_LABELS[actor.widest_scope(obj)] for obj in ("customer", "ticket", "material") if actor.can(obj, "view")}
@@ -117,7 +117,7 @@ def customers():
 def outbox():
     from sqlalchemy import select
 
-    from crm_core.models import OutboxMessage
+    from crm_core.outbox import OutboxMessage
 
     try:
         g.actor.require("outbox", "view")

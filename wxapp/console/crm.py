@@ -5,15 +5,16 @@ from __future__ import annotations
 from flask import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from crm_core import collision
+from crm_core.customers import collision
+from crm_core.customers import customers as customer_service
+from crm_core.customers.models import CollisionRule, Customer
 from crm_core.db import db, paginate
 from crm_core.errors import DomainError
-from crm_core.models import CollisionRule, Customer, Opportunity
-from crm_core.permissions import get_visible
-from crm_core.services import customers as customer_service
-from crm_core.services import leads as lead_service
-from crm_core.services import opportunities as opp_service
-from crm_core.services.org import employee_names
+from crm_core.org.organization import employee_names
+from crm_core.org.permissions import get_visible
+from crm_core.sales import leads as lead_service
+from crm_core.sales import opportunities as opp_service
+from crm_core.sales.models import Opportunity
 from wxapp.auth import console_login_required
 from wxapp.console import bp
 from wxapp.pages import denied
@@ -185,8 +186,8 @@ def save_collision_rule():
 @console_login_required
 def followers():
     """微信粉丝: who follows the account, from which scene, bound to which contact."""
-    from crm_core.models import Follower
-    from crm_core.services import followers as follower_service
+    from crm_core.wechat import followers as follower_service
+    from crm_core.wechat.models import Follower
     from wxapp.config import wechat_appid
 
     try:

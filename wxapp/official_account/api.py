@@ -9,8 +9,9 @@ from sqlalchemy import select
 
 from crm_core import outbox as outbox_service
 from crm_core.db import paginate
-from crm_core.models import Follower, InboundMessage, OutboxMessage
-from crm_core.services import followers
+from crm_core.outbox import OutboxMessage
+from crm_core.wechat import followers
+from crm_core.wechat.models import Follower, InboundMessage
 from wxapp.api import bp
 from wxapp.config import wechat_appid
 from wxapp.official_account import fastpath

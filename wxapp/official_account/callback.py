@@ -15,9 +15,9 @@ import re
 import threading
 import time
 import uuid
-from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import datetime
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import IntegrityError
@@ -30,8 +30,8 @@ from wechatpy.utils import WeChatSigner
 from crm_core import outbox
 from crm_core.clock import utcnow
 from crm_core.db import db
-from crm_core.models import InboundMessage
-from crm_core.services import followers
+from crm_core.wechat import followers
+from crm_core.wechat.models import InboundMessage
 from wxapp.config import wechat_appid
 from wxapp.official_account import fastpath
 from wxapp.official_account.router import Inbound, router

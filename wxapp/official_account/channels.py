@@ -12,7 +12,7 @@ from flask import current_app
 from wechatpy.exceptions import WeChatClientException
 
 from crm_core import outbox
-from crm_core.services import followers
+from crm_core.wechat import followers
 from wxapp.config import wechat_appid
 
 # errors that will not go away by retrying: unsubscribed, bad openid, outside the 48-hour window
@@ -67,7 +67,7 @@ def send_staff(message) -> outbox.Delivery:
     """``staff``: notices to employees go as template messages to the WeChat user the
     employee signed in with (``followers.bind_staff``); without one they stay in the log."""
     from crm_core.db import db
-    from crm_core.models import Follower
+    from crm_core.wechat.models import Follower
 
     p = message.payload
     try:

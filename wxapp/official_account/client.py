@@ -21,7 +21,7 @@ from wechatpy.session import SessionStorage
 
 from crm_core.clock import utcnow
 from crm_core.db import db
-from crm_core.models import CachedCredential
+from crm_core.wechat.models import CachedCredential
 from wxapp.config import wechat_appid
 
 _thread_locks: dict[str, threading.Lock] = {}

@@ -33,8 +33,8 @@ from flask import current_app
 
 from crm_core.clock import utcnow
 from crm_core.db import db
-from crm_core.services import followers
 from crm_core.spool import Spool
+from crm_core.wechat import followers
 
 log = logging.getLogger("wxcrm.wechat")
 FAST_EVENTS = (None, "location", "view")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from crm_core import jobs
 from crm_core.clock import utcnow
 from crm_core.db import db
-from crm_core.models import Follower
+from crm_core.wechat.models import Follower
 
 
 @jobs.job
@@ -25,7 +25,7 @@ def fetch_profile(follower_id: int) -> None:
 def download_media(media_file_id: int) -> None:
     """Fetch a photo that a page uploaded to WeChat (``wx.uploadImage``) and store it cleaned."""
     from crm_core import media
-    from crm_core.models import MediaFile
+    from crm_core.media import MediaFile
     from wxapp.official_account.client import get_client
 
     row = db.session.get(MediaFile, media_file_id)

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from crm_core.clock import utcnow
 from crm_core.db import db
-from crm_core.models import SandboxRecord
+from crm_core.wechat.models import SandboxRecord
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
 OLD_TOKEN_GRACE = 300  # WeChat keeps the previous token valid for 5 minutes
@@ -220,7 +220,7 @@ def sandbox_outbox():
 @bp.get("/sms")
 def sandbox_sms():
     """The last text messages the logging SMS sender 'sent' (verification codes), newest first."""
-    from crm_core.models import SmsMessage
+    from crm_core.sms import SmsMessage
 
     phone = request.args.get("phone")
     stmt = select(SmsMessage)

@@ -13,7 +13,7 @@ from wxapp.self_service import console as _console  # noqa: F401  (adds /console
 
 
 def init_app(app: Flask) -> None:
-    from crm_core.services.customers import register_360_section
+    from crm_core.customers.customers import register_360_section
     from wxapp.h5 import register_entry
     from wxapp.official_account import router
     from wxapp.self_service import h5
@@ -40,8 +40,9 @@ def _link(path: str, text: str) -> str:
 
 def _welcome(ib) -> str:
     """Step 1: the welcome offers the self-service menu; a bound follower is greeted by name."""
+    from crm_core.customers.models import Contact
     from crm_core.db import db
-    from crm_core.models import Contact, Follower
+    from crm_core.wechat.models import Follower
 
     f = db.session.scalars(db.select(Follower).where(Follower.appid == ib.appid, Follower.openid == ib.openid)).first()
     contact = db.session.get(Contact, f.contact_id) if f and f.contact_id else None
@@ -71,9 +72,9 @@ def _tickets_section(actor, customer) -> dict:
     from sqlalchemy import func, select
 
     from crm_core.db import db
-    from crm_core.models import Ticket
-    from crm_core.permissions import scoped_select
-    from crm_core.services.tickets import OPEN_STATES, STAFF_LABELS
+    from crm_core.org.permissions import scoped_select
+    from crm_core.service.models import Ticket
+    from crm_core.service.tickets import OPEN_STATES, STAFF_LABELS
 
     if not actor.can("ticket", "view"):
         return {"count": None, "latest": []}

@@ -7,11 +7,11 @@ from typing import Literal
 from flask import current_app, g
 from pydantic import Field
 
-from crm_core.models import Ticket
-from crm_core.models.ticket import TICKET_KINDS, TICKET_PRIORITIES
-from crm_core.permissions import get_visible
-from crm_core.services import service_reports as reports
-from crm_core.services import tickets as svc
+from crm_core.org.permissions import get_visible
+from crm_core.service import reports as reports
+from crm_core.service import queries, work_orders
+from crm_core.service import tickets as svc
+from crm_core.service.models import TICKET_KINDS, TICKET_PRIORITIES, Ticket
 from wxapp.api import bp
 from wxapp.csv_export import csv_response
 from wxapp.openapi import Model, PageQuery, UtcDateTime, api
@@ -33,9 +33,9 @@ class TicketQuery(PageQuery):
 
 @api.operation(bp, "/tickets", "GET", summary="Feedback queue (客户反馈) within your scope", tags=("tickets",), query=TicketQuery)
 def list_tickets(query: TicketQuery):
-    rows, total = svc.list_tickets(g.actor, status=query.status, kind=query.kind, customer_id=query.customer_id,
+    rows, total = queries.list_tickets(g.actor, status=query.status, kind=query.kind, customer_id=query.customer_id,
                                    page=query.page, per_page=query.per_page)
-    return {"items": [svc.ticket_dict(t) for t in rows], "total": total}
+    return {"items": [queries.ticket_dict(t) for t in rows], "total": total}
 
 
 class StaffTicketIn(Model):
@@ -55,12 +55,12 @@ class StaffTicketIn(Model):
 @api.operation(bp, "/tickets", "POST", summary="Take a request at the desk or by phone", tags=("tickets",),
                body=StaffTicketIn, status=201)
 def create_ticket(body: StaffTicketIn):
-    return svc.ticket_dict(svc.create_for_customer(g.actor, body.model_dump()))
+    return queries.ticket_dict(svc.create_for_customer(g.actor, body.model_dump()))
 
 
 @api.operation(bp, "/tickets/<int:ticket_id>", "GET", summary="One ticket with timeline, work orders and SLA", tags=("tickets",))
 def get_ticket(ticket_id: int):
-    return svc.ticket_dict(get_visible(g.actor, Ticket, ticket_id))
+    return queries.ticket_dict(get_visible(g.actor, Ticket, ticket_id))
 
 
 class DispatchIn(Model):
@@ -73,17 +73,17 @@ class DispatchIn(Model):
 @api.operation(bp, "/tickets/<int:ticket_id>/dispatch", "POST", summary="Dispatch as a work order (派工)", tags=("tickets",),
                body=DispatchIn, status=201)
 def dispatch_ticket(ticket_id: int, body: DispatchIn):
-    wo = svc.dispatch(g.actor, ticket_id, body.engineer_ids, auto=body.auto, planned_at=body.planned_at, note=body.note,
+    wo = work_orders.dispatch(g.actor, ticket_id, body.engineer_ids, auto=body.auto, planned_at=body.planned_at, note=body.note,
                       public_url=ticket_url(ticket_id))
-    return svc.work_order_dict(wo)
+    return queries.work_order_dict(wo)
 
 
 @api.operation(bp, "/tickets/suggested-engineer", "GET", summary="Auto-assignment suggestion: least open work", tags=("tickets",))
 def suggested_engineer():
     g.actor.require("ticket", "dispatch")
-    team = svc.engineers(g.actor.org_id)
-    counts = svc.open_work_counts(g.actor.org_id, [e.id for e in team])
-    pick = svc.suggest_engineer(g.actor.org_id)
+    team = work_orders.engineers(g.actor.org_id)
+    counts = work_orders.open_work_counts(g.actor.org_id, [e.id for e in team])
+    pick = work_orders.suggest_engineer(g.actor.org_id)
     return {"suggested": {"id": pick.id, "name": pick.name} if pick else None,
             "engineers": [{"id": e.id, "name": e.name, "open_work_orders": counts[e.id]} for e in team]}
 
@@ -98,17 +98,17 @@ class ReasonIn(Model):
 
 @api.operation(bp, "/tickets/<int:ticket_id>/complete", "POST", summary="Complete without a work order", tags=("tickets",), body=NoteIn)
 def complete_ticket(ticket_id: int, body: NoteIn):
-    return svc.ticket_dict(svc.complete_directly(g.actor, ticket_id, body.note, public_url=ticket_url(ticket_id)))
+    return queries.ticket_dict(svc.complete_directly(g.actor, ticket_id, body.note, public_url=ticket_url(ticket_id)))
 
 
 @api.operation(bp, "/tickets/<int:ticket_id>/cancel", "POST", summary="Cancel with a reason", tags=("tickets",), body=ReasonIn)
 def cancel_ticket(ticket_id: int, body: ReasonIn):
-    return svc.ticket_dict(svc.staff_cancel_or_reject(g.actor, ticket_id, "cancelled", body.reason))
+    return queries.ticket_dict(svc.staff_cancel_or_reject(g.actor, ticket_id, "cancelled", body.reason))
 
 
 @api.operation(bp, "/tickets/<int:ticket_id>/reject", "POST", summary="Reject with a reason", tags=("tickets",), body=ReasonIn)
 def reject_ticket(ticket_id: int, body: ReasonIn):
-    return svc.ticket_dict(svc.staff_cancel_or_reject(g.actor, ticket_id, "rejected", body.reason))
+    return queries.ticket_dict(svc.staff_cancel_or_reject(g.actor, ticket_id, "rejected", body.reason))
 
 
 class StatusIn(Model):
@@ -119,12 +119,12 @@ class StatusIn(Model):
 @api.operation(bp, "/tickets/<int:ticket_id>/status", "POST", summary="Waiting for the customer / parts, or back in progress",
                tags=("tickets",), body=StatusIn)
 def ticket_status(ticket_id: int, body: StatusIn):
-    return svc.ticket_dict(svc.set_waiting(g.actor, ticket_id, body.status, body.note))
+    return queries.ticket_dict(svc.set_waiting(g.actor, ticket_id, body.status, body.note))
 
 
 @api.operation(bp, "/tickets/<int:ticket_id>/close", "POST", summary="Close a completed ticket now", tags=("tickets",))
 def close_ticket(ticket_id: int):
-    return svc.ticket_dict(svc.close(g.actor, ticket_id))
+    return queries.ticket_dict(svc.close(g.actor, ticket_id))
 
 
 class WorkOrderQuery(PageQuery):
@@ -135,15 +135,15 @@ class WorkOrderQuery(PageQuery):
 @api.operation(bp, "/work-orders", "GET", summary="My work orders (main engineer or collaborator)", tags=("work-orders",),
                query=WorkOrderQuery)
 def my_work_orders(query: WorkOrderQuery):
-    rows, total = svc.my_work_orders(g.actor, open_only=query.open_only, page=query.page, per_page=query.per_page)
-    return {"items": [svc.work_order_dict(w) for w in rows], "total": total}
+    rows, total = queries.my_work_orders(g.actor, open_only=query.open_only, page=query.page, per_page=query.per_page)
+    return {"items": [queries.work_order_dict(w) for w in rows], "total": total}
 
 
 @api.operation(bp, "/work-orders/<int:wo_id>", "GET", summary="One work order", tags=("work-orders",))
 def get_work_order(wo_id: int):
-    from crm_core.models import WorkOrder
+    from crm_core.service.models import WorkOrder
 
-    return svc.work_order_dict(get_visible(g.actor, WorkOrder, wo_id))
+    return queries.work_order_dict(get_visible(g.actor, WorkOrder, wo_id))
 
 
 class PartIn(Model):
@@ -170,8 +170,8 @@ class RecordIn(Model):
 @api.operation(bp, "/work-orders/<int:wo_id>/records", "POST", summary="Add a handling record (visit, parts, fees)",
                tags=("work-orders",), body=RecordIn, status=201)
 def add_record(wo_id: int, body: RecordIn):
-    rec = svc.add_record(g.actor, wo_id, body.model_dump())
-    return svc.work_order_dict(svc._work_order(g.actor, rec.work_order_id))
+    rec = work_orders.add_record(g.actor, wo_id, body.model_dump())
+    return queries.work_order_dict(work_orders._work_order(g.actor, rec.work_order_id))
 
 
 class ReassignIn(Model):
@@ -182,7 +182,7 @@ class ReassignIn(Model):
 @api.operation(bp, "/work-orders/<int:wo_id>/reassign", "POST", summary="Reassign to another engineer (转派)",
                tags=("work-orders",), body=ReassignIn)
 def reassign(wo_id: int, body: ReassignIn):
-    return svc.work_order_dict(svc.reassign(g.actor, wo_id, body.engineer_id, body.reason))
+    return queries.work_order_dict(work_orders.reassign(g.actor, wo_id, body.engineer_id, body.reason))
 
 
 class CollaboratorsIn(Model):
@@ -192,7 +192,7 @@ class CollaboratorsIn(Model):
 @api.operation(bp, "/work-orders/<int:wo_id>/collaborators", "POST", summary="Add collaborators", tags=("work-orders",),
                body=CollaboratorsIn)
 def collaborators(wo_id: int, body: CollaboratorsIn):
-    return svc.work_order_dict(svc.add_collaborators(g.actor, wo_id, body.employee_ids))
+    return queries.work_order_dict(work_orders.add_collaborators(g.actor, wo_id, body.employee_ids))
 
 
 class CompleteIn(Model):
@@ -202,14 +202,14 @@ class CompleteIn(Model):
 @api.operation(bp, "/work-orders/<int:wo_id>/complete", "POST", summary="Finish the work order", tags=("work-orders",),
                body=CompleteIn)
 def complete_work_order(wo_id: int, body: CompleteIn):
-    wo = svc.complete_work_order(g.actor, wo_id, body.summary, public_url=ticket_url(svc._work_order(g.actor, wo_id).ticket_id))
-    return svc.work_order_dict(wo)
+    wo = work_orders.complete_work_order(g.actor, wo_id, body.summary, public_url=ticket_url(work_orders._work_order(g.actor, wo_id).ticket_id))
+    return queries.work_order_dict(wo)
 
 
 @api.operation(bp, "/work-orders/<int:wo_id>/undo", "POST", summary="Undo a dispatch (before work starts)",
                tags=("work-orders",), body=CompleteIn)
 def undo_dispatch(wo_id: int, body: CompleteIn):
-    return svc.work_order_dict(svc.undo_dispatch(g.actor, wo_id, body.summary))
+    return queries.work_order_dict(work_orders.undo_dispatch(g.actor, wo_id, body.summary))
 
 
 # --- reports ---------------------------------------------------------------------------------

@@ -7,12 +7,14 @@ from datetime import date, timedelta
 from flask import flash, g, redirect, render_template, request, url_for
 
 from crm_core.clock import utcnow
+from crm_core.customers.models import Customer
 from crm_core.db import db
 from crm_core.errors import DomainError
-from crm_core.models import Customer, Ticket, WorkOrder
-from crm_core.permissions import get_visible
-from crm_core.services import service_reports as reports
-from crm_core.services import tickets as svc
+from crm_core.org.permissions import get_visible
+from crm_core.service import reports as reports
+from crm_core.service import queries, work_orders
+from crm_core.service import tickets as svc
+from crm_core.service.models import Ticket, WorkOrder
 from wxapp.auth import console_login_required
 from wxapp.console import NAV, bp
 from wxapp.console.crm import _page
@@ -40,7 +42,7 @@ def _date(name: str) -> date | None:
 def ticket_queue():
     status = request.args.get("status") or "open"
     try:
-        rows, total = svc.list_tickets(g.actor, status=None if status == "all" else status, page=_page())
+        rows, total = queries.list_tickets(g.actor, status=None if status == "all" else status, page=_page())
     except DomainError as exc:
         return _denied(exc)
     customers = {c.id: c.name for c in db.session.query(Customer).filter(Customer.id.in_({t.customer_id for t in rows}))}
@@ -55,14 +57,14 @@ def ticket_detail(ticket_id: int):
         t = get_visible(g.actor, Ticket, ticket_id)
     except DomainError as exc:
         return _denied(exc)
-    data = svc.ticket_dict(t)
+    data = queries.ticket_dict(t)
     customer = db.session.get(Customer, t.customer_id)
     team, suggestion = [], None
     if g.actor.can("ticket", "dispatch"):
-        team = svc.engineers(g.actor.org_id)
-        counts = svc.open_work_counts(g.actor.org_id, [e.id for e in team])
+        team = work_orders.engineers(g.actor.org_id)
+        counts = work_orders.open_work_counts(g.actor.org_id, [e.id for e in team])
         team = [(e, counts[e.id]) for e in team]
-        suggestion = svc.suggest_engineer(g.actor.org_id)
+        suggestion = work_orders.suggest_engineer(g.actor.org_id)
     return render_template("console/service_ticket.html", t=data, customer=customer, team=team, suggestion=suggestion)
 
 
@@ -71,7 +73,7 @@ def ticket_detail(ticket_id: int):
 def console_dispatch(ticket_id: int):
     ids = [int(x) for x in request.form.getlist("engineer_ids") if x.isdigit()]
     auto = request.form.get("auto") == "1"
-    return _act(lambda: svc.dispatch(g.actor, ticket_id, ids, auto=auto or not ids, note=request.form.get("note") or None,
+    return _act(lambda: work_orders.dispatch(g.actor, ticket_id, ids, auto=auto or not ids, note=request.form.get("note") or None,
                                      public_url=ticket_url(ticket_id)),
                 "已派工，工程师会收到通知。", url_for("console.ticket_detail", ticket_id=ticket_id))
 
@@ -99,7 +101,7 @@ def ticket_action(ticket_id: int):
 @console_login_required
 def my_work_orders():
     try:
-        rows, total = svc.my_work_orders(g.actor, open_only=request.args.get("all") != "1", page=_page())
+        rows, total = queries.my_work_orders(g.actor, open_only=request.args.get("all") != "1", page=_page())
     except DomainError as exc:
         return _denied(exc)
     items = []
@@ -117,8 +119,8 @@ def work_order_detail(wo_id: int):
     except DomainError as exc:
         return _denied(exc)
     t = db.session.get(Ticket, wo.ticket_id)
-    return render_template("console/service_work_order.html", wo=svc.work_order_dict(wo), t=svc.ticket_dict(t),
-                           customer=db.session.get(Customer, t.customer_id), team=svc.engineers(g.actor.org_id))
+    return render_template("console/service_work_order.html", wo=queries.work_order_dict(wo), t=queries.ticket_dict(t),
+                           customer=db.session.get(Customer, t.customer_id), team=work_orders.engineers(g.actor.org_id))
 
 
 @bp.post("/service/work-orders/<int:wo_id>/records")
@@ -135,7 +137,7 @@ def console_record(wo_id: int):
             amount = -1
         fees.append({"kind": f.get("fee_kind") or "fee", "item": f["fee_item"].strip(), "amount": amount})
     minutes = int(f["minutes"]) if (f.get("minutes") or "").isdigit() else None
-    return _act(lambda: svc.add_record(g.actor, wo_id, {"note": f.get("note", ""), "minutes": minutes, "parts": parts, "fees": fees}),
+    return _act(lambda: work_orders.add_record(g.actor, wo_id, {"note": f.get("note", ""), "minutes": minutes, "parts": parts, "fees": fees}),
                 "已添加处理记录。", url_for("console.work_order_detail", wo_id=wo_id))
 
 
@@ -143,7 +145,7 @@ def console_record(wo_id: int):
 @console_login_required
 def console_complete_wo(wo_id: int):
     def run():
-        wo = svc.complete_work_order(g.actor, wo_id, request.form.get("summary"), public_url=None)
+        wo = work_orders.complete_work_order(g.actor, wo_id, request.form.get("summary"), public_url=None)
         db.session.flush()
         return wo
     return _act(run, "工单已完成。", url_for("console.work_order_detail", wo_id=wo_id))
@@ -153,7 +155,7 @@ def console_complete_wo(wo_id: int):
 @console_login_required
 def console_reassign(wo_id: int):
     eng = request.form.get("engineer_id", "")
-    return _act(lambda: svc.reassign(g.actor, wo_id, int(eng) if eng.isdigit() else 0, request.form.get("reason") or None),
+    return _act(lambda: work_orders.reassign(g.actor, wo_id, int(eng) if eng.isdigit() else 0, request.form.get("reason") or None),
                 "已转派。", url_for("console.work_order_detail", wo_id=wo_id))
 
 
@@ -199,7 +201,7 @@ def photo(photo_id: int):
     from flask import Response
 
     from crm_core import media
-    from crm_core.models import MediaFile
+    from crm_core.media import MediaFile
 
     row = db.session.get(MediaFile, photo_id)
     if row is None or row.org_id != g.actor.org_id or not g.actor.can("ticket", "view"):

@@ -4,19 +4,21 @@ A customer only ever reaches their own tickets: every id goes through ``tickets.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 from pydantic import Field
-from typing import Literal
 
 from crm_core import jobs, media
 from crm_core.clock import utcnow
+from crm_core.customers.models import ProductArchive
 from crm_core.db import db
 from crm_core.errors import DomainError
-from crm_core.models import Follower, ProductArchive
-from crm_core.models.ticket import TICKET_KINDS
-from crm_core.services import tickets as svc
-from crm_core.services import verification
+from crm_core.service import queries
+from crm_core.service import tickets as svc
+from crm_core.service import verification
+from crm_core.service.models import TICKET_KINDS
+from crm_core.wechat.models import Follower
 from wxapp.auth import wechat_openid, wechat_user_required
 from wxapp.config import wechat_appid
 from wxapp.openapi import Model, UtcDateTime, parse_json_body, parse_query
@@ -25,7 +27,7 @@ bp = Blueprint("service_h5", __name__, url_prefix="/h5")
 
 
 def _org_id() -> int:
-    from crm_core.models import Organization
+    from crm_core.org.models import Organization
 
     code = current_app.config.get("WECHAT_ORG_CODE")
     stmt = db.select(Organization.id)
@@ -104,7 +106,7 @@ def verify_confirm():
         db.session.commit()  # the failed attempt counts
         raise
     db.session.commit()
-    from crm_core.models import Contact
+    from crm_core.customers.models import Contact
 
     contact = db.session.get(Contact, f.contact_id)
     return jsonify({"bound": True, "contact_id": f.contact_id, "customer_id": f.customer_id, "name": contact.name})
@@ -187,7 +189,7 @@ def get_ticket(ticket_id: int):
         from crm_core.errors import NotFound
 
         raise NotFound("服务请求不存在。")
-    return jsonify(svc.ticket_dict(svc.own_ticket(f, ticket_id), for_customer=True))
+    return jsonify(queries.ticket_dict(svc.own_ticket(f, ticket_id), for_customer=True))
 
 
 class RatingIn(Model):
@@ -215,7 +217,7 @@ class ReasonIn(Model):
 def cancel(ticket_id: int):
     t = svc.customer_cancel(_bound(), ticket_id, parse_json_body(ReasonIn).reason)
     db.session.commit()
-    return jsonify(svc.ticket_dict(t, for_customer=True))
+    return jsonify(queries.ticket_dict(t, for_customer=True))
 
 
 @bp.post("/api/tickets/<int:ticket_id>/reopen")
@@ -223,7 +225,7 @@ def cancel(ticket_id: int):
 def reopen(ticket_id: int):
     t = svc.customer_reopen(_bound(), ticket_id, parse_json_body(ReasonIn).reason or "")
     db.session.commit()
-    return jsonify(svc.ticket_dict(t, for_customer=True))
+    return jsonify(queries.ticket_dict(t, for_customer=True))
 
 
 @bp.post("/api/photos")
@@ -243,7 +245,7 @@ def photo(photo_id: int):
     from flask import Response
 
     from crm_core.errors import NotFound
-    from crm_core.models import MediaFile
+    from crm_core.media import MediaFile
 
     f = _follower()
     row = db.session.get(MediaFile, photo_id)

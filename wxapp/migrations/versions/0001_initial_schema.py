@@ -8,7 +8,6 @@ Create Date: 2026-11-26 16:23:50.129907
 import sqlalchemy as sa
 from alembic import op
 
-
 # revision identifiers, used by Alembic.
 revision = '0001'
 down_revision = None
@@ -336,7 +335,7 @@ def upgrade():
 def seed_builtin_roles(bind):
     """Built-in roles exist right after `wxcrm db upgrade`, without the demo (Core SQL, so this
     migration keeps working as the models evolve; the role data is plain data in
-    crm_core.builtin_roles)."""
-    from crm_core.builtin_roles import sync_builtin_roles
+    crm_core.org.builtin_roles)."""
+    from crm_core.org.builtin_roles import sync_builtin_roles
 
     sync_builtin_roles(bind)

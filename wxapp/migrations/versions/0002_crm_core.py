@@ -5,9 +5,8 @@ Revises: 0001
 Create Date: 2026-11-26 16:46:31.677410
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0002'
@@ -471,7 +470,7 @@ def upgrade():
 
     # ### end Alembic commands ###
 
-    from crm_core.builtin_roles import sync_builtin_roles
+    from crm_core.org.builtin_roles import sync_builtin_roles
 
     sync_builtin_roles(op.get_bind())  # activities may be assigned; salespeople register product archives
 

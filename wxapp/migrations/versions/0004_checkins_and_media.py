@@ -5,9 +5,8 @@ Revises: 0003
 Create Date: 2026-11-26 18:25:57.145921
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0004'
@@ -114,7 +113,7 @@ def upgrade():
 
     # ### end Alembic commands ###
     _backfill_sites(op.get_bind())
-    from crm_core.builtin_roles import sync_builtin_roles
+    from crm_core.org.builtin_roles import sync_builtin_roles
 
     sync_builtin_roles(op.get_bind())  # sales managers review check-in flags
 

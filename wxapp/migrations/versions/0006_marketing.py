@@ -5,9 +5,8 @@ Revises: 0005
 Create Date: 2026-11-26 19:42:33.095714
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0006'

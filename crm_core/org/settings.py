@@ -1,0 +1,60 @@
+"""Per-organisation options stored as JSON (conversion mapping, approver, warnings)."""
+from __future__ import annotations
+
+import copy
+
+from sqlalchemy import select
+
+from crm_core.db import db
+from crm_core.org.models import OrgSetting
+
+DEFAULTS: dict[str, dict] = {
+    # lead field -> target "object.field"; what conversion copies where
+    "lead_conversion": {"mapping": {
+        "company": "customer.name", "phone": "customer.phone", "address": "customer.address", "email": "contact.email",
+        "name": "contact.name", "title": "contact.title", "product_interest": "opportunity.name", "note": "activity.result",
+    }},
+    # who approves an opportunity stage that needs approval: the owner's manager, or a named employee
+    "opportunity_approval": {"approver": "manager", "employee_id": None},
+    # warnings about activities and warranties
+    "reminders": {"warranty_days_before": 30},
+    # self-service tickets (自助式服务)
+    "self_service": {
+        "close_after_days": 7,      # completed tickets close automatically after this many days
+        "reopen_days": 7,           # ... and the customer may reopen them until then
+        "silence_close_days": 14,   # waiting for the customer this long: closed, no rating invitation
+        "service_manager_id": None, # who follows up 1–2 ratings (default: the engineer's superior)
+        # hours to first response and to resolution per kind (priority: urgent ×0.25, high ×0.5, low ×2)
+        "sla_hours": {"repair": [4, 48], "complaint": [2, 24], "suggestion": [24, 168], "consultation": [8, 48]},
+    },
+    # field check-ins (移动签到): the checks every check-in goes through
+    "checkin": {
+        "radius_m": 500,                 # default distance allowed from a customer's site
+        "accuracy_threshold_m": 200,     # worse accuracy gets the flag low_accuracy
+        "max_speed_kmh": 200,            # faster travel from the previous check-in is "suspicious"
+        "location_max_age_s": 120,       # how recent a WeChat LOCATION event must be to stand in for the device
+        "location_event_coord_system": "gcj02",  # the system WeChat's LOCATION events arrive in
+        "late_after_s": 600,             # a check-in sent this long after it happened is flagged late
+        "max_delay_h": 24,               # offline check-ins older than this are refused
+    },
+}
+
+
+def get_setting(org_id: int, key: str) -> dict:
+    row = db.session.scalars(select(OrgSetting).where(OrgSetting.org_id == org_id, OrgSetting.key == key)).first()
+    value = copy.deepcopy(DEFAULTS.get(key, {}))
+    if row is not None:
+        value.update(row.value or {})
+    return value
+
+
+def put_setting(actor, key: str, value: dict) -> dict:
+    actor.require("organization", "edit")
+    row = db.session.scalars(select(OrgSetting).where(OrgSetting.org_id == actor.org_id, OrgSetting.key == key)).first()
+    if row is None:
+        row = OrgSetting(org_id=actor.org_id, key=key, value=value)
+        db.session.add(row)
+    else:
+        row.value = value
+    db.session.flush()
+    return get_setting(actor.org_id, key)

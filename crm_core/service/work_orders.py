@@ -1,0 +1,268 @@
+"""Service work orders (服务工单): dispatch to one or more engineers, auto-assignment, undo, handling records with
+parts and fees, reassign, collaborators and completion. Ticket states move through :mod:`crm_core.service.tickets`."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from crm_core import outbox
+from crm_core.clock import utcnow
+from crm_core.context import service
+from crm_core.customers.models import Customer
+from crm_core.db import db
+from crm_core.errors import Conflict, PermissionDenied, ValidationFailed
+from crm_core.org.models import Employee, RecordShare
+from crm_core.org.organization import employees_with_role
+from crm_core.org.permissions import Actor, get_visible
+from crm_core.service.models import (
+    FeeLine,
+    HandlingRecord,
+    Ticket,
+    WorkOrder,
+)
+from crm_core.service.tickets import (
+    KIND_LABELS,
+    OPEN_STATES,
+    PAUSED_STATES,
+    STAFF_LABELS,
+    WO_OPEN,
+    _complete_ticket,
+    _event,
+    _move,
+    _notify_customer,
+    _open_work_orders,
+    _photos,
+)
+
+
+def engineers(org_id: int) -> list[Employee]:
+    return employees_with_role(org_id, "engineer")
+
+
+def open_work_counts(org_id: int, employee_ids: list[int]) -> dict[int, int]:
+    rows = db.session.execute(select(WorkOrder.engineer_id, func.count(WorkOrder.id)).where(
+        WorkOrder.org_id == org_id, WorkOrder.status.in_(WO_OPEN), WorkOrder.engineer_id.in_(employee_ids))
+        .group_by(WorkOrder.engineer_id)).all()
+    counts = {e: 0 for e in employee_ids}
+    counts.update(dict(rows))
+    return counts
+
+
+def suggest_engineer(org_id: int) -> Employee | None:
+    """Auto-assignment: the engineer with the least open work (ties: longest on the team)."""
+    team = engineers(org_id)
+    if not team:
+        return None
+    counts = open_work_counts(org_id, [e.id for e in team])
+    return min(team, key=lambda e: (counts[e.id], e.id))
+
+
+def _employee(actor: Actor, employee_id: int, field: str) -> Employee:
+    emp = db.session.get(Employee, employee_id)
+    if emp is None or emp.org_id != actor.org_id or not emp.active:
+        raise ValidationFailed("职员不存在或已停用。", fields={field: "unknown employee"})
+    return emp
+
+
+def _share(object_type: str, object_id: int, employee_id: int, actor: Actor) -> None:
+    exists = db.session.scalar(select(RecordShare.id).where(RecordShare.object_type == object_type,
+                                                             RecordShare.object_id == object_id,
+                                                             RecordShare.employee_id == employee_id))
+    if exists is None:
+        db.session.add(RecordShare(object_type=object_type, object_id=object_id, employee_id=employee_id,
+                                   shared_by_user_id=actor.user_id, created_at=utcnow()))
+
+
+@service
+def dispatch(actor: Actor, ticket_id: int, engineer_ids: list[int] | None = None, *, auto: bool = False,
+             planned_at: datetime | None = None, note: str | None = None, public_url: str | None = None) -> WorkOrder:
+    """Dispatch as a work order to one or more engineers (the first is the main engineer;
+    the others collaborate). Without engineers and with ``auto``: least open work."""
+    actor.require("ticket", "dispatch")
+    t = get_visible(actor, Ticket, ticket_id)
+    if t.status not in OPEN_STATES:
+        raise Conflict(f"工单当前为「{STAFF_LABELS[t.status]}」，不能派工。", code="illegal_transition")
+    ids = list(dict.fromkeys(engineer_ids or []))
+    if not ids:
+        if not auto:
+            raise ValidationFailed("请选择工程师，或使用自动派工。", fields={"engineer_ids": "required"})
+        pick = suggest_engineer(actor.org_id)
+        if pick is None:
+            raise Conflict("没有可派工的工程师。", code="no_engineer")
+        ids = [pick.id]
+    team = [_employee(actor, i, "engineer_ids") for i in ids]
+    wo = WorkOrder(org_id=t.org_id, owner_id=actor.employee_id, department_id=t.department_id, ticket_id=t.id,
+                   status="assigned", engineer_id=team[0].id, planned_at=planned_at or t.required_by,
+                   auto_assigned=not engineer_ids)
+    db.session.add(wo)
+    db.session.flush()
+    for emp in team[1:]:
+        _share("work_order", wo.id, emp.id, actor)
+        _share("ticket", t.id, emp.id, actor)
+    t.handler_id, t.dispatcher_id = team[0].id, actor.employee_id or t.dispatcher_id
+    names = "、".join(e.name for e in team)
+    if t.status == "submitted":
+        _move(t, "dispatched", actor=actor, note=f"派工给 {names}" + (f"（{note}）" if note else ""))
+    else:
+        _event(t, "dispatch", f"追加工单，派给 {names}", actor=actor, work_order_id=wo.id)
+    customer = db.session.get(Customer, t.customer_id)
+    for emp in team:
+        outbox.notify_staff(emp.id, "work_order_assigned",
+                            f"新服务工单：{customer.name}，{KIND_LABELS[t.kind]} — {t.description[:40]}" +
+                            (f"，要求 {(t.required_by + timedelta(hours=8)):%m-%d %H:%M} 前完成" if t.required_by else ""),
+                            org_id=t.org_id, dedupe_key=f"wo-assigned:{wo.id}:{emp.id}", ticket_id=t.id, work_order_id=wo.id)
+    _notify_customer(t, f"已安排工程师 {team[0].name} 为您服务，请保持电话畅通。", key=f"dispatched:{wo.id}", url=public_url)
+    db.session.flush()
+    return wo
+
+
+def _work_order(actor: Actor, wo_id: int, action: str = "view") -> WorkOrder:
+    return get_visible(actor, WorkOrder, wo_id, action=action)
+
+
+@service
+def undo_dispatch(actor: Actor, wo_id: int, reason: str | None = None) -> WorkOrder:
+    actor.require("ticket", "dispatch")
+    wo = _work_order(actor, wo_id)
+    if wo.status != "assigned":
+        raise Conflict("工程师已开始处理，不能撤销派工；请改用转派。", code="work_started")
+    wo.status = "cancelled"
+    t = db.session.get(Ticket, wo.ticket_id)
+    others = [w for w in _open_work_orders(t) if w.id != wo.id]
+    _event(t, "dispatch", "撤销派工" + (f"：{reason}" if reason else ""), actor=actor, public=False, work_order_id=wo.id)
+    if not others and t.status == "dispatched":
+        t.handler_id = None
+        _move(t, "submitted", actor=actor, note="撤销派工，待重新派工")
+    elif others:
+        t.handler_id = others[0].engineer_id
+    outbox.notify_staff(wo.engineer_id, "work_order_cancelled", f"工单 {t.number} 的派工已撤销。", org_id=t.org_id,
+                        ticket_id=t.id, work_order_id=wo.id)
+    db.session.flush()
+    return wo
+
+
+def _member(actor: Actor, wo: WorkOrder) -> None:
+    if actor.grants_all or actor.can("work_order", "dispatch"):
+        return
+    if wo.engineer_id == actor.employee_id:
+        return
+    shared = db.session.scalar(select(RecordShare.id).where(RecordShare.object_type == "work_order",
+                                                             RecordShare.object_id == wo.id,
+                                                             RecordShare.employee_id == actor.employee_id))
+    if shared is None:
+        raise PermissionDenied("只有该工单的工程师或协作人可以处理。")
+
+
+@service
+def add_record(actor: Actor, wo_id: int, data: dict) -> HandlingRecord:
+    """A handling record (visit, notes, photos) with parts requests and fee lines."""
+    actor.require("work_order", "edit")
+    wo = _work_order(actor, wo_id, "edit")
+    _member(actor, wo)
+    if wo.status not in WO_OPEN:
+        raise Conflict("工单已结束，不能再添加处理记录。", code="work_order_closed")
+    note = (data.get("note") or "").strip()
+    if not note:
+        raise ValidationFailed("请填写处理情况。", fields={"note": "required"})
+    from crm_core.service import stock
+
+    t = db.session.get(Ticket, wo.ticket_id)
+    photos = _photos(data, org_id=actor.org_id, employee_id=actor.employee_id)
+    parts, fees = data.get("parts") or [], data.get("fees") or []
+    for p in parts:
+        if not (p.get("code") or "").strip() or not isinstance(p.get("quantity"), int) or p["quantity"] < 1:
+            raise ValidationFailed("配件需要编码和数量（正整数）。", fields={"parts": "invalid"})
+    for f in fees:
+        if f.get("kind") not in ("fee", "income") or not (f.get("item") or "").strip() or not isinstance(
+                f.get("amount"), (int, float)) or isinstance(f.get("amount"), bool) or f["amount"] < 0:
+            raise ValidationFailed("费用行需要类型（fee 费用 / income 有偿收入）、项目和不小于 0 的金额。", fields={"fees": "invalid"})
+    now = utcnow()
+    rec = HandlingRecord(work_order_id=wo.id, ticket_id=t.id, employee_id=actor.employee_id, visited_at=data.get("visited_at") or now,
+                         minutes=data.get("minutes"), note=note[:2000], photo_ids=photos)
+    db.session.add(rec)
+    if wo.status == "assigned":
+        wo.status, wo.started_at = "in_progress", now
+    if t.status == "dispatched":
+        _move(t, "in_progress", actor=actor, note="工程师开始处理")
+        _notify_customer(t, f"工程师 {actor.label} 已开始处理您的请求。", key=f"started:{wo.id}")
+    shortages = []
+    for p in parts:
+        pr = stock.request_part(actor.org_id, wo.id, p["code"].strip(), p["quantity"], actor.employee_id)
+        if pr.status == "short":
+            shortages.append(f"{pr.part_name or pr.part_code}×{pr.quantity}")
+    for f in fees:
+        db.session.add(FeeLine(work_order_id=wo.id, kind=f["kind"], item=f["item"].strip()[:200], amount=round(float(f["amount"]), 2),
+                               note=(f.get("note") or None), employee_id=actor.employee_id))
+    db.session.flush()
+    _event(t, "record", note[:1000], actor=actor, work_order_id=wo.id)
+    if shortages and t.status == "in_progress":
+        _move(t, "waiting_parts", actor=actor, note="配件缺货：" + "、".join(shortages))
+        _notify_customer(t, "所需配件正在调配中，到货后工程师会尽快与您联系。", key=f"parts:{rec.id}")
+    db.session.flush()
+    return rec
+
+
+@service
+def reassign(actor: Actor, wo_id: int, engineer_id: int, reason: str | None = None) -> WorkOrder:
+    """转派: a new main engineer (dispatcher, or the current engineer handing over)."""
+    actor.require("work_order", "edit")
+    wo = _work_order(actor, wo_id, "edit")
+    if not (actor.can("work_order", "dispatch") or wo.engineer_id == actor.employee_id):
+        raise PermissionDenied("只有调度或当前工程师可以转派。")
+    if wo.status not in WO_OPEN:
+        raise Conflict("工单已结束，不能转派。", code="work_order_closed")
+    new = _employee(actor, engineer_id, "engineer_id")
+    if new.id == wo.engineer_id:
+        raise Conflict("已经是该工程师负责。", code="same_engineer")
+    old = wo.engineer_id
+    wo.engineer_id = new.id
+    _share("work_order", wo.id, old, actor)  # the previous engineer keeps read access to what they did
+    t = db.session.get(Ticket, wo.ticket_id)
+    t.handler_id = new.id
+    _event(t, "reassign", f"转派给 {new.name}" + (f"：{reason}" if reason else ""), actor=actor, work_order_id=wo.id)
+    outbox.notify_staff(new.id, "work_order_assigned", f"工单 {t.number} 转派给您" + (f"：{reason}" if reason else ""),
+                        org_id=t.org_id, dedupe_key=f"wo-assigned:{wo.id}:{new.id}", ticket_id=t.id, work_order_id=wo.id)
+    _notify_customer(t, f"您的服务请求已由工程师 {new.name} 继续处理。", key=f"reassigned:{wo.id}:{new.id}")
+    db.session.flush()
+    return wo
+
+
+@service
+def add_collaborators(actor: Actor, wo_id: int, employee_ids: list[int]) -> WorkOrder:
+    actor.require("work_order", "edit")
+    wo = _work_order(actor, wo_id, "edit")
+    _member(actor, wo)
+    t = db.session.get(Ticket, wo.ticket_id)
+    for i in employee_ids:
+        emp = _employee(actor, i, "employee_ids")
+        _share("work_order", wo.id, emp.id, actor)
+        _share("ticket", t.id, emp.id, actor)
+        outbox.notify_staff(emp.id, "work_order_collaborate", f"请协助处理工单 {t.number}。", org_id=t.org_id,
+                            ticket_id=t.id, work_order_id=wo.id)
+    db.session.flush()
+    return wo
+
+
+@service
+def complete_work_order(actor: Actor, wo_id: int, summary: str | None = None, public_url: str | None = None) -> WorkOrder:
+    """Finish a work order (at least one handling record); the last one completes the ticket."""
+    actor.require("work_order", "edit")
+    wo = _work_order(actor, wo_id, "edit")
+    _member(actor, wo)
+    if wo.status not in WO_OPEN:
+        raise Conflict("工单已结束。", code="work_order_closed")
+    if db.session.scalar(select(func.count(HandlingRecord.id)).where(HandlingRecord.work_order_id == wo.id)) == 0:
+        raise Conflict("请先添加处理记录，再完成工单。", code="no_records")
+    t = db.session.get(Ticket, wo.ticket_id)
+    if t.status in PAUSED_STATES:
+        raise Conflict(f"工单当前为「{STAFF_LABELS[t.status]}」，请先恢复处理。", code="illegal_transition")
+    wo.status, wo.completed_at, wo.summary = "completed", utcnow(), (summary or "").strip()[:2000] or None
+    db.session.flush()
+    _event(t, "work_order", "工单完成" + (f"：{wo.summary}" if wo.summary else ""), actor=actor, work_order_id=wo.id)
+    if not _open_work_orders(t):
+        if t.status == "dispatched":
+            _move(t, "in_progress", actor=actor)
+        _complete_ticket(t, actor, wo.summary, public_url)
+    db.session.flush()
+    return wo

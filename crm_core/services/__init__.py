@@ -1,1 +1,0 @@
-"""Service functions: verbs that take the acting user and plain data."""

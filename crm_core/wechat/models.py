@@ -1,0 +1,83 @@
+"""Official-account followers (粉丝), inbound messages and events, cached credentials and the sandbox's records."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_core.db import db
+from crm_core.mixins import Audited, TimestampMixin
+
+
+class Follower(Audited, TimestampMixin, db.Model):
+    """A WeChat user of the official account, by openid; bound to a contact once verified."""
+
+    __audit_type__ = "follower"
+    __audit_ignore__ = ("last_interaction_at", "last_lat", "last_lng", "last_precision", "last_location_at")
+    __table_args__ = (UniqueConstraint("appid", "openid"), Index("ix_follower_contact", "contact_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appid: Mapped[str] = mapped_column(String(32))
+    openid: Mapped[str] = mapped_column(String(64))
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organization.id"), index=True)
+    subscribed: Mapped[bool] = mapped_column(default=False)
+    subscribed_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
+    first_subscribed_at: Mapped[datetime | None]
+    subscribe_count: Mapped[int] = mapped_column(default=0)
+    scene: Mapped[str | None] = mapped_column(String(80))  # the QR scene that brought them (last follow)
+    first_scene: Mapped[str | None] = mapped_column(String(80))
+    nickname: Mapped[str | None] = mapped_column(String(100))
+    avatar_url: Mapped[str | None] = mapped_column(String(500))
+    profile_fetched_at: Mapped[datetime | None]
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
+    bound_at: Mapped[datetime | None]
+    # a member of staff who signed in on their phone (check-ins, work orders, staff notices)
+    employee_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"), index=True)
+    staff_bound_at: Mapped[datetime | None]
+    last_interaction_at: Mapped[datetime | None]  # opens the 48-hour customer-service window
+    last_lat: Mapped[float | None]
+    last_lng: Mapped[float | None]
+    last_precision: Mapped[float | None]
+    last_location_at: Mapped[datetime | None]
+
+
+class InboundMessage(db.Model):
+    """One processed delivery of a message or event (retries are deduplicated first)."""
+
+    __table_args__ = (Index("ix_inbound_message_openid", "openid", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appid: Mapped[str] = mapped_column(String(32))
+    openid: Mapped[str] = mapped_column(String(64))
+    dedup_key: Mapped[str] = mapped_column(String(160), unique=True)
+    msg_type: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str | None] = mapped_column(String(64))
+    event_key: Mapped[str | None] = mapped_column(String(200))
+    msg_id: Mapped[str | None] = mapped_column(String(32))
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime]
+    handler: Mapped[str | None] = mapped_column(String(100))
+    outcome: Mapped[str] = mapped_column(String(16), default="processing")  # replied / no_reply / deferred / error
+    reply: Mapped[str | None] = mapped_column(Text)  # the passive reply text, resent to retries
+    duration_ms: Mapped[float | None]
+
+
+class CachedCredential(db.Model):
+    """Access token / JS-SDK ticket shared by all processes in embedded mode (Redis otherwise)."""
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime]
+
+
+class SandboxRecord(db.Model):
+    """What the local WeChat sandbox received (development and tests only)."""
+
+    __table_args__ = (Index("ix_sandbox_record_openid", "openid", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    errcode: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]

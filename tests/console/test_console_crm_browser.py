@@ -1,0 +1,74 @@
+"""CRM console pages in headless Chromium: 360 view, lead conversion, stage picture, collision rules."""
+from __future__ import annotations
+
+import pytest
+
+from tests.console.test_console_browser import login
+
+pytestmark = pytest.mark.browser
+
+
+def test_customer_360_page(live_app, page):
+    login(page, live_app.url, "sales.zhang")
+    page.click("nav >> text=客户")
+    page.click("text=杭州西湖茶业有限公司")
+    page.wait_for_selector("#profile")
+    assert "张伟" in page.inner_text("#profile")
+    assert "陈建国" in page.inner_text("#contacts")
+    assert "WP100-2024-0001" in page.inner_text("#archives")
+    assert "茶厂车间净水改造" in page.inner_text("#opportunities")
+    assert "上门测量车间水质" in page.inner_text("#activities")
+    page.screenshot(path="/tmp/wxcrm-360.png", full_page=True)
+
+
+def test_lead_conversion_reuses_the_existing_customer(live_app, page):
+    login(page, live_app.url, "sales.zhang")
+    page.click("nav >> text=线索")
+    row = page.locator("tr", has_text="吴经理")
+    row.locator("button", has_text="转换为客户").click()
+    page.wait_for_selector("#profile")
+    assert "已关联到已有客户" in page.inner_text("main")
+    assert page.inner_text("h1").startswith("杭州西湖茶业有限公司")
+    assert "吴经理" in page.inner_text("#contacts")
+
+
+def test_opportunity_stage_picture_and_blocked_advance(live_app, page):
+    login(page, live_app.url, "sales.li")
+    page.click("nav >> text=商机")
+    page.click("text=仓库空气净化")
+    page.wait_for_selector("#stages")
+    states = page.eval_on_selector_all("#stages li", "els => els.map(e => e.dataset.state)")
+    assert states == ["current", "todo", "todo", "todo"]
+    assert "需要审批通过" in page.inner_text("main")
+    page.locator("tr", has_text="需求确认").locator("button").click()
+    page.wait_for_selector(".err")
+    assert "推进到「需求确认」还缺少" in page.inner_text(".err")
+    # 方案报价 needs amount (present) and products (missing)
+    rows = {r.split("\t")[0].strip(): r for r in page.locator(".card tbody tr").all_inner_texts()}
+    assert "必填：意向产品" in rows["方案报价"]
+    assert "不可跳过：方案报价" in rows["商务谈判"]
+    page.screenshot(path="/tmp/wxcrm-opportunity.png", full_page=True)
+
+
+def test_collision_rule_settings(live_app, page):
+    login(page, live_app.url, "admin")
+    page.click("nav >> text=撞单规则")
+    page.wait_for_selector("#rules")
+    assert page.locator("#rules tbody tr").count() == 3
+    page.select_option("#object_type", "lead")
+    page.fill("#name", "线索邮箱重复")
+    page.fill("#fields", "email:exact")
+    page.check("input[name=targets][value=lead]")
+    page.select_option("#action", "block")
+    page.click("#new-rule button[type=submit]")
+    page.wait_for_selector(".ok")
+    assert page.locator("#rules tbody tr").count() == 4
+    assert "线索邮箱重复" in page.inner_text("#rules")
+    page.fill("#fields", "shoe_size:exact")
+    page.click("#new-rule button[type=submit]")
+    page.wait_for_selector(".err")
+    assert "撞单规则设置有误" in page.inner_text(".err")
+    # a salesperson has no access to the settings
+    page.click("header button")
+    login(page, live_app.url, "sales.zhang")
+    assert "撞单规则" not in page.inner_text("nav")

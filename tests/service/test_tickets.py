@@ -1,0 +1,322 @@
+"""Tickets and work orders: ownership, the status machine, dispatch rules, SLA, jobs, reports."""
+from __future__ import annotations
+
+import io
+import re
+import time
+from datetime import timedelta
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from crm_core.clock import travel, utcnow
+from crm_core.db import db
+from crm_core.activities.models import Activity
+from crm_core.customers.models import Contact, Customer
+from crm_core.wechat.models import Follower
+from crm_core.outbox import OutboxMessage
+from crm_core.service.models import Rating, StockItem, Ticket, TicketEvent
+from crm_core.service import tickets as svc
+
+
+
+@pytest.fixture
+def demo(any_app):
+    from crm_core.demo import load_demo
+
+    load_demo()
+    db.session.commit()
+    return any_app
+
+
+def staff(client, username):
+    r = client.post("/api/v1/auth/token", json={"username": username, "password": "demo123456"})
+    return {"Authorization": f"Bearer {r.get_json()['access_token']}"}
+
+
+def customer_session(app, openid, phone=None):
+    """A WeChat user's H5 session; with ``phone``, bound to the contact with that number."""
+    from flask import g
+
+    g.pop("csrf_token", None)  # the fixture's app context is shared by test requests; Flask-WTF caches the token in g
+    c = app.test_client()
+    page = c.get(f"/h5/dev-login?openid={openid}&next=/h5/service", follow_redirects=True).get_data(as_text=True)
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    c.environ_base["HTTP_X_CSRFTOKEN"] = csrf
+    if phone:
+        assert c.post("/h5/api/verify/start", json={"phone": phone}).status_code == 200
+        code = c.application.test_client().get(f"/sandbox/sms?phone={phone}").get_json()["items"][0]["code"]
+        assert c.post("/h5/api/verify/confirm", json={"phone": phone, "code": code}).status_code == 200
+    return c
+
+
+def new_ticket(c, **extra):
+    body = {"kind": "complaint", "description": "安装师傅迟到两小时", **extra}
+    r = c.post("/h5/api/tickets", json=body)
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()["id"]
+
+
+def engineer_id(name="郑强"):
+    from crm_core.org.models import Employee
+
+    return db.session.scalar(select(Employee.id).where(Employee.name == name))
+
+
+def test_a_customer_reaches_only_their_own_tickets(demo):
+    a = customer_session(demo, "oCustA00001", "13905710001")  # 陈建国, 西湖茶业
+    b = customer_session(demo, "oCustB00001", "13905710003")  # 黄磊, 滨江智造
+    mine = new_ticket(a)
+    assert [t["id"] for t in b.get("/h5/api/tickets").get_json()["items"]] == []
+    for method, path, body in [("GET", f"/h5/api/tickets/{mine}", None),
+                               ("POST", f"/h5/api/tickets/{mine}/rating", {"score": 5}),
+                               ("POST", f"/h5/api/tickets/{mine}/cancel", {"reason": "不要了"}),
+                               ("POST", f"/h5/api/tickets/{mine}/reopen", {"reason": "再修"})]:
+        r = b.open(path, method=method, json=body)
+        assert r.status_code == 404, (path, r.get_json())
+    # b cannot attach a's archive or a's photo either
+    archive = a.get("/h5/api/products").get_json()["items"][0]["id"]
+    r = b.post("/h5/api/tickets", json={"kind": "repair", "description": "坏了", "product_archive_id": archive})
+    assert r.status_code == 404
+    photo = a.post("/h5/api/photos", data={"file": (io.BytesIO(_jpeg()), "a.jpg")}, content_type="multipart/form-data").get_json()["id"]
+    r = b.post("/h5/api/tickets", json={"kind": "complaint", "description": "x", "photo_ids": [photo]})
+    assert r.status_code == 404
+    assert b.get(f"/h5/api/photos/{photo}").status_code == 404
+    assert db.session.scalar(select(func.count(Ticket.id))) == 1  # nothing partially saved
+    # an unverified user cannot submit at all
+    stranger = customer_session(demo, "oStranger01")
+    r = stranger.post("/h5/api/tickets", json={"kind": "complaint", "description": "x"})
+    assert r.status_code == 403 and r.get_json()["error"]["code"] == "verification_required"
+
+
+def _jpeg(size=(200, 150)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 100, 50)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_uploads_that_are_too_large_or_not_images_are_refused(demo):
+    from crm_core import media
+    from crm_core.media import MediaFile
+
+    a = customer_session(demo, "oCustA00002", "13905710001")
+    r = a.post("/h5/api/photos", data={"file": (io.BytesIO(b"GIF89a" + b"\x00" * 20), "x.gif")}, content_type="multipart/form-data")
+    assert r.status_code == 422 and r.get_json()["error"]["fields"]["photo"] == "not_an_image"
+    r = a.post("/h5/api/photos", data={"file": (io.BytesIO(b"\x89PNG" + b"0" * (media.MAX_IMAGE_BYTES + 1)), "x.png")},
+               content_type="multipart/form-data")
+    assert r.status_code == 413
+    assert db.session.scalar(select(func.count(MediaFile.id))) == 0
+    too_many = [a.post("/h5/api/photos", data={"file": (io.BytesIO(_jpeg()), "p.jpg")}, content_type="multipart/form-data")
+                .get_json()["id"] for _ in range(10)]
+    r = a.post("/h5/api/tickets", json={"kind": "complaint", "description": "x", "photo_ids": too_many})
+    assert r.status_code == 422
+    assert db.session.scalar(select(func.count(Ticket.id))) == 0
+
+
+def test_rating_rules_once_only_own_only_completed_and_low_scores_get_a_follow_up(demo, client):
+    a = customer_session(demo, "oCustA00003", "13905710001")
+    tid = new_ticket(a)
+    r = a.post(f"/h5/api/tickets/{tid}/rating", json={"score": 5})
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "not_completed"
+    dispatcher, eng = staff(client, "service.dispatcher"), staff(client, "service.engineer")
+    wo = client.post(f"/api/v1/tickets/{tid}/dispatch", headers=dispatcher, json={"engineer_ids": [engineer_id()]}).get_json()
+    done_too_early = client.post(f"/api/v1/work-orders/{wo['id']}/complete", headers=eng, json={})
+    assert done_too_early.status_code == 409 and done_too_early.get_json()["error"]["code"] == "no_records"
+    client.post(f"/api/v1/work-orders/{wo['id']}/records", headers=eng, json={"note": "电话致歉并上门"})
+    assert client.post(f"/api/v1/work-orders/{wo['id']}/complete", headers=eng, json={}).status_code == 200
+    for bad in ({"score": 0}, {"score": 6}, {"score": "five"}, {}):
+        assert a.post(f"/h5/api/tickets/{tid}/rating", json=bad).status_code == 422
+    assert a.post(f"/h5/api/tickets/{tid}/rating", json={"score": 2, "comment": "还是不满意"}).status_code == 201
+    assert a.post(f"/h5/api/tickets/{tid}/rating", json={"score": 5}).status_code == 409
+    assert db.session.scalar(select(func.count(Rating.id))) == 1
+    follow_up = db.session.scalars(select(Activity).where(Activity.ticket_id == tid)).one()
+    assert "低分回访" in follow_up.subject and follow_up.assignee_id == engineer_id("钱坤")  # the engineer's manager
+
+
+def test_status_machine_refuses_illegal_moves_with_reasons(demo, client):
+    a = customer_session(demo, "oCustA00004", "13905710001")
+    tid = new_ticket(a)
+    dispatcher = staff(client, "service.dispatcher")
+    r = client.post(f"/api/v1/tickets/{tid}/close", headers=dispatcher)
+    assert r.status_code == 409 and "待派工" in r.get_json()["error"]["message"]
+    wo = client.post(f"/api/v1/tickets/{tid}/dispatch", headers=dispatcher, json={"engineer_ids": [engineer_id()]}).get_json()
+    r = client.post(f"/api/v1/tickets/{tid}/complete", headers=dispatcher, json={"note": "已处理"})
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "open_work_orders"
+    # undo the dispatch: back in the queue
+    assert client.post(f"/api/v1/work-orders/{wo['id']}/undo", headers=dispatcher, json={}).status_code == 200
+    t = client.get(f"/api/v1/tickets/{tid}", headers=dispatcher).get_json()
+    assert t["status"] == "submitted" and t["handler"] is None
+    # complete directly without a work order (e.g. answered on the phone)
+    r = client.post(f"/api/v1/tickets/{tid}/complete", headers=dispatcher, json={"note": "电话沟通，已致歉"})
+    assert r.status_code == 200 and r.get_json()["status"] == "completed"
+    kinds = [e.to_status for e in db.session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == tid)
+                                                    .order_by(TicketEvent.id)) if e.to_status]
+    assert kinds == ["submitted", "dispatched", "submitted", "completed"]
+    r = a.post(f"/h5/api/tickets/{tid}/cancel", json={"reason": "算了"})
+    assert r.status_code == 409 and "无法取消" in r.get_json()["error"]["message"]
+
+
+def test_auto_close_after_n_days_and_reopen_within_the_grace_period(demo, client):
+    a = customer_session(demo, "oCustA00005", "13905710001")
+    dispatcher = staff(client, "service.dispatcher")
+    first, second = new_ticket(a), new_ticket(a, description="第二个问题")
+    for tid in (first, second):
+        client.post(f"/api/v1/tickets/{tid}/complete", headers=dispatcher, json={"note": "已处理"})
+    with travel(timedelta(days=3)):
+        r = a.post(f"/h5/api/tickets/{first}/reopen", json={"reason": "又漏水了"})
+        assert r.status_code == 200 and r.get_json()["status"] == "in_progress"
+    with travel(timedelta(days=8)):
+        assert svc.close_due() == 1
+        db.session.commit()
+        second_t = db.session.get(Ticket, second)
+        assert second_t.status == "closed" and second_t.closed_automatically
+        r = a.post(f"/h5/api/tickets/{second}/reopen", json={"reason": "晚了"})
+        assert r.status_code == 409
+    # no rating invitation went out for the automatic close
+    invites = db.session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "wechat_notice")).all()
+    assert sum("关闭" in m.payload["text"] for m in invites) == 0
+
+
+def test_waiting_for_parts_pauses_the_sla_clock_and_parts_are_checked_against_stock(demo, client):
+    a = customer_session(demo, "oCustA00006", "13905710001")
+    archive = a.get("/h5/api/products").get_json()["items"][0]["id"]
+    tid = new_ticket(a, kind="repair", product_archive_id=archive)
+    dispatcher, eng = staff(client, "service.dispatcher"), staff(client, "service.engineer")
+    org_id = db.session.scalar(select(Customer.org_id))
+    db.session.add(StockItem(org_id=org_id, code="P-1", name="密封圈", on_hand=1, reserved=0))
+    db.session.commit()
+    wo = client.post(f"/api/v1/tickets/{tid}/dispatch", headers=dispatcher, json={"auto": True}).get_json()
+    assert wo["engineer"] == "郑强" and wo["auto_assigned"]  # the demo's only engineer with a login
+    r = client.post(f"/api/v1/work-orders/{wo['id']}/records", headers=eng,
+                    json={"note": "需要两个密封圈", "parts": [{"code": "P-1", "quantity": 2}]})
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["parts"][0]["status"] == "short"
+    t = client.get(f"/api/v1/tickets/{tid}", headers=dispatcher).get_json()
+    assert t["status"] == "waiting_parts"
+    with travel(timedelta(hours=30)):
+        dispatcher = staff(client, "service.dispatcher")
+        back = client.post(f"/api/v1/tickets/{tid}/status", headers=dispatcher, json={"status": "in_progress"})
+        assert back.status_code == 200
+        sla = back.get_json()["sla"]
+    assert 29.9 <= sla["paused_h"] <= 30.1 and sla["resolution_h"] < 1
+
+
+def _second_engineer():
+    """赵磊 (a service engineer in the demo without a login) gets one, so two engineers share the work."""
+    from crm_core.org.models import Employee, Organization
+    from crm_core.org.organization import create_user
+
+    org = db.session.scalars(select(Organization)).first()
+    create_user(org, "service.zhao", "demo123456", ["engineer"], db.session.get(Employee, engineer_id("赵磊")))
+    db.session.commit()
+
+
+def test_auto_assignment_picks_the_engineer_with_least_open_work(demo, client):
+    _second_engineer()
+    a = customer_session(demo, "oCustA00007", "13905710001")
+    dispatcher = staff(client, "service.dispatcher")
+    busy = engineer_id("郑强")
+    for _ in range(2):
+        client.post(f"/api/v1/tickets/{new_ticket(a)}/dispatch", headers=dispatcher, json={"engineer_ids": [busy]})
+    s = client.get("/api/v1/tickets/suggested-engineer", headers=dispatcher).get_json()
+    assert s["suggested"]["name"] != "郑强"
+    wo = client.post(f"/api/v1/tickets/{new_ticket(a)}/dispatch", headers=dispatcher, json={"auto": True}).get_json()
+    assert wo["engineer"] == s["suggested"]["name"]
+    # reassignment (转派) and collaborators
+    r = client.post(f"/api/v1/work-orders/{wo['id']}/reassign", headers=dispatcher, json={"engineer_id": busy, "reason": "就近"})
+    assert r.status_code == 200 and r.get_json()["engineer"] == "郑强"
+    r = client.post(f"/api/v1/work-orders/{wo['id']}/collaborators", headers=dispatcher,
+                    json={"employee_ids": [engineer_id("赵磊")]})
+    assert [c["name"] for c in r.get_json()["collaborators"]] == ["赵磊"]
+
+
+def test_engineers_see_only_their_work_and_customers_see_labels(demo, client):
+    a = customer_session(demo, "oCustA00008", "13905710001")
+    tid = new_ticket(a)
+    eng = staff(client, "service.engineer")
+    assert client.get(f"/api/v1/tickets/{tid}", headers=eng).status_code == 404  # not theirs yet
+    dispatcher = staff(client, "service.dispatcher")
+    client.post(f"/api/v1/tickets/{tid}/dispatch", headers=dispatcher, json={"engineer_ids": [engineer_id()]})
+    assert client.get(f"/api/v1/tickets/{tid}", headers=eng).status_code == 200
+    sales = staff(client, "sales.zhang")
+    assert client.get("/api/v1/tickets", headers=sales).status_code == 403
+    detail = a.get(f"/h5/api/tickets/{tid}").get_json()
+    assert detail["status_label"] == "已派工" and "sla" not in detail and "work_orders" not in detail
+
+
+def test_reminders_reach_dispatcher_and_engineer_once(demo, client):
+    a = customer_session(demo, "oCustA00009", "13905710001")
+    tid = new_ticket(a, required_by=(utcnow() + timedelta(hours=3)).isoformat() + "Z")
+    dispatcher = staff(client, "service.dispatcher")
+    client.post(f"/api/v1/tickets/{tid}/dispatch", headers=dispatcher, json={"engineer_ids": [engineer_id()]})
+    with travel(timedelta(hours=2)):
+        assert svc.remind_due() == 2
+        assert svc.remind_due() == 0
+    with travel(timedelta(hours=4)):
+        assert svc.remind_due() == 2
+    db.session.commit()
+    kinds = sorted(m.payload["kind"] for m in db.session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "staff"))
+                   if m.payload["kind"] in ("ticket_due", "ticket_overdue"))
+    assert kinds == ["ticket_due", "ticket_due", "ticket_overdue", "ticket_overdue"]
+
+
+def test_verification_codes_expire_lock_after_five_tries_and_are_rate_limited(demo):
+    from crm_core.service import verification
+
+    c = customer_session(demo, "oVerify0001")
+    assert c.post("/h5/api/verify/start", json={"phone": "123"}).status_code == 422
+    assert c.post("/h5/api/verify/start", json={"phone": "13905710001"}).status_code == 200
+    r = c.post("/h5/api/verify/start", json={"phone": "13905710001"})
+    assert r.status_code == 429
+    for _ in range(verification.MAX_TRIES):
+        assert c.post("/h5/api/verify/confirm", json={"phone": "13905710001", "code": "999999"}).status_code == 422
+    code = demo.test_client().get("/sandbox/sms?phone=13905710001").get_json()["items"][0]["code"]
+    r = c.post("/h5/api/verify/confirm", json={"phone": "13905710001", "code": code})
+    assert r.status_code == 422 and r.get_json()["error"]["code"] == "too_many_attempts"
+    with travel(timedelta(minutes=11)):
+        c.post("/h5/api/verify/start", json={"phone": "13905710001"})
+    with travel(timedelta(minutes=22)):
+        r = c.post("/h5/api/verify/confirm", json={"phone": "13905710001", "code": "123456"})
+        assert r.get_json()["error"]["code"] == "code_expired"
+    assert db.session.scalars(select(Follower).where(Follower.openid == "oVerify0001", Follower.contact_id.is_not(None))).first() is None
+
+
+def test_an_unknown_phone_creates_a_customer_for_review(demo):
+    c = customer_session(demo, "oNewPerson1", "13712345678")
+    f = db.session.scalars(select(Follower).where(Follower.openid == "oNewPerson1")).one()
+    contact = db.session.get(Contact, f.contact_id)
+    customer = db.session.get(Customer, contact.customer_id)
+    assert contact.phone == "13712345678" and customer.needs_review and not customer.trading
+    assert customer.source == "self_service"
+    assert c.get("/h5/api/products").get_json()["items"] == []
+
+
+def test_service_reports_tracking_sla_calendar_and_csv(demo, client):
+    a = customer_session(demo, "oCustA00010", "13905710001")
+    tid = new_ticket(a)
+    dispatcher, eng = staff(client, "service.dispatcher"), staff(client, "service.engineer")
+    wo = client.post(f"/api/v1/tickets/{tid}/dispatch", headers=dispatcher, json={"engineer_ids": [engineer_id()]}).get_json()
+    client.post(f"/api/v1/work-orders/{wo['id']}/records", headers=eng, json={"note": "上门", "minutes": 25})
+    tracking = client.get("/api/v1/reports/service-tracking", headers=dispatcher).get_json()
+    row = tracking["rows"][0]
+    assert row["records"] == 1 and row["minutes_on_site"] == 25 and row["handler"] == "郑强" and row["first_response_h"] is not None
+    csv = client.get("/api/v1/reports/service-tracking?format=csv", headers=dispatcher).get_data(as_text=True)
+    assert csv.startswith("\ufeff单号,类型,状态") and row["number"] in csv
+    sla = client.get("/api/v1/reports/sla", headers=dispatcher).get_json()
+    assert sla["total"]["tickets"] == 1 and sla["rows"][0]["response_met"] == 1
+    cal = client.get("/api/v1/reports/dispatch-calendar", headers=dispatcher).get_json()
+    assert cal["engineers"][0]["engineer"] == "郑强"
+    assert client.get("/api/v1/reports/satisfaction?format=csv", headers=dispatcher).status_code == 200
+    assert client.get("/api/v1/reports/sla?date_from=2026-05-01&date_to=2026-01-01", headers=dispatcher).status_code == 422
+
+
+def test_the_keyword_and_menu_answer_with_links(demo, client):
+    from tests.wechat_helpers import message_xml, post, reply_text
+
+    assert "/h5/service/new" in reply_text(post(client, message_xml("text", "oKeyword001", content="报修")))
+    assert "/h5/service" in reply_text(post(client, message_xml("click", "oKeyword001", key="MENU_PROGRESS")))
+    later = int(time.time()) + 5  # another click, not a retry of the first (same user, same second, same event)
+    assert "/h5/service/products" in reply_text(post(client, message_xml("click", "oKeyword001", key="MENU_PRODUCTS",
+                                                                         create_time=later)))
+

@@ -1,0 +1,259 @@
+"""The outbound side against the local WeChat sandbox over real HTTP: the locked token cache
+shared by several processes, 40001 refresh, the 48-hour rule, QR codes, OAuth, JS-SDK,
+the phone simulator, and `wxcrm simulate`."""
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from crm_core import outbox
+from crm_core.clock import travel
+from crm_core.db import db
+from crm_core.outbox import OutboxMessage
+from crm_core.wechat.models import SandboxRecord
+from tests.conftest import LiveServer, _make_app, _create_schema
+from tests.wechat_helpers import AES_KEY, APPID, TOKEN, message_xml, post, settle
+
+
+@pytest.fixture
+def live(tmp_path):
+    app = _make_app(f"sqlite:///{tmp_path}/live.db", WECHAT_AES_KEY=AES_KEY)
+    with app.app_context():
+        _create_schema()
+        db.session.remove()
+    with LiveServer(app) as server:
+        app.config["WECHAT_API_BASE"] = server.url + "/sandbox/wechat/"
+        app.config["PUBLIC_BASE_URL"] = server.url
+        app.config["SERVER_NAME"] = None
+        yield server
+
+
+def calls(app, api):
+    with app.app_context():
+        n = db.session.scalar(db.select(db.func.count(SandboxRecord.id)).where(SandboxRecord.api == api))
+        db.session.remove()
+        return n
+
+
+def _fetch_token(db_path: str, api_base: str, barrier, out):
+    app = _make_app(f"sqlite:///{db_path}", WECHAT_API_BASE=api_base)
+    with app.app_context():
+        from wxapp.official_account.client import get_client
+
+        barrier.wait(timeout=20)
+        out.put(get_client().access_token)
+
+
+def test_many_processes_with_no_token_cause_one_fetch(live, tmp_path):
+    db_path = live.app.config["SQLALCHEMY_DATABASE_URI"].split("sqlite:///", 1)[1]
+    ctx = multiprocessing.get_context("fork")
+    barrier, out = ctx.Barrier(6), ctx.Queue()
+    procs = [ctx.Process(target=_fetch_token, args=(db_path, live.url + "/sandbox/wechat/", barrier, out)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    tokens = {out.get(timeout=5) for _ in procs}
+    assert len(tokens) == 1 and next(iter(tokens)).startswith("SBX_")
+    assert calls(live.app, "token") == 1
+
+
+def test_40001_refreshes_once_and_retries(live):
+    app = live.app
+    with app.app_context():
+        from wxapp.official_account.client import get_client
+
+        client = get_client()
+        client.message.send_text("oUser1", "第一条")
+        assert calls(app, "token") == 1
+        app.test_client().post("/sandbox/inject", json={"api": "custom_send", "errcode": 40001, "times": 1})
+        client.REFRESH_GRACE = 0  # the token is older than the grace period in real life
+        client.message.send_text("oUser1", "第二条")
+        db.session.remove()
+    assert calls(app, "token") == 2  # one refresh
+    with app.app_context():
+        codes = [r.errcode for r in db.session.scalars(db.select(SandboxRecord).where(SandboxRecord.api == "custom_send")
+                                                       .order_by(SandboxRecord.id))]
+        db.session.remove()
+    assert codes == [0, 40001, 0]  # sent, refused with 40001, retried once with the new token
+
+
+def test_customer_service_inside_48_hours_template_outside(live):
+    app = live.app
+    c = app.test_client()
+    with app.app_context():
+        post(c, message_xml("text", "oWindow1", content="你好"), aes=True)  # an interaction opens the window
+        settle()
+        from wxapp.official_account.channels import message_follower
+
+        message_follower("oWindow1", "您的工单已派工", title="工单进度")
+        db.session.commit()
+        with travel(timedelta(hours=49)):
+            message_follower("oWindow1", "您的工单已完成", title="工单进度")
+            db.session.commit()
+        rows = db.session.scalars(db.select(OutboxMessage).where(OutboxMessage.recipient == "oWindow1")
+                                  .order_by(OutboxMessage.id)).all()
+        assert [(r.channel, r.status) for r in rows] == [("wechat_custom", "sent"), ("wechat_template", "sent")]
+        db.session.remove()
+    delivered = c.get("/sandbox/outbox?openid=oWindow1").get_json()["items"]
+    assert {d["api"] for d in delivered} == {"custom_send", "template_send"}
+
+
+def test_45047_falls_back_to_the_template_and_errors_are_recorded(live):
+    app = live.app
+    c = app.test_client()
+    with app.app_context():
+        c.post("/sandbox/inject", json={"api": "custom_send", "errcode": 45047, "times": 1})
+        post(c, message_xml("text", "oWindow2", content="你好"), aes=True)
+        settle()
+        from wxapp.official_account.channels import message_follower
+
+        m = message_follower("oWindow2", "窗口已关闭的消息")
+        db.session.commit()
+        db.session.expire_all()
+        assert db.session.get(OutboxMessage, m.id).status == "sent"
+        assert c.get("/sandbox/outbox?openid=oWindow2").get_json()["items"][0]["api"] == "template_send"
+        # a permanent error on a template send fails without retries and shows its code
+        c.post("/sandbox/inject", json={"api": "template_send", "errcode": 43004, "times": 1})
+        m2 = outbox.queue_message("wechat_template", "oGone", {"template_id": "T", "data": {}})
+        db.session.commit()
+        db.session.expire_all()
+        row = db.session.get(OutboxMessage, m2.id)
+        assert row.status == "failed" and "43004" in row.last_error
+        from tests.factories import PASSWORD, make_team
+        from tests.conftest import token_for
+
+        users = make_team()
+        db.session.commit()
+        items = c.get("/api/v1/wechat/outbox?openid=oGone", headers=token_for(c, users["admin"].username, PASSWORD)).get_json()
+        assert items["items"][0]["errcode"] == 43004
+        db.session.remove()
+
+
+def test_qr_codes_check_limits_before_calling_wechat(live):
+    from crm_core.errors import ValidationFailed
+    from wxapp.official_account import qrcodes, router
+
+    app = live.app
+    router.claim_scene_prefix("qrtest_", lambda ib: None, owner="tests")
+    try:
+        with app.app_context():
+            for scene, permanent, expire in [("qrtest_x", False, 2_592_001), (100_001, True, None), (0, True, None),
+                                             ("qrtest_" + "x" * 60, False, 60), ("nobody_owns_this", False, 60)]:
+                with pytest.raises(ValidationFailed):
+                    qrcodes.create(scene, permanent, expire)
+            assert calls(app, "qrcode_create") == 0
+            code = qrcodes.create("qrtest_sales_7", False, 3600)
+            assert code["ticket"].startswith("SBXQR_") and code["expire_seconds"] == 3600
+            assert qrcodes.create(99_999, True)["permanent"] is True
+            db.session.remove()
+    finally:
+        router.scene_prefixes.pop("qrtest_", None)
+        router.rules = [r for r in router.rules if not r.name.startswith("scene:qrtest_")]
+
+
+def test_oauth_flow_state_and_reused_code(live):
+    import requests
+
+    s = requests.Session()
+    r = s.get(live.url + "/h5/oauth/start?next=/h5/", allow_redirects=False)
+    authorize = r.headers["Location"]
+    assert "/sandbox/oauth2/authorize" in authorize and "snsapi_base" in authorize
+    r = s.get(authorize + "&openid=oOAuth0001", allow_redirects=False)
+    callback_url = r.headers["Location"]
+    r = s.get(callback_url, allow_redirects=False)
+    assert r.status_code == 302 and r.headers["Location"].endswith("/h5/")
+    assert "已识别您的微信身份" in s.get(live.url + "/h5/").text
+    # the page loads twice: the second callback with the same code is not an error page
+    r = s.get(callback_url, allow_redirects=False)
+    assert r.status_code == 302
+    # a foreign state is refused for a fresh browser
+    fresh = requests.Session()
+    bad = fresh.get(callback_url, allow_redirects=False)
+    assert bad.status_code == 400 and "页面已过期" in bad.text
+
+
+def test_reused_code_without_a_session_starts_over_instead_of_an_error_page(live):
+    import requests
+
+    s = requests.Session()
+    authorize = s.get(live.url + "/h5/oauth/start?next=/h5/", allow_redirects=False).headers["Location"]
+    callback_url = s.get(authorize + "&openid=oOAuth0002", allow_redirects=False).headers["Location"]
+    code = parse_qs(urlsplit(callback_url).query)["code"][0]
+    used = requests.get(live.url + "/sandbox/wechat/sns/oauth2/access_token", params={"code": code}).json()
+    assert used["openid"] == "oOAuth0002"  # someone else (a double-loaded page) used the code first
+    r = s.get(callback_url, allow_redirects=False)
+    assert r.status_code == 302 and "/h5/oauth/start" in r.headers["Location"]
+
+
+def test_jssdk_config_signature(live):
+    import requests
+
+    r = requests.get(live.url + "/h5/api/jssdk-config", params={"url": "https://m.example.com/m/abc?x=1#frag"}).json()
+    with live.app.app_context():
+        ticket = db.session.scalars(db.select(SandboxRecord).where(SandboxRecord.api == "ticket")).one().payload["ticket"]
+        db.session.remove()
+    raw = f"jsapi_ticket={ticket}&noncestr={r['nonceStr']}&timestamp={r['timestamp']}&url=https://m.example.com/m/abc?x=1"
+    assert r["signature"] == hashlib.sha1(raw.encode()).hexdigest()
+    assert set(r["jsApiList"]) >= {"updateTimelineShareData", "updateAppMessageShareData", "getLocation", "chooseImage",
+                                   "uploadImage"}
+    requests.get(live.url + "/h5/api/jssdk-config", params={"url": "https://m.example.com/other"})
+    assert calls(live.app, "ticket") == 1  # cached
+    bad = requests.get(live.url + "/h5/api/jssdk-config", params={"url": "javascript:alert(1)"})
+    assert bad.status_code == 422
+
+
+def test_profile_is_fetched_after_a_follow(live):
+    import requests
+
+    from wxapp.official_account.simulate import signed_request
+
+    q, body = signed_request(message_xml("follow", "oProfile01"), TOKEN, aes_key=AES_KEY, appid=APPID)
+    requests.post(f"{live.url}/wechat/callback?{q}", data=body)
+    with live.app.app_context():
+        from crm_core.wechat.models import Follower
+
+        f = db.session.scalars(db.select(Follower).where(Follower.openid == "oProfile01")).one()
+        assert f.nickname == "微信用户le01" and f.profile_fetched_at
+        db.session.remove()
+
+
+def test_wxcrm_simulate_sends_signed_encrypted_callbacks(live, tmp_path):
+    env = {**os.environ, "DATABASE_URL": live.app.config["SQLALCHEMY_DATABASE_URI"], "WECHAT_TOKEN": TOKEN,
+           "WECHAT_AES_KEY": AES_KEY, "WECHAT_APPID": APPID, "WXCRM_ENV": "development"}
+    exe = os.path.join(os.path.dirname(sys.executable), "wxcrm")
+    out = subprocess.run([exe, "simulate", "follow", "--openid", "oCli00001", "--url", live.url], env=env,
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert "欢迎关注" in out.stdout
+    out = subprocess.run([exe, "simulate", "text", "--openid", "oCli00001", "--text", "你好", "--url", live.url], env=env,
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert "已收到" in out.stdout
+
+
+def test_menu_push(live, tmp_path):
+    env = {**os.environ, "DATABASE_URL": live.app.config["SQLALCHEMY_DATABASE_URI"], "WECHAT_TOKEN": TOKEN,
+           "WECHAT_APPID": APPID, "WECHAT_API_BASE": live.url + "/sandbox/wechat/", "PUBLIC_BASE_URL": live.url,
+           "WXCRM_ENV": "development"}
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "wxcrm"), "wechat", "menu", "push"], env=env,
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-1500:]
+    with live.app.app_context():
+        menu = db.session.scalars(db.select(SandboxRecord).where(SandboxRecord.api == "menu_create")).one().payload
+        db.session.remove()
+    names = [s["name"] for b in menu["button"] for s in b.get("sub_button", [b])]
+    assert {"在线报修", "服务进度", "我的产品", "签到"} <= set(names)
+    assert menu["button"][2]["url"] == live.url + "/h5/"
+
+
+def test_sandbox_is_absent_in_production_config(tmp_path):
+    app = _make_app(f"sqlite:///{tmp_path}/p.db", DEV_ROUTES=False)
+    assert app.test_client().get("/sandbox/phone").status_code == 404
+    assert app.test_client().get("/sandbox/wechat/cgi-bin/token").status_code == 404
