@@ -21,6 +21,7 @@ import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Callable
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import ForeignKey, String
@@ -54,7 +55,8 @@ class MediaFile(TimestampMixin, db.Model):
 
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
-MAX_PIXELS = 40_000_000
+MAX_PIXELS = 16_000_000  # 4000×4000: a 12 MP phone photo passes; decoding one stays well under a second
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow refuses bigger images everywhere (WeChat downloads too)
 THUMB_SIZE = (320, 320)
 _FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
@@ -145,7 +147,8 @@ def process_image(data: bytes) -> CleanImage:
             if fmt not in _FORMATS:
                 raise ValidationFailed("只支持 JPEG、PNG、WebP 或 GIF 图片。", fields={"photo": "unsupported_type"})
             if probe.width * probe.height > MAX_PIXELS:
-                raise ImageTooLarge("图片像素过大。", fields={"photo": "too_many_pixels"})
+                raise ImageTooLarge(f"图片像素过大（上限 {MAX_PIXELS // 1_000_000} 百万像素），请压缩后再上传。",
+                                    fields={"photo": "too_many_pixels"})
             probe.verify()
         with Image.open(io.BytesIO(data)) as img:
             img.load()
@@ -224,6 +227,33 @@ def owned_media(media_id: int, *, org_id: int | None, employee_id: int | None = 
             or (employee_id is None and openid is None)):
         raise NotFound("图片不存在。", fields={"photo_id": "unknown"})
     return row
+
+
+# --- who may see a photo: whoever may see a record that holds it -------------------------------
+# Areas register a check per kind of record that holds photos (check-ins, tickets, handling
+# records, material covers); media imports none of them.
+_holders: list[Callable] = []
+
+
+def register_holder(check: Callable) -> None:
+    """``check(actor, row) -> bool``: True when a record the actor may see holds photo ``row``."""
+    _holders.append(check)
+
+
+def visible_media(actor, media_id: int) -> MediaFile:
+    """The photo, when the actor uploaded it or may see a record holding it; 404 otherwise
+    (the same answer as a missing id, so ids cannot be probed)."""
+    row = db.session.get(MediaFile, media_id)
+    if row is not None and row.org_id == actor.org_id:
+        if actor.employee_id is not None and row.uploaded_by_employee_id == actor.employee_id:
+            return row
+        for check in _holders:
+            try:
+                if check(actor, row):
+                    return row
+            except DomainError:  # no permission on that kind of record: it does not grant the photo
+                continue
+    raise NotFound("图片不存在或您无权查看。")
 
 
 def read(row: MediaFile, thumb: bool = False) -> tuple[bytes, str]:

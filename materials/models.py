@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from crm_core import media
 from crm_core.db import db
 from crm_core.mixins import Audited, OwnedRecord, TimestampMixin
 
@@ -142,3 +143,12 @@ class Attribution(db.Model):
     kind: Mapped[str] = mapped_column(String(12))
     ref_id: Mapped[int | None]  # the lead / opportunity / node it is for
     at: Mapped[datetime]
+
+
+def _holds_photo(actor, row) -> bool:
+    """Material covers are the organisation's marketing pictures: every employee of it may see them."""
+    return db.session.scalar(select(Material.id).where(Material.org_id == actor.org_id,
+                                                       Material.cover_media_id == row.id).limit(1)) is not None
+
+
+media.register_holder(_holds_photo)

@@ -16,7 +16,7 @@ import secrets
 from datetime import datetime
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request
+from flask import Blueprint, Response, abort, current_app, g, jsonify, redirect, render_template, request
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from PIL import Image
 from pydantic import Field
@@ -26,6 +26,7 @@ from crm_core.db import db
 from crm_core.errors import NotFound, ValidationFailed
 from materials import qr, services, visitqueue
 from materials.models import Material, ShareNode
+from wxapp import security_headers
 from wxapp.auth import wechat_openid, wechat_user_required
 from wxapp.extensions import limiter
 from wxapp.openapi import Model, parse_json_body
@@ -118,7 +119,7 @@ def page(code: str):
     return _render_page(view, node, cid, _signer("visit").dumps(visit_id) if visit_id else "", preview, new_cookie)
 
 
-_SHARE, _VISIT = "@@WXCRM_SHARE_URL@@", "@@WXCRM_VISIT@@"
+_SHARE, _VISIT, _NONCE = "@@WXCRM_SHARE_URL@@", "@@WXCRM_VISIT@@", "@@WXCRM_NONCE@@"
 _bodies: dict[tuple, str] = {}
 
 
@@ -129,10 +130,16 @@ def _page_body(view: dict, cid, in_wechat: bool, preview: bool) -> str:
     body = _bodies.get(key)
     if body is None:
         base = current_app.config["PUBLIC_BASE_URL"]
+        own_nonce = g.get("csp_nonce")
+        g.csp_nonce = _NONCE  # the script nonce is filled per response, like the share link
         body = render_template(
             "materials/page.html", m=view, share_url=_SHARE, base=base, in_wechat=in_wechat, preview=preview, csrf=False,
             campaign_id=cid, visit_token=_VISIT,
             cover_url=f"{base}/materials/{view['id']}/cover.jpg" if view["cover_media_id"] else f"{base}/materials/{view['id']}/qr.png")
+        if own_nonce is None:
+            g.pop("csp_nonce")
+        else:
+            g.csp_nonce = own_nonce
         if len(_bodies) > 2000:
             _bodies.clear()
         _bodies[key] = body
@@ -153,7 +160,11 @@ def _render_page(view: dict, node: dict | None, cid, visit_token: str, preview: 
     cid = node["campaign_id"] if node else cid
     share_url = f"{base}/m/{view['code']}?" + urlencode({k: v for k, v in (("c", cid), ("s", node["token"] if node else None)) if v})
     in_wechat = _in_wechat() if in_wechat is None else in_wechat
-    resp = Response(_fill(_page_body(view, cid, in_wechat, preview), share_url, visit_token), mimetype="text/html")
+    nonce = security_headers.new_nonce()
+    body = _fill(_page_body(view, cid, in_wechat, preview), share_url, visit_token).replace(_NONCE, nonce)
+    resp = Response(body, mimetype="text/html")
+    g.csp_nonce = nonce
+    security_headers.apply(resp, nonce, "/m/", current_app.config.get("HSTS", False))  # the lane has no Flask hooks
     if new_cookie:
         resp.set_cookie(COOKIE, new_cookie, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
                         secure=current_app.config.get("SESSION_COOKIE_SECURE", False))

@@ -173,6 +173,34 @@ def live_app(tmp_path):
 
 
 CHROMIUM = "/usr/bin/chromium"
+CSP_VIOLATIONS: list[str] = []
+
+
+class _WatchedBrowser:
+    """The Chromium browser, with every context reporting Content-Security-Policy violations
+    (our pages must work under the CSP they are served with; a test fails on a violation)."""
+
+    def __init__(self, browser):
+        self._browser = browser
+
+    def new_context(self, **kwargs):
+        ctx = self._browser.new_context(**kwargs)
+        ctx.on("console", lambda msg: CSP_VIOLATIONS.append(f"{msg.text} ({msg.location.get('url')})")
+               if "Content Security Policy" in msg.text else None)
+        return ctx
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
+@pytest.fixture(autouse=True)
+def _no_csp_violations(request):
+    CSP_VIOLATIONS.clear()
+    yield
+    if "browser" in request.fixturenames and CSP_VIOLATIONS:
+        found = list(CSP_VIOLATIONS)
+        CSP_VIOLATIONS.clear()
+        pytest.fail("Content-Security-Policy violations: " + "; ".join(found[:5]))
 
 
 @pytest.fixture(scope="session")
@@ -187,7 +215,7 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
-        yield b
+        yield _WatchedBrowser(b)
         b.close()
 
 

@@ -31,6 +31,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     config = load_config(overrides)
     app = Flask(__name__, instance_relative_config=False)
     app.config.update(config)
+    from wxapp.guards import BoundedIntConverter, SafeJSONProvider
+
+    app.url_map.converters["int"] = BoundedIntConverter  # before any route: ids past 64 bits are not found
+    app.json = SafeJSONProvider(app)  # JSON nesting bounded before parsing
     app.json.ensure_ascii = False  # Chinese stays readable in JSON answers
 
     from wxapp.logging_setup import configure_logging
@@ -41,7 +45,15 @@ def create_app(overrides: dict | None = None) -> Flask:
     import crm_core.audit  # noqa: F401  (installs the audit hook)
     import crm_core.outbox  # noqa: F401  (registers the delivery job and its sweeper)
 
+    if app.config["TRUSTED_PROXIES"]:  # client address and scheme from the trusted proxies only (docs/security.md)
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=0, x_prefix=0)
+    from wxapp import security_headers
+
     _request_ids(app)  # first, so even requests refused by CSRF or rate limits carry an id
+    security_headers.init_app(app)
     db.init_app(app)
     from wxapp.extensions import csrf, limiter, migrate
 

@@ -59,6 +59,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "WECHAT_SECRET": os.environ.get("WECHAT_SECRET") or None,
         "WECHAT_TOKEN": os.environ.get("WECHAT_TOKEN") or None,
         "WECHAT_AES_KEY": os.environ.get("WECHAT_AES_KEY") or None,
+        # plain | compatible | safe (SPEC.md); unset = safe when an AES key is set, else plain
+        "WECHAT_ENCRYPT_MODE": (os.environ.get("WECHAT_ENCRYPT_MODE") or "").strip().lower() or None,
         "WECHAT_API_BASE": os.environ.get("WECHAT_API_BASE", "https://api.weixin.qq.com/"),
         "WECHAT_TIMESTAMP_TOLERANCE": _int("WECHAT_TIMESTAMP_TOLERANCE", 300),
         # seconds a router handler may take before the callback answers "success" and the
@@ -72,6 +74,12 @@ def load_config(overrides: dict | None = None) -> dict:
         "ALLOW_SQLITE_IN_PRODUCTION": _bool(os.environ.get("WXCRM_ALLOW_SQLITE_IN_PRODUCTION")),
         "API_TOKEN_TTL_SECONDS": _int("WXCRM_API_TOKEN_TTL", 8 * 3600),
         "LOGIN_RATE_LIMIT": os.environ.get("WXCRM_LOGIN_RATE_LIMIT", "5 per minute;30 per hour"),
+        # failed logins from one address over all usernames (password spraying)
+        "LOGIN_ADDRESS_RATE_LIMIT": os.environ.get("WXCRM_LOGIN_ADDRESS_RATE_LIMIT", "20 per minute;100 per hour"),
+        # reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0 = none)
+        "TRUSTED_PROXIES": _int("WXCRM_TRUSTED_PROXIES", 0),
+        # Strict-Transport-Security on every answer; on by default in production (behind HTTPS)
+        "HSTS": os.environ.get("WXCRM_HSTS", "1" if os.environ.get("WXCRM_ENV") == "production" else "0") == "1",
         # uploaded photos (tickets, check-ins) on local disk; object storage plugs in behind crm_core.media.Storage
         "MEDIA_ROOT": os.environ.get("WXCRM_MEDIA_ROOT", "instance/media"),
         # the callback's write-behind spool (crm_core.spool): a local, persistent folder per host
@@ -97,6 +105,12 @@ def load_config(overrides: dict | None = None) -> dict:
     if "DATABASE_URL" in overrides:
         cfg["SQLALCHEMY_DATABASE_URI"] = overrides["DATABASE_URL"]
     cfg["SQLALCHEMY_DATABASE_URI"] = _normalise_db_url(cfg["SQLALCHEMY_DATABASE_URI"])
+    mode = cfg.get("WECHAT_ENCRYPT_MODE") or ("safe" if cfg.get("WECHAT_AES_KEY") else "plain")
+    if mode not in ("plain", "compatible", "safe"):
+        raise RuntimeError(f"WECHAT_ENCRYPT_MODE must be plain, compatible or safe (got {mode!r})")
+    if mode != "plain" and not cfg.get("WECHAT_AES_KEY"):
+        raise RuntimeError(f"WECHAT_ENCRYPT_MODE={mode} needs WECHAT_AES_KEY")
+    cfg["WECHAT_ENCRYPT_MODE"] = mode
     check_production(cfg)
     if not cfg.get("SECRET_KEY"):
         cfg["SECRET_KEY"] = secrets.token_hex(32)  # development: random per start

@@ -8,9 +8,25 @@ import logging
 from flask import Flask, g, jsonify, render_template, request
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from crm_core.errors import DomainError
+
+_PG_STATES = {"23503": "foreign_key", "23505": "unique", "23502": "not_null", "23514": "check"}
+
+
+def constraint_kind(exc: IntegrityError) -> str:
+    """foreign_key / unique / not_null / check / other, from PostgreSQL's SQLSTATE or SQLite's message."""
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if state in _PG_STATES:
+        return _PG_STATES[state]
+    text = str(exc.orig).upper()
+    for needle, kind in (("FOREIGN KEY", "foreign_key"), ("UNIQUE", "unique"), ("NOT NULL", "not_null"),
+                         ("CHECK", "check")):
+        if needle in text:
+            return kind
+    return "other"
 
 log = logging.getLogger("wxcrm.web")
 
@@ -83,6 +99,29 @@ def register_error_handlers(app: Flask) -> None:
         if exc.code == 405 and getattr(exc, "valid_methods", None):
             resp.headers["Allow"] = ", ".join(exc.valid_methods)
         return resp
+
+    @app.errorhandler(IntegrityError)
+    def integrity_error(exc: IntegrityError):
+        """A constraint the database enforces (a referenced row that does not exist, a "once"
+        rule backed by a unique index) answers 422/409 with a message, never 500."""
+        from crm_core.db import db
+
+        db.session.rollback()
+        kind = constraint_kind(exc)
+        log.info("integrity error answered %s: %s", kind, str(exc.orig)[:200])
+        if kind == "foreign_key":
+            return error_response(422, "invalid_reference", "引用的记录不存在，请检查提交的编号。")
+        if kind == "unique":
+            return error_response(409, "duplicate", "记录已存在（可能是重复提交），请刷新后查看。")
+        return error_response(422, "constraint_failed", "提交的数据不符合要求，请检查后重试。")
+
+    @app.errorhandler(DataError)
+    def data_error(exc: DataError):
+        from crm_core.db import db
+
+        db.session.rollback()
+        log.info("data error answered 422: %s", str(exc.orig)[:200])
+        return error_response(422, "value_out_of_range", "提交的数值或文本超出允许的范围。")
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

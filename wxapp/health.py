@@ -3,13 +3,36 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import text
 
 from crm_core import jobs
 from crm_core.db import db
 
 bp = Blueprint("health", __name__)
+
+
+def _may_see_details() -> bool:
+    """Operators: a request from this host (the real client once WXCRM_TRUSTED_PROXIES is set),
+    or an administrator's bearer token or console session."""
+    if request.remote_addr in ("127.0.0.1", "::1"):
+        return True
+    from crm_core.errors import DomainError
+    from crm_core.org.permissions import load_actor
+    from wxapp.auth import actor_from_bearer, bearer_token, console_user
+
+    try:
+        if bearer_token():
+            return actor_from_bearer().can("organization", "edit")
+        user = console_user()
+        return user is not None and load_actor(user).can("organization", "edit")
+    except DomainError:
+        return False
+
+
+def _summary(out: dict) -> dict:
+    """What anonymous callers see: whether each dependency is up, nothing about what it is."""
+    return {"status": out["status"], **{k: {"ok": out[k].get("ok")} for k in ("database", "redis", "queue")}}
 
 
 @bp.get("/healthz")
@@ -41,7 +64,7 @@ def healthz():
         status = 503
     if status != 200:
         out["status"] = "degraded"
-    resp = jsonify(out)
+    resp = jsonify(out if _may_see_details() else _summary(out))
     resp.status_code = status
     resp.headers["Cache-Control"] = "no-store"
     return resp

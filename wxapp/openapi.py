@@ -17,11 +17,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Callable
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.json_schema import models_json_schema
 
 from crm_core.db import db
 from crm_core.errors import DomainError, ValidationFailed
+from wxapp.guards import MAX_JSON_DEPTH, JSONTooDeep, check_json_depth, check_values
 
 _CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
 
@@ -47,12 +48,8 @@ class Model(BaseModel):
 
 
 class PageQuery(Model):
-    page: int = 1
-    per_page: int = 20
-
-    def model_post_init(self, __context: Any) -> None:
-        if self.page < 1:
-            raise ValueError("page must be >= 1")
+    page: int = Field(1, ge=1, le=100_000)
+    per_page: int = Field(20, ge=1, le=1000)
 
 
 def page_of(item_model: type[BaseModel]) -> type[BaseModel]:
@@ -115,15 +112,21 @@ def parse_json_body(model: type[BaseModel]) -> BaseModel:
         raise PayloadTooLarge(f"请求内容过大（上限 {limit // 1024} KB）。")
     if not raw.strip():
         raise ValidationFailed("请求体不能为空，请提交 JSON 对象。", fields={"body": "required"})
+    try:
+        check_json_depth(raw)
+    except JSONTooDeep:
+        raise DomainError(f"JSON 嵌套层数过多（上限 {MAX_JSON_DEPTH} 层）。", code="invalid_json") from None
     data = request.get_json(silent=True, force=True)
     if data is None:
         raise DomainError("请求体不是合法的 JSON。", code="invalid_json")
     if not isinstance(data, dict):
         raise ValidationFailed("请求体必须是 JSON 对象。", fields={"body": "must be an object"})
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed("提交的数据有误，请检查标出的字段。", fields=field_errors(exc)) from None
+    check_values(parsed)
+    return parsed
 
 
 def parse_query(model: type[BaseModel]) -> BaseModel:
@@ -132,9 +135,11 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
         values = request.args.getlist(key)
         data[key] = values if len(values) > 1 else values[0]
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed("查询参数有误。", fields=field_errors(exc)) from None
+    check_values(parsed, query=True)
+    return parsed
 
 
 def _to_response(result: Any, status: int) -> Response:

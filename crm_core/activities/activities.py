@@ -47,7 +47,7 @@ def create_activity(actor: Actor, data: dict) -> Activity:
         actor.require("activity", "assign")
     links, linked = {}, {}
     for key in ("customer_id", "contact_id", "opportunity_id", "lead_id"):
-        if data.get(key):
+        if data.get(key) is not None:
             linked[key] = resolve_reference(actor, key, data[key])
             links[key] = linked[key].id
     if links.get("contact_id") and not links.get("customer_id"):
@@ -55,12 +55,19 @@ def create_activity(actor: Actor, data: dict) -> Activity:
     if links.get("opportunity_id") and not links.get("customer_id"):
         links["customer_id"] = linked["opportunity_id"].customer_id
     plan_id = data.get("plan_id")
-    if plan_id:
-        get_visible(actor, WorkPlan, plan_id, object_type="activity")
+    if plan_id is not None:
+        resolve_reference(actor, "plan_id", plan_id, model=WorkPlan, object_type="activity")
+    # a sub-activity reports back to its parent, so the parent must be one the actor may see;
+    # the ticket it serves likewise (registered by the service area)
+    parent_id, ticket_id = data.get("parent_id"), data.get("ticket_id")
+    if parent_id is not None:
+        resolve_reference(actor, "parent_id", parent_id, model=Activity)
+    if ticket_id is not None:
+        resolve_reference(actor, "ticket_id", ticket_id)
     activity = Activity(org_id=actor.org_id, owner_id=owner.id, department_id=owner.department_id, subject=data["subject"].strip(),
                         kind=kind, status="planned", assignee_id=assignee.id, planned_start=start, planned_end=end,
-                        warn_before_minutes=data.get("warn_before_minutes") or 30, ticket_id=data.get("ticket_id"),
-                        plan_id=plan_id, parent_id=data.get("parent_id"), result=data.get("result"), **links)
+                        warn_before_minutes=data.get("warn_before_minutes") or 30, ticket_id=ticket_id,
+                        plan_id=plan_id, parent_id=parent_id, result=data.get("result"), **links)
     db.session.add(activity)
     db.session.flush()
     for emp_id in data.get("collaborator_ids") or []:
@@ -103,8 +110,9 @@ def set_activity_status(actor: Actor, activity_id: int, status: str, result: str
     db.session.flush()
     if activity.parent_id and status == "done":  # assigned sub-activities report back to the main one
         parent = db.session.get(Activity, activity.parent_id)
-        note = f"[{activity.subject}] {result or '已完成'}"
-        parent.result = f"{parent.result}\n{note}" if parent.result else note
+        if parent is not None and parent.org_id == activity.org_id:
+            note = f"[{activity.subject}] {result or '已完成'}"
+            parent.result = f"{parent.result}\n{note}" if parent.result else note
     return activity
 
 

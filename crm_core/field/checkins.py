@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select
 
-from crm_core import geo, jobs
+from crm_core import geo, jobs, media
 from crm_core.activities.models import Activity
 from crm_core.clock import utcnow
 from crm_core.context import service
@@ -393,3 +393,12 @@ def visits_section(actor: Actor, customer: Customer) -> dict:
     return {"count": total, "latest": [{"id": c.id, "kind": c.kind, "employee_id": c.owner_id,
                                         "client_time": c.client_time.isoformat() + "Z", "status": c.status,
                                         "distance_m": c.distance_m, "duration_s": c.duration_s} for c in rows]}
+
+
+
+def _holds_photo(actor: Actor, row) -> bool:
+    """A check-in the actor may see shows this photo."""
+    return db.session.scalar(scoped_select(actor, CheckIn).where(CheckIn.photo_id == row.id).limit(1)) is not None
+
+
+media.register_holder(_holds_photo)

@@ -17,8 +17,11 @@ DEFAULT_TOKEN_TTL = timedelta(hours=8)
 def authenticate(username: str, password: str) -> User:
     """The active user with these credentials, or :class:`NotAuthenticated`.
 
-    The message does not say which of the two was wrong.
+    The answer does not say which of the two was wrong, nor whether the account is disabled
+    (a disabled account with the right password gets the same answer as a wrong password, so a
+    login form cannot be used to confirm a password).
     """
+    username = (username or "").strip()
     user = db.session.scalars(select(User).where(User.username == username)).first()
     if user is None:
         verify_password(DUMMY_HASH, password)  # same work either way
@@ -26,7 +29,7 @@ def authenticate(username: str, password: str) -> User:
     if not verify_password(user.password_hash, password):
         raise NotAuthenticated("用户名或密码错误。", code="invalid_credentials")
     if not user.active:
-        raise NotAuthenticated("该用户已停用，请联系管理员。", code="user_disabled")
+        raise NotAuthenticated("用户名或密码错误。", code="invalid_credentials")
     user.last_login_at = utcnow()
     return user
 

@@ -319,10 +319,18 @@ def register_reference(field: str, model, object_type: str | None = None) -> Non
     _REFERENCES[field] = (model, object_type)
 
 
-def resolve_reference(actor: Actor, field: str, record_id: int, action: str = "view"):
-    """The record ``field`` names, loaded through the data-scope filter (404 when missing or outside scope)."""
-    model, object_type = _REFERENCES[field]
-    return get_visible(actor, model, record_id, object_type=object_type, action=action)
+def resolve_reference(actor: Actor, field: str, record_id: int, action: str = "view", *, model=None,
+                      object_type: str | None = None):
+    """The record ``field`` names, loaded through the data-scope filter: 404 naming ``field`` when
+    it is missing, in another organisation or outside the actor's scope. ``model`` overrides the
+    registry for fields whose name is not unique across the product (``parent_id``)."""
+    if model is None:
+        model, registered_type = _REFERENCES[field]
+        object_type = object_type or registered_type
+    try:
+        return get_visible(actor, model, record_id, object_type=object_type, action=action)
+    except NotFound as exc:
+        raise NotFound(exc.message, fields={field: "不存在或不在您的数据权限范围内"}) from None
 
 
 def everything_visible():

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.db import db
 from crm_core.mixins import Audited, OwnedRecord, TimestampMixin
+from crm_core.org import permissions
 
 TICKET_KINDS = ("repair", "complaint", "suggestion", "consultation")
 TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
@@ -174,3 +175,7 @@ class VerificationCode(db.Model):
     expires_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(default=0)
     used_at: Mapped[datetime | None]
+
+
+permissions.register_reference("ticket_id", Ticket)
+permissions.register_reference("work_order_id", WorkOrder)

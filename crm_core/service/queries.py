@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import String, cast, func, or_, select
 
+from crm_core import media
 from crm_core.clock import utcnow
 from crm_core.customers.models import Product, ProductArchive
 from crm_core.db import db, paginate
@@ -122,3 +123,23 @@ def work_order_dict(wo: WorkOrder) -> dict:
             "fees": [{"id": f.id, "kind": f.kind, "item": f.item, "amount": float(f.amount), "note": f.note} for f in fees],
             "fee_total": round(sum(float(f.amount) for f in fees if f.kind == "fee"), 2),
             "income_total": round(sum(float(f.amount) for f in fees if f.kind == "income"), 2)}
+
+
+# --- photos: whoever may see the ticket (or the work order of the handling record) sees its photos ---
+def _holds_photo(actor: Actor, row) -> bool:
+    like = f"%{row.id}%"  # narrows the JSON lists by text; membership is checked exactly below
+    for t in db.session.scalars(scoped_select(actor, Ticket).where(cast(Ticket.photo_ids, String).like(like))):
+        if row.id in (t.photo_ids or []):
+            return True
+    records = db.session.scalars(select(HandlingRecord).join(Ticket, Ticket.id == HandlingRecord.ticket_id).where(
+        Ticket.org_id == actor.org_id, cast(HandlingRecord.photo_ids, String).like(like))).all()
+    for rec in records:
+        if row.id not in (rec.photo_ids or []):
+            continue
+        for model, rid in ((WorkOrder, rec.work_order_id), (Ticket, rec.ticket_id)):
+            if db.session.scalar(scoped_select(actor, model).where(model.id == rid)) is not None:
+                return True
+    return False
+
+
+media.register_holder(_holds_photo)

@@ -22,7 +22,7 @@ def test_marketer_publishes_a_visitor_reads_shares_and_asks_the_figures_follow(l
         page.check("#material-form input[name=publish]")
         page.click("#material-form button[type=submit]")
         page.wait_for_selector("#qr")
-        page.wait_for_function("document.getElementById('qr').complete && document.getElementById('qr').naturalWidth > 0")
+        page.wait_for_function("() => document.getElementById('qr').complete && document.getElementById('qr').naturalWidth > 0")
         assert "已发布" in page.inner_text("#m-status")
         page.click("nav >> text=营销方案")
         page.fill("#campaign-form input[name=name]", "新品首发推广")

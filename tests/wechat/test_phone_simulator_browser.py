@@ -37,7 +37,7 @@ def test_follow_from_the_phone_simulator_and_see_the_follower(live_wx, page):
     assert "欢迎关注" in page.inner_text(".passive")
     page.fill("#text", "你好")
     page.click("#send")
-    page.wait_for_function("document.querySelectorAll('.passive').length >= 2")
+    page.wait_for_function("() => document.querySelectorAll('.passive').length >= 2")
     assert "已收到您的消息" in page.locator(".passive").nth(1).inner_text()
     page.click(".menu .item:first-child")
     page.click("text=在线报修")

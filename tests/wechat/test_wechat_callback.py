@@ -16,7 +16,7 @@ from wxapp.official_account import router
 
 @pytest.fixture
 def wx(tmp_path):
-    app = _make_app(f"sqlite:///{tmp_path}/wx.db", WECHAT_AES_KEY=AES_KEY)
+    app = _make_app(f"sqlite:///{tmp_path}/wx.db", WECHAT_AES_KEY=AES_KEY, WECHAT_ENCRYPT_MODE="compatible")
     with app.app_context():
         db.create_all()
         yield app
@@ -323,7 +323,7 @@ def test_concurrent_deliveries_of_an_unhandled_message_store_one_row(wx):
 @pytest.fixture
 def wx_redis(pg_url, redis_url):
     """Scale-out shape: PostgreSQL and Redis."""
-    app = _make_app(pg_url, REDIS_URL=redis_url, WECHAT_AES_KEY=AES_KEY)
+    app = _make_app(pg_url, REDIS_URL=redis_url, WECHAT_AES_KEY=AES_KEY, WECHAT_ENCRYPT_MODE="compatible")
     with app.app_context():
         db.create_all()
         yield app

@@ -9,7 +9,7 @@ from pydantic import Field
 from crm_core.org.auth import authenticate, issue_token, revoke_token
 from wxapp.api import bp
 from wxapp.auth import bearer_token
-from wxapp.extensions import _login_key, limiter
+from wxapp.extensions import login_throttle
 from wxapp.openapi import Model, api
 
 
@@ -36,15 +36,11 @@ class MeOut(Model):
     warnings: list[str] = []
 
 
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
 @api.operation(bp, "/auth/token", "POST", summary="Exchange username and password for a bearer token",
                tags=("auth",), body=TokenRequest, response=TokenOut, auth=False,
-               decorators=(limiter.limit(_login_limit, key_func=_login_key, deduct_when=lambda r: r.status_code == 401),))
+               decorators=(login_throttle,))
 def issue_api_token(body: TokenRequest):
-    """Failed attempts are throttled per client address and username (429 after the limit)."""
+    """Failed attempts are throttled per client address and username, and per address (429 after the limit)."""
     user = authenticate(body.username, body.password)
     ttl = current_app.config["API_TOKEN_TTL_SECONDS"]
     token, _ = issue_token(user, timedelta(seconds=ttl))

@@ -7,8 +7,7 @@ from flask import Response, g, request
 from pydantic import Field
 
 from crm_core import media
-from crm_core.db import db
-from crm_core.errors import NotFound, ValidationFailed
+from crm_core.errors import ValidationFailed
 from crm_core.media import MediaFile
 from wxapp.api import bp
 from wxapp.openapi import Model, api
@@ -55,9 +54,7 @@ class MediaQuery(Model):
 @api.operation(bp, "/media/<int:media_id>", "GET", summary="A stored photo (or its thumbnail)", tags=("media",),
                query=MediaQuery)
 def get_media(media_id: int, query: MediaQuery):
-    row = db.session.get(MediaFile, media_id)
-    if row is None or row.org_id != g.actor.org_id:
-        raise NotFound("图片不存在。")
+    row = media.visible_media(g.actor, media_id)  # whoever may see the check-in, ticket or record holding it
     data, content_type = media.read(row, thumb=query.thumb)
     resp = Response(data, mimetype=content_type)
     resp.headers["Cache-Control"] = "private, max-age=86400"

@@ -7,7 +7,7 @@ Location comes from ``wx.getLocation`` (GCJ-02) inside WeChat, the browser's geo
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 from pydantic import Field
 
 from crm_core import jobs, media
@@ -19,7 +19,7 @@ from crm_core.wechat import followers
 from wxapp.auth import staff_actor, wechat_openid, wechat_user_required
 from wxapp.checkin.api import CheckinIn, NearbyQuery
 from wxapp.config import wechat_appid
-from wxapp.extensions import _login_key, limiter
+from wxapp.extensions import login_throttle
 from wxapp.openapi import Model, parse_json_body, parse_query
 
 bp = Blueprint("checkin_h5", __name__, url_prefix="/h5")
@@ -51,8 +51,7 @@ class StaffLogin(Model):
 
 @bp.post("/api/staff/bind")
 @wechat_user_required
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_login_key,
-               deduct_when=lambda r: r.status_code == 401)
+@login_throttle
 def bind():
     body = parse_json_body(StaffLogin)
     user = authenticate(body.username, body.password)

@@ -13,7 +13,8 @@ from crm_core.errors import DomainError, NotAuthenticated
 from crm_core.org import organization as org_service
 from crm_core.org.auth import authenticate
 from wxapp.auth import console_login_required, console_user, login_console
-from wxapp.extensions import _login_key, limiter
+from wxapp.extensions import login_throttle
+from wxapp.guards import safe_next
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -39,18 +40,12 @@ def inject_nav():
     return {"nav_items": items, "actor": actor}
 
 
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
 def _safe_next(value: str | None) -> str:
-    if value and value.startswith("/console") and not value.startswith("//"):
-        return value
-    return url_for("console.home")
+    return safe_next(value, url_for("console.home"), ("/console",))
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, key_func=_login_key, methods=["POST"], deduct_when=lambda r: r.status_code == 401)
+@login_throttle
 def login():
     if request.method == "GET":
         if console_user():

@@ -12,6 +12,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 
 from crm_core.errors import ValidationFailed
 from wxapp.auth import start_wechat_session, wechat_openid
+from wxapp.guards import safe_next
 
 bp = Blueprint("h5", __name__, url_prefix="/h5")
 
@@ -34,10 +35,7 @@ def dev_login():
     if not OPENID_RE.match(openid):
         raise ValidationFailed("openid 格式不正确（6–64 位字母、数字、-、_）。", fields={"openid": "invalid"})
     start_wechat_session(openid)
-    nxt = request.args.get("next", "")
-    if not nxt.startswith("/h5/") or nxt.startswith("//"):
-        nxt = url_for("h5.home")
-    return redirect(nxt)
+    return redirect(safe_next(request.args.get("next"), url_for("h5.home"), ("/h5/", "/m/")))
 
 
 @bp.get("/")

@@ -139,6 +139,12 @@ def process_post(req) -> Response:
             return _reject(403, "stale timestamp")
     safe = a.get("encrypt_type") == "aes"
     crypto = None
+    mode = cfg.get("WECHAT_ENCRYPT_MODE") or "plain"
+    if not safe and mode == "safe":  # the token alone must not let anyone inject messages
+        log.warning("plaintext wechat callback refused in safe mode")
+        return _reject(403, "plaintext refused in safe mode")
+    if safe and mode == "plain":
+        return _reject(400, "safe mode not configured")
     if safe:
         if not cfg.get("WECHAT_AES_KEY"):
             return _reject(400, "safe mode not configured")

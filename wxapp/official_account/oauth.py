@@ -12,6 +12,7 @@ from wechatpy.oauth import WeChatOAuth
 from crm_core.errors import ValidationFailed
 from wxapp.auth import start_wechat_session, wechat_openid
 from wxapp.config import wechat_appid
+from wxapp.guards import safe_next
 
 bp = Blueprint("wechat_oauth", __name__, url_prefix="/h5")
 
@@ -20,8 +21,9 @@ JS_APIS = ["updateTimelineShareData", "updateAppMessageShareData", "getLocation"
 
 def _oauth(scope: str, state: str) -> WeChatOAuth:
     cfg = current_app.config
-    oauth = WeChatOAuth(wechat_appid(), cfg["WECHAT_SECRET"] or "dev-secret",
-                        url_for("wechat_oauth.callback", _external=True), scope=scope, state=state)
+    # the redirect_uri comes from PUBLIC_BASE_URL, never from the request's Host header
+    redirect_uri = cfg["PUBLIC_BASE_URL"].rstrip("/") + url_for("wechat_oauth.callback")
+    oauth = WeChatOAuth(wechat_appid(), cfg["WECHAT_SECRET"] or "dev-secret", redirect_uri, scope=scope, state=state)
     oauth.API_BASE_URL = cfg["WECHAT_API_BASE"].rstrip("/") + "/"
     if cfg["DEV_ROUTES"] and "/sandbox/" in cfg["WECHAT_API_BASE"]:
         oauth.OAUTH_BASE_URL = cfg["WECHAT_API_BASE"].split("/sandbox/")[0] + "/sandbox/"
@@ -29,8 +31,7 @@ def _oauth(scope: str, state: str) -> WeChatOAuth:
 
 
 def _safe_next(value: str | None) -> str:
-    ok = value and value.startswith(("/h5/", "/m/")) and not value.startswith("//")  # H5 pages and material pages
-    return value if ok else url_for("h5.home")
+    return safe_next(value, url_for("h5.home"), ("/h5/", "/m/"))  # H5 pages and material pages
 
 
 @bp.get("/oauth/start")

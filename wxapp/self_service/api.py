@@ -8,8 +8,8 @@ from flask import current_app, g
 from pydantic import Field
 
 from crm_core.org.permissions import get_visible
-from crm_core.service import reports as reports
 from crm_core.service import queries, work_orders
+from crm_core.service import reports as reports
 from crm_core.service import tickets as svc
 from crm_core.service.models import TICKET_KINDS, TICKET_PRIORITIES, Ticket
 from wxapp.api import bp

@@ -11,8 +11,8 @@ from crm_core.customers.models import Customer
 from crm_core.db import db
 from crm_core.errors import DomainError
 from crm_core.org.permissions import get_visible
-from crm_core.service import reports as reports
 from crm_core.service import queries, work_orders
+from crm_core.service import reports as reports
 from crm_core.service import tickets as svc
 from crm_core.service.models import Ticket, WorkOrder
 from wxapp.auth import console_login_required
@@ -201,12 +201,9 @@ def photo(photo_id: int):
     from flask import Response
 
     from crm_core import media
-    from crm_core.media import MediaFile
 
-    row = db.session.get(MediaFile, photo_id)
-    if row is None or row.org_id != g.actor.org_id or not g.actor.can("ticket", "view"):
-        return _denied(DomainError("图片不存在。"))
     try:
+        row = media.visible_media(g.actor, photo_id)
         data, ctype = media.read(row, thumb=True)
     except DomainError as exc:
         return _denied(exc)

@@ -14,9 +14,8 @@ from crm_core.clock import utcnow
 from crm_core.customers.models import ProductArchive
 from crm_core.db import db
 from crm_core.errors import DomainError
-from crm_core.service import queries
+from crm_core.service import queries, verification
 from crm_core.service import tickets as svc
-from crm_core.service import verification
 from crm_core.service.models import TICKET_KINDS
 from crm_core.wechat.models import Follower
 from wxapp.auth import wechat_openid, wechat_user_required
