@@ -168,7 +168,10 @@ def process_image(data: bytes) -> CleanImage:
             thumb_img.save(thumb, "JPEG", quality=80)
             return CleanImage(clean.getvalue(), thumb.getvalue(), {"PNG": "image/png", "WEBP": "image/webp"}.get(out_fmt, "image/jpeg"),
                               {"PNG": "png", "WEBP": "webp"}.get(out_fmt, "jpg"), img.width, img.height)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # far past the pixel cap: refused by Pillow before decoding
+        raise ImageTooLarge(f"图片像素过大（上限 {MAX_PIXELS // 1_000_000} 百万像素），请压缩后再上传。",
+                            fields={"photo": "too_many_pixels"}) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ValidationFailed("文件不是有效的图片。", fields={"photo": "not_an_image"}) from None
 
 

@@ -20,7 +20,7 @@ def _make_app(database_url: str, **overrides):
     from wxapp import create_app
 
     cfg = {"TESTING": True, "DATABASE_URL": database_url, "JOBS_EAGER": True, "WXCRM_ENV": "development",
-           "SECRET_KEY": "test-secret", "LOGIN_RATE_LIMIT": "1000 per minute",
+           "SECRET_KEY": "test-secret", "LOGIN_RATE_LIMIT": "1000 per minute", "LOGIN_ADDRESS_RATE_LIMIT": "1000 per minute",
            # WeChat: known keys; the API base is an unused port unless a test points it at a live sandbox
            "WECHAT_APPID": "wxtestappid000001", "WECHAT_SECRET": "test-secret", "WECHAT_TOKEN": "testtoken",
            "WECHAT_AES_KEY": None, "WECHAT_API_BASE": "http://127.0.0.1:9/sandbox/wechat/",

@@ -58,11 +58,15 @@ class SafeJSONProvider(DefaultJSONProvider):
 
 
 class BoundedIntConverter(IntegerConverter):
-    """``<int:...>`` limited to the database's signed 64-bit range (larger ids are not found)."""
+    """``<int:...>`` that never hands the database an integer past the signed 64-bit range.
 
-    def __init__(self, map, *args, **kwargs):
-        kwargs.setdefault("max", INT64_MAX)
-        super().__init__(map, *args, **kwargs)
+    A larger id maps to 0, which no row has, so the view answers its usual 404 (refusing the
+    match instead would make werkzeug answer 405 when another method's rule has the same path).
+    """
+
+    def to_python(self, value: str):
+        number = super().to_python(value)
+        return number if number <= INT64_MAX else 0
 
 
 def _is_id(name: str) -> bool:

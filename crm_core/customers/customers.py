@@ -239,6 +239,11 @@ def relate_contacts(actor: Actor, from_id: int, to_id: int, relation: str, note:
         raise ValidationFailed("不能与自己建立关系。", fields={"to_contact_id": "same contact"})
     a = get_visible(actor, Contact, from_id, action="edit")
     get_visible(actor, Contact, to_id)
+    relation = relation.strip()
+    if db.session.scalar(select(ContactRelation.id).where(
+            ContactRelation.from_contact_id == from_id, ContactRelation.to_contact_id == to_id,
+            ContactRelation.relation == relation)) is not None:
+        raise Conflict(f"这两位联系人已是「{relation}」关系。", code="duplicate_relation")
     rel = ContactRelation(org_id=a.org_id, from_contact_id=from_id, to_contact_id=to_id, relation=relation.strip(), note=note)
     db.session.add(rel)
     db.session.flush()

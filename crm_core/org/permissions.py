@@ -329,8 +329,11 @@ def resolve_reference(actor: Actor, field: str, record_id: int, action: str = "v
         object_type = object_type or registered_type
     try:
         return get_visible(actor, model, record_id, object_type=object_type, action=action)
-    except NotFound as exc:
-        raise NotFound(exc.message, fields={field: "不存在或不在您的数据权限范围内"}) from None
+    except (NoEmployeeLinked, FunctionDisabled):
+        raise
+    except (NotFound, PermissionDenied):  # no right to that kind of record: to this actor it does not exist
+        label = OBJECTS.get(object_type or model.__scope_object__, (object_type,))[0]
+        raise NotFound(f"{label}不存在或不在您的数据权限范围内。", fields={field: "不存在或不在您的数据权限范围内"}) from None
 
 
 def everything_visible():
