@@ -29,7 +29,7 @@ from materials.models import Material, ShareNode
 from wxapp import security_headers
 from wxapp.auth import wechat_openid, wechat_user_required
 from wxapp.extensions import limiter
-from wxapp.openapi import Model, parse_json_body
+from wxapp.openapi import Model, h5_api, parse_json_body, parse_query
 
 bp = Blueprint("materials", __name__, template_folder="templates")
 COOKIE = "wxcrm_vid"
@@ -210,6 +210,8 @@ class Seen(Model):
     v: str = Field(min_length=1, max_length=200)
 
 
+@h5_api.describe("/m/<code>/seen", "POST", summary="The page confirms a visit it was served", tags=("public",),
+                 body=Seen, auth=False)
 @bp.post("/m/<code>/seen")
 def seen(code: str):
     _same_origin()
@@ -230,6 +232,8 @@ class ShareIn(Model):
     channel: str = Field(default="timeline", max_length=12)
 
 
+@h5_api.describe("/m/<code>/shares", "POST", summary="A share of the page (answers the new share token)",
+                 tags=("public",), body=ShareIn, auth=False, status=201)
 @bp.post("/m/<code>/shares")
 def share(code: str):
     """The JS-SDK share callback fired: a forward by this viewer (their own token)."""
@@ -253,6 +257,8 @@ class IntentIn(Model):
     note: str | None = Field(default=None, max_length=500)
 
 
+@h5_api.describe("/m/<code>/intents", "POST", summary="An intent (意向) that becomes a lead", tags=("public",),
+                 body=IntentIn, auth=False, status=201)
 @bp.post("/m/<code>/intents")
 @limiter.limit("5 per minute;30 per hour")
 def intent(code: str):
@@ -388,12 +394,18 @@ def campaigns_page():
     return render_template("materials/campaigns.html")
 
 
+class CampaignsQuery(Model):
+    q: str | None = Field(default=None, max_length=50)
+    page: int = Field(default=1, ge=1, le=100_000)
+
+
+@h5_api.describe("/h5/api/campaigns", "GET", summary="Campaigns pushed to me (the follower's list)", tags=("marketing",),
+                 query=CampaignsQuery)
 @bp.get("/h5/api/campaigns")
 @wechat_user_required
 def campaigns_api():
-    q = (request.args.get("q") or "").strip()[:50] or None
-    page = request.args.get("page", "1")
-    items, total = services.follower_campaigns(wechat_openid(), q, int(page) if page.isdigit() and int(page) > 0 else 1)
+    query = parse_query(CampaignsQuery)
+    items, total = services.follower_campaigns(wechat_openid(), query.q or None, query.page)
     return jsonify({"items": items, "total": total})
 
 

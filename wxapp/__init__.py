@@ -97,6 +97,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     def openapi_json():
         return api.spec(server_url=app.config["PUBLIC_BASE_URL"])
 
+    @app.get("/h5/api/openapi.json")
+    def h5_openapi_json():
+        from wxapp.openapi import h5_api
+
+        return h5_api.spec(server_url=app.config["PUBLIC_BASE_URL"])
+
     @app.get("/")
     def index():
         from flask import redirect, url_for

@@ -159,9 +159,28 @@ def _to_response(result: Any, status: int) -> Response:
 class Api:
     """The registry of JSON operations and the OpenAPI document built from it."""
 
-    def __init__(self, title: str, version: str, description: str = ""):
+    def __init__(self, title: str, version: str, description: str = "", security_schemes: dict | None = None):
         self.title, self.version, self.description = title, version, description
         self.operations: list[Operation] = []
+        self.security_schemes = security_schemes or {
+            "bearerAuth": {"type": "http", "scheme": "bearer", "description": "POST /api/v1/auth/token"}}
+
+    def describe(self, rule: str, method: str = "GET", *, summary: str, tags: tuple[str, ...] = (),
+                 body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+                 response: type[BaseModel] | None = None, status: int = 200, auth: bool = True,
+                 description: str = ""):
+        """Document a route whose view parses its own input (the H5 and public calls): the same
+        pydantic models it validates with feed the document. ``rule`` is the full rule, with
+        converters. A test checks that every H5 and public JSON route is described."""
+        def deco(fn: Callable) -> Callable:
+            params = [(name, conv or "string") for conv, name in _CONVERTER.findall(rule)]
+            self.operations.append(Operation(
+                method=method.lower(), path=_CONVERTER.sub(r"{\2}", rule), endpoint=re.sub(r"\W+", "_", f"{method} {rule}").lower(), summary=summary,
+                tags=tags, body=body, query=query, response=response, status=status, auth=auth,
+                description=description or (fn.__doc__ or "").strip(), path_params=params))
+            return fn
+
+        return deco
 
     def operation(self, bp: Blueprint, rule: str, method: str = "GET", *, summary: str, tags: tuple[str, ...] = (),
                   body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
@@ -238,12 +257,18 @@ class Api:
             "info": {"title": self.title, "version": self.version, "description": self.description},
             "servers": [{"url": server_url}],
             "paths": paths,
-            "components": {"schemas": components, "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "POST /api/v1/auth/token"}}},
-            "security": [{"bearerAuth": []}],
+            "components": {"schemas": components, "securitySchemes": self.security_schemes},
+            "security": [{name: []} for name in self.security_schemes],
         }
 
 
 api = Api("蓝云 WeChat CRM API", "1",
           "Employees' JSON API (mobile app and back office). Errors are "
           "{\"error\": {\"code\", \"message\", \"fields\"}}; lists take page and per_page and answer {items, total}.")
+
+h5_api = Api("蓝云 H5 and public API", "1",
+             "Calls made by pages inside WeChat (customers, staff on the phone) with the session WeChat OAuth set "
+             "(GET /h5/dev-login?openid= in development), and the public material-page calls. Errors are "
+             "{\"error\": {\"code\", \"message\", \"fields\"}}.",
+             security_schemes={"wechatSession": {"type": "apiKey", "in": "cookie", "name": "session",
+                                                 "description": "set by WeChat OAuth (/h5/oauth/start)"}})

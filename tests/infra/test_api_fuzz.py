@@ -63,3 +63,45 @@ def test_no_operation_answers_5xx_or_off_its_schema(case, bearer):
     for user in ("admin", "sales.zhang"):
         case.call_and_validate(headers=bearer[user],
                                checks=[not_a_server_error, status_code_conformance, response_schema_conformance])
+
+
+# --- the H5 and public calls: their own document, fuzzed with a WeChat session -----------------
+h5_schema = schemathesis.openapi.from_wsgi("/h5/api/openapi.json", FUZZ_APP)
+
+
+@pytest.fixture(scope="module")
+def wechat_sessions(bearer):
+    """A bound customer (demo follower oDEMO0001), a WeChat user who has not verified, and a
+    bound salesperson (their own openid, bound by signing in once on the phone)."""
+    out = {}
+    for key, openid in (("customer", "oDEMO0001"), ("stranger", "oFUZZSTRANGER01"), ("staff", "oFUZZSTAFF0001")):
+        c = FUZZ_APP.test_client()
+        c.get(f"/h5/dev-login?openid={openid}")
+        if key == "staff":
+            c.post("/h5/api/staff/bind", json={"username": "sales.zhang", "password": "demo123456"})
+        out[key] = {"Cookie": f"{FUZZ_APP.config['SESSION_COOKIE_NAME']}={c.get_cookie(FUZZ_APP.config['SESSION_COOKIE_NAME']).value}"}
+    return out
+
+
+@h5_schema.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+def test_no_h5_or_public_call_answers_5xx(case, wechat_sessions):
+    for who in ("customer", "stranger", "staff"):
+        case.call_and_validate(headers=wechat_sessions[who], checks=[not_a_server_error, status_code_conformance])
+
+
+def test_every_h5_and_public_json_route_is_in_its_document():
+    """SPEC.md: the H5 and public calls are all in /h5/api/openapi.json (no route forgets its entry)."""
+    doc = FUZZ_APP.test_client().get("/h5/api/openapi.json").get_json()
+    documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    missing = []
+    for rule in FUZZ_APP.url_map.iter_rules():
+        path = str(rule).replace("<int:", "<").replace("<", "{").replace(">", "}")
+        json_call = path.startswith("/h5/api/") and path != "/h5/api/openapi.json"
+        public_call = path.startswith("/m/") and path.count("/") == 3
+        if json_call or public_call:
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                if (method, path) not in documented:
+                    missing.append(f"{method} {path}")
+    assert not missing, missing

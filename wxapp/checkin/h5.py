@@ -20,7 +20,7 @@ from wxapp.auth import staff_actor, wechat_openid, wechat_user_required
 from wxapp.checkin.api import CheckinIn, NearbyQuery
 from wxapp.config import wechat_appid
 from wxapp.extensions import login_throttle
-from wxapp.openapi import Model, parse_json_body, parse_query
+from wxapp.openapi import Model, h5_api, parse_json_body, parse_query
 
 bp = Blueprint("checkin_h5", __name__, url_prefix="/h5")
 
@@ -49,6 +49,7 @@ class StaffLogin(Model):
     password: str = Field(min_length=1, max_length=128)
 
 
+@h5_api.describe("/h5/api/staff/bind", "POST", summary="Staff: sign in once to bind this WeChat to the employee", tags=("staff",), body=StaffLogin)
 @bp.post("/api/staff/bind")
 @wechat_user_required
 @login_throttle
@@ -60,6 +61,7 @@ def bind():
     return jsonify({"bound": True, "employee_id": user.employee_id})
 
 
+@h5_api.describe("/h5/api/checkins/nearby", "GET", summary="Customers near a position (or the last WeChat location)", tags=("staff",), query=NearbyQuery)
 @bp.get("/api/checkins/nearby")
 @wechat_user_required
 def nearby():
@@ -77,6 +79,7 @@ class H5Checkin(CheckinIn):
     photo_media_id: str | None = Field(default=None, max_length=128, description="wx.uploadImage serverId")
 
 
+@h5_api.describe("/h5/api/checkins", "POST", summary="Check in or out (签到/签退)", tags=("staff",), body=H5Checkin, status=201)
 @bp.post("/api/checkins")
 @wechat_user_required
 def create():
@@ -94,6 +97,7 @@ def create():
     return jsonify(svc.to_dict(ci, body.coord_system)), 201
 
 
+@h5_api.describe("/h5/api/checkins/today", "GET", summary="My check-ins today", tags=("staff",))
 @bp.get("/api/checkins/today")
 @wechat_user_required
 def today():
@@ -109,6 +113,7 @@ def _today_row(c) -> dict:
     return d
 
 
+@h5_api.describe("/h5/api/checkins/photo", "POST", summary="Upload a check-in photo (multipart: file)", tags=("staff",), status=201)
 @bp.post("/api/checkins/photo")
 @wechat_user_required
 def upload_photo():

@@ -6,6 +6,7 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
+from pydantic import Field
 from wechatpy.exceptions import WeChatOAuthException
 from wechatpy.oauth import WeChatOAuth
 
@@ -13,6 +14,7 @@ from crm_core.errors import ValidationFailed
 from wxapp.auth import start_wechat_session, wechat_openid
 from wxapp.config import wechat_appid
 from wxapp.guards import safe_next
+from wxapp.openapi import Model, h5_api
 
 bp = Blueprint("wechat_oauth", __name__, url_prefix="/h5")
 
@@ -77,6 +79,12 @@ def _strip_fragment(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
 
 
+class JssdkQuery(Model):
+    url: str = Field(description="the page's full URL (the fragment is removed before signing)")
+
+
+@h5_api.describe("/h5/api/jssdk-config", "GET", summary="wx.config for a page (JS-SDK signature)", tags=("wechat",),
+                 query=JssdkQuery, auth=False)
 @bp.get("/api/jssdk-config")
 def jssdk_config():
     """``wx.config`` for a page URL (the fragment is removed before signing)."""

@@ -20,7 +20,7 @@ from crm_core.service.models import TICKET_KINDS
 from crm_core.wechat.models import Follower
 from wxapp.auth import wechat_openid, wechat_user_required
 from wxapp.config import wechat_appid
-from wxapp.openapi import Model, UtcDateTime, parse_json_body, parse_query
+from wxapp.openapi import Model, UtcDateTime, h5_api, parse_json_body, parse_query
 
 bp = Blueprint("service_h5", __name__, url_prefix="/h5")
 
@@ -86,6 +86,7 @@ class VerifyConfirm(Model):
     code: str = Field(min_length=4, max_length=8)
 
 
+@h5_api.describe("/h5/api/verify/start", "POST", summary="Send a verification code to a phone (bind WeChat to a contact)", tags=("self-service",), body=VerifyStart)
 @bp.post("/api/verify/start")
 @wechat_user_required
 def verify_start():
@@ -95,6 +96,7 @@ def verify_start():
     return jsonify(result)
 
 
+@h5_api.describe("/h5/api/verify/confirm", "POST", summary="Confirm the code: the WeChat user is bound to the contact", tags=("self-service",), body=VerifyConfirm)
 @bp.post("/api/verify/confirm")
 @wechat_user_required
 def verify_confirm():
@@ -112,6 +114,7 @@ def verify_confirm():
 
 
 # --- products and tickets ----------------------------------------------------------------------
+@h5_api.describe("/h5/api/products", "GET", summary="The customer's product archives with warranty_until", tags=("self-service",))
 @bp.get("/api/products")
 @wechat_user_required
 def products():
@@ -137,6 +140,7 @@ class TicketIn(Model):
     photo_media_ids: list[str] = Field(default_factory=list, max_length=9, description="wx.uploadImage serverIds")
 
 
+@h5_api.describe("/h5/api/tickets", "POST", summary="Submit a service request (报修/投诉/建议/咨询)", tags=("self-service",), body=TicketIn, status=201)
 @bp.post("/api/tickets")
 @wechat_user_required
 def create_ticket():
@@ -166,6 +170,7 @@ class ListQuery(Model):
     page: int = Field(default=1, ge=1)
 
 
+@h5_api.describe("/h5/api/tickets", "GET", summary="My service requests", tags=("self-service",), query=ListQuery)
 @bp.get("/api/tickets")
 @wechat_user_required
 def list_tickets():
@@ -180,6 +185,7 @@ def list_tickets():
                               for t in rows], "total": total})
 
 
+@h5_api.describe("/h5/api/tickets/<int:ticket_id>", "GET", summary="One of my requests with its timeline and handler", tags=("self-service",))
 @bp.get("/api/tickets/<int:ticket_id>")
 @wechat_user_required
 def get_ticket(ticket_id: int):
@@ -197,6 +203,7 @@ class RatingIn(Model):
     comment: str | None = Field(default=None, max_length=1000)
 
 
+@h5_api.describe("/h5/api/tickets/<int:ticket_id>/rating", "POST", summary="Rate a completed request (once)", tags=("self-service",), body=RatingIn, status=201)
 @bp.post("/api/tickets/<int:ticket_id>/rating")
 @wechat_user_required
 def rate(ticket_id: int):
@@ -211,6 +218,7 @@ class ReasonIn(Model):
     reason: str | None = Field(default=None, max_length=500)
 
 
+@h5_api.describe("/h5/api/tickets/<int:ticket_id>/cancel", "POST", summary="Cancel my request", tags=("self-service",), body=ReasonIn)
 @bp.post("/api/tickets/<int:ticket_id>/cancel")
 @wechat_user_required
 def cancel(ticket_id: int):
@@ -219,6 +227,7 @@ def cancel(ticket_id: int):
     return jsonify(queries.ticket_dict(t, for_customer=True))
 
 
+@h5_api.describe("/h5/api/tickets/<int:ticket_id>/reopen", "POST", summary="Reopen a completed request", tags=("self-service",), body=ReasonIn)
 @bp.post("/api/tickets/<int:ticket_id>/reopen")
 @wechat_user_required
 def reopen(ticket_id: int):
@@ -227,6 +236,7 @@ def reopen(ticket_id: int):
     return jsonify(queries.ticket_dict(t, for_customer=True))
 
 
+@h5_api.describe("/h5/api/photos", "POST", summary="Upload a photo (multipart: file)", tags=("self-service",), status=201)
 @bp.post("/api/photos")
 @wechat_user_required
 def upload_photo():
@@ -237,6 +247,7 @@ def upload_photo():
     return photo_upload("ticket", org_id=f.org_id, openid=f.openid)
 
 
+@h5_api.describe("/h5/api/photos/<int:photo_id>", "GET", summary="A photo I uploaded", tags=("self-service",))
 @bp.get("/api/photos/<int:photo_id>")
 @wechat_user_required
 def photo(photo_id: int):
