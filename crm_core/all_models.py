@@ -6,7 +6,7 @@ imports each area's services that plug into another area's extension points (360
 value measures, collision objects, reference fields), so those registries are complete
 wherever the models are.
 """
-from crm_core import audit, jobs, media, outbox, sms  # noqa: F401  (infrastructure tables)
+from crm_core import audit, idempotency, jobs, media, outbox, sms  # noqa: F401  (infrastructure tables)
 
 # modules that plug into another area's extension points or register periodic jobs
 from crm_core.activities import activities as _activities_services  # noqa: F401

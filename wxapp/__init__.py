@@ -60,6 +60,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)
+    from wxapp import idempotency
+
+    idempotency.init_app(app)  # after CSRF and the limiter: a refused request claims no key
     _configure_jobs(app)
     from crm_core import media
     from crm_core.field import geocoding

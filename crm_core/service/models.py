@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.db import db
@@ -86,7 +86,13 @@ class WorkOrder(Audited, OwnedRecord, TimestampMixin, db.Model):
     __audit_type__ = "work_order"
     __scope_object__ = "work_order"
     __scope_assignee_columns__ = ("engineer_id",)
-    __table_args__ = (Index("ix_work_order_engineer_status", "engineer_id", "status"),)
+    __table_args__ = (
+        Index("ix_work_order_engineer_status", "engineer_id", "status"),
+        # one open work order per engineer and ticket: a double tap or a race cannot dispatch twice
+        Index("uq_work_order_open_engineer", "ticket_id", "engineer_id", unique=True,
+              sqlite_where=text("status IN ('assigned', 'in_progress')"),
+              postgresql_where=text("status IN ('assigned', 'in_progress')")),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="assigned")

@@ -92,6 +92,7 @@ def dispatch(actor: Actor, ticket_id: int, engineer_ids: list[int] | None = None
             raise Conflict("没有可派工的工程师。", code="no_engineer")
         ids = [pick.id]
     team = [_employee(actor, i, "engineer_ids") for i in ids]
+    _refuse_second_open(t, team[0])
     wo = WorkOrder(org_id=t.org_id, owner_id=actor.employee_id, department_id=t.department_id, ticket_id=t.id,
                    status="assigned", engineer_id=team[0].id, planned_at=planned_at or t.required_by,
                    auto_assigned=not engineer_ids)
@@ -115,6 +116,13 @@ def dispatch(actor: Actor, ticket_id: int, engineer_ids: list[int] | None = None
     _notify_customer(t, f"已安排工程师 {team[0].name} 为您服务，请保持电话畅通。", key=f"dispatched:{wo.id}", url=public_url)
     db.session.flush()
     return wo
+
+
+def _refuse_second_open(t: Ticket, engineer: Employee) -> None:
+    """One open work order per engineer and ticket (also a unique partial index)."""
+    if db.session.scalar(select(WorkOrder.id).where(WorkOrder.ticket_id == t.id, WorkOrder.engineer_id == engineer.id,
+                                                    WorkOrder.status.in_(WO_OPEN))) is not None:
+        raise Conflict(f"{engineer.name} 已有这张工单未完成的服务工单，无需重复派工。", code="duplicate_work_order")
 
 
 def _work_order(actor: Actor, wo_id: int, action: str = "view") -> WorkOrder:
@@ -215,6 +223,7 @@ def reassign(actor: Actor, wo_id: int, engineer_id: int, reason: str | None = No
     new = _employee(actor, engineer_id, "engineer_id")
     if new.id == wo.engineer_id:
         raise Conflict("已经是该工程师负责。", code="same_engineer")
+    _refuse_second_open(db.session.get(Ticket, wo.ticket_id), new)
     old = wo.engineer_id
     wo.engineer_id = new.id
     _share("work_order", wo.id, old, actor)  # the previous engineer keeps read access to what they did

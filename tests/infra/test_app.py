@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from crm_core.db import db
+from tests.conftest import _make_app
 from wxapp import ConfigError
 from wxapp.config import load_config
-from tests.conftest import _make_app
 
 PROD = {"WXCRM_ENV": "production", "SECRET_KEY": "s" * 32, "DATABASE_URL": "postgresql://u@db/wxcrm", "DEV_ROUTES": False}
 

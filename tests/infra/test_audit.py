@@ -1,8 +1,8 @@
 """Audit log: who changed what, when, before and after."""
 from __future__ import annotations
 
-from crm_core.db import db
 from crm_core.audit import AuditEntry
+from crm_core.db import db
 from tests.factories import make_team
 
 

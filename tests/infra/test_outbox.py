@@ -8,8 +8,8 @@ import pytest
 
 from crm_core import jobs, outbox
 from crm_core.clock import travel
-from crm_core.db import db
 from crm_core.customers.models import Customer
+from crm_core.db import db
 from crm_core.outbox import OutboxMessage
 from tests.factories import make_team
 

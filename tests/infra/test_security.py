@@ -281,3 +281,58 @@ def test_5_safe_mode_refuses_plaintext_callbacks(tmp_path):
     assert post(compatible.test_client(), message_xml("text", "oUser0001", content="你好")).status_code == 200
     with pytest.raises(RuntimeError):
         _make_app(f"sqlite:///{tmp_path}/wx3.db", WECHAT_ENCRYPT_MODE="safe")  # safe without a key
+
+
+# --- idempotency (SPEC.md: Idempotency-Key; issue #14 item 1) -------------------------------------
+def test_idempotency_key_replays_the_first_answer_and_refuses_another_body(team, client, auth_headers):
+    from crm_core.customers.models import Customer
+
+    h = {**auth_headers(team["rep1"]), "Idempotency-Key": "create-customer-0001"}
+    first = client.post("/api/v1/customers", json={"name": "幂等测试公司"}, headers=h)
+    again = client.post("/api/v1/customers", json={"name": "幂等测试公司"}, headers=h)
+    assert first.status_code == again.status_code == 201
+    assert again.get_json()["id"] == first.get_json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+    assert db.session.scalar(db.select(db.func.count(Customer.id)).where(Customer.name == "幂等测试公司")) == 1
+    other = client.post("/api/v1/customers", json={"name": "另一家公司"}, headers=h)
+    assert other.status_code == 409 and other.get_json()["error"]["code"] == "idempotency_mismatch"
+    # another person's identical key is theirs alone
+    h2 = {**auth_headers(team["rep2"]), "Idempotency-Key": "create-customer-0001"}
+    assert client.post("/api/v1/customers", json={"name": "另一家公司"}, headers=h2).status_code == 201
+    # a refused request (422) is replayed as refused, and a fresh key is a fresh action
+    bad = {**auth_headers(team["rep1"]), "Idempotency-Key": "bad-0001"}
+    assert client.post("/api/v1/customers", json={}, headers=bad).status_code == 422
+    assert client.post("/api/v1/customers", json={}, headers=bad).status_code == 422
+    bad_key = {**auth_headers(team["rep1"]), "Idempotency-Key": "含中文"}
+    assert client.post("/api/v1/customers", json={"name": "x"}, headers=bad_key).status_code == 422
+
+
+def test_idempotency_keys_race_to_one_effect(tmp_path):
+    """Two requests with one key at the same moment (a double tap): one customer, two equal answers."""
+    import threading
+
+    from crm_core.customers.models import Customer
+    from tests.conftest import LiveServer, token_for
+
+    app = _app(tmp_path)
+    with app.app_context():
+        h = {**token_for(app.test_client(), "acme.rep1", PASSWORD), "Idempotency-Key": "race-0001"}
+    import urllib.request
+
+    with LiveServer(app) as server:
+        answers = []
+
+        def send():
+            req = urllib.request.Request(f"{server.url}/api/v1/customers", method="POST",
+                                         data=json.dumps({"name": "并发幂等公司"}).encode(),
+                                         headers={**h, "Content-Type": "application/json"})
+            with urllib.request.urlopen(req) as resp:
+                answers.append((resp.status, json.loads(resp.read())["id"]))
+
+        threads = [threading.Thread(target=send) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(answers) == 4 and len({a[1] for a in answers}) == 1 and {a[0] for a in answers} == {201}
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(Customer.id)).where(Customer.name == "并发幂等公司")) == 1

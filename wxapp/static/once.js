@@ -1,0 +1,52 @@
+/* One submission per form: every POST form carries a one-time token (_once) made when the page
+   loads, so a double click, or Back and submit again, reaches the server as the same action and
+   gets the first answer; the submit buttons are disabled while the request is in flight.
+   wxcrm.onceKey(method, url, body) gives fetch() calls the same property (Idempotency-Key). */
+(function () {
+  function token() {
+    if (window.crypto && crypto.getRandomValues) {
+      var a = new Uint32Array(4); crypto.getRandomValues(a);
+      return Array.prototype.map.call(a, function (n) { return n.toString(36); }).join('');
+    }
+    return Date.now().toString(36) + Math.random().toString(36).slice(2);
+  }
+  function hash(text) {  /* cyrb53: a short, stable digest of a request */
+    var h1 = 0xdeadbeef, h2 = 0x41c6ce57;
+    for (var i = 0; i < text.length; i++) {
+      var ch = text.charCodeAt(i);
+      h1 = Math.imul(h1 ^ ch, 2654435761); h2 = Math.imul(h2 ^ ch, 1597334677);
+    }
+    h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+    h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+    return (h2 >>> 0).toString(36) + (h1 >>> 0).toString(36);
+  }
+  var pageKey = token();
+  function addToken(form) {
+    if ((form.getAttribute('method') || '').toLowerCase() !== 'post' || form.querySelector('input[name=_once]')) { return; }
+    var input = document.createElement('input');
+    input.type = 'hidden'; input.name = '_once'; input.value = token();
+    form.appendChild(input);
+  }
+  function buttons(form) { return form.querySelectorAll('button:not([type=button]), input[type=submit]'); }
+  document.querySelectorAll('form').forEach(addToken);
+  document.addEventListener('submit', function (e) {
+    var form = e.target;
+    if (form.dataset.inFlight) { e.preventDefault(); return; }
+    addToken(form);
+    form.dataset.inFlight = '1';
+    setTimeout(function () { buttons(form).forEach(function (b) { b.disabled = true; }); }, 0);
+    setTimeout(function () { delete form.dataset.inFlight; buttons(form).forEach(function (b) { b.disabled = false; }); }, 10000);
+  }, true);
+  window.addEventListener('pageshow', function (e) {  /* Back from the result page: buttons usable, same tokens */
+    if (e.persisted) { document.querySelectorAll('form').forEach(function (f) { delete f.dataset.inFlight; buttons(f).forEach(function (b) { b.disabled = false; }); }); }
+  });
+  function signature(body) {
+    if (typeof FormData !== 'undefined' && body instanceof FormData) {
+      var parts = [];
+      body.forEach(function (v, k) { parts.push(k + '=' + (typeof v === 'string' ? v : [v.name, v.size, v.lastModified].join(':'))); });
+      return parts.join('&');
+    }
+    return JSON.stringify(body === undefined ? null : body);
+  }
+  window.wxcrmOnce = { key: function (method, url, body) { return 'p' + pageKey + '-' + hash(method + ' ' + url + ' ' + signature(body)); } };
+})();
