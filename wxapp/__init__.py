@@ -54,6 +54,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     _request_ids(app)  # first, so even requests refused by CSRF or rate limits carry an id
     security_headers.init_app(app)
+    _local_time(app)
     db.init_app(app)
     from wxapp.extensions import csrf, limiter, migrate
 
@@ -150,6 +151,25 @@ def _configure_jobs(app: Flask) -> None:
             if not started["done"]:
                 started["done"] = True
                 backend.start_ticker()
+
+
+def _local_time(app: Flask) -> None:
+    """Times are stored in UTC and shown in the organisation's zone: ``{{ dt|local }}``,
+    ``{{ dt|local('%m-%d %H:%M') }}`` in templates, ``timezone()`` for the pages' scripts."""
+    from crm_core import clock
+
+    clock.configure_timezone(app.config["TIMEZONE"])
+
+    def current_timezone() -> str:
+        from crm_core.org.settings import org_timezone
+
+        actor = g.get("actor")
+        if actor is not None:
+            return org_timezone(actor.org_id)
+        return clock.default_timezone()
+
+    app.jinja_env.filters["local"] = lambda value, fmt="%Y-%m-%d %H:%M": clock.local_str(value, fmt, current_timezone())
+    app.jinja_env.globals["timezone"] = current_timezone
 
 
 def _request_ids(app: Flask) -> None:

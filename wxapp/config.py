@@ -78,6 +78,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "LOGIN_ADDRESS_RATE_LIMIT": os.environ.get("WXCRM_LOGIN_ADDRESS_RATE_LIMIT", "20 per minute;100 per hour"),
         # reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0 = none)
         "TRUSTED_PROXIES": _int("WXCRM_TRUSTED_PROXIES", 0),
+        # default time zone of organisations that set none; times are stored in UTC and shown in it
+        "TIMEZONE": os.environ.get("WXCRM_TIMEZONE", "Asia/Shanghai"),
         # Strict-Transport-Security on every answer; on by default in production (behind HTTPS)
         "HSTS": os.environ.get("WXCRM_HSTS", "1" if os.environ.get("WXCRM_ENV") == "production" else "0") == "1",
         # uploaded photos (tickets, check-ins) on local disk; object storage plugs in behind crm_core.media.Storage

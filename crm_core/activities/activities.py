@@ -7,7 +7,7 @@ from sqlalchemy import func, or_, select
 
 from crm_core import jobs, outbox
 from crm_core.activities.models import ACTIVITY_KINDS, PLAN_PERIODS, Activity, WorkPlan
-from crm_core.clock import utcnow
+from crm_core.clock import local_str, utcnow
 from crm_core.context import service
 from crm_core.customers import value
 from crm_core.customers.customers import register_360_section
@@ -15,6 +15,7 @@ from crm_core.db import db, paginate
 from crm_core.errors import Conflict, PermissionDenied, ValidationFailed
 from crm_core.org.models import Employee, RecordShare
 from crm_core.org.permissions import Actor, get_visible, resolve_reference, scoped_select, visible_clause
+from crm_core.org.settings import org_timezone
 
 
 def _employee(actor: Actor, employee_id: int | None, field: str) -> Employee | None:
@@ -203,7 +204,7 @@ def activity_warnings() -> int:
     for a in upcoming:
         if a.planned_start - timedelta(minutes=a.warn_before_minutes) <= now:
             outbox.notify_staff(a.assignee_id or a.owner_id, "activity_start",
-                                f"活动「{a.subject}」将于 {a.planned_start:%m-%d %H:%M} (UTC) 开始。", org_id=a.org_id,
+                                f"活动「{a.subject}」将于 {local_str(a.planned_start, '%m-%d %H:%M', org_timezone(a.org_id))} 开始。", org_id=a.org_id,
                                 dedupe_key=f"activity:{a.id}:start:{a.planned_start.isoformat()}", activity_id=a.id)
             a.start_warned_at = now
             sent += 1

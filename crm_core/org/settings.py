@@ -9,6 +9,8 @@ from crm_core.db import db
 from crm_core.org.models import OrgSetting
 
 DEFAULTS: dict[str, dict] = {
+    # the organisation's time zone: every time a person reads is shown in it (None: WXCRM_TIMEZONE)
+    "general": {"timezone": None},
     # lead field -> target "object.field"; what conversion copies where
     "lead_conversion": {"mapping": {
         "company": "customer.name", "phone": "customer.phone", "address": "customer.address", "email": "contact.email",
@@ -58,3 +60,12 @@ def put_setting(actor, key: str, value: dict) -> dict:
         row.value = value
     db.session.flush()
     return get_setting(actor.org_id, key)
+
+
+def org_timezone(org_id: int | None) -> str:
+    """The organisation's time zone name (its setting, else the configured default)."""
+    from crm_core.clock import default_timezone
+
+    if org_id is None:
+        return default_timezone()
+    return get_setting(org_id, "general").get("timezone") or default_timezone()

@@ -27,7 +27,7 @@ from sqlalchemy import func, or_, select
 
 from crm_core import jobs, outbox
 from crm_core.activities.models import Activity
-from crm_core.clock import utcnow
+from crm_core.clock import local_str, local_today, utcnow
 from crm_core.context import service
 from crm_core.customers.models import Contact, Customer, Product, ProductArchive
 from crm_core.db import db, paginate
@@ -35,7 +35,7 @@ from crm_core.errors import Conflict, NotFound, PermissionDenied, ValidationFail
 from crm_core.org.models import Employee, EmployeePosition, Position
 from crm_core.org.organization import employees_with_role
 from crm_core.org.permissions import Actor, get_visible
-from crm_core.org.settings import get_setting
+from crm_core.org.settings import get_setting, org_timezone
 from crm_core.service.models import (
     TICKET_KINDS,
     TICKET_PRIORITIES,
@@ -142,8 +142,7 @@ def _complete_ticket(t: Ticket, actor: Actor | None, note: str | None, public_ur
 def _number(org_id: int) -> str:
     """FW + China date + a daily sequence: the highest of the day plus one, found with a range
     on the (org_id, number) unique index (a LIKE prefix would not use it under every collation)."""
-    today = utcnow() + timedelta(hours=8)
-    prefix = f"FW{today:%Y%m%d}"
+    prefix = f"FW{local_today(org_timezone(org_id)):%Y%m%d}"
     top = db.session.scalar(select(func.max(Ticket.number)).where(Ticket.org_id == org_id, Ticket.number >= f"{prefix}0000",
                                                                    Ticket.number <= f"{prefix}99999"))
     seq = int(top[len(prefix):]) + 1 if top and top[len(prefix):].isdigit() else 1
@@ -174,7 +173,7 @@ def _product(org_id: int, customer_id: int, data: dict) -> dict:
         if archive is None or archive.customer_id != customer_id:
             raise NotFound("产品档案不存在。", fields={"product_archive_id": "unknown"})
         out.update(product_archive_id=archive.id, product_id=archive.product_id,
-                   in_warranty=archive.warranty_until >= (utcnow() + timedelta(hours=8)).date())
+                   in_warranty=archive.warranty_until >= local_today(org_timezone(org_id)))
     elif data.get("product_id"):
         product = db.session.get(Product, data["product_id"])
         if product is None or product.org_id != org_id:
@@ -480,7 +479,7 @@ def remind_due() -> int:
             text, kind = f"{t.number} 已超过客户要求的完成时间，请尽快处理。", "ticket_overdue"
         elif t.required_by and t.required_by - now <= timedelta(hours=2) and t.due_warned_at is None and t.required_by > now:
             t.due_warned_at = now
-            text, kind = f"{t.number} 将于 {(t.required_by + timedelta(hours=8)):%m-%d %H:%M} 到达客户要求的完成时间。", "ticket_due"
+            text, kind = f"{t.number} 将于 {local_str(t.required_by, '%m-%d %H:%M', org_timezone(t.org_id))} 到达客户要求的完成时间。", "ticket_due"
         elif t.paused_since is None and t.sla_warned_at is None and sla(t, now)["resolution_met"] is False:
             t.sla_warned_at = now
             text, kind = f"{t.number} 已超出服务时限（SLA），请尽快处理。", "ticket_sla"

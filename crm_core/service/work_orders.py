@@ -2,12 +2,12 @@
 parts and fees, reassign, collaborators and completion. Ticket states move through :mod:`crm_core.service.tickets`."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select
 
 from crm_core import outbox
-from crm_core.clock import utcnow
+from crm_core.clock import local_str, utcnow
 from crm_core.context import service
 from crm_core.customers.models import Customer
 from crm_core.db import db
@@ -15,6 +15,7 @@ from crm_core.errors import Conflict, PermissionDenied, ValidationFailed
 from crm_core.org.models import Employee, RecordShare
 from crm_core.org.organization import employees_with_role
 from crm_core.org.permissions import Actor, get_visible
+from crm_core.org.settings import org_timezone
 from crm_core.service.models import (
     FeeLine,
     HandlingRecord,
@@ -111,7 +112,7 @@ def dispatch(actor: Actor, ticket_id: int, engineer_ids: list[int] | None = None
     for emp in team:
         outbox.notify_staff(emp.id, "work_order_assigned",
                             f"新服务工单：{customer.name}，{KIND_LABELS[t.kind]} — {t.description[:40]}" +
-                            (f"，要求 {(t.required_by + timedelta(hours=8)):%m-%d %H:%M} 前完成" if t.required_by else ""),
+                            (f"，要求 {local_str(t.required_by, '%m-%d %H:%M', org_timezone(t.org_id))} 前完成" if t.required_by else ""),
                             org_id=t.org_id, dedupe_key=f"wo-assigned:{wo.id}:{emp.id}", ticket_id=t.id, work_order_id=wo.id)
     _notify_customer(t, f"已安排工程师 {team[0].name} 为您服务，请保持电话畅通。", key=f"dispatched:{wo.id}", url=public_url)
     db.session.flush()

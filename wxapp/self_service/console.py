@@ -6,11 +6,12 @@ from datetime import date, timedelta
 
 from flask import flash, g, redirect, render_template, request, url_for
 
-from crm_core.clock import utcnow
+from crm_core.clock import local_today
 from crm_core.customers.models import Customer
 from crm_core.db import db
 from crm_core.errors import DomainError
 from crm_core.org.permissions import get_visible
+from crm_core.org.settings import org_timezone
 from crm_core.service import queries, work_orders
 from crm_core.service import reports as reports
 from crm_core.service import tickets as svc
@@ -162,7 +163,7 @@ def console_reassign(wo_id: int):
 @bp.get("/service/calendar")
 @console_login_required
 def dispatch_calendar():
-    start = _date("date") or (utcnow() + timedelta(hours=8)).date()
+    start = _date("date") or local_today(org_timezone(g.actor.org_id))
     start = start - timedelta(days=start.weekday())
     try:
         data = reports.dispatch_calendar(g.actor, start, start + timedelta(days=6))

@@ -3,17 +3,17 @@ progress, rating — and the calls they make (``/h5/api/...``, session + CSRF he
 A customer only ever reaches their own tickets: every id goes through ``tickets.own_ticket``."""
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Literal
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 from pydantic import Field
 
 from crm_core import jobs, media
-from crm_core.clock import utcnow
+from crm_core.clock import local_today
 from crm_core.customers.models import ProductArchive
 from crm_core.db import db
 from crm_core.errors import DomainError
+from crm_core.org.settings import org_timezone
 from crm_core.service import queries, verification
 from crm_core.service import tickets as svc
 from crm_core.service.models import TICKET_KINDS
@@ -121,7 +121,7 @@ def products():
     f = _bound()
     rows = db.session.scalars(db.select(ProductArchive).where(ProductArchive.customer_id == f.customer_id)
                               .order_by(ProductArchive.sold_on.desc())).all()
-    today = (utcnow() + timedelta(hours=8)).date()
+    today = local_today(org_timezone(f.org_id))
     return jsonify({"items": [{"id": a.id, "serial_no": a.serial_no, "product_id": a.product_id, "product_name": a.product.name,
                                "model": a.product.model, "sold_on": a.sold_on.isoformat(),
                                "warranty_until": a.warranty_until.isoformat(), "in_warranty": a.warranty_until >= today}
