@@ -101,6 +101,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     def openapi_json():
         return api.spec(server_url=app.config["PUBLIC_BASE_URL"])
 
+    @app.get("/favicon.ico")
+    def favicon():
+        from flask import send_from_directory
+
+        return send_from_directory(app.static_folder, "favicon.ico", mimetype="image/vnd.microsoft.icon", max_age=86400)
+
     @app.get("/h5/api/openapi.json")
     def h5_openapi_json():
         from wxapp.openapi import h5_api
@@ -170,6 +176,9 @@ def _local_time(app: Flask) -> None:
 
     app.jinja_env.filters["local"] = lambda value, fmt="%Y-%m-%d %H:%M": clock.local_str(value, fmt, current_timezone())
     app.jinja_env.globals["timezone"] = current_timezone
+    from crm_core.labels import label
+
+    app.jinja_env.filters["label"] = lambda value, kind: label(kind, value)  # the one label table
 
 
 def _request_ids(app: Flask) -> None:

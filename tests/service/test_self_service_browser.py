@@ -120,7 +120,7 @@ def test_dispatcher_dispatches_and_engineer_records_and_completes_in_the_console
         assert "6 个月更换" in page.inner_text("#records")
         page.click("#complete-form button[type=submit]")
         page.wait_for_selector("text=工单已完成")
-        assert page.inner_text("#wo-status") == "completed"
+        assert page.inner_text("#wo-status") == "已完成"
         ctx.clear_cookies()
 
         login(page, base, "service.dispatcher")

@@ -20,10 +20,12 @@ _entries: list[dict] = []
 OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 
 
-def register_entry(title: str, endpoint: str, icon: str = "•", description: str = "") -> None:
-    """Show a feature on the H5 home page (called by feature packages at app creation)."""
+def register_entry(title: str, endpoint: str, icon: str = "•", description: str = "", staff_only: bool = False) -> None:
+    """Show a feature on the H5 home page (called by feature packages at app creation);
+    ``staff_only`` entries are shown to WeChat users bound to an employee only."""
     if not any(e["endpoint"] == endpoint for e in _entries):
-        _entries.append({"title": title, "endpoint": endpoint, "icon": icon, "description": description})
+        _entries.append({"title": title, "endpoint": endpoint, "icon": icon, "description": description,
+                         "staff_only": staff_only})
 
 
 @bp.get("/dev-login")
@@ -40,7 +42,10 @@ def dev_login():
 
 @bp.get("/")
 def home():
+    from wxapp.auth import staff_actor
+
     openid = wechat_openid()
-    entries = [e for e in _entries if e["endpoint"] in current_app.view_functions]
+    is_staff = bool(openid) and staff_actor() is not None
+    entries = [e for e in _entries if e["endpoint"] in current_app.view_functions and (is_staff or not e["staff_only"])]
     return render_template("h5/home.html", openid=openid, entries=entries,
                            dev_routes=current_app.config["DEV_ROUTES"])
