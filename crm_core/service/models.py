@@ -63,7 +63,9 @@ class Ticket(Audited, OwnedRecord, TimestampMixin, db.Model):
 
 
 class TicketEvent(db.Model):
-    """The timeline: every transition and step. ``public`` entries are shown to the customer."""
+    """The timeline: every transition and step. Internal by default: ``public`` entries are shown to
+    the customer, with ``public_note`` (what staff chose to share, or the customer's own words) —
+    never ``note``, which is for staff."""
 
     __table_args__ = (Index("ix_ticket_event_ticket", "ticket_id", "id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -75,7 +77,8 @@ class TicketEvent(db.Model):
     employee_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
     actor_label: Mapped[str | None] = mapped_column(String(100))
     note: Mapped[str | None] = mapped_column(String(1000))
-    public: Mapped[bool] = mapped_column(default=True)
+    public: Mapped[bool] = mapped_column(default=False)
+    public_note: Mapped[str | None] = mapped_column(String(1000))
     work_order_id: Mapped[int | None]
 
 

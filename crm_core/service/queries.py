@@ -61,12 +61,22 @@ def _names(ids) -> dict[int, Employee]:
 
 
 def timeline(t: Ticket, public_only: bool) -> list[dict]:
+    """The ticket's timeline. For the customer (``public_only``): public entries, the customer's
+    labels, and only what staff chose to share (``public_note``); for staff: everything, each entry
+    saying whether the customer sees it."""
     stmt = select(TicketEvent).where(TicketEvent.ticket_id == t.id)
     if public_only:
         stmt = stmt.where(TicketEvent.public.is_(True))
-    return [{"at": _iso(e.at), "kind": e.kind, "from": e.from_status, "to": e.to_status,
-             "label": (CUSTOMER_LABELS if public_only else STAFF_LABELS).get(e.to_status) if e.to_status else None,
-             "by": e.actor_label, "note": e.note} for e in db.session.scalars(stmt.order_by(TicketEvent.id))]
+    out = []
+    for e in db.session.scalars(stmt.order_by(TicketEvent.id)):
+        entry = {"at": _iso(e.at), "kind": e.kind, "from": e.from_status, "to": e.to_status,
+                 "label": (CUSTOMER_LABELS if public_only else STAFF_LABELS).get(e.to_status) if e.to_status else None,
+                 "by": e.actor_label if not public_only or e.employee_id is None else None,
+                 "note": e.public_note if public_only else e.note}
+        if not public_only:
+            entry.update(public=e.public, public_note=e.public_note)
+        out.append(entry)
+    return out
 
 
 def ticket_dict(t: Ticket, *, for_customer: bool = False) -> dict:

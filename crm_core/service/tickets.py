@@ -88,14 +88,18 @@ def settings(org_id: int) -> dict:
 
 # --- transitions ----------------------------------------------------------------------------
 def _event(t: Ticket, kind: str, note: str | None = None, *, actor: Actor | None = None, label: str | None = None,
-           frm: str | None = None, to: str | None = None, public: bool = True, work_order_id: int | None = None) -> None:
+           frm: str | None = None, to: str | None = None, public: bool = False, public_note: str | None = None,
+           work_order_id: int | None = None) -> None:
+    """A timeline entry; internal unless ``public`` (then the customer reads ``public_note``, not ``note``)."""
     db.session.add(TicketEvent(ticket_id=t.id, at=utcnow(), kind=kind, from_status=frm, to_status=to,
                                employee_id=actor.employee_id if actor else None,
                                actor_label=label or (actor.label if actor else None), note=note, public=public,
-                               work_order_id=work_order_id))
+                               public_note=public_note if public else None, work_order_id=work_order_id))
 
 
-def _move(t: Ticket, to: str, *, actor: Actor | None = None, label: str | None = None, note: str | None = None) -> None:
+def _move(t: Ticket, to: str, *, actor: Actor | None = None, label: str | None = None, note: str | None = None,
+          public_note: str | None = None) -> None:
+    """Move the ticket; the customer sees the new state's label, and ``public_note`` only (``note`` stays internal)."""
     frm = t.status
     if to == frm:
         return
@@ -115,7 +119,7 @@ def _move(t: Ticket, to: str, *, actor: Actor | None = None, label: str | None =
     if to == "closed":
         t.closed_at = now
     t.status = to
-    _event(t, "status", note, actor=actor, label=label, frm=frm, to=to)
+    _event(t, "status", note, actor=actor, label=label, frm=frm, to=to, public=True, public_note=public_note)
 
 
 def _notify_customer(t: Ticket, text: str, *, title: str = "服务进度通知", key: str | None = None, url: str | None = None) -> None:
@@ -130,10 +134,11 @@ def _open_work_orders(t: Ticket) -> list[WorkOrder]:
     return list(db.session.scalars(select(WorkOrder).where(WorkOrder.ticket_id == t.id, WorkOrder.status.in_(WO_OPEN))))
 
 
-def _complete_ticket(t: Ticket, actor: Actor | None, note: str | None, public_url: str | None = None) -> None:
+def _complete_ticket(t: Ticket, actor: Actor | None, note: str | None, public_url: str | None = None,
+                     share: bool = False) -> None:
     if _open_work_orders(t):
         raise Conflict("还有未完成的服务工单，不能完成客户反馈。", code="open_work_orders")
-    _move(t, "completed", actor=actor, note=note)
+    _move(t, "completed", actor=actor, note=note, public_note=note if share else None)
     _notify_customer(t, "您的服务请求已处理完成，请为本次服务评分，感谢您的支持！", title="服务完成，邀请评价", key=f"completed:{t.reopen_count}",
                      url=public_url)
 
@@ -225,7 +230,7 @@ def submit(follower: Follower, data: dict) -> Ticket:
                contact_id=contact.id, openid=follower.openid, required_by=data.get("required_by"), contact_phone=phone,
                photo_ids=photos, **product)
     _save_numbered(t)
-    _event(t, "status", "客户通过微信提交", label=contact.name, to="submitted")
+    _event(t, "status", "客户通过微信提交", label=contact.name, to="submitted", public=True, public_note="您通过微信提交了服务请求")
     for emp_id in _dispatchers(t.org_id):
         outbox.notify_staff(emp_id, "ticket_submitted", f"新的{KIND_LABELS[t.kind]}：{customer.name} — {t.description[:40]}",
                             org_id=t.org_id, dedupe_key=f"ticket-new:{t.id}:{emp_id}", ticket_id=t.id)
@@ -261,7 +266,7 @@ def customer_cancel(follower: Follower, ticket_id: int, reason: str | None) -> T
     t.reason = (reason or "客户取消").strip()[:500]
     for wo in _open_work_orders(t):
         wo.status = "cancelled"
-    _move(t, "cancelled", label="客户", note=t.reason)
+    _move(t, "cancelled", label="客户", note=t.reason, public_note=t.reason)  # the customer's own words
     db.session.flush()
     return t
 
@@ -276,7 +281,7 @@ def customer_reopen(follower: Follower, ticket_id: int, reason: str) -> Ticket:
     if not (reason or "").strip():
         raise ValidationFailed("请说明需要重新处理的原因。", fields={"reason": "required"})
     t.reason, t.reopen_count, t.completed_at = reason.strip()[:500], t.reopen_count + 1, None
-    _move(t, "in_progress", label="客户", note=f"客户重新打开：{t.reason}")
+    _move(t, "in_progress", label="客户", note=f"客户重新打开：{t.reason}", public_note=f"您重新打开了服务请求：{t.reason}")
     for emp_id in {t.handler_id, t.dispatcher_id} - {None}:
         outbox.notify_staff(emp_id, "ticket_reopened", f"{t.number} 被客户重新打开：{t.reason}", org_id=t.org_id, ticket_id=t.id)
     db.session.flush()
@@ -296,7 +301,8 @@ def rate(follower: Follower, ticket_id: int, score, tags: list[str] | None, comm
                kind=t.kind, created_at=utcnow())
     db.session.add(r)
     db.session.flush()
-    _event(t, "rating", f"客户评分 {score} 分" + (f"：{r.comment}" if r.comment else ""), label="客户")
+    text = f"客户评分 {score} 分" + (f"：{r.comment}" if r.comment else "")
+    _event(t, "rating", text, label="客户", public=True, public_note=text)
     if score <= 2:
         _low_rating_follow_up(t, r)
     db.session.flush()
@@ -360,56 +366,59 @@ def create_for_customer(actor: Actor, data: dict) -> Ticket:
     bound = db.session.scalars(select(Follower.openid).where(Follower.contact_id == t.contact_id)).first() if t.contact_id else None
     t.openid = bound
     _save_numbered(t)
-    _event(t, "status", "客服受理", actor=actor, to="submitted")
+    _event(t, "status", "客服受理", actor=actor, to="submitted", public=True, public_note="客服已受理您的服务请求")
     return t
 
 
 @service
-def complete_directly(actor: Actor, ticket_id: int, note: str, public_url: str | None = None) -> Ticket:
-    """Finish without a work order (a consultation answered on the phone, a suggestion noted)."""
+def complete_directly(actor: Actor, ticket_id: int, note: str, public_url: str | None = None, share: bool = False) -> Ticket:
+    """Finish without a work order (a consultation answered on the phone, a suggestion noted);
+    the note reaches the customer's timeline only when ``share``."""
     actor.require("ticket", "edit")
     t = get_visible(actor, Ticket, ticket_id, action="edit")
     if not (note or "").strip():
         raise ValidationFailed("请填写处理说明。", fields={"note": "required"})
-    _complete_ticket(t, actor, note.strip()[:1000], public_url)
+    _complete_ticket(t, actor, note.strip()[:1000], public_url, share)
     db.session.flush()
     return t
 
 
 @service
-def staff_cancel_or_reject(actor: Actor, ticket_id: int, to: str, reason: str) -> Ticket:
+def staff_cancel_or_reject(actor: Actor, ticket_id: int, to: str, reason: str, share: bool = False) -> Ticket:
+    """Cancel or reject with a reason; the customer reads the reason only when ``share`` (else the state)."""
     actor.require("ticket", "edit")
     t = get_visible(actor, Ticket, ticket_id, action="edit")
     if not (reason or "").strip():
         raise ValidationFailed("请填写原因。", fields={"reason": "required"})
     t.reason = reason.strip()[:500]
-    _move(t, to, actor=actor, note=t.reason)
+    _move(t, to, actor=actor, note=t.reason, public_note=t.reason if share else None)
     for wo in _open_work_orders(t):
         wo.status = "cancelled"
-    _notify_customer(t, f"您的服务请求{'已取消' if to == 'cancelled' else '未能受理'}：{t.reason}", key=to)
+    _notify_customer(t, f"您的服务请求{'已取消' if to == 'cancelled' else '未能受理'}" + (f"：{t.reason}" if share else "。"), key=to)
     db.session.flush()
     return t
 
 
 @service
-def set_waiting(actor: Actor, ticket_id: int, to: str, note: str | None = None) -> Ticket:
-    """in progress ⇄ waiting for the customer / for parts (the SLA clock pauses while waiting)."""
+def set_waiting(actor: Actor, ticket_id: int, to: str, note: str | None = None, share: bool = False) -> Ticket:
+    """in progress ⇄ waiting for the customer / for parts (the SLA clock pauses while waiting);
+    the note reaches the customer only when ``share``."""
     actor.require("ticket", "edit")
     if to not in ("waiting_customer", "waiting_parts", "in_progress"):
         raise ValidationFailed("状态只能是 waiting_customer、waiting_parts 或 in_progress。", fields={"status": "invalid"})
     t = get_visible(actor, Ticket, ticket_id, action="edit")
-    _move(t, to, actor=actor, note=note)
-    if to == "waiting_customer":
-        _notify_customer(t, f"工程师需要您的确认：{note or '请留意工程师的电话'}")  # each wait is its own notice
+    _move(t, to, actor=actor, note=note, public_note=note if share else None)
+    if to == "waiting_customer":  # each wait is its own notice
+        _notify_customer(t, f"工程师需要您的确认：{note if share and note else '请留意工程师的电话'}")
     db.session.flush()
     return t
 
 
 @service
-def close(actor: Actor, ticket_id: int, note: str | None = None) -> Ticket:
+def close(actor: Actor, ticket_id: int, note: str | None = None, share: bool = False) -> Ticket:
     actor.require("ticket", "edit")
     t = get_visible(actor, Ticket, ticket_id, action="edit")
-    _move(t, "closed", actor=actor, note=note)
+    _move(t, "closed", actor=actor, note=note, public_note=note if share else None)
     db.session.flush()
     return t
 

@@ -105,7 +105,8 @@ def dispatch(actor: Actor, ticket_id: int, engineer_ids: list[int] | None = None
     t.handler_id, t.dispatcher_id = team[0].id, actor.employee_id or t.dispatcher_id
     names = "、".join(e.name for e in team)
     if t.status == "submitted":
-        _move(t, "dispatched", actor=actor, note=f"派工给 {names}" + (f"（{note}）" if note else ""))
+        _move(t, "dispatched", actor=actor, note=f"派工给 {names}" + (f"（{note}）" if note else ""),
+              public_note=f"已安排工程师 {team[0].name} 为您服务")
     else:
         _event(t, "dispatch", f"追加工单，派给 {names}", actor=actor, work_order_id=wo.id)
     customer = db.session.get(Customer, t.customer_id)
@@ -193,7 +194,7 @@ def add_record(actor: Actor, wo_id: int, data: dict) -> HandlingRecord:
     if wo.status == "assigned":
         wo.status, wo.started_at = "in_progress", now
     if t.status == "dispatched":
-        _move(t, "in_progress", actor=actor, note="工程师开始处理")
+        _move(t, "in_progress", actor=actor, note="工程师开始处理", public_note="工程师开始处理")
         _notify_customer(t, f"工程师 {actor.label} 已开始处理您的请求。", key=f"started:{wo.id}")
     shortages = []
     for p in parts:
@@ -204,7 +205,8 @@ def add_record(actor: Actor, wo_id: int, data: dict) -> HandlingRecord:
         db.session.add(FeeLine(work_order_id=wo.id, kind=f["kind"], item=f["item"].strip()[:200], amount=round(float(f["amount"]), 2),
                                note=(f.get("note") or None), employee_id=actor.employee_id))
     db.session.flush()
-    _event(t, "record", note[:1000], actor=actor, work_order_id=wo.id)
+    share = bool(data.get("share_with_customer"))  # engineers' working notes are internal unless shared
+    _event(t, "record", note[:1000], actor=actor, work_order_id=wo.id, public=share, public_note=note[:1000] if share else None)
     if shortages and t.status == "in_progress":
         _move(t, "waiting_parts", actor=actor, note="配件缺货：" + "、".join(shortages))
         _notify_customer(t, "所需配件正在调配中，到货后工程师会尽快与您联系。", key=f"parts:{rec.id}")
@@ -255,7 +257,8 @@ def add_collaborators(actor: Actor, wo_id: int, employee_ids: list[int]) -> Work
 
 
 @service
-def complete_work_order(actor: Actor, wo_id: int, summary: str | None = None, public_url: str | None = None) -> WorkOrder:
+def complete_work_order(actor: Actor, wo_id: int, summary: str | None = None, public_url: str | None = None,
+                        share: bool = False) -> WorkOrder:
     """Finish a work order (at least one handling record); the last one completes the ticket."""
     actor.require("work_order", "edit")
     wo = _work_order(actor, wo_id, "edit")
@@ -273,6 +276,6 @@ def complete_work_order(actor: Actor, wo_id: int, summary: str | None = None, pu
     if not _open_work_orders(t):
         if t.status == "dispatched":
             _move(t, "in_progress", actor=actor)
-        _complete_ticket(t, actor, wo.summary, public_url)
+        _complete_ticket(t, actor, wo.summary, public_url, share)
     db.session.flush()
     return wo

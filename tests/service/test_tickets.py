@@ -320,3 +320,35 @@ def test_the_keyword_and_menu_answer_with_links(demo, client):
     assert "/h5/service/products" in reply_text(post(client, message_xml("click", "oKeyword001", key="MENU_PRODUCTS",
                                                                          create_time=later)))
 
+
+
+def test_the_customer_timeline_keeps_internal_notes_internal(demo, client):
+    """Issue #14 item 4: dispatcher notes, 追加工单, parts shortages, engineers' notes, reassign reasons
+    and staff cancel reasons stay internal; the customer sees labels and what staff chose to share."""
+    c = customer_session(demo, "oAudience01", "13905710001")
+    tid = new_ticket(c, kind="repair", description="净水器漏水", product_note="净水器")
+    disp, eng = staff(client, "service.dispatcher"), staff(client, "service.engineer")
+    wo = client.post(f"/api/v1/tickets/{tid}/dispatch", json={"engineer_ids": [engineer_id()], "note": "客户脾气急，优先"},
+                     headers=disp).get_json()
+    client.post(f"/api/v1/work-orders/{wo['id']}/records", json={"note": "内部：滤芯批次有问题", "parts": [{"code": "NOPE-1", "quantity": 1}]},
+                headers=eng)
+    client.post(f"/api/v1/work-orders/{wo['id']}/records", json={"note": "已为您更换密封圈", "share_with_customer": True},
+                headers=eng)
+    mine = c.get(f"/h5/api/tickets/{tid}").get_json()
+    seen = " ".join(f"{e.get('label') or ''} {e.get('note') or ''} {e.get('by') or ''}" for e in mine["timeline"])
+    for internal in ("客户脾气急", "派工给", "滤芯批次", "配件缺货", "NOPE-1", "service.dispatcher"):
+        assert internal not in seen, (internal, mine["timeline"])
+    assert "已为您更换密封圈" in seen and "已安排工程师 郑强" in seen
+    # staff see everything, each entry marked
+    full = client.get(f"/api/v1/tickets/{tid}", headers=disp).get_json()["timeline"]
+    assert any(e["note"] and "客户脾气急" in e["note"] and e["public"] for e in full)  # public state, internal note
+    assert any(e["note"] == "内部：滤芯批次有问题" and not e["public"] for e in full)
+    # a staff cancel reason is internal unless shared, in the timeline and in the notice
+    t2 = new_ticket(c, kind="suggestion", description="重复提交的建议")
+    client.post(f"/api/v1/tickets/{t2}/cancel", json={"reason": "重复工单"}, headers=disp)
+    seen2 = " ".join(f"{e.get('note') or ''}" for e in c.get(f"/h5/api/tickets/{t2}").get_json()["timeline"])
+    assert "重复工单" not in seen2
+    from crm_core.outbox import OutboxMessage
+
+    texts = [m.payload.get("text", "") for m in db.session.scalars(select(OutboxMessage))]
+    assert not any("重复工单" in t for t in texts)

@@ -90,36 +90,42 @@ def suggested_engineer():
 
 class NoteIn(Model):
     note: str = Field(min_length=1, max_length=1000)
+    share_with_customer: bool = Field(default=False, description="the customer's timeline shows this text (default: internal)")
 
 
 class ReasonIn(Model):
     reason: str = Field(min_length=1, max_length=500)
+    share_with_customer: bool = Field(default=False, description="the customer's timeline shows this text (default: internal)")
 
 
 @api.operation(bp, "/tickets/<int:ticket_id>/complete", "POST", summary="Complete without a work order", tags=("tickets",), body=NoteIn)
 def complete_ticket(ticket_id: int, body: NoteIn):
-    return queries.ticket_dict(svc.complete_directly(g.actor, ticket_id, body.note, public_url=ticket_url(ticket_id)))
+    return queries.ticket_dict(svc.complete_directly(g.actor, ticket_id, body.note, public_url=ticket_url(ticket_id),
+                                                     share=body.share_with_customer))
 
 
 @api.operation(bp, "/tickets/<int:ticket_id>/cancel", "POST", summary="Cancel with a reason", tags=("tickets",), body=ReasonIn)
 def cancel_ticket(ticket_id: int, body: ReasonIn):
-    return queries.ticket_dict(svc.staff_cancel_or_reject(g.actor, ticket_id, "cancelled", body.reason))
+    return queries.ticket_dict(svc.staff_cancel_or_reject(g.actor, ticket_id, "cancelled", body.reason,
+                                                          share=body.share_with_customer))
 
 
 @api.operation(bp, "/tickets/<int:ticket_id>/reject", "POST", summary="Reject with a reason", tags=("tickets",), body=ReasonIn)
 def reject_ticket(ticket_id: int, body: ReasonIn):
-    return queries.ticket_dict(svc.staff_cancel_or_reject(g.actor, ticket_id, "rejected", body.reason))
+    return queries.ticket_dict(svc.staff_cancel_or_reject(g.actor, ticket_id, "rejected", body.reason,
+                                                          share=body.share_with_customer))
 
 
 class StatusIn(Model):
     status: Literal["waiting_customer", "waiting_parts", "in_progress"]
     note: str | None = Field(default=None, max_length=500)
+    share_with_customer: bool = Field(default=False, description="the customer's timeline shows this text (default: internal)")
 
 
 @api.operation(bp, "/tickets/<int:ticket_id>/status", "POST", summary="Waiting for the customer / parts, or back in progress",
                tags=("tickets",), body=StatusIn)
 def ticket_status(ticket_id: int, body: StatusIn):
-    return queries.ticket_dict(svc.set_waiting(g.actor, ticket_id, body.status, body.note))
+    return queries.ticket_dict(svc.set_waiting(g.actor, ticket_id, body.status, body.note, share=body.share_with_customer))
 
 
 @api.operation(bp, "/tickets/<int:ticket_id>/close", "POST", summary="Close a completed ticket now", tags=("tickets",))
@@ -165,6 +171,7 @@ class RecordIn(Model):
     photo_ids: list[int] = Field(default_factory=list, max_length=9)
     parts: list[PartIn] = Field(default_factory=list, max_length=50)
     fees: list[FeeIn] = Field(default_factory=list, max_length=50)
+    share_with_customer: bool = Field(default=False, description="the customer's timeline shows this text (default: internal)")
 
 
 @api.operation(bp, "/work-orders/<int:wo_id>/records", "POST", summary="Add a handling record (visit, parts, fees)",
@@ -197,12 +204,14 @@ def collaborators(wo_id: int, body: CollaboratorsIn):
 
 class CompleteIn(Model):
     summary: str | None = Field(default=None, max_length=2000)
+    share_with_customer: bool = Field(default=False, description="the customer's timeline shows the summary (default: internal)")
 
 
 @api.operation(bp, "/work-orders/<int:wo_id>/complete", "POST", summary="Finish the work order", tags=("work-orders",),
                body=CompleteIn)
 def complete_work_order(wo_id: int, body: CompleteIn):
-    wo = work_orders.complete_work_order(g.actor, wo_id, body.summary, public_url=ticket_url(work_orders._work_order(g.actor, wo_id).ticket_id))
+    wo = work_orders.complete_work_order(g.actor, wo_id, body.summary, share=body.share_with_customer,
+                                         public_url=ticket_url(work_orders._work_order(g.actor, wo_id).ticket_id))
     return queries.work_order_dict(wo)
 
 

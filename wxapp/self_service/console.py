@@ -83,14 +83,15 @@ def console_dispatch(ticket_id: int):
 @console_login_required
 def ticket_action(ticket_id: int):
     action, note = request.form.get("action"), request.form.get("note", "")
+    share = request.form.get("share_with_customer") == "1"  # the form's "对客户可见" box; internal otherwise
     actions = {
-        "complete": lambda: svc.complete_directly(g.actor, ticket_id, note, public_url=ticket_url(ticket_id)),
-        "cancel": lambda: svc.staff_cancel_or_reject(g.actor, ticket_id, "cancelled", note),
-        "reject": lambda: svc.staff_cancel_or_reject(g.actor, ticket_id, "rejected", note),
-        "waiting_customer": lambda: svc.set_waiting(g.actor, ticket_id, "waiting_customer", note or None),
-        "waiting_parts": lambda: svc.set_waiting(g.actor, ticket_id, "waiting_parts", note or None),
-        "in_progress": lambda: svc.set_waiting(g.actor, ticket_id, "in_progress", note or None),
-        "close": lambda: svc.close(g.actor, ticket_id, note or None),
+        "complete": lambda: svc.complete_directly(g.actor, ticket_id, note, public_url=ticket_url(ticket_id), share=share),
+        "cancel": lambda: svc.staff_cancel_or_reject(g.actor, ticket_id, "cancelled", note, share=share),
+        "reject": lambda: svc.staff_cancel_or_reject(g.actor, ticket_id, "rejected", note, share=share),
+        "waiting_customer": lambda: svc.set_waiting(g.actor, ticket_id, "waiting_customer", note or None, share=share),
+        "waiting_parts": lambda: svc.set_waiting(g.actor, ticket_id, "waiting_parts", note or None, share=share),
+        "in_progress": lambda: svc.set_waiting(g.actor, ticket_id, "in_progress", note or None, share=share),
+        "close": lambda: svc.close(g.actor, ticket_id, note or None, share=share),
     }
     if action not in actions:
         flash("未知操作。", "error")
@@ -138,7 +139,8 @@ def console_record(wo_id: int):
             amount = -1
         fees.append({"kind": f.get("fee_kind") or "fee", "item": f["fee_item"].strip(), "amount": amount})
     minutes = int(f["minutes"]) if (f.get("minutes") or "").isdigit() else None
-    return _act(lambda: work_orders.add_record(g.actor, wo_id, {"note": f.get("note", ""), "minutes": minutes, "parts": parts, "fees": fees}),
+    return _act(lambda: work_orders.add_record(g.actor, wo_id, {"note": f.get("note", ""), "minutes": minutes, "parts": parts, "fees": fees,
+                                                          "share_with_customer": f.get("share_with_customer") == "1"}),
                 "已添加处理记录。", url_for("console.work_order_detail", wo_id=wo_id))
 
 
@@ -146,7 +148,8 @@ def console_record(wo_id: int):
 @console_login_required
 def console_complete_wo(wo_id: int):
     def run():
-        wo = work_orders.complete_work_order(g.actor, wo_id, request.form.get("summary"), public_url=None)
+        wo = work_orders.complete_work_order(g.actor, wo_id, request.form.get("summary"), public_url=None,
+                                             share=request.form.get("share_with_customer") == "1")
         db.session.flush()
         return wo
     return _act(run, "工单已完成。", url_for("console.work_order_detail", wo_id=wo_id))

@@ -1,0 +1,26 @@
+"""Timeline audience: entries are internal by default; public ones carry the note shared with the customer
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-01 11:45:00
+
+Existing entries keep their ``public`` flag but get no ``public_note``: customers see their labels,
+and no earlier internal note.
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0009'
+down_revision = '0008'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('ticket_event') as batch:
+        batch.add_column(sa.Column('public_note', sa.String(length=1000), nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table('ticket_event') as batch:
+        batch.drop_column('public_note')
