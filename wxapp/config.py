@@ -30,6 +30,18 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _embedded_limiter_uri(database_url: str) -> str:
+    """Without Redis, rate-limit counters go to a SQLite file beside the embedded database, so
+    every process on the host counts together (wxapp.ratelimit_storage); in-memory otherwise."""
+    prefix = "sqlite:///"
+    path = database_url[len(prefix):].split("?")[0] if database_url.startswith(prefix) else ""
+    if not path or path == ":memory:":
+        return "memory://"
+    import wxapp.ratelimit_storage  # noqa: F401  (registers the wxcrm+sqlite scheme)
+
+    return f"wxcrm+sqlite:///{path}.ratelimit"
+
+
 def _resolve_sqlite(url: str) -> str:
     """Make relative SQLite paths relative to the working directory (Flask-SQLAlchemy
     would otherwise put them under the instance folder) and create the folder."""
@@ -123,7 +135,7 @@ def load_config(overrides: dict | None = None) -> dict:
         cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}, **json_opts})
     else:
         cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True, **json_opts})
-    cfg["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"] or "memory://"
+    cfg["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"] or _embedded_limiter_uri(cfg["SQLALCHEMY_DATABASE_URI"])
     return cfg
 
 

@@ -336,3 +336,15 @@ def test_idempotency_keys_race_to_one_effect(tmp_path):
     assert len(answers) == 4 and len({a[1] for a in answers}) == 1 and {a[0] for a in answers} == {201}
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(Customer.id)).where(Customer.name == "并发幂等公司")) == 1
+
+
+def test_3_without_redis_the_throttle_is_shared_through_a_file_beside_the_database(tmp_path):
+    """Two web processes of the embedded mode (two app instances on one SQLite database) count together."""
+    one = _app(tmp_path, LOGIN_RATE_LIMIT="3 per minute")
+    two = _make_app(f"sqlite:///{tmp_path}/t.db", LOGIN_RATE_LIMIT="3 per minute")
+    assert one.config["RATELIMIT_STORAGE_URI"].startswith("wxcrm+sqlite:")
+    body = {"username": "acme.rep3", "password": "wrong-pass"}
+    assert one.test_client().post("/api/v1/auth/token", json=body).status_code == 401
+    assert two.test_client().post("/api/v1/auth/token", json=body).status_code == 401
+    assert one.test_client().post("/api/v1/auth/token", json=body).status_code == 401
+    assert two.test_client().post("/api/v1/auth/token", json={**body, "password": PASSWORD}).status_code == 429
