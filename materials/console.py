@@ -16,6 +16,7 @@ from materials import services as svc
 from materials import tree_svg
 from materials.models import Campaign, Material
 from wxapp.auth import console_login_required
+from wxapp.forms import parse_amount
 from wxapp.pages import act as _act
 from wxapp.pages import denied as _denied
 
@@ -118,18 +119,16 @@ def create_campaign():
     f = request.form
     holder = {}
 
-    def num(key):
-        try:
-            return float(f[key]) if f.get(key) else None
-        except ValueError:
-            return -1
+    def num(key, label):
+        value = parse_amount(f.get(key), key, label)
+        return float(value) if value is not None else None
 
     def run():
         holder["c"] = svc.create_campaign(g.actor, {
             "name": f.get("name", ""), "kind": f.get("kind") or "campaign",
             "segment_id": int(f["segment_id"]) if (f.get("segment_id") or "").isdigit() else None,
             "material_ids": [int(x) for x in f.getlist("material_ids") if x.isdigit()], "goal": f.get("goal") or None,
-            "budget": num("budget"), "actual_cost": num("actual_cost")})
+            "budget": num("budget", "预算"), "actual_cost": num("actual_cost", "实际花费")})
     resp = _act(run, "方案已创建。", url_for("marketing_console.campaigns"))
     return redirect(url_for("marketing_console.campaign", campaign_id=holder["c"].id)) if "c" in holder else resp
 

@@ -179,6 +179,9 @@ def _local_time(app: Flask) -> None:
     from crm_core.labels import label
 
     app.jinja_env.filters["label"] = lambda value, kind: label(kind, value)  # the one label table
+    from wxapp.pages import pop_form_retry
+
+    app.jinja_env.globals["pop_form_retry"] = pop_form_retry
 
 
 def _request_ids(app: Flask) -> None:

@@ -95,6 +95,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         code, message = HTTP_CODES.get(exc.code or 500, ("http_error", exc.description or "请求失败。"))
+        if exc.code == 413:  # say the limit
+            limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+            message = f"请求内容过大（上限 {limit // (1024 * 1024)} MB；每张照片最大 10 MB）。"
         resp = error_response(exc.code or 500, code, message)
         if exc.code == 405 and getattr(exc, "valid_methods", None):
             resp.headers["Allow"] = ", ".join(exc.valid_methods)

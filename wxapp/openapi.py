@@ -89,12 +89,44 @@ class Operation:
     path_params: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _chinese(err: dict) -> str:
+    """pydantic's message in the words staff and customers read (the limit stated)."""
+    kind, ctx = err.get("type", ""), err.get("ctx") or {}
+    if kind == "missing":
+        return "必填"
+    if kind == "string_too_short":
+        return "不能为空" if ctx.get("min_length") == 1 else f"至少 {ctx.get('min_length')} 个字符"
+    if kind == "string_too_long":
+        return f"最多 {ctx.get('max_length')} 个字符"
+    if kind in ("too_long", "too_short"):
+        return f"最多 {ctx.get('max_length')} 项" if kind == "too_long" else f"至少 {ctx.get('min_length')} 项"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"不能小于 {ctx.get('ge', ctx.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"不能大于 {ctx.get('le', ctx.get('lt'))}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "请输入整数"
+    if kind in ("float_parsing", "float_type", "decimal_parsing", "decimal_type"):
+        return "请输入数字"
+    if kind in ("bool_parsing", "bool_type"):
+        return "请填写是或否"
+    if kind.startswith(("date", "datetime", "time")):
+        return "日期或时间格式不正确"
+    if kind in ("literal_error", "enum"):
+        return f"请选择：{ctx.get('expected', '')}".rstrip("：")
+    if kind in ("string_type", "list_type", "dict_type", "model_type", "model_attributes_type"):
+        return "格式不正确"
+    if kind == "string_pattern_mismatch":
+        return "格式不正确"
+    return err.get("msg", "格式不正确")
+
+
 def field_errors(exc: ValidationError, prefix: str = "") -> dict[str, str]:
-    """pydantic errors as ``{"field.path": "message"}``."""
+    """pydantic errors as ``{"field.path": "中文说明"}``."""
     out: dict[str, str] = {}
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "body"
-        out[prefix + loc] = err["msg"]
+        out[prefix + loc] = _chinese(err)
     return out
 
 

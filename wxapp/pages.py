@@ -13,7 +13,8 @@ def denied(exc: DomainError):
 
 
 def act(fn, ok: str, back: str):
-    """Run a form action: commit and flash ``ok``, or roll back and flash the refusal; then go ``back``."""
+    """Run a form action: commit and flash ``ok``, or roll back and flash the refusal; then go ``back``.
+    A refused form comes back filled in as it was sent, the fields in error marked (:func:`keep_form`)."""
     try:
         fn()
         db.session.commit()
@@ -21,7 +22,33 @@ def act(fn, ok: str, back: str):
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")
+        keep_form(exc.fields)
     return redirect(back)
+
+
+KEPT_OUT = {"csrf_token", "_once", "password", "new_password"}
+
+
+def keep_form(fields: dict | None) -> None:
+    """Remember what this request's form held, for the page it redirects to (once.js fills it in)."""
+    from flask import request, session
+
+    values, size = {}, 0
+    for key in request.form:
+        if key in KEPT_OUT:
+            continue
+        items = request.form.getlist(key)
+        size += sum(len(v) for v in items)
+        if size > 20_000:  # the session is a cookie
+            break
+        values[key] = items
+    session["form_retry"] = {"action": request.path, "values": values, "fields": dict(fields or {})}
+
+
+def pop_form_retry() -> dict | None:
+    from flask import session
+
+    return session.pop("form_retry", None)
 
 
 def photo_upload(purpose: str, *, org_id: int | None, employee_id: int | None = None, openid: str | None = None):

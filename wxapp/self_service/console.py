@@ -9,7 +9,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 from crm_core.clock import local_today
 from crm_core.customers.models import Customer
 from crm_core.db import db
-from crm_core.errors import DomainError
+from crm_core.errors import DomainError, ValidationFailed
 from crm_core.org.permissions import get_visible
 from crm_core.org.settings import org_timezone
 from crm_core.service import queries, work_orders
@@ -19,6 +19,7 @@ from crm_core.service.models import Ticket, WorkOrder
 from wxapp.auth import console_login_required
 from wxapp.console import NAV, bp
 from wxapp.console.crm import _page
+from wxapp.forms import parse_amount
 from wxapp.pages import act as _act
 from wxapp.pages import denied as _denied
 from wxapp.self_service.api import ticket_url
@@ -132,16 +133,18 @@ def console_record(wo_id: int):
     parts, fees = [], []
     if f.get("part_code"):
         parts.append({"code": f["part_code"].strip(), "quantity": int(f.get("part_qty") or 1) if (f.get("part_qty") or "1").isdigit() else 0})
-    if f.get("fee_item"):
-        try:
-            amount = float(f.get("fee_amount") or "x")
-        except ValueError:
-            amount = -1
-        fees.append({"kind": f.get("fee_kind") or "fee", "item": f["fee_item"].strip(), "amount": amount})
     minutes = int(f["minutes"]) if (f.get("minutes") or "").isdigit() else None
-    return _act(lambda: work_orders.add_record(g.actor, wo_id, {"note": f.get("note", ""), "minutes": minutes, "parts": parts, "fees": fees,
-                                                          "share_with_customer": f.get("share_with_customer") == "1"}),
-                "已添加处理记录。", url_for("console.work_order_detail", wo_id=wo_id))
+
+    def run():
+        if f.get("fee_item"):
+            amount = parse_amount(f.get("fee_amount"), "fee_amount", "费用金额")
+            if amount is None:
+                raise ValidationFailed("请填写费用金额。", fields={"fee_amount": "必填"})
+            fees.append({"kind": f.get("fee_kind") or "fee", "item": f["fee_item"].strip(), "amount": float(amount)})
+        return work_orders.add_record(g.actor, wo_id, {"note": f.get("note", ""), "minutes": minutes, "parts": parts,
+                                                       "fees": fees, "share_with_customer": f.get("share_with_customer") == "1"})
+
+    return _act(run, "已添加处理记录。", url_for("console.work_order_detail", wo_id=wo_id))
 
 
 @bp.post("/service/work-orders/<int:wo_id>/complete")

@@ -48,5 +48,29 @@
     }
     return JSON.stringify(body === undefined ? null : body);
   }
+  /* a refused form comes back as it was sent, with the fields in error marked */
+  var kept = document.getElementById('form-retry');
+  if (kept) {
+    try {
+      var retry = JSON.parse(kept.textContent), target = null;
+      document.querySelectorAll('form').forEach(function (f) { if (!target && f.getAttribute('action') === retry.action) { target = f; } });
+      if (target) {
+        Object.keys(retry.values || {}).forEach(function (name) {
+          var els = target.querySelectorAll('[name="' + name + '"]'), vals = retry.values[name];
+          els.forEach(function (el, i) {
+            if (el.type === 'checkbox' || el.type === 'radio') { el.checked = vals.indexOf(el.value) >= 0; }
+            else if (el.type !== 'file' && el.type !== 'hidden') { el.value = vals[Math.min(i, vals.length - 1)]; }
+          });
+        });
+        Object.keys(retry.fields || {}).forEach(function (name) {
+          var el = target.querySelector('[name="' + name.split('.')[0] + '"]');
+          if (!el) { return; }
+          el.classList.add('invalid'); el.setAttribute('aria-invalid', 'true');
+          var note = document.createElement('span'); note.className = 'field-error'; note.textContent = retry.fields[name];
+          el.insertAdjacentElement('afterend', note);
+        });
+      }
+    } catch (e) { /* a page without the form: nothing to fill */ }
+  }
   window.wxcrmOnce = { key: function (method, url, body) { return 'p' + pageKey + '-' + hash(method + ' ' + url + ' ' + signature(body)); } };
 })();

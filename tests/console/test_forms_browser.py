@@ -1,0 +1,66 @@
+"""Forms that help (issue #14, items 5 and 8): numbers as people write them, refused input kept and
+marked with its message, visible primary buttons, and the phone's fields marked by the API's answer."""
+from __future__ import annotations
+
+import pytest
+
+from tests.console.test_console_browser import login
+from tests.service.test_self_service_browser import PHONE, http, token
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_budget_typed_5000_with_a_comma_is_saved_and_words_are_refused_keeping_the_form(live_app, page):
+    base = live_app.url
+    login(page, base, "marketing.wang")
+    page.goto(f"{base}/console/marketing/campaigns")
+    page.fill("#campaign-form input[name=name]", "双十二促销")
+    page.fill("#campaign-form input[name=goal]", "新增线索 50 条")
+    page.fill("#campaign-form input[name=budget]", "五千元")
+    page.click("#campaign-form button[type=submit]")
+    page.wait_for_selector("[role=alert]")
+    assert "预算请填写金额" in page.inner_text("[role=alert]")
+    # what was typed is still there, the budget field marked with the reason
+    assert page.input_value("#campaign-form input[name=name]") == "双十二促销"
+    assert page.input_value("#campaign-form input[name=goal]") == "新增线索 50 条"
+    assert "invalid" in page.get_attribute("#campaign-form input[name=budget]", "class")
+    assert "5,000.00" in page.inner_text("#campaign-form .field-error")
+    page.fill("#campaign-form input[name=budget]", "5,000")
+    page.click("#campaign-form button[type=submit]")
+    page.wait_for_selector("text=方案已创建")
+    campaigns = http(base, "GET", "/api/v1/campaigns", token(base, "marketing.wang"))["items"]
+    saved = next(c for c in campaigns if c["name"] == "双十二促销")
+    assert saved["budget"] == 5000.0
+
+
+def test_primary_buttons_in_inline_forms_are_visible(live_app, page):
+    login(page, live_app.url, "admin")
+    page.goto(f"{live_app.url}/console/leads")
+    button = page.locator("form.inline button.primary").first
+    colors = button.evaluate("b => [getComputedStyle(b).backgroundColor, getComputedStyle(b).color]")
+    assert colors[0] != colors[1] and colors[0] not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), colors
+
+
+def test_the_phone_marks_the_field_in_error_and_keeps_the_text(live_app, browser):
+    base = live_app.url
+    ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True)
+    page = ctx.new_page()
+    try:
+        page.goto(f"{base}/h5/dev-login?openid=oFormsPhone01&next=/h5/service")
+        page.wait_for_selector("#verify")
+        page.fill("#phone", PHONE)
+        page.click("#send-code")
+        page.wait_for_selector("#toast:has-text('验证码已发送')")
+        page.fill("#code", http(base, "GET", f"/sandbox/sms?phone={PHONE}")["items"][0]["code"])
+        page.click("#confirm")
+        page.wait_for_selector("#tickets")
+        page.click("text=在线报修")
+        page.wait_for_selector("#description")
+        page.select_option("#kind", "suggestion")
+        page.fill("#contact_phone", "13800001111")
+        page.click("#submit")  # no description
+        page.wait_for_selector("#description.invalid")
+        assert "不能为空" in page.inner_text(".field-error")
+        assert page.input_value("#contact_phone") == "13800001111"
+    finally:
+        ctx.close()
