@@ -161,5 +161,16 @@ def push(campaign_id: int):
         holder["r"] = svc.push_campaign(g.actor, campaign_id, _base())
     resp = _act(run, "已加入发送队列。", url_for("marketing_console.campaign", campaign_id=campaign_id))
     if "r" in holder:
-        flash(f"本次发送 {holder['r']['queued']} 人，已发送过的 {holder['r']['skipped_already_sent']} 人不重复发送。", "ok")
+        flash(push_summary(holder["r"]), "ok")
     return resp
+
+
+def push_summary(r: dict) -> str:
+    """目标客户 N 人：本次发送 a 人（其中 b 人在 48 小时互动窗口外，改发模板消息）；未发送：…"""
+    text = f"目标客户 {r['members']} 人：本次发送 {r['queued']} 人"
+    if r["as_template"]:
+        text += f"（其中 {r['as_template']} 人 48 小时内未与公众号互动，改发模板消息）"
+    left = [(r["skipped_already_sent"], "已发送过，不重复发送"), (r["not_bound"], "未绑定微信"),
+            (r["not_following"], "已取消关注公众号")]
+    reasons = "；".join(f"{n} 人{why}" for n, why in left if n)
+    return text + ("。未发送：" + reasons + "。" if reasons else "。")

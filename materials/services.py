@@ -33,6 +33,7 @@ from crm_core.org.models import Employee
 from crm_core.org.organization import employee_names
 from crm_core.org.permissions import Actor, get_visible, scoped_select
 from crm_core.sales.models import Lead, Opportunity
+from crm_core.wechat.followers import CS_WINDOW
 from crm_core.wechat.models import Follower
 from materials.models import (
     CAMPAIGN_KINDS,
@@ -230,17 +231,25 @@ def push_campaign(actor: Actor, campaign_id: int, base_url: str, per_minute: int
     system = Actor.system(actor.org_id)
     if seg.target == "customer":
         members = select(Customer.id).where(Customer.org_id == actor.org_id, segment_clause(system, seg.id, "customer"))
-        openids = select(Follower.openid).where(Follower.customer_id.in_(members))
+        link = Follower.customer_id
     else:
         from crm_core.customers.models import Contact
 
         members = select(Contact.id).where(Contact.org_id == actor.org_id, segment_clause(system, seg.id, "contact"))
-        openids = select(Follower.openid).where(Follower.contact_id.in_(members))
-    openids = openids.where(Follower.subscribed.is_(True))
+        link = Follower.contact_id
+    member_ids = set(db.session.scalars(members))
+    followers = db.session.execute(select(link, Follower.openid, Follower.subscribed, Follower.last_interaction_at)
+                                   .where(link.in_(members))).all()
+    bound = {m for m, *_ in followers}
+    following = {m for m, _, subscribed, _ in followers if subscribed}
+    openid_set = {o for _, o, subscribed, _ in followers if subscribed}
+    window_cut = utcnow() - CS_WINDOW
+    outside_window = {o for _, o, subscribed, at in followers if subscribed and (at is None or at < window_cut)}
     already = set(db.session.scalars(select(CampaignRecipient.openid).where(CampaignRecipient.campaign_id == c.id)))
     queued = 0
     now = utcnow()
-    for openid in sorted(set(db.session.scalars(openids)) - already):
+    fresh = sorted(openid_set - already)
+    for openid in fresh:
         msg = outbox.queue_message("wechat_notice", openid, {
             "title": c.name, "text": f"{material.title}\n{material.summary or ''}".strip(),
             "url": f"{base_url}/m/{material.code}?c={c.id}", "campaign_id": c.id},
@@ -251,7 +260,10 @@ def push_campaign(actor: Actor, campaign_id: int, base_url: str, per_minute: int
         queued += 1
     c.pushed_at = now
     db.session.flush()
-    return {"queued": queued, "skipped_already_sent": len(already)}
+    # a push explains itself: who got it, who was left out and why (issue #14 item 10)
+    return {"queued": queued, "skipped_already_sent": len(already & openid_set), "members": len(member_ids),
+            "not_bound": len(member_ids - bound), "not_following": len(bound - following),
+            "as_template": len(outside_window & set(fresh))}
 
 
 def recipients(actor: Actor, campaign_id: int, page: int = 1, per_page: int = 50) -> tuple[list[dict], int]:

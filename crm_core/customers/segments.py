@@ -79,6 +79,7 @@ def segment_clause(actor: Actor, segment_id: int, target: str):
         raise NotFound("客户细分不存在。", fields={"segment_id": "unknown"})
     if seg.target != target:
         raise ValidationFailed("细分对象不匹配。", fields={"segment_id": f"segment targets {seg.target}"})
+    validate_conditions(target, seg.conditions or [])  # a stored segment edited by hand still answers cleanly
     conds = [_condition(target, c) for c in seg.conditions]
     if target == "contact" and any(c["field"].startswith("customer_") for c in seg.conditions):
         inner = select(Customer.id).where(and_(*[_condition(target, c) for c in seg.conditions if c["field"].startswith("customer_")]))

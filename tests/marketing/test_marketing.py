@@ -191,7 +191,8 @@ def test_push_goes_through_the_outbox_to_the_segment_and_the_follower_lists_it(d
     c = client.post("/api/v1/campaigns", headers=mk, json={"name": "体验会邀请", "segment_id": seg.id,
                                                           "material_ids": [m["id"]]}).get_json()
     r = client.post(f"/api/v1/campaigns/{c['id']}/push", headers=mk, json={"per_minute": 60})
-    assert r.status_code == 200 and r.get_json() == {"queued": 1, "skipped_already_sent": 0}
+    assert r.status_code == 200 and r.get_json() == {"queued": 1, "skipped_already_sent": 0, "members": 1, "not_bound": 0,
+                                                     "not_following": 0, "as_template": 1}
     assert client.post(f"/api/v1/campaigns/{c['id']}/push", headers=mk, json={}).get_json()["queued"] == 0
     rec = client.get(f"/api/v1/campaigns/{c['id']}/recipients", headers=mk).get_json()
     assert rec["total"] == 1 and rec["items"][0]["openid"] == "oPushed0001" and rec["items"][0]["status"]
@@ -199,6 +200,32 @@ def test_push_goes_through_the_outbox_to_the_segment_and_the_follower_lists_it(d
     items = v.get("/h5/api/campaigns").get_json()["items"]
     assert items[0]["campaign"] == "体验会邀请" and items[0]["url"].startswith(f"/m/{m['code']}?c=")
     assert v.get("/h5/api/campaigns?q=不存在").get_json()["items"] == []
+
+
+def test_a_push_says_who_was_left_out_and_why(demo, client):
+    """Issue #14 item 10: not "本次发送 0 人" without a reason."""
+    from crm_core.clock import utcnow
+    from crm_core.customers.models import Contact, Segment
+    from materials.console import push_summary
+
+    mk = staff(client)
+    m = material(client, mk)
+    contacts = db.session.scalars(select(Contact).order_by(Contact.id)).all()[:3]
+    db.session.add(Follower(appid="wxtestappid000001", openid="oExplain001", subscribed=True, subscribe_count=1,
+                            contact_id=contacts[0].id, customer_id=contacts[0].customer_id, last_interaction_at=utcnow()))
+    db.session.add(Follower(appid="wxtestappid000001", openid="oExplain002", subscribed=False, subscribe_count=1,
+                            contact_id=contacts[1].id, customer_id=contacts[1].customer_id))
+    seg = Segment(org_id=contacts[0].org_id, name="三位联系人", target="contact", match="any",
+                  conditions=[{"field": "name", "op": "in", "value": [c.name for c in contacts]}])
+    db.session.add(seg)
+    db.session.commit()
+    c = client.post("/api/v1/campaigns", headers=mk, json={"name": "说明测试", "segment_id": seg.id,
+                                                          "material_ids": [m["id"]]}).get_json()
+    r = client.post(f"/api/v1/campaigns/{c['id']}/push", headers=mk, json={}).get_json()
+    assert r == {"queued": 1, "skipped_already_sent": 0, "members": 3, "not_bound": 1, "not_following": 1,
+                 "as_template": 0}, r
+    text = push_summary(r)
+    assert "本次发送 1 人" in text and "1 人未绑定微信" in text and "1 人已取消关注公众号" in text
 
 
 def test_the_public_page_has_open_graph_and_share_config(demo, client):
