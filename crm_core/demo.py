@@ -33,6 +33,7 @@ DEMO_LOGINS = [
     ("sales.li", "李娜", "salesperson", "SALES_REP_2", "E103", "13800000103", "销售员，数据权限：本人"),
     ("service.dispatcher", "吴静", "dispatcher", "SVC_DISPATCH", "E201", "13800000201", "服务调度"),
     ("service.engineer", "郑强", "engineer", "SVC_ENG_1", "E202", "13800000202", "服务工程师"),
+    ("service.engineer2", "赵磊", "engineer", "SVC_ENG_2", "E203", "13800000203", "服务工程师（转派、协作）"),
     ("marketing.wang", "王芳", "marketer", "MKT_SPEC", "E301", "13800000301", "市场专员"),
 ]
 
@@ -50,6 +51,15 @@ CUSTOMERS = [
      [("周洁", "13905710007", "工程部经理")]),
     ("杭州上城湖滨餐饮有限公司", "0571-87006789", "杭州市上城区平海路 60 号", 30.2580, 120.1650, "sales.li",
      [("郭涛", "13905710008", "店长")]),
+]
+
+# spare parts on hand (配件库存): what engineers use on site; a part missing here is requested and waited for
+SPARE_PARTS = [
+    ("LY-WP-100", "净水器 WP100 整机（备机）", 2, 3200),
+    ("LY-FILTER-1", "WP100 复合滤芯", 40, 180),
+    ("LY-SEAL-1", "出水口密封圈", 100, 12),
+    ("LY-AP-FILTER", "AP300 HEPA 滤网", 25, 260),
+    ("LY-HV-MOTOR", "HV500 风机电机", 3, 1450),
 ]
 
 PRODUCTS = [
@@ -87,7 +97,6 @@ def load_demo(password: str = DEMO_PASSWORD) -> list[tuple[str, str, str]]:
         upsert_employee(org, "E000", "陈志远", gm, "13800000000")
         upsert_employee(org, "E100", "刘洋", sdir, "13800000100")
         upsert_employee(org, "E200", "钱坤", svc_mgr, "13800000200")
-        upsert_employee(org, "E203", "赵磊", eng2, "13800000203")
         upsert_employee(org, "E300", "冯雪", mmgr, "13800000300")
 
         employees = {}
@@ -97,6 +106,13 @@ def load_demo(password: str = DEMO_PASSWORD) -> list[tuple[str, str, str]]:
             create_user(org, login, password, [role], emp)
             employees[login] = emp
             rows.append((login, password, f"{name} · {who}"))
+
+        from crm_core.service.models import StockItem
+
+        for code, name, on_hand, price in SPARE_PARTS:
+            item = db.session.scalars(select(StockItem).where(StockItem.org_id == org.id, StockItem.code == code)).first()
+            if item is None:
+                db.session.add(StockItem(org_id=org.id, code=code, name=name, on_hand=on_hand, reserved=0, unit_price=price))
 
         for code, name, model, months in PRODUCTS:
             product = db.session.scalars(select(Product).where(Product.org_id == org.id, Product.code == code)).first()

@@ -132,6 +132,46 @@ def _work_order(actor: Actor, wo_id: int, action: str = "view") -> WorkOrder:
 
 
 @service
+def resume(actor: Actor, wo_id: int) -> WorkOrder:
+    """The engineer resumes a ticket that waited for parts or for the customer."""
+    actor.require("work_order", "edit")
+    wo = _work_order(actor, wo_id, "edit")
+    _member(actor, wo)
+    t = db.session.get(Ticket, wo.ticket_id)
+    if t.status not in PAUSED_STATES:
+        raise Conflict(f"工单当前为「{STAFF_LABELS[t.status]}」，无需恢复。", code="not_waiting")
+    _move(t, "in_progress", actor=actor, note="恢复处理", public_note="工程师已恢复处理")
+    db.session.flush()
+    return wo
+
+
+@service
+def cancel_work_order(actor: Actor, wo_id: int, reason: str) -> WorkOrder:
+    """Cancel an open work order (a duplicate, a dispatch by mistake) even after work started — the
+    dispatcher's call, with a reason that stays internal. The ticket keeps its other work orders; with
+    none left it goes back to the queue (dispatched) or can be completed directly (in progress)."""
+    actor.require("ticket", "dispatch")
+    wo = _work_order(actor, wo_id)
+    if wo.status not in WO_OPEN:
+        raise Conflict("工单已结束。", code="work_order_closed")
+    if not (reason or "").strip():
+        raise ValidationFailed("请填写取消原因。", fields={"reason": "必填"})
+    wo.status = "cancelled"
+    t = db.session.get(Ticket, wo.ticket_id)
+    others = [w for w in _open_work_orders(t) if w.id != wo.id]
+    _event(t, "work_order", f"取消服务工单 #{wo.id}：{reason.strip()[:200]}", actor=actor, work_order_id=wo.id)
+    if others:
+        t.handler_id = others[0].engineer_id
+    elif t.status == "dispatched":
+        t.handler_id = None
+        _move(t, "submitted", actor=actor, note="服务工单已取消，待重新派工")
+    outbox.notify_staff(wo.engineer_id, "work_order_cancelled", f"工单 {t.number} 的服务工单 #{wo.id} 已取消。", org_id=t.org_id,
+                        ticket_id=t.id, work_order_id=wo.id)
+    db.session.flush()
+    return wo
+
+
+@service
 def undo_dispatch(actor: Actor, wo_id: int, reason: str | None = None) -> WorkOrder:
     actor.require("ticket", "dispatch")
     wo = _work_order(actor, wo_id)
@@ -259,18 +299,24 @@ def add_collaborators(actor: Actor, wo_id: int, employee_ids: list[int]) -> Work
 @service
 def complete_work_order(actor: Actor, wo_id: int, summary: str | None = None, public_url: str | None = None,
                         share: bool = False) -> WorkOrder:
-    """Finish a work order (at least one handling record); the last one completes the ticket."""
+    """Finish a work order: with its handling records, or with a summary that becomes its record; a ticket
+    waiting for parts or the customer resumes first. The last open work order completes the ticket."""
     actor.require("work_order", "edit")
     wo = _work_order(actor, wo_id, "edit")
     _member(actor, wo)
     if wo.status not in WO_OPEN:
         raise Conflict("工单已结束。", code="work_order_closed")
-    if db.session.scalar(select(func.count(HandlingRecord.id)).where(HandlingRecord.work_order_id == wo.id)) == 0:
-        raise Conflict("请先添加处理记录，再完成工单。", code="no_records")
+    summary = (summary or "").strip()[:2000] or None
     t = db.session.get(Ticket, wo.ticket_id)
-    if t.status in PAUSED_STATES:
-        raise Conflict(f"工单当前为「{STAFF_LABELS[t.status]}」，请先恢复处理。", code="illegal_transition")
-    wo.status, wo.completed_at, wo.summary = "completed", utcnow(), (summary or "").strip()[:2000] or None
+    if db.session.scalar(select(func.count(HandlingRecord.id)).where(HandlingRecord.work_order_id == wo.id)) == 0:
+        if not summary:
+            raise Conflict("请填写处理总结，或先添加处理记录，再完成工单。", code="no_records")
+        # a short job (a call, a reset) needs no separate record: the summary is the record
+        db.session.add(HandlingRecord(work_order_id=wo.id, ticket_id=t.id, employee_id=actor.employee_id or wo.engineer_id,
+                                      visited_at=utcnow(), note=summary[:2000], photo_ids=[]))
+    if t.status in PAUSED_STATES:  # the engineer finishing is the end of the wait (parts arrived, customer answered)
+        _move(t, "in_progress", actor=actor, note="工程师完成工单，结束等待")
+    wo.status, wo.completed_at, wo.summary = "completed", utcnow(), summary
     db.session.flush()
     _event(t, "work_order", "工单完成" + (f"：{wo.summary}" if wo.summary else ""), actor=actor, work_order_id=wo.id)
     if not _open_work_orders(t):

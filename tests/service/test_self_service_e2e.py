@@ -31,7 +31,8 @@ def live(tmp_path):
         _create_schema()
         load_demo()
         org = db.session.scalars(db.select(Organization)).first()
-        db.session.add(StockItem(org_id=org.id, code="LY-FILTER-1", name="WP100 滤芯", on_hand=5, reserved=0))
+        item = db.session.scalars(db.select(StockItem).where(StockItem.org_id == org.id, StockItem.code == "LY-FILTER-1")).one()
+        assert item.on_hand > 0  # the demo stocks its spare parts
         db.session.commit()
         db.session.remove()
     with LiveServer(app) as server:

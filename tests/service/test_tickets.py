@@ -352,3 +352,56 @@ def test_the_customer_timeline_keeps_internal_notes_internal(demo, client):
 
     texts = [m.payload.get("text", "") for m in db.session.scalars(select(OutboxMessage))]
     assert not any("重复工单" in t for t in texts)
+
+
+def test_the_engineer_is_never_stuck(demo, client):
+    """Issue #14 item 6: stock to use, resume from waiting, a summary-only completion, a duplicate cancelled,
+    and a second engineer to hand over to."""
+    from crm_core.service import work_orders
+
+    disp, eng = staff(client, "service.dispatcher"), staff(client, "service.engineer")
+    cust = client.get("/api/v1/customers", headers=disp).get_json()["items"][0]
+    assert {e["name"] for e in client.get("/api/v1/tickets/suggested-engineer", headers=disp).get_json()["engineers"]} \
+        >= {"郑强", "赵磊"}
+
+    def ticket(desc):
+        return client.post("/api/v1/tickets", json={"customer_id": cust["id"], "kind": "consultation", "description": desc},
+                           headers=disp).get_json()["id"]
+
+    # a part in stock is reserved and the ticket keeps going; a missing one makes it wait, visibly
+    t1 = ticket("更换密封圈")
+    wo = client.post(f"/api/v1/tickets/{t1}/dispatch", json={"engineer_ids": [engineer_id()]}, headers=disp).get_json()
+    r = client.post(f"/api/v1/work-orders/{wo['id']}/records", json={"note": "更换", "parts": [{"code": "LY-SEAL-1", "quantity": 2}]},
+                    headers=eng).get_json()
+    assert r["parts"][0]["status"] == "reserved"
+    assert client.get(f"/api/v1/tickets/{t1}", headers=disp).get_json()["status"] == "in_progress"
+    client.post(f"/api/v1/work-orders/{wo['id']}/records", json={"note": "缺电机", "parts": [{"code": "NO-SUCH-PART", "quantity": 1}]},
+                headers=eng)
+    assert client.get(f"/api/v1/tickets/{t1}", headers=disp).get_json()["status"] == "waiting_parts"
+    done = client.post(f"/api/v1/work-orders/{wo['id']}/complete", json={"summary": "配件到货后已修复"}, headers=eng)
+    assert done.status_code == 200, done.get_json()
+    assert client.get(f"/api/v1/tickets/{t1}", headers=disp).get_json()["status"] == "completed"
+
+    # an empty work order: a summary completes it (and becomes its record); nothing at all is refused with a reason
+    t2 = ticket("电话咨询滤芯")
+    wo2 = client.post(f"/api/v1/tickets/{t2}/dispatch", json={"engineer_ids": [engineer_id()]}, headers=disp).get_json()
+    bare = client.post(f"/api/v1/work-orders/{wo2['id']}/complete", json={}, headers=eng)
+    assert bare.status_code == 409 and "处理总结" in bare.get_json()["error"]["message"]
+    ok = client.post(f"/api/v1/work-orders/{wo2['id']}/complete", json={"summary": "电话告知客户更换周期"}, headers=eng).get_json()
+    assert ok["status"] == "completed" and ok["records"][0]["note"] == "电话告知客户更换周期"
+
+    # a duplicate work order (another engineer) is cancelled by the dispatcher; then the first completes the ticket
+    t3 = ticket("重复派工")
+    first = client.post(f"/api/v1/tickets/{t3}/dispatch", json={"engineer_ids": [engineer_id()]}, headers=disp).get_json()
+    dup = client.post(f"/api/v1/tickets/{t3}/dispatch", json={"engineer_ids": [engineer_id("赵磊")]}, headers=disp).get_json()
+    client.post(f"/api/v1/work-orders/{dup['id']}/records", json={"note": "到场"}, headers=staff(client, "service.engineer2"))
+    from crm_core.org.models import User
+    from crm_core.org.permissions import load_actor
+
+    dispatcher = load_actor(db.session.scalars(select(User).where(User.username == "service.dispatcher")).one())
+    work_orders.cancel_work_order(dispatcher, dup["id"], "重复派工")
+    db.session.commit()
+    client.post(f"/api/v1/work-orders/{first['id']}/records", json={"note": "处理完毕"}, headers=eng)
+    assert client.post(f"/api/v1/work-orders/{first['id']}/complete", json={}, headers=eng).status_code == 200
+    detail = client.get(f"/api/v1/tickets/{t3}", headers=disp).get_json()
+    assert detail["status"] == "completed" and [w["status"] for w in detail["work_orders"]] == ["completed", "cancelled"]

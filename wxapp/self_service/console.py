@@ -123,7 +123,8 @@ def work_order_detail(wo_id: int):
         return _denied(exc)
     t = db.session.get(Ticket, wo.ticket_id)
     return render_template("console/service_work_order.html", wo=queries.work_order_dict(wo), t=queries.ticket_dict(t),
-                           customer=db.session.get(Customer, t.customer_id), team=work_orders.engineers(g.actor.org_id))
+                           customer=db.session.get(Customer, t.customer_id), team=work_orders.engineers(g.actor.org_id),
+                           paused=t.status in svc.PAUSED_STATES, can_dispatch=g.actor.can("ticket", "dispatch"))
 
 
 @bp.post("/service/work-orders/<int:wo_id>/records")
@@ -164,6 +165,23 @@ def console_reassign(wo_id: int):
     eng = request.form.get("engineer_id", "")
     return _act(lambda: work_orders.reassign(g.actor, wo_id, int(eng) if eng.isdigit() else 0, request.form.get("reason") or None),
                 "已转派。", url_for("console.work_order_detail", wo_id=wo_id))
+
+
+@bp.post("/service/work-orders/<int:wo_id>/resume")
+@console_login_required
+def console_resume_wo(wo_id: int):
+    """The parts arrived / the customer answered: the ticket is in progress again."""
+    def run():
+        wo = get_visible(g.actor, WorkOrder, wo_id, action="edit")
+        work_orders.resume(g.actor, wo.id)
+    return _act(run, "已恢复处理。", url_for("console.work_order_detail", wo_id=wo_id))
+
+
+@bp.post("/service/work-orders/<int:wo_id>/cancel")
+@console_login_required
+def console_cancel_wo(wo_id: int):
+    return _act(lambda: work_orders.cancel_work_order(g.actor, wo_id, request.form.get("reason", "")), "服务工单已取消。",
+                url_for("console.work_order_detail", wo_id=wo_id))
 
 
 @bp.get("/service/calendar")
