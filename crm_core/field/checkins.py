@@ -37,10 +37,13 @@ from crm_core.wechat.models import Follower
 
 CHINA = timedelta(hours=8)  # reports group by the China-time day (no daylight saving)
 DUPLICATE_WINDOW = timedelta(seconds=60)
+# WeChat's getLocation and Android's fused provider hand out their cached fix for a while: the same
+# coordinates and accuracy again within this window is one real fix, not a replayed one
+REPEAT_GRACE = timedelta(minutes=30)
 FUTURE_TOLERANCE = timedelta(minutes=2)  # phone clocks drift a little
 FLAG_LABELS = {
     "out_of_range": "超出范围", "low_accuracy": "定位精度低", "suspicious": "移动速度异常", "spoof_mock": "模拟定位",
-    "spoof_repeat": "坐标完全重复", "spoof_accuracy": "精度值异常", "late": "离线补签", "unpaired": "签退无对应签到",
+    "spoof_repeat": "坐标完全重复", "no_customer": "未关联客户", "spoof_accuracy": "精度值异常", "late": "离线补签", "unpaired": "签退无对应签到",
     "no_site": "客户无位置",
 }
 STATUS_LABELS = {"normal": "正常", "out_of_range": "超出范围", "rejected": "疑似作弊"}
@@ -191,7 +194,7 @@ def record(actor: Actor, data: dict) -> CheckIn:
         where = f"在「{customer.name}」" if customer else ""
         raise Conflict(f"1 分钟内已{where}{'签到' if kind == 'in' else '签退'}过，请勿重复提交。", code="duplicate_checkin")
     repeated = source == "device" and any(r.raw_lat == raw_lat and r.raw_lng == raw_lng and r.accuracy_m == accuracy
-                                          for r in recent)
+                                          and abs(r.client_time - client_time) > REPEAT_GRACE for r in recent)
 
     lat, lng = geo.to_wgs84(raw_lat, raw_lng, system)
     flags: list[str] = []
@@ -204,6 +207,8 @@ def record(actor: Actor, data: dict) -> CheckIn:
                 flags.append("out_of_range")
         else:
             flags.append("no_site")
+    else:
+        flags.append("no_customer")  # a visible choice on the page ("不关联客户"), shown on the record too
     if accuracy is not None and accuracy > float(cfg["accuracy_threshold_m"]):
         flags.append("low_accuracy")
     if accuracy is not None and accuracy < 1:
@@ -371,8 +376,20 @@ def to_dict(ci: CheckIn, out_system: str = "wgs84") -> dict:
         "status_label": STATUS_LABELS[ci.status], "flags": list(ci.flags or []),
         "flag_labels": [FLAG_LABELS.get(f, f) for f in ci.flags or []], "flag_reviews": ci.flag_reviews or {},
         "flagged": ci.flagged, "late": ci.late, "pair_id": ci.pair_id, "duration_s": ci.duration_s,
-        "address": ci.address, "travel_m": ci.travel_m,
+        "address": ci.address, "travel_m": ci.travel_m, "badge": badge(ci),
     }
+
+
+def badge(ci: CheckIn) -> dict:
+    """What the record's badge says, agreeing with its status and flags: red for a spoofing sign,
+    orange for out of range or anything waiting for a manager's review, green only when clean."""
+    if ci.status == "rejected":
+        return {"tone": "bad", "text": STATUS_LABELS["rejected"]}
+    if ci.status == "out_of_range":
+        return {"tone": "warn", "text": STATUS_LABELS["out_of_range"]}
+    if ci.flagged:
+        return {"tone": "warn", "text": "待复核"}
+    return {"tone": "ok", "text": STATUS_LABELS["normal"]}
 
 
 def today(actor: Actor) -> list[CheckIn]:

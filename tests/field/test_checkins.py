@@ -262,8 +262,13 @@ def test_spoofing_signs_low_accuracy_and_late_submissions_are_flagged_but_kept(d
     mocked = client.post("/api/v1/checkins", headers=zhang, json={"kind": "in", **base, "accuracy_m": 5,
                                                                   "mock_location": True}).get_json()
     assert mocked["status"] == "rejected" and "spoof_mock" in mocked["flags"]
-    repeat = client.post("/api/v1/checkins", headers=zhang, json={"kind": "out", **base, "accuracy_m": 5}).get_json()
-    assert "spoof_repeat" in repeat["flags"] and repeat["status"] == "rejected"
+    # the same fix seconds later is the phone's cached position (WeChat getLocation, Android's fused provider): real
+    soon = client.post("/api/v1/checkins", headers=zhang, json={"kind": "out", **base, "accuracy_m": 5}).get_json()
+    assert "spoof_repeat" not in soon["flags"] and soon["badge"]["tone"] == "ok", soon
+    # exactly the same fix hours apart is not something a receiver does: replayed
+    repeat = client.post("/api/v1/checkins", headers=zhang, json={"kind": "in", **base, "accuracy_m": 5,
+                                                                  "client_time": iso(utcnow() - timedelta(hours=3))}).get_json()
+    assert "spoof_repeat" in repeat["flags"] and repeat["status"] == "rejected" and repeat["badge"]["tone"] == "bad"
     zero = client.post("/api/v1/checkins", headers=zhang, json={"kind": "in", "lat": 30.2, "lng": 120.1,
                                                                 "accuracy_m": 0}).get_json()
     assert "spoof_accuracy" in zero["flags"]
@@ -273,7 +278,7 @@ def test_spoofing_signs_low_accuracy_and_late_submissions_are_flagged_but_kept(d
     late = client.post("/api/v1/checkins", headers=zhang, json={
         "kind": "in", "lat": 30.25, "lng": 120.15, "accuracy_m": 20, "client_time": iso(utcnow() - timedelta(hours=5))}).get_json()
     assert late["late"] is True and "late" in late["flags"]
-    assert count_checkins(demo) == 5
+    assert count_checkins(demo) == 6
 
 
 def test_manager_confirms_or_dismisses_flags_nobody_reviews_their_own(demo, client):
@@ -444,3 +449,20 @@ def test_amap_answers_are_read_through_geopys_interface():
     loc = AMap._parse(page, Point(30.22, 120.12), True)
     assert loc.address == "浙江省杭州市西湖区龙井路18号" and round(loc.latitude, 2) == 30.22
     assert AMap._parse({"status": "0", "info": "INVALID_USER_KEY"}, Point(30.22, 120.12), True) is None
+
+
+def test_a_cached_fix_at_another_customer_is_out_of_range_and_badges_agree_with_flags(demo, client):
+    """Issue #14 item 11: one cached fix used at a second customer is out of range there, not spoofing;
+    no customer is visible; a low-accuracy check-in is not shown with a green badge."""
+    zhang = token(client, "sales.zhang")
+    tea, far = customer_id(demo, "西湖茶业"), customer_id(demo, "滨江智造")
+    fix = {"lat": 30.22712345, "lng": 120.12301234, "accuracy_m": 12}
+    first = client.post("/api/v1/checkins", headers=zhang, json={"kind": "in", **fix, "customer_id": tea}).get_json()
+    second = client.post("/api/v1/checkins", headers=zhang, json={"kind": "in", **fix, "customer_id": far}).get_json()
+    assert first["status"] == "normal"
+    assert second["status"] == "out_of_range" and "spoof_repeat" not in second["flags"], second
+    assert second["badge"] == {"tone": "warn", "text": "超出范围"}
+    nowhere = client.post("/api/v1/checkins", headers=zhang, json={"kind": "out", "lat": 30.3, "lng": 120.3,
+                                                                   "accuracy_m": 3000}).get_json()
+    assert "no_customer" in nowhere["flags"] and "未关联客户" in nowhere["flag_labels"]
+    assert "low_accuracy" in nowhere["flags"] and nowhere["badge"]["tone"] == "warn"

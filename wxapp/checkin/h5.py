@@ -40,8 +40,11 @@ def _is_wechat() -> bool:
 @wechat_user_required
 def page():
     actor = staff_actor()
+    from crm_core.org.settings import get_setting
+
+    threshold = get_setting(actor.org_id, "checkin")["accuracy_threshold_m"] if actor else 200
     return render_template("h5/checkin.html", bound=actor is not None, name=actor.label if actor else None,
-                           in_wechat=_is_wechat())
+                           in_wechat=_is_wechat(), accuracy_threshold=threshold)
 
 
 class StaffLogin(Model):
