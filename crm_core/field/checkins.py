@@ -387,7 +387,11 @@ def badge(ci: CheckIn) -> dict:
         return {"tone": "bad", "text": STATUS_LABELS["rejected"]}
     if ci.status == "out_of_range":
         return {"tone": "warn", "text": STATUS_LABELS["out_of_range"]}
-    if ci.flagged:
+    reviews = ci.flag_reviews or {}
+    live = [f for f in ci.flags or [] if f in REVIEW_FLAGS and (reviews.get(f) or {}).get("decision") != "dismissed"]
+    if any((reviews.get(f) or {}).get("decision") == "confirmed" for f in live):
+        return {"tone": "bad", "text": "异常（已确认）"}
+    if live:
         return {"tone": "warn", "text": "待复核"}
     return {"tone": "ok", "text": STATUS_LABELS["normal"]}
 

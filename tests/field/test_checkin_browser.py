@@ -101,9 +101,10 @@ def test_manager_sees_the_report_the_route_and_reviews_a_flag(live_app, page):
     item.locator(".flag[data-flag=out_of_range] button[value=dismissed]").click()
     page.wait_for_selector("text=已复核")
     item = page.locator(f"#checkin-{far['id']}")
-    assert "正常" in item.inner_text() and "已驳回" in item.inner_text()
+    assert "待复核" in item.inner_text() and "已驳回" in item.inner_text()  # in range now; the speed still to review
     item.locator(".flag[data-flag=suspicious] button[value=confirmed]").click()
     page.wait_for_selector(f"#checkin-{far['id']} >> text=已确认")
+    assert "异常（已确认）" in page.locator(f"#checkin-{far['id']}").inner_text()
 
     page.click("nav >> text=活动统计报表")
     page.wait_for_selector("#activity-report tfoot")
