@@ -53,12 +53,15 @@ def test_customer_verifies_submits_follows_progress_and_rates_on_a_phone(live_ap
         page.click("text=在线报修")
         page.wait_for_selector("#product option:nth-child(2)", state="attached")
         assert "保修" in page.inner_text("#warranty")
+        assert page.input_value("#contact_phone") == PHONE  # the verified phone, prefilled (issue #14 item 12)
         page.fill("#description", "净水器漏水，出水口一直滴水")
         page.set_input_files("#photos", photo_file(tmp_path))
         page.wait_for_selector("#thumbs img")
         page.click("#submit")
         page.wait_for_selector("#timeline")
         assert "已提交" in page.inner_text("#detail")
+        page.wait_for_selector("#my-photos img")  # the customer sees their own photo on the request
+        assert page.evaluate("document.querySelector('#my-photos img').naturalWidth > 0")
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         ticket_id = int(page.url.rsplit("/", 1)[1])
 

@@ -58,7 +58,13 @@ def home():
 @wechat_user_required
 def new():
     f = _follower()
-    return render_template("h5/service.html", bound=bool(f and f.contact_id), view="new",
+    phone = None
+    if f and f.contact_id:  # the verified phone, so the customer need not type it again
+        from crm_core.customers.models import Contact
+
+        contact = db.session.get(Contact, f.contact_id)
+        phone = contact.phone if contact else None
+    return render_template("h5/service.html", bound=bool(f and f.contact_id), view="new", contact_phone=phone,
                            kind=request.args.get("kind") if request.args.get("kind") in TICKET_KINDS else "repair")
 
 
