@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 
@@ -10,7 +11,6 @@ import pytest
 import crm_core.security
 from crm_core.db import db
 from tests.services import PostgresServer, RedisServer, new_database, unavailable
-
 
 # cheap password hashes in tests (production keeps scrypt); verification reads the method from the hash
 crm_core.security.HASH_METHOD = "pbkdf2:sha256:1000"
@@ -123,6 +123,23 @@ def redis_url(redis_server):
 
 
 # --- API helpers --------------------------------------------------------------------------
+def console_login(app, username: str, password: str, next_value: str | None = None):
+    """Sign in to the console with a fresh test client (CSRF token read from the form); returns
+    (client, answer to the POST)."""
+    from flask import g
+
+    g.pop("csrf_token", None)  # Flask-WTF caches the token in g, and a test's app context outlives requests
+    c = app.test_client()
+    html = c.get("/console/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    data = {"username": username, "password": password}
+    if next_value is not None:
+        data["next"] = next_value
+    if token:
+        data["csrf_token"] = token.group(1)
+    return c, c.post("/console/login", data=data)
+
+
 def token_for(client, username: str, password: str) -> dict:
     resp = client.post("/api/v1/auth/token", json={"username": username, "password": password})
     assert resp.status_code == 200, resp.get_json()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.console.test_console_browser import login
-from tests.service.test_self_service_browser import PHONE, http, token
+from tests.service.test_self_service_browser import http, token, verify_on_phone
 
 pytestmark = pytest.mark.browser
 
@@ -46,14 +46,7 @@ def test_the_phone_marks_the_field_in_error_and_keeps_the_text(live_app, browser
     ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True)
     page = ctx.new_page()
     try:
-        page.goto(f"{base}/h5/dev-login?openid=oFormsPhone01&next=/h5/service")
-        page.wait_for_selector("#verify")
-        page.fill("#phone", PHONE)
-        page.click("#send-code")
-        page.wait_for_selector("#toast:has-text('验证码已发送')")
-        page.fill("#code", http(base, "GET", f"/sandbox/sms?phone={PHONE}")["items"][0]["code"])
-        page.click("#confirm")
-        page.wait_for_selector("#tickets")
+        verify_on_phone(page, base, "oFormsPhone01")
         page.click("text=在线报修")
         page.wait_for_selector("#description")
         page.select_option("#kind", "suggestion")

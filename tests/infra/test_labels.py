@@ -8,6 +8,7 @@ import pytest
 
 from crm_core.db import db
 from crm_core.labels import LABELS, label
+from tests.conftest import console_login
 
 # enum values that must never reach a person as they are stored
 RAW = {v for table in LABELS.values() for v in table} - {"in", "out", "admin", "log", "sms", "other", "email"}  # "email" is also a field name (collision rules)
@@ -55,14 +56,8 @@ def busy_demo(app, client):
 
 
 def test_console_pages_show_no_raw_enum_values(app, busy_demo):
-    c = app.test_client()
-    from flask import g
-
-    g.pop("csrf_token", None)
-    html = c.get("/console/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    data = {"username": "admin", "password": "demo123456", **({"csrf_token": token.group(1)} if token else {})}
-    assert c.post("/console/login", data=data).status_code == 302
+    c, resp = console_login(app, "admin", "demo123456")
+    assert resp.status_code == 302
     home = c.get("/console/").get_data(as_text=True)
     pages = sorted(set(re.findall(r'href="(/console/[^"#?]*)"', home)) - {"/console/logout"})
     pages += [f"/console/service/tickets/{busy_demo['ticket']['id']}",

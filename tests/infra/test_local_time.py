@@ -1,12 +1,12 @@
 """One organisation time zone (issue #14, item 2): stored in UTC, shown local wherever a person reads it."""
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
 from crm_core.clock import local_str, travel, utcnow
 from crm_core.db import db
 from crm_core.org.models import OrgSetting
+from tests.conftest import console_login
 from tests.factories import PASSWORD, make_customer, make_team
 
 
@@ -25,8 +25,8 @@ def test_console_pages_show_ticket_times_in_the_organisations_zone(app, client, 
     ticket = client.post("/api/v1/tickets", json={"customer_id": customer.id, "kind": "consultation",
                                                   "description": "时区测试"}, headers=h).get_json()
     created = datetime.fromisoformat(ticket["created_at"].rstrip("Z"))
-    c = app.test_client()
-    _login_into(c, app)
+    c, resp = console_login(app, "acme.admin", PASSWORD)
+    assert resp.status_code == 302
     html = c.get(f"/console/service/tickets/{ticket['id']}").get_data(as_text=True)
     assert (created + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M") in html
     assert "UTC" not in html
@@ -35,18 +35,6 @@ def test_console_pages_show_ticket_times_in_the_organisations_zone(app, client, 
     db.session.commit()
     html = c.get(f"/console/service/tickets/{ticket['id']}").get_data(as_text=True)
     assert (created + timedelta(hours=9)).strftime("%Y-%m-%d %H:%M") in html
-
-
-def _login_into(c, app):
-    from flask import g
-
-    g.pop("csrf_token", None)
-    html = c.get("/console/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    data = {"username": "acme.admin", "password": PASSWORD}
-    if token:
-        data["csrf_token"] = token.group(1)
-    assert c.post("/console/login", data=data).status_code == 302
 
 
 def test_activity_reminder_text_is_local(app, client, auth_headers):

@@ -10,7 +10,7 @@ from PIL import Image
 from crm_core.db import db
 from crm_core.field.models import CheckIn
 from crm_core.media import MediaFile
-from tests.conftest import _make_app
+from tests.conftest import _make_app, console_login
 from tests.factories import PASSWORD, make_team
 
 NOT_LOOPBACK = {"REMOTE_ADDR": "203.0.113.7"}
@@ -188,18 +188,7 @@ def test_4_date_ranges_are_bounded(team, client, auth_headers):
 
 
 def _console_login(app, next_value: str):
-    import re
-
-    from flask import g
-
-    g.pop("csrf_token", None)  # Flask-WTF caches the token in g, and the test's app context outlives requests
-    c = app.test_client()
-    html = c.get("/console/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    data = {"username": "acme.admin", "password": PASSWORD, "next": next_value}
-    if token:
-        data["csrf_token"] = token.group(1)
-    return c.post("/console/login", data=data)
+    return console_login(app, "acme.admin", PASSWORD, next_value)[1]
 
 
 def test_4_crlf_in_the_console_login_next_is_not_followed(team, app):

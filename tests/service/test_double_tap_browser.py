@@ -4,21 +4,9 @@ from __future__ import annotations
 import pytest
 
 from tests.console.test_console_browser import login
-from tests.service.test_self_service_browser import PHONE, http, token
+from tests.service.test_self_service_browser import http, token, verify_on_phone
 
 pytestmark = pytest.mark.browser
-
-
-def _verify(page, base, openid: str, phone: str):
-    page.goto(f"{base}/h5/dev-login?openid={openid}&next=/h5/service")
-    page.wait_for_selector("#verify")
-    page.fill("#phone", phone)
-    page.click("#send-code")
-    page.wait_for_selector("#toast:has-text('验证码已发送')")
-    code = http(base, "GET", f"/sandbox/sms?phone={phone}")["items"][0]["code"]
-    page.fill("#code", code)
-    page.click("#confirm")
-    page.wait_for_selector("#tickets")
 
 
 def test_double_taps_on_the_phone_make_one_ticket_and_one_rating(live_app, browser):
@@ -28,7 +16,7 @@ def test_double_taps_on_the_phone_make_one_ticket_and_one_rating(live_app, brows
     errors = []
     page.on("response", lambda r: errors.append(r.url) if r.status >= 500 else None)
     try:
-        _verify(page, base, "oDoubleTap01", PHONE)
+        verify_on_phone(page, base, "oDoubleTap01")
         page.click("text=在线报修")
         page.wait_for_selector("#description")
         page.fill("#description", "双击提交测试：热水器不加热")

@@ -26,6 +26,18 @@ def token(base, username):
     return http(base, "POST", "/api/v1/auth/token", body={"username": username, "password": "demo123456"})["access_token"]
 
 
+def verify_on_phone(page, base, openid: str, phone: str = PHONE):
+    """Open the service page as WeChat user ``openid`` and bind it to ``phone`` with the SMS code."""
+    page.goto(f"{base}/h5/dev-login?openid={openid}&next=/h5/service")
+    page.wait_for_selector("#verify")
+    page.fill("#phone", phone)
+    page.click("#send-code")
+    page.wait_for_selector("#toast:has-text('验证码已发送')")
+    page.fill("#code", http(base, "GET", f"/sandbox/sms?phone={phone}")["items"][0]["code"])
+    page.click("#confirm")
+    page.wait_for_selector("#tickets")
+
+
 def photo_file(tmp_path):
     path = tmp_path / "leak.jpg"
     buf = io.BytesIO()
@@ -39,15 +51,7 @@ def test_customer_verifies_submits_follows_progress_and_rates_on_a_phone(live_ap
     ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True)
     page = ctx.new_page()
     try:
-        page.goto(f"{base}/h5/dev-login?openid=oPhoneCust01&next=/h5/service")
-        page.wait_for_selector("#verify")
-        page.fill("#phone", PHONE)
-        page.click("#send-code")
-        page.wait_for_selector("#toast:has-text('验证码已发送')")
-        code = http(base, "GET", f"/sandbox/sms?phone={PHONE}")["items"][0]["code"]
-        page.fill("#code", code)
-        page.click("#confirm")
-        page.wait_for_selector("#tickets")
+        verify_on_phone(page, base, "oPhoneCust01")
         assert "还没有服务请求" in page.inner_text("#tickets")
 
         page.click("text=在线报修")
