@@ -34,7 +34,8 @@ BUILTIN_ROLES: list[dict] = [
     {
         "code": "dispatcher", "name": "服务调度", "grants_all": False,
         "permissions": _grant(SERVICE_OBJECTS, ("view", "create", "edit", "export")) + [("ticket", "dispatch"), ("work_order", "dispatch")]
-        + [("customer", "view"), ("contact", "view"), ("product", "view"), ("follower", "view"), ("organization", "view")],
+        + [("customer", "view"), ("contact", "view"), ("product", "view"), ("follower", "view"), ("follower", "edit"),
+           ("organization", "view")],
         "scopes": {o: "organization" for o in SERVICE_OBJECTS + ("customer", "contact")},
     },
     {

@@ -15,15 +15,15 @@ import re
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from crm_core import normalize, sms
 from crm_core.clock import utcnow
 from crm_core.customers.models import Contact, Customer
 from crm_core.db import db
-from crm_core.errors import Conflict, RateLimited, ValidationFailed
+from crm_core.errors import RateLimited, ValidationFailed
 from crm_core.org.models import Employee
-from crm_core.org.permissions import Actor
+from crm_core.org.settings import get_setting
 from crm_core.service.models import VerificationCode
 from crm_core.wechat import followers
 from crm_core.wechat.models import Follower
@@ -87,8 +87,8 @@ def confirm(org_id: int, appid: str, openid: str, phone: str, code: str) -> Foll
                         code="wrong_code", fields={"code": "wrong"})
     row.used_at = now
     follower = followers.get_or_create(appid, openid, org_id=org_id)
-    contact = _find_contact(org_id, phone) or _create_customer(org_id, phone, follower)
-    followers.bind_contact(follower, contact)
+    contact = _find_contact(org_id, phone) or _pending_contact(org_id, phone, follower)
+    followers.bind_contact(follower, contact)  # binding again with another phone moves the binding (更换手机号)
     return follower
 
 
@@ -108,28 +108,45 @@ def service_owner(org_id: int) -> Employee | None:
     return dispatchers[0] if dispatchers else db.session.scalars(select(Employee).where(Employee.org_id == org_id).order_by(Employee.id)).first()
 
 
-def _create_customer(org_id: int, phone: str, follower: Follower) -> Contact:
-    """No contact has this number: a non-trading customer and contact, for the desk to review.
-    The collision check runs first; a blocking hit means the customer exists — the new
-    contact is added to it instead of creating a duplicate."""
-    from crm_core.customers.customers import _new_contact, create_customer
+PENDING_CUSTOMER_NAME = "待审核：微信自助验证客户"
 
+
+def pending_customer(org_id: int) -> Customer:
+    """The organisation's one holding customer for phones that match no contact (created on first
+    use; its id kept in the ``self_service`` setting). The desk moves each contact on it to the
+    customer it belongs to, or registers that customer; nobody gets a junk customer of their own."""
+    from crm_core.org.models import OrgSetting
+
+    cfg = get_setting(org_id, "self_service")
+    customer = db.session.get(Customer, cfg.get("pending_customer_id")) if cfg.get("pending_customer_id") else None
+    if customer is not None and customer.org_id == org_id:
+        return customer
     owner = service_owner(org_id)
-    actor = Actor.system(org_id, "微信自助验证")
-    name = follower.nickname or f"微信用户{phone[-4:]}"
-    contact_data = {"name": name, "phone": phone, "is_primary": True, "note": "微信自助验证时创建"}
-    try:
-        customer, _ = create_customer(actor, {"name": f"{name}（{phone[:3]}****{phone[-4:]}）", "kind": "person", "phone": phone,
-                                              "source": "self_service", "owner_id": owner.id if owner else None,
-                                              "note": "微信自助验证时创建，请核实"}, contacts=[contact_data])
-    except Conflict as exc:
-        hit = next((h for h in exc.extra.get("hits", []) if h.get("object_type") in ("customer", "contact")), None)
-        if hit is None:
-            raise
-        customer_id = hit["id"] if hit["object_type"] == "customer" else db.session.get(Contact, hit["id"]).customer_id
-        customer = db.session.get(Customer, customer_id)
-        _new_contact(actor, customer, contact_data, db.session.get(Employee, customer.owner_id))
+    customer = Customer(org_id=org_id, name=PENDING_CUSTOMER_NAME, kind="person", source="self_service", trading=False,
+                        needs_review=True, owner_id=owner.id if owner else None,
+                        department_id=owner.department_id if owner else None,
+                        note="微信用户自助验证时填写的手机号没有对应的联系人；请把这里的联系人移到所属客户，或登记为新客户。")
+    db.session.add(customer)
+    db.session.flush()
+    row = db.session.scalars(select(OrgSetting).where(OrgSetting.org_id == org_id, OrgSetting.key == "self_service")).first()
+    if row is None:
+        db.session.add(OrgSetting(org_id=org_id, key="self_service", value={"pending_customer_id": customer.id}))
+    else:
+        row.value = {**(row.value or {}), "pending_customer_id": customer.id}
+    db.session.flush()
+    return customer
+
+
+def _pending_contact(org_id: int, phone: str, follower: Follower) -> Contact:
+    """A contact awaiting review on the organisation's pending customer (one per phone)."""
+    customer = pending_customer(org_id)
+    existing = db.session.scalars(select(Contact).where(Contact.customer_id == customer.id, Contact.phone == phone)).first()
+    if existing is not None:
+        return existing
+    contact = Contact(org_id=org_id, customer_id=customer.id, owner_id=customer.owner_id, department_id=customer.department_id,
+                      name=follower.nickname or f"微信用户{phone[-4:]}", phone=phone, is_primary=False,
+                      note="待审核：微信自助验证时创建，请核实所属客户")
+    db.session.add(contact)
     customer.needs_review = True
     db.session.flush()
-    return db.session.scalars(select(Contact).where(Contact.customer_id == customer.id, or_(
-        Contact.phone == phone, Contact.phone.contains(phone[-8:]))).order_by(Contact.id.desc())).first()
+    return contact

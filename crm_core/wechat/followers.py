@@ -64,6 +64,17 @@ def bind_contact(follower: Follower, contact: Contact) -> Follower:
     return follower
 
 
+def unbind_contact(actor, appid: str, openid: str) -> Follower:
+    """Staff undo a binding (a wrong phone, a phone that changed hands): the WeChat user verifies again."""
+    actor.require("follower", "edit")
+    follower = require(appid, openid)
+    if follower.org_id is not None and follower.org_id != actor.org_id:
+        raise NotFound("粉丝不存在。")
+    follower.contact_id = follower.customer_id = follower.bound_at = None
+    db.session.flush()
+    return follower
+
+
 def follower_dict(f: Follower) -> dict:
     iso = lambda d: d.isoformat() + "Z" if d else None  # noqa: E731
     return {"openid": f.openid, "appid": f.appid, "subscribed": f.subscribed, "scene": f.scene, "first_scene": f.first_scene,

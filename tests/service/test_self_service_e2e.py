@@ -184,8 +184,8 @@ def test_photos_chosen_in_wechat_are_downloaded_cleaned_and_attached(live):
 
 
 def test_warranty_reminders_reach_the_customers_bound_wechat(live):
-    from crm_core.outbox import OutboxMessage
     from crm_core.customers.models import ProductArchive
+    from crm_core.outbox import OutboxMessage
     from crm_core.service.warranty import warranty_reminders
 
     base = live.url

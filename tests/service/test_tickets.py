@@ -10,15 +10,14 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from crm_core.clock import travel, utcnow
-from crm_core.db import db
 from crm_core.activities.models import Activity
+from crm_core.clock import travel, utcnow
 from crm_core.customers.models import Contact, Customer
-from crm_core.wechat.models import Follower
+from crm_core.db import db
 from crm_core.outbox import OutboxMessage
-from crm_core.service.models import Rating, StockItem, Ticket, TicketEvent
 from crm_core.service import tickets as svc
-
+from crm_core.service.models import Rating, StockItem, Ticket, TicketEvent
+from crm_core.wechat.models import Follower
 
 
 @pytest.fixture
@@ -282,14 +281,37 @@ def test_verification_codes_expire_lock_after_five_tries_and_are_rate_limited(de
     assert db.session.scalars(select(Follower).where(Follower.openid == "oVerify0001", Follower.contact_id.is_not(None))).first() is None
 
 
-def test_an_unknown_phone_creates_a_customer_for_review(demo):
+def test_an_unknown_phone_becomes_a_contact_awaiting_review_on_the_pending_customer(demo):
+    """Issue #14 item 7 (and #20's generated-name collision): no junk customer per phone; two strangers whose
+    phones share the first three and last four digits both verify."""
+    from crm_core.service.verification import PENDING_CUSTOMER_NAME
+
     c = customer_session(demo, "oNewPerson1", "13712345678")
-    f = db.session.scalars(select(Follower).where(Follower.openid == "oNewPerson1")).one()
-    contact = db.session.get(Contact, f.contact_id)
-    customer = db.session.get(Customer, contact.customer_id)
-    assert contact.phone == "13712345678" and customer.needs_review and not customer.trading
-    assert customer.source == "self_service"
+    customer_session(demo, "oNewPerson2", "13799995678")  # same 137****5678 mask: no collision
+    rows = db.session.scalars(select(Follower).where(Follower.openid.in_(["oNewPerson1", "oNewPerson2"]))).all()
+    contacts = [db.session.get(Contact, f.contact_id) for f in rows]
+    assert {ct.phone for ct in contacts} == {"13712345678", "13799995678"}
+    assert len({ct.customer_id for ct in contacts}) == 1  # one holding customer
+    holder = db.session.get(Customer, contacts[0].customer_id)
+    assert holder.name == PENDING_CUSTOMER_NAME and holder.needs_review and not holder.trading
+    assert db.session.scalar(select(func.count(Customer.id)).where(Customer.name.like("微信用户%"))) == 0
     assert c.get("/h5/api/products").get_json()["items"] == []
+
+
+def test_a_customer_changes_the_bound_phone_and_staff_can_unbind(demo, client):
+    c = customer_session(demo, "oRebind0001", "13700000001")  # a mistyped phone: bound to a pending contact
+    code_for = lambda phone: c.application.test_client().get(f"/sandbox/sms?phone={phone}").get_json()["items"][0]["code"]  # noqa: E731
+    assert "更换绑定的手机号" in c.get("/h5/service").get_data(as_text=True)
+    assert "请验证新的手机号" in c.get("/h5/service?reverify=1").get_data(as_text=True)
+    assert c.post("/h5/api/verify/start", json={"phone": "13905710001"}).status_code == 200
+    r = c.post("/h5/api/verify/confirm", json={"phone": "13905710001", "code": code_for("13905710001")}).get_json()
+    assert r["bound"] and r["name"] == "陈建国"  # now bound to the right contact
+    f = db.session.scalars(select(Follower).where(Follower.openid == "oRebind0001")).one()
+    assert db.session.get(Contact, f.contact_id).name == "陈建国"
+    # the desk undoes a binding: the user must verify again
+    resp = client.post("/api/v1/wechat/followers/oRebind0001/unbind", headers=staff(client, "service.dispatcher"))
+    assert resp.status_code == 200 and resp.get_json()["contact_id"] is None
+    assert c.post("/h5/api/tickets", json={"kind": "consultation", "description": "还能提交吗"}).status_code in (403, 409)
 
 
 def test_service_reports_tracking_sla_calendar_and_csv(demo, client):

@@ -17,7 +17,7 @@ from crm_core.sales import opportunities as opp_service
 from crm_core.sales.models import Opportunity
 from wxapp.auth import console_login_required
 from wxapp.console import bp
-from wxapp.pages import denied
+from wxapp.pages import act, denied
 
 LEAD_STATUS = {"new": "新线索", "working": "跟进中", "converted": "已转换", "closed": "已关闭"}
 SOURCE_LABELS = {"manual": "手工录入", "wechat_campaign": "微信营销", "wechat_intent": "微信意向", "import": "导入",
@@ -197,3 +197,14 @@ def followers():
     q = request.args.get("q", "").strip()[:64]
     rows, total = paginate(follower_service.search(wechat_appid(), q or None), Follower.id.desc(), page=_page(), per_page=50)
     return render_template("console/followers.html", rows=rows, total=total, q=q)
+
+
+@bp.post("/followers/<openid>/unbind")
+@console_login_required
+def unbind_follower(openid: str):
+    """解除绑定: the WeChat user verifies again (a wrong phone, a number that changed hands)."""
+    from crm_core.wechat import followers as follower_service
+    from wxapp.config import wechat_appid
+
+    return act(lambda: follower_service.unbind_contact(g.actor, wechat_appid(), openid), "已解除绑定，客户下次使用时需重新验证手机号。",
+               url_for("console.followers"))

@@ -59,6 +59,14 @@ def get_follower(openid: str):
     return followers.follower_dict(followers.require(wechat_appid(), openid))
 
 
+@api.operation(bp, "/wechat/followers/<openid>/unbind", "POST", summary="Undo a follower's verified binding (they verify again)",
+               tags=("wechat",), response=FollowerOut)
+def unbind_follower(openid: str):
+    """A wrong phone at verification, or a number that changed hands: the WeChat user is no longer
+    bound to the contact and verifies again on their next request."""
+    return followers.follower_dict(followers.unbind_contact(g.actor, wechat_appid(), openid))
+
+
 class MessageQuery(PageQuery):
     openid: str | None = Field(default=None, max_length=64)
     per_page: int = Field(default=50, ge=1, le=200)

@@ -51,7 +51,9 @@ def _bound() -> Follower:
 @wechat_user_required
 def home():
     f = _follower()
-    return render_template("h5/service.html", bound=bool(f and f.contact_id), view="list")
+    reverify = request.args.get("reverify") == "1"  # 更换手机号: verify again; the new phone moves the binding
+    return render_template("h5/service.html", bound=bool(f and f.contact_id) and not reverify, view="list",
+                           reverify=reverify)
 
 
 @bp.get("/service/new")

@@ -1,4 +1,4 @@
-"""Timeline audience: entries are internal by default; public ones carry the note shared with the customer
+"""Timeline audience (entries internal by default, public ones carry the shared note); dispatchers may unbind followers
 
 Revision ID: 0009
 Revises: 0008
@@ -19,6 +19,10 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table('ticket_event') as batch:
         batch.add_column(sa.Column('public_note', sa.String(length=1000), nullable=True))
+    # the dispatcher may undo a follower's binding (follower: edit)
+    from crm_core.org.builtin_roles import sync_builtin_roles
+
+    sync_builtin_roles(op.get_bind())
 
 
 def downgrade():
