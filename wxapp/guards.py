@@ -98,13 +98,9 @@ def _walk(value, path: str, name: str, errors: dict[str, str]) -> None:
 
 def check_values(model: BaseModel, *, query: bool = False) -> None:
     """Refuse values a database or a report cannot take (see the module docstring) with 422."""
-    data = dict(model)
+    data = model.model_dump()  # python mode: dates stay dates, nested models become dicts
     errors: dict[str, str] = {}
     for key, value in data.items():
-        if isinstance(value, BaseModel):
-            value = value.model_dump()
-        elif isinstance(value, list):
-            value = [v.model_dump() if isinstance(v, BaseModel) else v for v in value]
         _walk(value, key, key, errors)
     start, end = data.get("date_from"), data.get("date_to")
     if isinstance(start, date) and isinstance(end, date) and not errors:

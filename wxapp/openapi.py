@@ -197,6 +197,12 @@ class Api:
         self.security_schemes = security_schemes or {
             "bearerAuth": {"type": "http", "scheme": "bearer", "description": "POST /api/v1/auth/token"}}
 
+    def _record(self, fn: Callable, rule: str, method: str, endpoint: str, *, description: str, **fields) -> None:
+        """Add the operation at full ``rule`` (with converters) to the document."""
+        params = [(name, conv or "string") for conv, name in _CONVERTER.findall(rule)]
+        self.operations.append(Operation(method=method.lower(), path=_CONVERTER.sub(r"{\2}", rule), endpoint=endpoint,
+                                         description=description or (fn.__doc__ or "").strip(), path_params=params, **fields))
+
     def describe(self, rule: str, method: str = "GET", *, summary: str, tags: tuple[str, ...] = (),
                  body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
                  response: type[BaseModel] | None = None, status: int = 200, auth: bool = True,
@@ -205,11 +211,8 @@ class Api:
         pydantic models it validates with feed the document. ``rule`` is the full rule, with
         converters. A test checks that every H5 and public JSON route is described."""
         def deco(fn: Callable) -> Callable:
-            params = [(name, conv or "string") for conv, name in _CONVERTER.findall(rule)]
-            self.operations.append(Operation(
-                method=method.lower(), path=_CONVERTER.sub(r"{\2}", rule), endpoint=re.sub(r"\W+", "_", f"{method} {rule}").lower(), summary=summary,
-                tags=tags, body=body, query=query, response=response, status=status, auth=auth,
-                description=description or (fn.__doc__ or "").strip(), path_params=params))
+            self._record(fn, rule, method, re.sub(r"\W+", "_", f"{method} {rule}").lower(), summary=summary, tags=tags,
+                         body=body, query=query, response=response, status=status, auth=auth, description=description)
             return fn
 
         return deco
@@ -237,12 +240,8 @@ class Api:
             for d in decorators:
                 view = d(view)
             bp.add_url_rule(rule, endpoint=fn.__name__, view_func=view, methods=[method])
-            full = (bp.url_prefix or "") + rule
-            params = [(name, conv or "string") for conv, name in _CONVERTER.findall(full)]
-            self.operations.append(Operation(
-                method=method.lower(), path=_CONVERTER.sub(r"{\2}", full), endpoint=f"{bp.name}.{fn.__name__}",
-                summary=summary, tags=tags, body=body, query=query, response=response, status=status, auth=auth,
-                description=description or (fn.__doc__ or "").strip(), path_params=params))
+            self._record(fn, (bp.url_prefix or "") + rule, method, f"{bp.name}.{fn.__name__}", summary=summary, tags=tags,
+                         body=body, query=query, response=response, status=status, auth=auth, description=description)
             return view
 
         return deco

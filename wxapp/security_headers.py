@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 
 WECHAT_JSSDK = "https://res.wx.qq.com"
 
@@ -56,10 +56,6 @@ def apply(response, nonce: str | None, path: str, hsts: bool = False):
     if hsts:
         h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     return response
-
-
-def hsts_enabled() -> bool:
-    return bool(current_app.config.get("HSTS"))
 
 
 def init_app(app: Flask) -> None:

@@ -74,9 +74,7 @@ def _condition(target: str, c: dict):
 
 def segment_clause(actor: Actor, segment_id: int, target: str):
     """The WHERE clause of a segment, for the target's list query (customers or contacts)."""
-    seg = db.session.get(Segment, segment_id)
-    if seg is None or seg.org_id != actor.org_id:
-        raise NotFound("客户细分不存在。", fields={"segment_id": "unknown"})
+    seg = get_segment(actor, segment_id)
     if seg.target != target:
         raise ValidationFailed("细分对象不匹配。", fields={"segment_id": f"segment targets {seg.target}"})
     validate_conditions(target, seg.conditions or [])  # a stored segment edited by hand still answers cleanly
@@ -111,7 +109,7 @@ def get_segment(actor: Actor, segment_id: int) -> Segment:
     """A segment of the actor's organisation (404 otherwise)."""
     seg = db.session.get(Segment, segment_id)
     if seg is None or seg.org_id != actor.org_id:
-        raise NotFound("客户细分不存在。")
+        raise NotFound("客户细分不存在。", fields={"segment_id": "unknown"})
     return seg
 
 

@@ -9,7 +9,9 @@ Every check-in is kept — checks only decide its ``status`` and ``flags``:
   same coordinates and accuracy as an earlier check-in: real receivers never repeat),
   ``spoof_accuracy`` (an accuracy a real receiver never reports: under 1 m), ``late`` (sent
   after the fact, offline), ``unpaired`` (a check-out without a check-in),
-  ``no_site`` (the customer has no site to compare with).
+  ``no_site`` (the customer has no site to compare with), ``no_customer`` (checked in without
+  choosing a customer, a visible choice on the page). The same fix again within 30 minutes is the
+  phone's cached position, not ``spoof_repeat``.
 
 Refused outright (nothing stored): no location at all, coordinates that are not numbers or
 out of range, an unknown coordinate system, a customer outside the caller's data scope, a
@@ -43,11 +45,11 @@ REPEAT_GRACE = timedelta(minutes=30)
 FUTURE_TOLERANCE = timedelta(minutes=2)  # phone clocks drift a little
 FLAG_LABELS = {
     "out_of_range": "超出范围", "low_accuracy": "定位精度低", "suspicious": "移动速度异常", "spoof_mock": "模拟定位",
-    "spoof_repeat": "坐标完全重复", "no_customer": "未关联客户", "spoof_accuracy": "精度值异常", "late": "离线补签", "unpaired": "签退无对应签到",
-    "no_site": "客户无位置",
+    "spoof_repeat": "坐标完全重复", "spoof_accuracy": "精度值异常", "late": "离线补签", "unpaired": "签退无对应签到",
+    "no_site": "客户无位置", "no_customer": "未关联客户",
 }
 STATUS_LABELS = {"normal": "正常", "out_of_range": "超出范围", "rejected": "疑似作弊"}
-# flags a manager reviews (the others only inform: late, unpaired, no_site)
+# flags a manager reviews (the others only inform: late, unpaired, no_site, no_customer)
 REVIEW_FLAGS = ("out_of_range", "low_accuracy", "suspicious") + SPOOF_FLAGS
 
 
@@ -387,13 +389,12 @@ def badge(ci: CheckIn) -> dict:
         return {"tone": "bad", "text": STATUS_LABELS["rejected"]}
     if ci.status == "out_of_range":
         return {"tone": "warn", "text": STATUS_LABELS["out_of_range"]}
+    if not ci.flagged:  # no review flag left standing (see _status)
+        return {"tone": "ok", "text": STATUS_LABELS["normal"]}
     reviews = ci.flag_reviews or {}
-    live = [f for f in ci.flags or [] if f in REVIEW_FLAGS and (reviews.get(f) or {}).get("decision") != "dismissed"]
-    if any((reviews.get(f) or {}).get("decision") == "confirmed" for f in live):
+    if any((reviews.get(f) or {}).get("decision") == "confirmed" for f in ci.flags or [] if f in REVIEW_FLAGS):
         return {"tone": "bad", "text": "异常（已确认）"}
-    if live:
-        return {"tone": "warn", "text": "待复核"}
-    return {"tone": "ok", "text": STATUS_LABELS["normal"]}
+    return {"tone": "warn", "text": "待复核"}
 
 
 def today(actor: Actor) -> list[CheckIn]:

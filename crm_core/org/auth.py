@@ -26,9 +26,7 @@ def authenticate(username: str, password: str) -> User:
     if user is None:
         verify_password(DUMMY_HASH, password)  # same work either way
         raise NotAuthenticated("用户名或密码错误。", code="invalid_credentials")
-    if not verify_password(user.password_hash, password):
-        raise NotAuthenticated("用户名或密码错误。", code="invalid_credentials")
-    if not user.active:
+    if not verify_password(user.password_hash, password) or not user.active:
         raise NotAuthenticated("用户名或密码错误。", code="invalid_credentials")
     user.last_login_at = utcnow()
     return user

@@ -52,14 +52,23 @@ def get_setting(org_id: int, key: str) -> dict:
 
 def put_setting(actor, key: str, value: dict) -> dict:
     actor.require("organization", "edit")
-    row = db.session.scalars(select(OrgSetting).where(OrgSetting.org_id == actor.org_id, OrgSetting.key == key)).first()
-    if row is None:
-        row = OrgSetting(org_id=actor.org_id, key=key, value=value)
-        db.session.add(row)
-    else:
-        row.value = value
-    db.session.flush()
+    _store(actor.org_id, key, lambda _stored: value)
     return get_setting(actor.org_id, key)
+
+
+def remember(org_id: int, key: str, **values) -> None:
+    """Add ``values`` to an organisation's stored setting (what the product itself keeps there,
+    such as the self-service pending customer), leaving the rest and the defaults as they are."""
+    _store(org_id, key, lambda stored: {**stored, **values})
+
+
+def _store(org_id: int, key: str, new_value) -> None:
+    row = db.session.scalars(select(OrgSetting).where(OrgSetting.org_id == org_id, OrgSetting.key == key)).first()
+    if row is None:
+        db.session.add(OrgSetting(org_id=org_id, key=key, value=new_value({})))
+    else:
+        row.value = new_value(row.value or {})
+    db.session.flush()
 
 
 def org_timezone(org_id: int | None) -> str:

@@ -23,7 +23,7 @@ from crm_core.customers.models import Contact, Customer
 from crm_core.db import db
 from crm_core.errors import RateLimited, ValidationFailed
 from crm_core.org.models import Employee
-from crm_core.org.settings import get_setting
+from crm_core.org.settings import get_setting, remember
 from crm_core.service.models import VerificationCode
 from crm_core.wechat import followers
 from crm_core.wechat.models import Follower
@@ -115,8 +115,6 @@ def pending_customer(org_id: int) -> Customer:
     """The organisation's one holding customer for phones that match no contact (created on first
     use; its id kept in the ``self_service`` setting). The desk moves each contact on it to the
     customer it belongs to, or registers that customer; nobody gets a junk customer of their own."""
-    from crm_core.org.models import OrgSetting
-
     cfg = get_setting(org_id, "self_service")
     customer = db.session.get(Customer, cfg.get("pending_customer_id")) if cfg.get("pending_customer_id") else None
     if customer is not None and customer.org_id == org_id:
@@ -128,12 +126,7 @@ def pending_customer(org_id: int) -> Customer:
                         note="微信用户自助验证时填写的手机号没有对应的联系人；请把这里的联系人移到所属客户，或登记为新客户。")
     db.session.add(customer)
     db.session.flush()
-    row = db.session.scalars(select(OrgSetting).where(OrgSetting.org_id == org_id, OrgSetting.key == "self_service")).first()
-    if row is None:
-        db.session.add(OrgSetting(org_id=org_id, key="self_service", value={"pending_customer_id": customer.id}))
-    else:
-        row.value = {**(row.value or {}), "pending_customer_id": customer.id}
-    db.session.flush()
+    remember(org_id, "self_service", pending_customer_id=customer.id)
     return customer
 
 

@@ -156,18 +156,8 @@ def cancel_work_order(actor: Actor, wo_id: int, reason: str) -> WorkOrder:
         raise Conflict("工单已结束。", code="work_order_closed")
     if not (reason or "").strip():
         raise ValidationFailed("请填写取消原因。", fields={"reason": "必填"})
-    wo.status = "cancelled"
-    t = db.session.get(Ticket, wo.ticket_id)
-    others = [w for w in _open_work_orders(t) if w.id != wo.id]
-    _event(t, "work_order", f"取消服务工单 #{wo.id}：{reason.strip()[:200]}", actor=actor, work_order_id=wo.id)
-    if others:
-        t.handler_id = others[0].engineer_id
-    elif t.status == "dispatched":
-        t.handler_id = None
-        _move(t, "submitted", actor=actor, note="服务工单已取消，待重新派工")
-    outbox.notify_staff(wo.engineer_id, "work_order_cancelled", f"工单 {t.number} 的服务工单 #{wo.id} 已取消。", org_id=t.org_id,
-                        ticket_id=t.id, work_order_id=wo.id)
-    db.session.flush()
+    _withdraw(actor, wo, ("work_order", f"取消服务工单 #{wo.id}：{reason.strip()[:200]}"), "服务工单已取消，待重新派工",
+              f"服务工单 #{wo.id} 已取消。")
     return wo
 
 
@@ -177,19 +167,26 @@ def undo_dispatch(actor: Actor, wo_id: int, reason: str | None = None) -> WorkOr
     wo = _work_order(actor, wo_id)
     if wo.status != "assigned":
         raise Conflict("工程师已开始处理，不能撤销派工；请改用转派。", code="work_started")
+    _withdraw(actor, wo, ("dispatch", "撤销派工" + (f"：{reason}" if reason else "")), "撤销派工，待重新派工", "派工已撤销。")
+    return wo
+
+
+def _withdraw(actor: Actor, wo: WorkOrder, event: tuple[str, str], requeue_note: str, notice: str) -> None:
+    """Cancel ``wo`` (undo or cancel): an internal timeline entry, the ticket's handler passes to
+    another open work order, or — with none left on a dispatched ticket — the ticket goes back to
+    the queue; the engineer is told."""
     wo.status = "cancelled"
     t = db.session.get(Ticket, wo.ticket_id)
     others = [w for w in _open_work_orders(t) if w.id != wo.id]
-    _event(t, "dispatch", "撤销派工" + (f"：{reason}" if reason else ""), actor=actor, public=False, work_order_id=wo.id)
-    if not others and t.status == "dispatched":
-        t.handler_id = None
-        _move(t, "submitted", actor=actor, note="撤销派工，待重新派工")
-    elif others:
+    _event(t, event[0], event[1], actor=actor, work_order_id=wo.id)
+    if others:
         t.handler_id = others[0].engineer_id
-    outbox.notify_staff(wo.engineer_id, "work_order_cancelled", f"工单 {t.number} 的派工已撤销。", org_id=t.org_id,
+    elif t.status == "dispatched":
+        t.handler_id = None
+        _move(t, "submitted", actor=actor, note=requeue_note)
+    outbox.notify_staff(wo.engineer_id, "work_order_cancelled", f"工单 {t.number} 的{notice}", org_id=t.org_id,
                         ticket_id=t.id, work_order_id=wo.id)
     db.session.flush()
-    return wo
 
 
 def _member(actor: Actor, wo: WorkOrder) -> None:
