@@ -152,11 +152,11 @@ def test_4_zero_and_negative_ids_are_refused_with_the_field(team, client, auth_h
     resp = client.get(f"/api/v1/customers?segment_id={value}", headers=h)
     assert resp.status_code == 422
     mkt = auth_headers(team["admin"])
-    m = client.post("/api/v1/materials", json={"title": "t", "body": "<p>b</p>"}, headers=mkt)
-    if m.status_code == 201:
-        for what in ("my-link", "my-qrcode"):
-            resp = client.post(f"/api/v1/materials/{m.get_json()['id']}/{what}", json={"campaign_id": value}, headers=mkt)
-            assert resp.status_code == 422, resp.get_json()
+    m = client.post("/api/v1/materials", json={"title": "t", "body_html": "<p>b</p>"}, headers=mkt)
+    assert m.status_code == 201, m.get_json()
+    for what in ("my-link", "my-qrcode"):
+        resp = client.post(f"/api/v1/materials/{m.get_json()['id']}/{what}", json={"campaign_id": value}, headers=mkt)
+        assert resp.status_code == 422 and "campaign_id" in resp.get_json()["error"]["fields"], resp.get_json()
 
 
 def test_4_a_missing_referenced_row_is_a_404_not_a_500(team, client, auth_headers):
