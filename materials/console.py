@@ -2,7 +2,7 @@
 campaigns and events with push, effect analysis, rankings and the propagation tree."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from crm_core.customers.models import Segment
@@ -159,10 +159,7 @@ def push(campaign_id: int):
 
     def run():
         holder["r"] = svc.push_campaign(g.actor, campaign_id, _base())
-    resp = _act(run, "已加入发送队列。", url_for("marketing_console.campaign", campaign_id=campaign_id))
-    if "r" in holder:
-        flash(push_summary(holder["r"]), "ok")
-    return resp
+    return _act(run, lambda: push_summary(holder["r"]), url_for("marketing_console.campaign", campaign_id=campaign_id))
 
 
 def push_summary(r: dict) -> str:
@@ -171,6 +168,7 @@ def push_summary(r: dict) -> str:
     if r["as_template"]:
         text += f"（其中 {r['as_template']} 人 48 小时内未与公众号互动，改发模板消息）"
     left = [(r["skipped_already_sent"], "已发送过，不重复发送"), (r["not_bound"], "未绑定微信"),
-            (r["not_following"], "已取消关注公众号")]
+            (r.get("never_followed", 0), "从未关注公众号"),
+            (r["not_following"] - r.get("never_followed", 0), "已取消关注公众号")]
     reasons = "；".join(f"{n} 人{why}" for n, why in left if n)
     return text + ("。未发送：" + reasons + "。" if reasons else "。")

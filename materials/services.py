@@ -240,6 +240,8 @@ def push_campaign(actor: Actor, campaign_id: int, base_url: str, per_minute: int
     member_ids = set(db.session.scalars(members))
     followers = db.session.execute(select(link, Follower.openid, Follower.subscribed, Follower.last_interaction_at)
                                    .where(link.in_(members))).all()
+    never = set(db.session.scalars(select(link).where(link.in_(members), Follower.subscribed.is_(False),
+                                                      Follower.subscribe_count == 0)))
     bound = {m for m, *_ in followers}
     following = {m for m, _, subscribed, _ in followers if subscribed}
     openid_set = {o for _, o, subscribed, _ in followers if subscribed}
@@ -263,6 +265,7 @@ def push_campaign(actor: Actor, campaign_id: int, base_url: str, per_minute: int
     # a push explains itself: who got it, who was left out and why (issue #14 item 10)
     return {"queued": queued, "skipped_already_sent": len(already & openid_set), "members": len(member_ids),
             "not_bound": len(member_ids - bound), "not_following": len(bound - following),
+            "never_followed": len((never & bound) - following),
             "as_template": len(outside_window & set(fresh))}
 
 
@@ -431,10 +434,14 @@ MOBILE = re.compile(r"^1[3-9]\d{9}$")
 
 
 def submit_intent(material: Material, node: ShareNode, data: dict) -> tuple[Lead, bool]:
-    """An intent from the material page becomes a lead (through the collision check); a
-    duplicate updates the existing lead. Returns ``(lead, created)``."""
+    """An intent from the material page becomes a lead (through the collision check). Each
+    intent is also a touch on its lead: an intent whose phone an open lead already has is
+    linked to that lead as a new touch — the lead keeps its name, campaign and first
+    attribution; the touch keeps this campaign, sharer chain and the name typed this time.
+    Returns ``(lead, created)``."""
     from crm_core import normalize
     from crm_core.sales.leads import create_lead
+    from crm_core.sales.models import LeadTouch
 
     name = (data.get("name") or "").strip()
     phone = normalize.phone(data.get("phone"))
@@ -449,16 +456,17 @@ def submit_intent(material: Material, node: ShareNode, data: dict) -> tuple[Lead
     owner_id = root_employee or (campaign.owner_id if campaign else None) or material.owner_id
     attribution = {"campaign_id": node.campaign_id, "material_id": material.id, "share_token": node.token,
                    "first_touch": sharers[0] if sharers else None, "chain": sharers}
+    product = (data.get("product") or "")[:200] or None
     note = "；".join(x for x in (f"意向产品：{data['product']}" if data.get("product") else None,
                                  (data.get("note") or "").strip()[:500] or None) if x) or None
     actor = Actor.system(material.org_id, "营销意向")
-    existing = db.session.scalars(select(Lead).where(Lead.org_id == material.org_id, Lead.phone == phone,
-                                                     Lead.status.in_(("new", "working"))).order_by(Lead.id)).first()
+    lead = db.session.scalars(select(Lead).where(Lead.org_id == material.org_id, Lead.phone == phone,
+                                                 Lead.status.in_(("new", "working"))).order_by(Lead.id)).first()
     created = False
-    if existing is None:
+    if lead is None:
         try:
             lead, _ = create_lead(actor, {"name": name[:100], "phone": phone, "source": "wechat_intent", "owner_id": owner_id,
-                                          "product_interest": (data.get("product") or "")[:200] or None, "note": note,
+                                          "product_interest": product, "note": note,
                                           "source_ref": f"campaign:{node.campaign_id}" if node.campaign_id else f"material:{material.id}",
                                           "attribution": attribution})
             lead.campaign_id = node.campaign_id
@@ -467,19 +475,17 @@ def submit_intent(material: Material, node: ShareNode, data: dict) -> tuple[Lead
             hit = next((h for h in exc.extra.get("hits", []) if h.get("object_type") == "lead"), None)
             if hit is None:
                 raise Conflict("您已是我们的客户，销售顾问会尽快与您联系。", code="existing_customer") from None
-            existing = db.session.get(Lead, hit["id"])
-    if not created:
-        lead = existing
-        lead.note = f"{lead.note}\n{note}" if lead.note and note else (lead.note or note)
-        history = list((lead.attribution or {}).get("intents") or [])
-        history.append({k: attribution[k] for k in ("campaign_id", "material_id", "share_token")})
-        lead.attribution = {**(lead.attribution or {}), "intents": history}
-        lead.campaign_id = lead.campaign_id or node.campaign_id
+            lead = db.session.get(Lead, hit["id"])
+    db.session.add(LeadTouch(org_id=material.org_id, lead_id=lead.id, source="wechat_intent", campaign_id=node.campaign_id,
+                             material_id=material.id, name=name[:100], product_interest=product, note=note,
+                             attribution=attribution, created_at=utcnow()))
     db.session.flush()
     if created:
         _credit(node, "lead", lead.id, utcnow())
     if lead.owner_id:
-        outbox.notify_staff(lead.owner_id, "intent", f"新的营销意向：{name} {phone[:3]}****{phone[-4:]}（{material.title}）",
+        again = "" if created else f"（再次咨询，线索：{lead.name}）"
+        outbox.notify_staff(lead.owner_id, "intent",
+                            f"新的营销意向：{name} {phone[:3]}****{phone[-4:]}（{material.title}）{again}",
                             org_id=material.org_id, dedupe_key=f"intent:{lead.id}:{node.id}", lead_id=lead.id)
     db.session.flush()
     return lead, created

@@ -12,13 +12,13 @@ def denied(exc: DomainError):
     return render_template("console/denied.html", message=exc.message), exc.status
 
 
-def act(fn, ok: str, back: str):
-    """Run a form action: commit and flash ``ok``, or roll back and flash the refusal; then go ``back``.
+def act(fn, ok, back: str):
+    """Run a form action: commit and flash ``ok`` (a text, or a function that words the result), or roll back and flash the refusal; then go ``back``.
     A refused form comes back filled in as it was sent, the fields in error marked (:func:`keep_form`)."""
     try:
         fn()
         db.session.commit()
-        flash(ok, "ok")
+        flash(ok() if callable(ok) else ok, "ok")
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")

@@ -8,13 +8,13 @@ from crm_core.context import service
 from crm_core.customers import collision
 from crm_core.customers.models import Contact, Customer
 from crm_core.db import db, paginate
-from crm_core.errors import Conflict, ValidationFailed
+from crm_core.errors import Conflict, DomainError, ValidationFailed
 from crm_core.normalize import company as norm_company
 from crm_core.normalize import phone as norm_phone
 from crm_core.org.models import Employee, RecordShare
 from crm_core.org.permissions import Actor, get_visible, scoped_select
 from crm_core.org.settings import get_setting
-from crm_core.sales.models import LEAD_SOURCES, Lead
+from crm_core.sales.models import LEAD_SOURCES, Lead, LeadTouch, Opportunity
 
 LEAD_FIELDS = ("name", "company", "phone", "email", "address", "title", "product_interest", "note")
 
@@ -139,26 +139,8 @@ def _existing_customer(actor: Actor, company: str | None, phone: str | None) -> 
     return db.session.get(Customer, rid) if rid else None
 
 
-@service
-def convert_lead(actor: Actor, lead_id: int, options: dict | None = None) -> dict:
-    """Convert a lead into customer + contact (+ opportunity + follow-up activity).
-
-    The organisation's field mapping (setting ``lead_conversion``) says which lead field
-    fills which target field. The collision check runs first: an existing customer with the
-    same company name or phone is reused, never duplicated — when it lies outside the
-    actor's data scope the conversion stops with 409 naming its owner. Atomic: any failure
-    leaves the lead untouched (the caller's transaction rolls back).
-    """
-    from crm_core.activities.activities import create_activity
-    from crm_core.customers.customers import _new_contact, create_customer
-    from crm_core.sales.opportunities import create_opportunity
-
-    options = options or {}
-    actor.require("lead", "edit")
-    actor.require("customer", "create")
-    lead = get_visible(actor, Lead, lead_id, action="edit")
-    if lead.status in ("converted", "closed"):
-        raise Conflict(f"线索已{'转换' if lead.status == 'converted' else '关闭'}，不能转换。")
+def _mapped(actor: Actor, lead: Lead) -> dict[str, dict]:
+    """The lead's fields spread over the conversion targets by the organisation's mapping."""
     mapping = get_setting(actor.org_id, "lead_conversion")["mapping"]
     target: dict[str, dict] = {"customer": {}, "contact": {}, "opportunity": {}, "activity": {}}
     for lead_field, dest in mapping.items():
@@ -171,41 +153,132 @@ def convert_lead(actor: Actor, lead_id: int, options: dict | None = None) -> dic
         cust_data["name"], cust_data["kind"] = lead.name, "person"
     cust_data.setdefault("source", "lead")
     cust_data["source_detail"] = f"lead:{lead.id}:{lead.source}"
+    target["contact"].setdefault("name", lead.name)
+    return target
 
-    customer = None
+
+def _matched_customer(actor: Actor, cust_data: dict) -> Customer | None:
+    """The existing customer the conversion must reuse; 409 naming its owner when it is outside
+    the actor's data scope (a conversion never makes a second customer of the same company)."""
+    existing = _existing_customer(actor, cust_data.get("name") if cust_data.get("kind") != "person" else None,
+                                  cust_data.get("phone"))
+    if existing is None:
+        return None
+    try:
+        return get_visible(actor, Customer, existing.id)
+    except DomainError:
+        from crm_core.normalize import mask_name
+
+        owner = db.session.get(Employee, existing.owner_id)
+        raise Conflict(f"撞单：该公司已是客户（负责人：{owner.name if owner else '未知'}），不能重复建立客户，请联系负责人。",
+                       code="collision", extra={"hits": [{"object_type": "customer", "id": None, "visible": False,
+                                                          "record": {"owner": owner.name if owner else "",
+                                                                     "name": mask_name(existing.name)}}]}) from None
+
+
+def _matching_contact(customer: Customer, name: str, phone: str | None) -> Contact | None:
+    """The customer's contact this lead is: the same phone first, else the same name."""
+    contacts = db.session.scalars(select(Contact).where(Contact.customer_id == customer.id).order_by(Contact.id)).all()
+    wanted = norm_phone(phone) if phone else ""
+    return (next((c for c in contacts if wanted and norm_phone(c.phone or "") == wanted), None)
+            or next((c for c in contacts if c.name == name), None))
+
+
+def _open_opportunities(customer: Customer) -> list:
+    return db.session.scalars(select(Opportunity).where(Opportunity.customer_id == customer.id, Opportunity.status == "open")
+                              .order_by(Opportunity.id.desc()).limit(20)).all()
+
+
+def conversion_plan(actor: Actor, lead_id: int) -> dict:
+    """What converting the lead would create or attach, for the person to confirm or change:
+    the customer (an existing one with the same company or phone is reused), the contact (the
+    customer's contact with the lead's phone or name), and the opportunity (an open one of
+    that customer is proposed before a new, empty one)."""
+    actor.require("lead", "edit")
+    lead = get_visible(actor, Lead, lead_id, action="edit")
+    if lead.status in ("converted", "closed"):
+        raise Conflict(f"线索已{'转换' if lead.status == 'converted' else '关闭'}，不能转换。")
+    target = _mapped(actor, lead)
+    customer = _matched_customer(actor, target["customer"])
+    contact = _matching_contact(customer, target["contact"]["name"], lead.phone) if customer else None
+    opportunities = _open_opportunities(customer) if customer else []
+    contacts = db.session.scalars(select(Contact).where(Contact.customer_id == customer.id)
+                                  .order_by(Contact.id)).all() if customer else []
+    return {
+        "lead_id": lead.id,
+        "customer": ({"action": "attach", "id": customer.id, "name": customer.name} if customer
+                     else {"action": "create", "id": None, "name": target["customer"]["name"]}),
+        "contact": ({"action": "attach", "id": contact.id, "name": contact.name} if contact
+                    else {"action": "create", "id": None, "name": target["contact"]["name"]}),
+        "opportunity": ({"action": "attach", "id": opportunities[0].id, "name": opportunities[0].name} if opportunities
+                        else {"action": "create", "id": None,
+                              "name": target["opportunity"].get("name") or f"{target['customer']['name']} - 新商机"}),
+        "contacts": [{"id": c.id, "name": c.name, "title": c.title, "phone": c.phone} for c in contacts],
+        "opportunities": [{"id": o.id, "name": o.name, "stage": o.stage.name if o.stage else None,
+                           "amount": float(o.amount) if o.amount is not None else None} for o in opportunities],
+    }
+
+
+@service
+def convert_lead(actor: Actor, lead_id: int, options: dict | None = None) -> dict:
+    """Convert a lead into customer + contact (+ opportunity + follow-up activity).
+
+    The organisation's field mapping (setting ``lead_conversion``) says which lead field
+    fills which target field. The collision check runs first: an existing customer with the
+    same company name or phone is reused, never duplicated — when it lies outside the
+    actor's data scope the conversion stops with 409 naming its owner. The contact is the
+    customer's contact with the lead's phone (else name), or a new one; ``contact_id``
+    names it. The opportunity is ``opportunity_id`` (an open one of the customer, attached),
+    a new one (``create_opportunity``), or none; left unsaid, an open opportunity of the
+    customer is attached and only a customer without one gets a new one (the plan of
+    :func:`conversion_plan`). Atomic: any failure leaves the lead untouched.
+    """
+    from crm_core.activities.activities import create_activity
+    from crm_core.customers.customers import _new_contact, create_customer
+    from crm_core.sales.opportunities import create_opportunity
+
+    options = options or {}
+    actor.require("lead", "edit")
+    actor.require("customer", "create")
+    lead = get_visible(actor, Lead, lead_id, action="edit")
+    if lead.status in ("converted", "closed"):
+        raise Conflict(f"线索已{'转换' if lead.status == 'converted' else '关闭'}，不能转换。")
+    target = _mapped(actor, lead)
     if options.get("customer_id"):
         customer = get_visible(actor, Customer, options["customer_id"], action="edit")
     else:
-        existing = _existing_customer(actor, cust_data.get("name") if cust_data.get("kind") != "person" else None,
-                                      cust_data.get("phone"))
-        if existing is not None:
-            try:
-                customer = get_visible(actor, Customer, existing.id)
-            except Exception:
-                owner = db.session.get(Employee, existing.owner_id)
-                from crm_core.normalize import mask_name
-
-                raise Conflict(f"撞单：该公司已是客户（负责人：{owner.name if owner else '未知'}），不能重复建立客户，请联系负责人。",
-                               code="collision", extra={"hits": [{"object_type": "customer", "id": None, "visible": False,
-                                                                  "record": {"owner": owner.name if owner else "",
-                                                                             "name": mask_name(existing.name)}}]})
+        customer = _matched_customer(actor, target["customer"])
     created_customer = customer is None
     if customer is None:
-        customer, _ = create_customer(actor, cust_data)
+        customer, _ = create_customer(actor, target["customer"])
     contact_data = target["contact"]
-    contact_data.setdefault("name", lead.name)
-    contact = db.session.scalars(select(Contact).where(Contact.customer_id == customer.id,
-                                                       Contact.name == contact_data["name"])).first()
+    if options.get("contact_id"):
+        contact = db.session.get(Contact, options["contact_id"])
+        if contact is None or contact.customer_id != customer.id:
+            raise ValidationFailed("联系人不属于该客户。", fields={"contact_id": "not a contact of this customer"})
+    elif options.get("create_contact"):
+        contact = None
+    else:
+        contact = _matching_contact(customer, contact_data["name"], lead.phone)
     if contact is None:
         contact = _new_contact(actor, customer, {**contact_data, "phone": lead.phone, "is_primary": created_customer})
         collision.index_record("customer", customer)
     opportunity = None
-    if options.get("create_opportunity", True):
-        opp_data = {"name": options.get("opportunity_name") or target["opportunity"].get("name")
-                    or f"{customer.name} - 新商机",
-                    "customer_id": customer.id, "contact_id": contact.id, "amount": options.get("amount"),
-                    "source": lead.source}
-        opportunity, _ = create_opportunity(actor, opp_data)
+    if options.get("opportunity_id"):
+        opportunity = get_visible(actor, Opportunity, options["opportunity_id"], action="edit")
+        if opportunity.customer_id != customer.id or opportunity.status != "open":
+            raise ValidationFailed("只能关联该客户进行中的商机。", fields={"opportunity_id": "not an open opportunity of this customer"})
+    else:
+        create = options.get("create_opportunity")
+        if create is None:  # the plan: an open opportunity of the customer before an empty new one
+            existing = _open_opportunities(customer) if not created_customer else []
+            opportunity = existing[0] if existing else None
+            create = not existing
+        if create:
+            opportunity, _ = create_opportunity(actor, {
+                "name": options.get("opportunity_name") or target["opportunity"].get("name") or f"{customer.name} - 新商机",
+                "customer_id": customer.id, "contact_id": contact.id, "amount": options.get("amount"),
+                "source": lead.source})
     activity = None
     if options.get("create_activity", True):
         activity = create_activity(actor, {
@@ -222,6 +295,13 @@ def convert_lead(actor: Actor, lead_id: int, options: dict | None = None) -> dic
             "opportunity_id": opportunity.id if opportunity else None, "activity_id": activity.id if activity else None}
 
 
+def lead_touches(lead: Lead) -> list[dict]:
+    rows = db.session.scalars(select(LeadTouch).where(LeadTouch.lead_id == lead.id).order_by(LeadTouch.id)).all()
+    return [{"id": t.id, "source": t.source, "campaign_id": t.campaign_id, "material_id": t.material_id, "name": t.name,
+             "product_interest": t.product_interest, "note": t.note, "attribution": t.attribution or {},
+             "created_at": t.created_at.isoformat() + "Z"} for t in rows]
+
+
 def lead_dict(lead: Lead) -> dict:
     return {"id": lead.id, "name": lead.name, "company": lead.company, "phone": lead.phone, "email": lead.email,
             "address": lead.address, "title": lead.title, "product_interest": lead.product_interest, "note": lead.note,
@@ -231,5 +311,9 @@ def lead_dict(lead: Lead) -> dict:
             "created_at": lead.created_at.isoformat() + "Z" if lead.created_at else None}
 
 
-__all__ = ["create_lead", "list_leads", "update_lead", "assign_lead", "add_collaborator", "close_lead", "convert_lead",
-           "lead_dict"]
+def lead_detail(lead: Lead) -> dict:
+    return {**lead_dict(lead), "touches": lead_touches(lead)}
+
+
+__all__ = ["create_lead", "list_leads", "update_lead", "assign_lead", "add_collaborator", "close_lead", "conversion_plan",
+           "convert_lead", "lead_dict", "lead_detail", "lead_touches"]

@@ -43,6 +43,25 @@ class Lead(Audited, OwnedRecord, TimestampMixin, db.Model):
     created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
 
 
+class LeadTouch(db.Model):
+    """One time a person showed interest (意向): the first intent that made the lead and every
+    later one that matched it by phone. The lead keeps its first attribution; each touch keeps
+    its own campaign, material, sharer chain and the name the person typed that time."""
+
+    __table_args__ = (Index("ix_lead_touch_lead", "lead_id", "id"), Index("ix_lead_touch_campaign", "campaign_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
+    lead_id: Mapped[int] = mapped_column(ForeignKey("lead.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(32))
+    campaign_id: Mapped[int | None]
+    material_id: Mapped[int | None]
+    name: Mapped[str | None] = mapped_column(String(100))  # as typed this time
+    product_interest: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(String(1000))
+    attribution: Mapped[dict] = mapped_column(JSON, default=dict)  # share token, first touch, chain
+    created_at: Mapped[datetime]
+
+
 OPPORTUNITY_STATUSES = ("open", "won", "lost")
 
 

@@ -21,15 +21,29 @@ def test_customer_360_page(live_app, page):
     page.screenshot(path="/tmp/wxcrm-360.png", full_page=True)
 
 
-def test_lead_conversion_reuses_the_existing_customer(live_app, page):
+def test_lead_conversion_dialog_shows_what_is_attached_and_lets_the_person_choose(live_app, page):
     login(page, live_app.url, "sales.zhang")
     page.click("nav >> text=线索")
     row = page.locator("tr", has_text="吴经理")
-    row.locator("button", has_text="转换为客户").click()
+    row.locator("a", has_text="转换为客户").click()
+    dialog = page.locator("#convert")
+    dialog.wait_for()
+    # nothing is converted by the click itself: the dialog says what would happen
+    assert "关联到已有客户 杭州西湖茶业有限公司" in dialog.inner_text()
+    # 吴经理 left 陈建国's phone: the contact with that phone is proposed, and a new contact is a choice
+    assert dialog.locator("input[name=contact]:checked").evaluate("e => e.parentElement.innerText").strip().startswith(
+        "就是已有联系人 陈建国")
+    # the customer's open opportunity is proposed before an empty new one
+    assert "茶厂车间净水改造" in dialog.locator("input[name=opportunity]:checked").evaluate("e => e.parentElement.innerText")
+    dialog.locator("input[name=contact][value=new]").check()
+    dialog.locator("button", has_text="确认转换").click()
     page.wait_for_selector("#profile")
     assert "已关联到已有客户" in page.inner_text("main")
     assert page.inner_text("h1").startswith("杭州西湖茶业有限公司")
-    assert "吴经理" in page.inner_text("#contacts")
+    contacts = page.inner_text("#contacts")
+    assert "吴经理" in contacts and contacts.count("陈建国") == 1
+    opportunities = page.inner_text("#opportunities")
+    assert "茶厂车间净水改造" in opportunities and "新商机" not in opportunities
 
 
 def test_opportunity_stage_picture_and_blocked_advance(live_app, page):

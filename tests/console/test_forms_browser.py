@@ -34,11 +34,16 @@ def test_a_budget_typed_5000_with_a_comma_is_saved_and_words_are_refused_keeping
 
 
 def test_primary_buttons_in_inline_forms_are_visible(live_app, page):
-    login(page, live_app.url, "admin")
-    page.goto(f"{live_app.url}/console/leads")
-    button = page.locator("form.inline button.primary").first
-    colors = button.evaluate("b => [getComputedStyle(b).backgroundColor, getComputedStyle(b).color]")
-    assert colors[0] != colors[1] and colors[0] not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), colors
+    base = live_app.url
+    marketer = token(base, "marketing.wang")
+    campaign = http(base, "POST", "/api/v1/campaigns", marketer, {"name": "按钮可见性"})
+    login(page, base, "admin")
+    for path, selector in (("/console/leads", "a.button.primary"),  # 转换为客户
+                           (f"/console/marketing/campaigns/{campaign['id']}", "form.inline button.primary")):  # 推送给目标客户
+        page.goto(base + path)
+        button = page.locator(selector).first
+        colors = button.evaluate("b => [getComputedStyle(b).backgroundColor, getComputedStyle(b).color]")
+        assert colors[0] != colors[1] and colors[0] not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), (path, colors)
 
 
 def test_the_phone_marks_the_field_in_error_and_keeps_the_text(live_app, browser):

@@ -8,6 +8,7 @@ import urllib.request
 import pytest
 
 from tests.console.test_console_browser import login
+from tests.service.test_self_service_browser import staff_on_phone
 
 pytestmark = pytest.mark.browser
 
@@ -35,10 +36,7 @@ def test_salesperson_binds_locates_and_checks_in_on_a_phone(live_app, browser):
                               permissions=["geolocation"])
     page = ctx.new_page()
     try:
-        page.goto(f"{live_app.url}/h5/dev-login?openid=oZhangPhone01&next=/h5/checkin")
-        page.fill("#username", "sales.zhang")
-        page.fill("#password", "demo123456")
-        page.click("#bind-btn")
+        staff_on_phone(page, live_app.url, "oZhangPhone01", "sales.zhang")
         page.wait_for_selector("text=张伟，您好")
         page.wait_for_selector("#customers .cust")
         first = page.inner_text("#customers .cust")
@@ -62,10 +60,7 @@ def test_checkin_page_without_location_permission_says_so(live_app, browser):
     ctx = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})  # geolocation denied
     page = ctx.new_page()
     try:
-        page.goto(f"{live_app.url}/h5/dev-login?openid=oLiPhone0001&next=/h5/checkin")
-        page.fill("#username", "sales.li")
-        page.fill("#password", "demo123456")
-        page.click("#bind-btn")
+        staff_on_phone(page, live_app.url, "oLiPhone0001", "sales.li")
         page.wait_for_selector(".loc.err")
         assert "无法获取位置" in page.inner_text("#loc")
         page.click("#btn-in")

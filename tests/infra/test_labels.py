@@ -52,7 +52,8 @@ def busy_demo(app, client):
     client.post(f"/api/v1/work-orders/{wo['id']}/records", json={"note": "已检查"}, headers=eng)
     client.post("/api/v1/activities", json={"subject": "电话回访", "kind": "call", "customer_id": cust["id"]}, headers=zhang)
     client.post("/api/v1/materials", json={"title": "新品上市", "body_html": "<p>介绍</p>"}, headers=mkt)
-    return {"ticket": t, "work_order": wo, "customer": cust}
+    lead = client.get("/api/v1/leads", headers=zhang).get_json()["items"][0]
+    return {"ticket": t, "work_order": wo, "customer": cust, "lead_id": lead["id"]}
 
 
 def test_console_pages_show_no_raw_enum_values(app, busy_demo):
@@ -62,7 +63,7 @@ def test_console_pages_show_no_raw_enum_values(app, busy_demo):
     pages = sorted(set(re.findall(r'href="(/console/[^"#?]*)"', home)) - {"/console/logout"})
     pages += [f"/console/service/tickets/{busy_demo['ticket']['id']}",
               f"/console/service/work-orders/{busy_demo['work_order']['id']}",
-              f"/console/customers/{busy_demo['customer']['id']}"]
+              f"/console/customers/{busy_demo['customer']['id']}", f"/console/leads/{busy_demo['lead_id']}"]
     found = {}
     for path in pages:
         resp = c.get(path)

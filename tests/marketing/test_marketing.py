@@ -192,7 +192,7 @@ def test_push_goes_through_the_outbox_to_the_segment_and_the_follower_lists_it(d
                                                           "material_ids": [m["id"]]}).get_json()
     r = client.post(f"/api/v1/campaigns/{c['id']}/push", headers=mk, json={"per_minute": 60})
     assert r.status_code == 200 and r.get_json() == {"queued": 1, "skipped_already_sent": 0, "members": 1, "not_bound": 0,
-                                                     "not_following": 0, "as_template": 1}
+                                                     "not_following": 0, "never_followed": 0, "as_template": 1}
     assert client.post(f"/api/v1/campaigns/{c['id']}/push", headers=mk, json={}).get_json()["queued"] == 0
     rec = client.get(f"/api/v1/campaigns/{c['id']}/recipients", headers=mk).get_json()
     assert rec["total"] == 1 and rec["items"][0]["openid"] == "oPushed0001" and rec["items"][0]["status"]
@@ -223,9 +223,12 @@ def test_a_push_says_who_was_left_out_and_why(demo, client):
                                                           "material_ids": [m["id"]]}).get_json()
     r = client.post(f"/api/v1/campaigns/{c['id']}/push", headers=mk, json={}).get_json()
     assert r == {"queued": 1, "skipped_already_sent": 0, "members": 3, "not_bound": 1, "not_following": 1,
-                 "as_template": 0}, r
+                 "never_followed": 0, "as_template": 0}, r
     text = push_summary(r)
     assert "本次发送 1 人" in text and "1 人未绑定微信" in text and "1 人已取消关注公众号" in text
+    # someone bound on the web who never followed the account is not told "已取消关注"
+    text = push_summary({**r, "not_following": 2, "never_followed": 1})
+    assert "1 人从未关注公众号" in text and "1 人已取消关注公众号" in text
 
 
 def test_the_public_page_has_open_graph_and_share_config(demo, client):
@@ -247,6 +250,34 @@ def test_marketing_events_carry_cost_and_effect(demo, client):
     assert stats["leads"] == 1 and stats["cost_per_lead"] == 18000.0 and stats["qr_visits"] == 1
     csv = client.get(f"/api/v1/campaigns/{ev['id']}/top-sharers?format=csv", headers=mk)
     assert csv.mimetype == "text/csv"
+
+
+def test_an_intent_matching_an_older_lead_is_a_new_touch_not_a_merge(demo, client):
+    """The older lead keeps its name, campaign and first attribution; the new intent is kept
+    beside it with its own campaign, sharer and the name typed this time (#14 item 9)."""
+    mk = staff(client)
+    m = material(client, mk)
+    spring = client.post("/api/v1/campaigns", headers=mk, json={"name": "春季促销", "material_ids": [m["id"]]}).get_json()
+    winter = client.post("/api/v1/campaigns", headers=mk, json={"name": "冬季促销", "material_ids": [m["id"]]}).get_json()
+    first = viewer(demo, "oTouchA0001")
+    open_page(first, f"/m/{m['code']}?c={spring['id']}")
+    one = first.post(f"/m/{m['code']}/intents?c={spring['id']}", json={"name": "周先生", "phone": "13612340000"}).get_json()
+    lead = db.session.get(Lead, one["lead_id"])
+    before = dict(lead.attribution)
+    again = viewer(demo, "oTouchB0001")
+    open_page(again, f"/m/{m['code']}?c={winter['id']}")
+    two = again.post(f"/m/{m['code']}/intents?c={winter['id']}",
+                     json={"name": "周太太", "phone": "136 1234 0000", "product": "WP200"}).get_json()
+    assert two["lead_id"] == lead.id and two["new"] is False
+    db.session.expire_all()
+    lead = db.session.get(Lead, lead.id)
+    assert (lead.name, lead.campaign_id, lead.attribution) == ("周先生", spring["id"], before)
+    touches = client.get(f"/api/v1/leads/{lead.id}", headers=staff(client, "admin")).get_json()["touches"]
+    assert [(t["name"], t["campaign_id"]) for t in touches] == [("周先生", spring["id"]), ("周太太", winter["id"])]
+    assert touches[1]["product_interest"] == "WP200" and touches[1]["attribution"]["campaign_id"] == winter["id"]
+    # one lead, credited once, to the campaign that brought it
+    assert client.get(f"/api/v1/campaigns/{spring['id']}/stats", headers=mk).get_json()["leads"] == 1
+    assert db.session.scalar(select(func.count(Lead.id)).where(Lead.phone == "13612340000")) == 1
 
 
 def test_a_salespersons_personal_code_scanned_replies_with_the_material_under_their_token(demo, client):

@@ -90,6 +90,42 @@ def test_conversion_reuses_the_existing_customer(team, client, auth_headers):
     assert db.session.get(Lead, lead2["id"]).status == "new"
 
 
+def test_conversion_plan_attaches_the_contact_with_the_phone_and_the_open_opportunity(team, client, auth_headers):
+    """A lead whose phone is an existing contact's: the plan (and a convert that follows it)
+    attaches that contact and the customer's open opportunity instead of adding a second
+    contact with the same phone and an empty 新商机 (#14 item 9)."""
+    h = auth_headers(team["rep1"])
+    cust = client.post("/api/v1/customers", headers=h, json={"name": "杭州西湖茶业有限公司", "contacts": [
+        {"name": "陈建国", "phone": "13905710001"}]}).get_json()
+    opp = client.post("/api/v1/opportunities", headers=h, json={"name": "车间净水改造", "customer_id": cust["id"]}).get_json()
+    lead = _lead(client, h, name="吴经理", company="西湖茶业集团", phone="13905710001")
+    plan = client.get(f"/api/v1/leads/{lead['id']}/conversion-plan", headers=h).get_json()
+    assert plan["customer"] == {"action": "attach", "id": cust["id"], "name": "杭州西湖茶业有限公司"}
+    assert plan["contact"]["action"] == "attach" and plan["contact"]["name"] == "陈建国"
+    assert plan["opportunity"] == {"action": "attach", "id": opp["id"], "name": "车间净水改造"}
+    assert db.session.get(Lead, lead["id"]).status == "new"  # asking changes nothing
+    out = client.post(f"/api/v1/leads/{lead['id']}/convert", json={}, headers=h).get_json()
+    assert (out["customer_id"], out["contact_id"], out["opportunity_id"]) == (cust["id"], plan["contact"]["id"], opp["id"])
+    assert db.session.scalar(db.select(db.func.count(Contact.id)).where(Contact.customer_id == cust["id"])) == 1
+    assert db.session.scalar(db.select(db.func.count(Opportunity.id)).where(Opportunity.customer_id == cust["id"])) == 1
+
+
+def test_conversion_choices_a_new_contact_no_opportunity_or_a_wrong_one(team, client, auth_headers):
+    h = auth_headers(team["rep1"])
+    cust = client.post("/api/v1/customers", headers=h, json={"name": "杭州西湖茶业有限公司", "contacts": [
+        {"name": "陈建国", "phone": "13905710001"}]}).get_json()
+    other = client.post("/api/v1/customers", headers=h, json={"name": "宁波别家贸易有限公司"}).get_json()
+    elsewhere = client.post("/api/v1/opportunities", headers=h, json={"name": "别家的", "customer_id": other["id"]}).get_json()
+    lead = _lead(client, h, name="吴经理", company="西湖茶业集团", phone="13905710001")
+    wrong = client.post(f"/api/v1/leads/{lead['id']}/convert", json={"opportunity_id": elsewhere["id"]}, headers=h)
+    assert wrong.status_code == 422 and "opportunity_id" in wrong.get_json()["error"]["fields"]
+    out = client.post(f"/api/v1/leads/{lead['id']}/convert", json={"create_contact": True, "create_opportunity": False},
+                      headers=h).get_json()
+    assert out["opportunity_id"] is None
+    names = db.session.scalars(db.select(Contact.name).where(Contact.customer_id == cust["id"]).order_by(Contact.id)).all()
+    assert names == ["陈建国", "吴经理"]
+
+
 def test_conversion_is_atomic(team, client, auth_headers, monkeypatch):
     from crm_core.sales import opportunities
 

@@ -38,6 +38,14 @@ def verify_on_phone(page, base, openid: str, phone: str = PHONE):
     page.wait_for_selector("#tickets")
 
 
+def staff_on_phone(page, base, openid: str, username: str, next_path: str = "/h5/checkin"):
+    """Open ``next_path`` as WeChat user ``openid`` and sign in there as the employee ``username``."""
+    page.goto(f"{base}/h5/dev-login?openid={openid}&next={next_path}")
+    page.fill("#username", username)
+    page.fill("#password", "demo123456")
+    page.click("#bind-btn")
+
+
 def photo_file(tmp_path):
     path = tmp_path / "leak.jpg"
     buf = io.BytesIO()

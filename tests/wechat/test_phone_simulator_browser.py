@@ -40,7 +40,18 @@ def test_follow_from_the_phone_simulator_and_see_the_follower(live_wx, page):
     page.wait_for_function("() => document.querySelectorAll('.passive').length >= 2")
     assert "已收到您的消息" in page.locator(".passive").nth(1).inner_text()
     page.click(".menu .item:first-child")
-    page.click("text=在线报修")
+    page.click(".menu .sub >> text=在线报修")
+    # one tap on a submenu entry is one event and one reply (#14 item 12), labelled with its name
+    page.wait_for_function("() => document.querySelectorAll('.passive').length >= 3")
+    page.wait_for_load_state("networkidle")
+    assert page.locator(".passive").count() == 3
+    assert page.locator(".sys", has_text="点击菜单：在线报修").count() == 1
+    page.click(".menu .item:nth-child(2)")  # 签到, a top-level button
+    page.wait_for_function("() => document.querySelectorAll('.passive').length >= 4")
+    page.wait_for_load_state("networkidle")
+    assert page.locator(".passive").count() == 4
+    assert page.locator(".sys", has_text="点击菜单：签到").count() == 1
+    assert "移动签到" in page.locator(".passive").nth(3).inner_text()
     page.screenshot(path="/tmp/wxcrm-phone.png")
 
     login(page, live_wx.url, "admin")

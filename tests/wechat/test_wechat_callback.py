@@ -244,6 +244,17 @@ def test_scene_prefix_owner_gets_subscribe_and_scan(client):
     assert reply_text(r1) == "来自场景 testshare_abc" and reply_text(r2) == "来自场景 testshare_def"
 
 
+def test_an_unknown_or_stale_scene_still_gets_a_greeting(client):
+    """A code nobody knows (including a marketing code for a share token that does not exist)
+    is not silence: the follow gets the welcome, a follower's scan the welcome back (#14 item 12)."""
+    follow = reply_text(post(client, message_xml("follow", "oUser0021", scene="mkt_nosuchtoken")))
+    assert "欢迎关注" in follow
+    assert "欢迎关注" in reply_text(post(client, message_xml("follow", "oUser0022", scene="whatever_42")))
+    assert "欢迎回来" in reply_text(post(client, message_xml("scan", "oUser0021", scene="mkt_nosuchtoken")))
+    assert "欢迎回来" in reply_text(post(client, message_xml("scan", "oUser0021", scene="12345")))
+    assert follower("oUser0021").subscribed
+
+
 def test_concurrent_retries_process_once(wx):
     """WeChat's retry can arrive while the first delivery is still being handled."""
     calls = []

@@ -60,6 +60,7 @@ class LeadOut(Model):
     opportunity_id: int | None
     created_at: str | None
     collisions: list[Collision] = []
+    touches: list[dict] = Field(default=[], description="every intent that reached this lead (one lead only)")
 
 
 class LeadQuery(PageQuery):
@@ -91,7 +92,7 @@ def get_lead(lead_id: int):
     from crm_core.org.permissions import get_visible
     from crm_core.sales.models import Lead
 
-    return svc.lead_dict(get_visible(g.actor, Lead, lead_id))
+    return svc.lead_detail(get_visible(g.actor, Lead, lead_id))
 
 
 @api.operation(bp, "/leads/<int:lead_id>", "PATCH", summary="Change a lead", tags=("leads",), body=LeadPatch,
@@ -130,7 +131,12 @@ def close(lead_id: int, body: CloseIn):
 
 class ConvertIn(Model):
     customer_id: int | None = Field(default=None, description="attach to this existing customer instead of creating one")
-    create_opportunity: bool = True
+    contact_id: int | None = Field(default=None, description="this contact of the customer is the lead's person")
+    create_contact: bool = Field(default=False, description="a new contact even when one with the lead's phone or name exists")
+    opportunity_id: int | None = Field(default=None, description="attach the lead to this open opportunity of the customer")
+    create_opportunity: bool | None = Field(default=None, description=(
+        "true: a new opportunity; false: none; left out: the customer's open opportunity is attached, "
+        "and a new one is made only when it has none"))
     opportunity_name: str | None = Field(default=None, max_length=200)
     amount: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
     create_activity: bool = True
@@ -145,6 +151,29 @@ class ConvertOut(Model):
     contact_id: int
     opportunity_id: int | None
     activity_id: int | None
+
+
+class PlanChoice(Model):
+    action: Literal["create", "attach"]
+    id: int | None
+    name: str
+
+
+class PlanOut(Model):
+    lead_id: int
+    customer: PlanChoice
+    contact: PlanChoice
+    opportunity: PlanChoice
+    contacts: list[dict]
+    opportunities: list[dict]
+
+
+@api.operation(bp, "/leads/<int:lead_id>/conversion-plan", "GET", summary="What converting would create or attach",
+               tags=("leads",), response=PlanOut)
+def conversion_plan(lead_id: int):
+    """The customer it would reuse or create, the contact (same phone, else same name), and the
+    customer's open opportunities; the convert call takes the ids to attach."""
+    return svc.conversion_plan(g.actor, lead_id)
 
 
 @api.operation(bp, "/leads/<int:lead_id>/convert", "POST", summary="Convert into customer, contact, opportunity, activity",

@@ -61,20 +61,58 @@ def leads():
                            owners=_names(r.owner_id for r in rows), labels=LEAD_STATUS, sources=SOURCE_LABELS)
 
 
+@bp.get("/leads/<int:lead_id>")
+@console_login_required
+def lead(lead_id: int):
+    """A lead, every intent that reached it, and the conversion dialog: what will be created or
+    attached (customer, contact, opportunity), for the person to choose."""
+    from crm_core.sales.models import Lead
+
+    try:
+        row = get_visible(g.actor, Lead, lead_id)
+        plan = None
+        if row.status in ("new", "working") and g.actor.can("lead", "edit") and g.actor.can("customer", "create"):
+            plan = lead_service.conversion_plan(g.actor, lead_id)
+    except DomainError as exc:
+        return _denied(exc)
+    touches = lead_service.lead_touches(row)
+    return render_template("console/lead.html", lead=row, plan=plan, touches=touches, labels=LEAD_STATUS,
+                           sources=SOURCE_LABELS, owner=_names([row.owner_id]).get(row.owner_id),
+                           campaigns=_campaign_names({t["campaign_id"] for t in touches} | {row.campaign_id}))
+
+
+def _campaign_names(ids: set) -> dict:
+    from materials.models import Campaign
+
+    ids = {i for i in ids if i}
+    return dict(db.session.execute(select(Campaign.id, Campaign.name).where(Campaign.id.in_(ids))).all()) if ids else {}
+
+
+def _choice(name: str) -> int | str | None:
+    """A dialog choice: "new", "none", or the id of what to attach."""
+    value = (request.form.get(name) or "").strip()
+    return int(value) if value.isdigit() else value or None
+
+
 @bp.post("/leads/<int:lead_id>/convert")
 @console_login_required
 def convert_lead(lead_id: int):
+    customer, contact, opportunity = _choice("customer"), _choice("contact"), _choice("opportunity")
+    options = {"customer_id": customer if isinstance(customer, int) else None,
+               "contact_id": contact if isinstance(contact, int) else None, "create_contact": contact == "new",
+               "opportunity_id": opportunity if isinstance(opportunity, int) else None,
+               "create_opportunity": {"new": True, "none": False}.get(opportunity) if not isinstance(opportunity, int) else None,
+               "opportunity_name": (request.form.get("opportunity_name") or "").strip()[:200] or None,
+               "create_activity": request.form.get("create_activity", "1") == "1"}
     try:
-        out = lead_service.convert_lead(g.actor, lead_id, {
-            "create_opportunity": request.form.get("create_opportunity") == "1",
-            "opportunity_name": request.form.get("opportunity_name") or None})
+        out = lead_service.convert_lead(g.actor, lead_id, options)
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")
-        return redirect(url_for("console.leads"))
+        return redirect(url_for("console.lead", lead_id=lead_id))
     flash("线索已转换：" + ("已新建客户" if out["customer_created"] else "已关联到已有客户") +
-          ("，并创建了商机" if out["opportunity_id"] else "") + "。", "ok")
+          ("，商机已关联" if out["opportunity_id"] else "") + "。", "ok")
     return redirect(url_for("console.customer_360", customer_id=out["customer_id"]))
 
 

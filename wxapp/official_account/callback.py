@@ -342,6 +342,13 @@ def handle(msg) -> str:
         except IntegrityError:
             return retry_reply()
         reply, handler_name, outcome = _run(rule.handler, ib, rule.name)
+        while outcome == "no_reply" and ib.event in ("subscribe", "scan"):
+            # a scene nobody knows (an unknown or stale code) still gets the welcome, never silence
+            rule = router.resolve(ib, after=rule)
+            if rule is None:
+                reply, handler_name, outcome = _default(ib)
+                break
+            reply, handler_name, outcome = _run(rule.handler, ib, rule.name)
         _finish(row, reply, handler_name, outcome, t0)
         db.session.commit()
     if conn is not None:
@@ -396,6 +403,8 @@ def _default(ib: Inbound) -> tuple[str | None, str | None, str]:
         return router.default_text, "default", "replied"
     if ib.event == "subscribe":
         return router.welcome_text, "default_welcome", "replied"
+    if ib.event == "scan":
+        return router.scan_text, "default_scan", "replied"
     if ib.msg_type == "unknown" or ib.event not in (None, "unsubscribe", "location", "scan", "click", "view"):
         log.info("unknown wechat event answered success", extra={"event": ib.event, "type": ib.msg_type})
     return None, None, "no_reply"

@@ -56,6 +56,8 @@ class Router:
     default_text: str = "您好，我们已收到您的消息。回复“报修”可在线报修，或点击下方菜单使用自助服务。"
     # the welcome of a follow that no feature handles (features add a "subscribe" rule to personalise it)
     welcome_text: str = "欢迎关注！点击下方菜单使用在线报修、服务进度和我的产品。"
+    # a follower scanned a code that nothing handles (unknown or expired scene): still a greeting
+    scan_text: str = "欢迎回来！点击下方菜单使用在线报修、服务进度和我的产品。"
 
     def add(self, handler: Callable[[Inbound], Any], *, name: str | None = None, msg_type: str | None = None,
             event: str | None = None, key_prefix: str | None = None, key_pattern: str | None = None,
@@ -78,8 +80,11 @@ class Router:
         self.add(handler, name=f"scene:{prefix}:subscribe", msg_type="event", event="subscribe", key_prefix=prefix, priority=10)
         self.add(handler, name=f"scene:{prefix}:scan", msg_type="event", event="scan", key_prefix=prefix, priority=10)
 
-    def resolve(self, ib: Inbound) -> Rule | None:
-        for rule in self.rules:
+    def resolve(self, ib: Inbound, after: Rule | None = None) -> Rule | None:
+        """The first rule that matches; with ``after``, the next one after that rule (a scene
+        handler that does not know the scene passes the follow on to the welcome)."""
+        rules = self.rules[self.rules.index(after) + 1:] if after is not None and after in self.rules else self.rules
+        for rule in rules:
             if rule.matches(ib):
                 return rule
         return None
