@@ -62,9 +62,10 @@ STUCK_AFTER = timedelta(minutes=10)
 class ChannelError(Exception):
     """A delivery failure. ``retryable=False`` (e.g. the user unsubscribed) stops retries."""
 
-    def __init__(self, message: str, retryable: bool = True):
+    def __init__(self, message: str, retryable: bool = True, retry_at: datetime | None = None):
         super().__init__(message)
         self.retryable = retryable
+        self.retry_at = retry_at  # a provider's quota resets then (e.g. WeChat's daily API quota)
 
 
 @dataclass
@@ -162,6 +163,14 @@ def deliver(message_id: int) -> str:
         retryable = getattr(exc, "retryable", True)
         error = f"{type(exc).__name__}: {exc}"[:2000]
         attempts = msg.attempts
+        retry_at = getattr(exc, "retry_at", None)
+        if retry_at is not None:  # not the message's fault: the attempt does not count
+            wait = max(1, int((retry_at - utcnow()).total_seconds()))
+            db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
+                status="pending", last_error=error, attempts=OutboxMessage.attempts - 1, next_attempt_at=retry_at))
+            jobs.enqueue(deliver, message_id, delay=wait)
+            db.session.commit()
+            return "deferred"
         if retryable and attempts < msg.max_attempts:
             wait = backoff(attempts)
             db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(

@@ -11,7 +11,6 @@ from crm_core.errors import DomainError
 from crm_core.org.organization import employee_names
 from crm_core.org.permissions import get_visible, scoped_select
 from crm_core.service.reports import bar_chart_svg
-from crm_core.wechat.models import Follower
 from materials import services as svc
 from materials import tree_svg
 from materials.models import Campaign, Material
@@ -66,8 +65,9 @@ def _names(tree: dict) -> dict[str, str]:
         walk(r)
     names = {f"e:{i}": n for i, n in employee_names(emp).items()}
     if oid:
-        names.update({f"o:{o}": n or f"微信用户{o[-4:]}" for o, n in db.session.execute(
-            select(Follower.openid, Follower.nickname).where(Follower.openid.in_(oid)))})
+        from crm_core.wechat.followers import display_names
+
+        names.update({f"o:{o}": n for o, n in display_names(oid).items()})
     return names
 
 

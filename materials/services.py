@@ -33,7 +33,7 @@ from crm_core.org.models import Employee
 from crm_core.org.organization import employee_names
 from crm_core.org.permissions import Actor, get_visible, scoped_select
 from crm_core.sales.models import Lead, Opportunity
-from crm_core.wechat.followers import CS_WINDOW
+from crm_core.wechat.followers import display_names, in_cs_window
 from crm_core.wechat.models import Follower
 from materials.models import (
     CAMPAIGN_KINDS,
@@ -238,15 +238,14 @@ def push_campaign(actor: Actor, campaign_id: int, base_url: str, per_minute: int
         members = select(Contact.id).where(Contact.org_id == actor.org_id, segment_clause(system, seg.id, "contact"))
         link = Follower.contact_id
     member_ids = set(db.session.scalars(members))
-    followers = db.session.execute(select(link, Follower.openid, Follower.subscribed, Follower.last_interaction_at)
-                                   .where(link.in_(members))).all()
+    rows = db.session.execute(select(link, Follower).where(link.in_(members))).all()
+    followers = [(m, f.openid, f.subscribed, f) for m, f in rows]
     never = set(db.session.scalars(select(link).where(link.in_(members), Follower.subscribed.is_(False),
                                                       Follower.subscribe_count == 0)))
     bound = {m for m, *_ in followers}
     following = {m for m, _, subscribed, _ in followers if subscribed}
     openid_set = {o for _, o, subscribed, _ in followers if subscribed}
-    window_cut = utcnow() - CS_WINDOW
-    outside_window = {o for _, o, subscribed, at in followers if subscribed and (at is None or at < window_cut)}
+    outside_window = {o for _, o, subscribed, f in followers if subscribed and not in_cs_window(f)}
     already = set(db.session.scalars(select(CampaignRecipient.openid).where(CampaignRecipient.campaign_id == c.id)))
     queued = 0
     now = utcnow()
@@ -582,11 +581,11 @@ def top_sharers(campaign_id: int | None = None, *, since: datetime | None = None
     emp_ids = [int(k[2:]) for k, *_ in rows if k.startswith("e:")]
     names = employee_names(emp_ids)
     openids = [k[2:] for k, *_ in rows if k.startswith("o:")]
-    nicks = dict(db.session.execute(select(Follower.openid, Follower.nickname).where(Follower.openid.in_(openids))).all()) if openids else {}
+    nicks = display_names(openids)
     out = []
     for rank, (key, sc, reach, leads, opps) in enumerate(rows, 1):
         who = {"employee_id": int(key[2:]), "name": names.get(int(key[2:]))} if key.startswith("e:") else (
-            {"openid": key[2:], "name": nicks.get(key[2:]) or f"微信用户{key[-4:]}"} if key.startswith("o:") else {"name": "访客"})
+            {"openid": key[2:], "name": nicks[key[2:]]} if key.startswith("o:") else {"name": "访客"})
         out.append({"rank": rank, **who, "score": int(sc or 0), "reach": int(reach or 0), "leads": int(leads or 0),
                     "opportunities": int(opps or 0)})
     return out

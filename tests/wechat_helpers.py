@@ -10,6 +10,7 @@ AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
 def post(client, xml: str, *, aes: bool = False, appid: str = APPID, token: str = TOKEN, timestamp: int | None = None,
          tamper: dict | None = None, raw_body: bytes | None = None):
+    tell_the_sandbox(client.application, xml)
     query, body = signed_request(xml, token, aes_key=AES_KEY if aes else None, appid=appid, timestamp=timestamp)
     if tamper:
         from urllib.parse import parse_qsl, urlencode
@@ -18,6 +19,21 @@ def post(client, xml: str, *, aes: bool = False, appid: str = APPID, token: str 
         params.update(tamper)
         query = urlencode(params)
     return client.post(f"/wechat/callback?{query}", data=raw_body if raw_body is not None else body, content_type="text/xml")
+
+
+def tell_the_sandbox(app, xml: str) -> None:
+    """A test posting a callback stands in for WeChat, so the sandbox learns what the user did
+    (who follows, which action opened which reply quota), as WeChat knows it."""
+    if not app.config.get("DEV_ROUTES"):
+        return
+    from crm_core.db import db
+    from wxapp.official_account.sandbox import saw
+
+    with app.app_context():
+        try:
+            saw(xml)
+        finally:
+            db.session.remove()
 
 
 def settle() -> None:

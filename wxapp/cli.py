@@ -188,6 +188,10 @@ def simulate(kind, openid, scene, content, key, lat, lng, url):
     kw = {"follow": {"scene": scene}, "unfollow": {}, "scan": {"scene": scene or ""}, "text": {"content": content or "你好"},
           "click": {"key": key or "MENU_REPAIR"}, "location": {"lat": lat, "lng": lng}}[kind]
     xml = message_xml("location_event" if kind == "location" else kind, openid, **kw)
+    if cfg.get("DEV_ROUTES"):  # the sandbox plays WeChat: it knows what this user did
+        from wxapp.official_account.sandbox import saw
+
+        saw(xml)
     status, reply = deliver(url or cfg["PUBLIC_BASE_URL"], xml, cfg["WECHAT_TOKEN"] or "", aes_key=cfg.get("WECHAT_AES_KEY"),
                             appid=cfg["WECHAT_APPID"])
     click.echo(f"{kind} → {status}; 回复：{reply or '（无被动回复）'}")

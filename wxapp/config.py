@@ -79,6 +79,10 @@ def load_config(overrides: dict | None = None) -> dict:
         # handler's reply goes out later as a customer-service message (WeChat waits 5 s)
         "WECHAT_HANDLER_BUDGET": float(os.environ.get("WXCRM_WECHAT_HANDLER_BUDGET", "3.5")),
         "WECHAT_TEMPLATE_NOTICE": os.environ.get("WECHAT_TEMPLATE_NOTICE") or None,
+        # how long a callback's dedup key deduplicates WeChat's retries (its rows are kept for ever)
+        "WECHAT_DEDUP_HORIZON_SECONDS": _int("WXCRM_WECHAT_DEDUP_HORIZON_SECONDS", 600),
+        # the sandbox's access-token lifetime (WeChat: 7200 s; tests shorten it to see 42001)
+        "SANDBOX_TOKEN_TTL": _int("WXCRM_SANDBOX_TOKEN_TTL", 7200),
         # the organisation the official account serves (its code); unset = the first organisation
         "WECHAT_ORG_CODE": os.environ.get("WXCRM_WECHAT_ORG") or None,
         # dev-only routes (/h5/dev-login, /sandbox): on in development, refused in production

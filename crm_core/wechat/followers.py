@@ -11,7 +11,15 @@ from crm_core.db import db
 from crm_core.errors import NotFound
 from crm_core.wechat.models import Follower
 
-CS_WINDOW = timedelta(hours=48)  # customer-service messages only this long after the user's last interaction
+CS_WINDOW = timedelta(hours=48)  # the longest grant: a message the user sent
+
+# What a user's action allows (WeChat's rules since 2023, docs/wechat.md): messages of these
+# types grant 5 customer-service messages within 48 hours; these events 3 within a minute.
+# Everything else (LOCATION, VIEW, job-finish events, unsubscribe...) grants nothing.
+MESSAGE_GRANT = (CS_WINDOW, 5)
+EVENT_GRANT = (timedelta(minutes=1), 3)
+OPENING_MESSAGES = frozenset({"text", "image", "voice", "video", "shortvideo", "location", "link", "file"})
+OPENING_EVENTS = frozenset({"click", "scancode_push", "scancode_waitmsg", "subscribe", "scan"})
 
 
 def get_or_create(appid: str, openid: str, org_id: int | None = None) -> Follower:
@@ -27,8 +35,94 @@ def find(appid: str, openid: str) -> Follower | None:
     return db.session.scalars(select(Follower).where(Follower.appid == appid, Follower.openid == openid)).first()
 
 
-def record_interaction(follower: Follower) -> None:
-    follower.last_interaction_at = utcnow()
+def record_interaction(follower: Follower, msg_type: str | None = None, event: str | None = None) -> None:
+    """The user did something: their last interaction, and the quota it opens, if any."""
+    now = utcnow()
+    follower.last_interaction_at = now
+    grant = opened_grant(msg_type, event)
+    if grant and not follower.subscribed:  # only followers can message or tap the menu
+        follower.subscribed = True
+    if grant == "message":
+        follower.window_message_at, follower.window_message_used = now, 0
+    elif grant == "event":
+        follower.window_event_at, follower.window_event_used = now, 0
+
+
+def opened_grant(msg_type: str | None, event: str | None) -> str | None:
+    """Which grant a message or event opens: "message", "event" or None."""
+    if msg_type == "event":
+        return "event" if (event or "").lower() in OPENING_EVENTS else None
+    return "message" if msg_type in OPENING_MESSAGES else None
+
+
+def cs_quota(follower: Follower | None, now=None) -> dict:
+    """How many customer-service messages WeChat would still take for this follower, until when,
+    and which action opened them: ``{remaining, until, opened_by}``."""
+    now = now or utcnow()
+    out = {"remaining": 0, "until": None, "opened_by": None}
+    if follower is None or not follower.subscribed or follower.invalid_at is not None:
+        return out
+    for kind, at, used, (span, allowed) in (
+            ("event", follower.window_event_at, follower.window_event_used, EVENT_GRANT),
+            ("message", follower.window_message_at, follower.window_message_used, MESSAGE_GRANT)):
+        if at is not None and now - at < span and (used or 0) < allowed:
+            out["remaining"] += allowed - (used or 0)
+            if out["opened_by"] is None:
+                out["until"], out["opened_by"] = at + span, kind
+    return out
+
+
+def use_cs_quota(follower_id: int, now=None) -> bool:
+    """Take one customer-service message from the follower's quota (the short grant first), with
+    a conditional UPDATE so concurrent senders never take more than WeChat allows. False: none left."""
+    from sqlalchemy import update
+
+    now = now or utcnow()
+    for at_col, used_col, (span, allowed) in (
+            (Follower.window_event_at, Follower.window_event_used, EVENT_GRANT),
+            (Follower.window_message_at, Follower.window_message_used, MESSAGE_GRANT)):
+        res = db.session.execute(update(Follower).where(
+            Follower.id == follower_id, Follower.subscribed.is_(True), Follower.invalid_at.is_(None),
+            at_col > now - span, used_col < allowed).values({used_col: used_col + 1}).execution_options(
+            synchronize_session=False))
+        if res.rowcount:
+            return True
+    return False
+
+
+def give_back_cs_quota(follower_id: int) -> None:
+    """A customer-service message WeChat refused: it used nothing (best effort, short grant first)."""
+    from sqlalchemy import update
+
+    for used_col in (Follower.window_event_used, Follower.window_message_used):
+        res = db.session.execute(update(Follower).where(Follower.id == follower_id, used_col > 0)
+                                 .values({used_col: used_col - 1}).execution_options(synchronize_session=False))
+        if res.rowcount:
+            return
+
+
+def mark_unsubscribed(appid: str, openid: str) -> None:
+    """WeChat says the user does not follow (43004): the follower row agrees."""
+    f = find(appid, openid)
+    if f is not None and f.subscribed:
+        unfollow(f)
+
+
+def mark_invalid(appid: str, openid: str) -> None:
+    """WeChat says the openid is not one of this account's (40003): nothing more is sent to it."""
+    f = get_or_create(appid, openid)
+    f.invalid_at = f.invalid_at or utcnow()
+
+
+def display_name(follower: Follower | None, openid: str | None = None) -> str:
+    """How a follower is named (user/info has returned no nickname since 2021-12-27): the bound
+    contact's name, else 微信用户 and the openid's last four characters."""
+    if follower is not None and follower.contact_id:
+        contact = db.session.get(Contact, follower.contact_id)
+        if contact is not None and contact.name:
+            return contact.name
+    oid = openid or (follower.openid if follower is not None else "") or ""
+    return f"微信用户{oid[-4:]}"
 
 
 def follow(follower: Follower, scene: str | None) -> bool:
@@ -52,8 +146,21 @@ def record_location(follower: Follower, lat: float, lng: float, precision: float
     follower.last_location_at = utcnow()
 
 
+def display_names(openids) -> dict[str, str]:
+    """:func:`display_name` for many openids at once (rankings, share trees, lists)."""
+    openids = list(dict.fromkeys(o for o in openids if o))
+    if not openids:
+        return {}
+    rows = db.session.execute(select(Follower.openid, Contact.name).join(Contact, Contact.id == Follower.contact_id,
+                                                                         isouter=True)
+                              .where(Follower.openid.in_(openids))).all()
+    named = {o: n for o, n in rows if n}
+    return {o: named.get(o) or f"微信用户{o[-4:]}" for o in openids}
+
+
 def in_cs_window(follower: Follower | None) -> bool:
-    return bool(follower and follower.last_interaction_at and utcnow() - follower.last_interaction_at < CS_WINDOW)
+    """WeChat would take a customer-service message for this follower now."""
+    return cs_quota(follower)["remaining"] > 0
 
 
 def bind_contact(follower: Follower, contact: Contact) -> Follower:
@@ -82,6 +189,8 @@ def follower_dict(f: Follower) -> dict:
             "first_subscribed_at": iso(f.first_subscribed_at), "subscribe_count": f.subscribe_count,
             "nickname": f.nickname, "avatar_url": f.avatar_url, "contact_id": f.contact_id, "customer_id": f.customer_id,
             "last_interaction_at": iso(f.last_interaction_at), "in_service_window": in_cs_window(f),
+            "display_name": display_name(f), "invalid": f.invalid_at is not None,
+            "service_window": {**(q := cs_quota(f)), "until": iso(q["until"])},
             "location": ({"lat": f.last_lat, "lng": f.last_lng, "precision": f.last_precision, "at": iso(f.last_location_at)}
                          if f.last_location_at else None)}
 
@@ -94,10 +203,12 @@ def require(appid: str, openid: str) -> Follower:
 
 
 def search(appid: str, q: str | None = None, subscribed: bool | None = None):
-    """The followers query behind the console list and the API: by openid or nickname."""
+    """The followers query behind the console list and the API."""
     stmt = select(Follower).where(Follower.appid == appid)
-    if q:
-        stmt = stmt.where(or_(Follower.openid.like(f"%{q}%"), Follower.nickname.like(f"%{q}%")))
+    if q:  # by openid, or the bound contact's name or phone (nicknames no longer come from WeChat)
+        contacts = select(Contact.id).where(or_(Contact.name.like(f"%{q}%"), Contact.phone.like(f"%{q}%")))
+        stmt = stmt.where(or_(Follower.openid.like(f"%{q}%"), Follower.nickname.like(f"%{q}%"),
+                              Follower.contact_id.in_(contacts)))
     if subscribed is not None:
         stmt = stmt.where(Follower.subscribed.is_(subscribed))
     return stmt
@@ -130,32 +241,35 @@ def staff_user(appid: str, openid: str):
 
 def touch_many(items: list[dict]) -> None:
     """Bulk follower bookkeeping for the callback's fast path and its batch writer: create
-    unknown followers and set their last interaction (and last reported location), one
-    statement per kind. ``items``: dicts with appid, openid, at, and optionally lat, lng,
-    precision. Not audited: these are the high-frequency columns ``Follower`` ignores anyway."""
+    unknown followers and set their last interaction, the message grant a user message opens
+    (``grant: "message"``), and the last reported location; one statement per set of columns.
+    ``items``: dicts with appid, openid, at, and optionally grant, lat, lng, precision. Not
+    audited: these are the high-frequency columns ``Follower`` ignores anyway."""
     from crm_core.db import insert_for
 
     latest: dict[tuple[str, str], dict] = {}
     for it in items:
-        cur = latest.setdefault((it["appid"], it["openid"]), {"at": it["at"], "loc": None})
+        cur = latest.setdefault((it["appid"], it["openid"]), {"at": it["at"], "loc": None, "opened": None})
         cur["at"] = max(cur["at"], it["at"])
         if it.get("lat") is not None and (cur["loc"] is None or it["at"] >= cur["loc"]["at"]):
             cur["loc"] = it
-    plain, located = [], []
+        if it.get("grant") == "message" and (cur["opened"] is None or it["at"] > cur["opened"]):
+            cur["opened"] = it["at"]
+    groups: dict[tuple[str, ...], list[dict]] = {}
     for (appid, openid), cur in latest.items():
         row = {"appid": appid, "openid": openid, "subscribed": False, "subscribe_count": 0,
                "last_interaction_at": cur["at"], "created_at": cur["at"], "updated_at": cur["at"]}
+        cols = ["last_interaction_at"]
+        if cur["opened"] is not None:  # a message from the user: they follow, and 5 replies within 48 h
+            row.update(subscribed=True, window_message_at=cur["opened"], window_message_used=0)
+            cols += ["subscribed", "window_message_at", "window_message_used"]
         loc = cur["loc"]
         if loc is not None:
             row.update(last_lat=loc["lat"], last_lng=loc["lng"], last_precision=loc.get("precision"),
                        last_location_at=loc["at"])
-            located.append(row)
-        else:
-            plain.append(row)
-    for rows, cols in ((plain, ("last_interaction_at",)),
-                       (located, ("last_interaction_at", "last_lat", "last_lng", "last_precision", "last_location_at"))):
-        if not rows:
-            continue
+            cols += ["last_lat", "last_lng", "last_precision", "last_location_at"]
+        groups.setdefault(tuple(cols), []).append(row)
+    for cols, rows in groups.items():
         stmt = insert_for(Follower.__table__)
         stmt = stmt.on_conflict_do_update(index_elements=["appid", "openid"],
                                           set_={c: getattr(stmt.excluded, c) for c in cols})

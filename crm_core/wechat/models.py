@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.db import db
@@ -14,7 +14,8 @@ class Follower(Audited, TimestampMixin, db.Model):
     """A WeChat user of the official account, by openid; bound to a contact once verified."""
 
     __audit_type__ = "follower"
-    __audit_ignore__ = ("last_interaction_at", "last_lat", "last_lng", "last_precision", "last_location_at")
+    __audit_ignore__ = ("last_interaction_at", "last_lat", "last_lng", "last_precision", "last_location_at",
+                        "window_message_at", "window_message_used", "window_event_at", "window_event_used")
     __table_args__ = (UniqueConstraint("appid", "openid"), Index("ix_follower_contact", "contact_id"))
     id: Mapped[int] = mapped_column(primary_key=True)
     appid: Mapped[str] = mapped_column(String(32))
@@ -36,7 +37,14 @@ class Follower(Audited, TimestampMixin, db.Model):
     # a member of staff who signed in on their phone (check-ins, work orders, staff notices)
     employee_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"), index=True)
     staff_bound_at: Mapped[datetime | None]
-    last_interaction_at: Mapped[datetime | None]  # opens the 48-hour customer-service window
+    last_interaction_at: Mapped[datetime | None]  # the user's last message or event of any kind (shown)
+    # the customer-service quotas WeChat grants (docs/wechat.md): a message allows 5 within 48 hours,
+    # a menu tap, follow or scan 3 within a minute; each grant counts what it has used
+    window_message_at: Mapped[datetime | None]
+    window_message_used: Mapped[int] = mapped_column(default=0)
+    window_event_at: Mapped[datetime | None]
+    window_event_used: Mapped[int] = mapped_column(default=0)
+    invalid_at: Mapped[datetime | None]  # WeChat answered 40003: not an openid of this account
     last_lat: Mapped[float | None]
     last_lng: Mapped[float | None]
     last_precision: Mapped[float | None]
@@ -46,11 +54,15 @@ class Follower(Audited, TimestampMixin, db.Model):
 class InboundMessage(db.Model):
     """One processed delivery of a message or event (retries are deduplicated first)."""
 
-    __table_args__ = (Index("ix_inbound_message_openid", "openid", "id"),)
+    __table_args__ = (Index("ix_inbound_message_openid", "openid", "id"),
+                      # the keys still deduplicating (within the retry horizon), for the purge job
+                      Index("ix_inbound_message_live_key", "received_at", postgresql_where=text("dedup_key IS NOT NULL"),
+                            sqlite_where=text("dedup_key IS NOT NULL")))
     id: Mapped[int] = mapped_column(primary_key=True)
     appid: Mapped[str] = mapped_column(String(32))
     openid: Mapped[str] = mapped_column(String(64))
-    dedup_key: Mapped[str] = mapped_column(String(160), unique=True)
+    # WeChat's distinguishing fields (callback.dedup_key); cleared after the retry horizon, the row stays
+    dedup_key: Mapped[str | None] = mapped_column(String(160), unique=True)
     msg_type: Mapped[str] = mapped_column(String(32))
     event: Mapped[str | None] = mapped_column(String(64))
     event_key: Mapped[str | None] = mapped_column(String(200))

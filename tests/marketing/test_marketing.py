@@ -212,7 +212,8 @@ def test_a_push_says_who_was_left_out_and_why(demo, client):
     m = material(client, mk)
     contacts = db.session.scalars(select(Contact).order_by(Contact.id)).all()[:3]
     db.session.add(Follower(appid="wxtestappid000001", openid="oExplain001", subscribed=True, subscribe_count=1,
-                            contact_id=contacts[0].id, customer_id=contacts[0].customer_id, last_interaction_at=utcnow()))
+                            contact_id=contacts[0].id, customer_id=contacts[0].customer_id, last_interaction_at=utcnow(),
+                            window_message_at=utcnow()))
     db.session.add(Follower(appid="wxtestappid000001", openid="oExplain002", subscribed=False, subscribe_count=1,
                             contact_id=contacts[1].id, customer_id=contacts[1].customer_id))
     seg = Segment(org_id=contacts[0].org_id, name="三位联系人", target="contact", match="any",

@@ -43,6 +43,7 @@ def live(tmp_path):
 
 
 def callback(base, xml, aes=True):
+    requests.post(f"{base}/sandbox/saw", data=xml.encode(), timeout=10)  # the sandbox plays WeChat: it saw this
     q, body = signed_request(xml, TOKEN, aes_key=AES if aes else None, appid="wxtestappid000001")
     r = requests.post(f"{base}/wechat/callback?{q}", data=body, headers={"Content-Type": "text/xml"}, timeout=10)
     assert r.status_code == 200
@@ -106,7 +107,8 @@ def test_follow_verify_submit_dispatch_handle_progress_rate(live):
     ticket = created.json()
     assert ticket["status"] == "submitted" and ticket["number"].startswith("FW")
 
-    # the engineer signs in on their phone once, so staff notices reach their WeChat
+    # the engineer follows the account and signs in on their phone once, so staff notices reach their WeChat
+    callback(base, message_xml("follow", ENGINEER))
     e, _ = h5_session(base, ENGINEER, "/h5/checkin")
     assert e.post(f"{base}/h5/api/staff/bind", json={"username": "service.engineer", "password": "demo123456"}).status_code == 200
 
@@ -170,11 +172,12 @@ def test_photos_chosen_in_wechat_are_downloaded_cleaned_and_attached(live):
     s.post(f"{base}/h5/api/verify/start", json={"phone": PHONE})
     code = requests.get(f"{base}/sandbox/sms?phone={PHONE}", timeout=10).json()["items"][0]["code"]
     assert s.post(f"{base}/h5/api/verify/confirm", json={"phone": PHONE, "code": code}).status_code == 200
+    media_id = requests.post(f"{base}/sandbox/media", timeout=10).json()["media_id"]  # wx.uploadImage's answer
     r = s.post(f"{base}/h5/api/tickets", json={"kind": "complaint", "description": "照片在微信里选的",
-                                                "photo_media_ids": ["MEDIA_abc123"]})
+                                                "photo_media_ids": [media_id]})
     assert r.status_code == 201, r.json()
     calls = requests.get(f"{base}/sandbox/calls", timeout=10).json()["items"]
-    assert any(c["api"] == "media_get" and c["payload"]["media_id"] == "MEDIA_abc123" for c in calls)
+    assert any(c["api"] == "media_get" and c["payload"].get("media_id") == media_id and not c["errcode"] for c in calls)
     with live.app.app_context():
         t = db.session.get(Ticket, r.json()["id"])
         photo = db.session.get(MediaFile, t.photo_ids[0])

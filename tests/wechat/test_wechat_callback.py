@@ -7,8 +7,8 @@ import time
 import pytest
 
 from crm_core.db import db
-from crm_core.wechat.models import Follower, InboundMessage
 from crm_core.outbox import OutboxMessage
+from crm_core.wechat.models import Follower, InboundMessage
 from tests.conftest import _make_app
 from tests.wechat_helpers import AES_KEY, APPID, TOKEN, message_xml, post, reply_text
 from wxapp.official_account import router
@@ -76,8 +76,9 @@ def test_safe_mode_follow_with_scene_gets_an_encrypted_welcome(client):
 
 
 def test_compatible_mode_plaintext_and_encrypt_side_by_side(client):
-    from wechatpy.crypto import WeChatCrypto
     import re
+
+    from wechatpy.crypto import WeChatCrypto
 
     xml = message_xml("text", "oUser0003", content="兼容模式")
     from tests.wechat_helpers import post as _post  # noqa: F401
@@ -286,9 +287,8 @@ def test_concurrent_retries_process_once(wx):
 
 
 def test_messages_api_lists_processed_deliveries(wx, client):
-    from tests.factories import make_team
     from tests.conftest import token_for
-    from tests.factories import PASSWORD
+    from tests.factories import PASSWORD, make_team
 
     users = make_team()
     db.session.commit()
@@ -310,7 +310,11 @@ def test_unhandled_text_three_deliveries_store_one_row_and_touch_the_follower(cl
     assert len(rows) == 1 and rows[0].outcome == "replied" and rows[0].handler == "default"
     assert rows[0].reply == router.default_text and rows[0].summary["content"] == "随便问问"
     f = follower("oFast00001")
-    assert f.last_interaction_at is not None and not f.subscribed
+    # only followers can message the account; the message allows 5 customer-service replies in 48 h
+    from crm_core.wechat.followers import cs_quota
+
+    assert f.last_interaction_at is not None and f.subscribed and f.window_message_at is not None
+    assert cs_quota(f)["remaining"] == 5 and cs_quota(f)["opened_by"] == "message"
 
 
 def test_concurrent_deliveries_of_an_unhandled_message_store_one_row(wx):
@@ -492,8 +496,8 @@ def test_a_record_the_database_refuses_is_set_aside_and_the_rest_keep_their_summ
 
     post(client, message_xml("text", "oRefused01", content="好的一条", msg_id=57_000_001))
     sp = fastpath.spool()
-    sp.append(["wxtestappid000001", "oRefused02", None, "text", None, None, "57000002", {"type": "text"},
-               "2026-11-26 10:00:00.000000", "default", "replied", None, 0.1, None])  # no dedup key: NOT NULL refuses it
+    sp.append([None, "oRefused02", "oRefused02|57000002", "text", None, None, "57000002", {"type": "text"},
+               "2026-11-26 10:00:00.000000", "default", "replied", None, 0.1, None])  # no appid: NOT NULL refuses it
     rows = stored(openid="oRefused01")
     assert len(rows) == 1 and rows[0].summary == {"type": "text", "content": "好的一条"}
     assert stored(openid="oRefused02") == []

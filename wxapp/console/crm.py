@@ -234,7 +234,8 @@ def followers():
         return _denied(exc)
     q = request.args.get("q", "").strip()[:64]
     rows, total = paginate(follower_service.search(wechat_appid(), q or None), Follower.id.desc(), page=_page(), per_page=50)
-    return render_template("console/followers.html", rows=rows, total=total, q=q)
+    return render_template("console/followers.html", rows=rows, total=total, q=q,
+                           names=follower_service.display_names(f.openid for f in rows))
 
 
 @bp.post("/followers/<openid>/unbind")

@@ -18,6 +18,12 @@ from wxapp.official_account import fastpath
 from wxapp.openapi import Model, PageQuery, api, page_of
 
 
+class ServiceWindow(Model):
+    remaining: int = Field(description="customer-service messages WeChat would still take now")
+    until: str | None = Field(description="when the grant in use ends (UTC)")
+    opened_by: Literal["message", "event"] | None = Field(description="a user message (5 in 48 h) or a menu tap, follow or scan (3 in 1 min)")
+
+
 class FollowerOut(Model):
     openid: str
     appid: str
@@ -34,6 +40,9 @@ class FollowerOut(Model):
     customer_id: int | None
     last_interaction_at: str | None
     in_service_window: bool
+    service_window: ServiceWindow
+    display_name: str = Field(description="the bound contact's name, else 微信用户 and the openid's tail")
+    invalid: bool = Field(description="WeChat answered 40003: not an openid of this account")
     location: dict | None
 
 
@@ -109,7 +118,7 @@ class WechatOutboxQuery(PageQuery):
                tags=("wechat",), query=WechatOutboxQuery)
 def wechat_outbox(query: WechatOutboxQuery):
     g.actor.require("follower", "view")
-    stmt = select(OutboxMessage).where(OutboxMessage.channel.in_(("wechat_custom", "wechat_template")))
+    stmt = select(OutboxMessage).where(OutboxMessage.channel.in_(("wechat_custom", "wechat_template", "wechat_notice")))
     if query.openid:
         stmt = stmt.where(OutboxMessage.recipient == query.openid)
     rows, total = paginate(stmt, OutboxMessage.id.desc(), page=query.page, per_page=query.per_page)

@@ -9,7 +9,9 @@ timestamp) are 4xx, logged, and process nothing.
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
 import logging
 import re
 import threading
@@ -43,7 +45,7 @@ bp = Blueprint("wechat", __name__, url_prefix="/wechat")
 MAX_BODY = 256 * 1024
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="wxcrm-wechat")
-DEDUP_TTL = 600
+
 
 
 def _signature(*parts) -> str:
@@ -94,10 +96,33 @@ def _clean_xml(raw: bytes) -> str | None:
     return _CONTROL.sub("", text)
 
 
-def _dedup_key(msg) -> str:
-    if msg.type == "event":
-        return f"{msg.source}|{int(msg.create_time.timestamp()) if hasattr(msg.create_time, 'timestamp') else msg.create_time}|{getattr(msg, 'event', '')}"
-    return f"{msg.source}|{msg.id}"
+# job-finish and other pushes WeChat sends about an earlier call: their MsgID tells them apart
+_JOB_EVENTS = {"templatesendjobfinish", "masssendjobfinish", "subscribe_msg_sent_event", "publishjobfinish"}
+
+
+def dedup_key(msg) -> str:
+    """The key WeChat's retries of one message share and two different messages never do
+    (docs/wechat.md): ``FromUserName`` + ``MsgId`` for messages; for events ``CreateTime``,
+    ``Event``, ``EventKey`` (and a scan's ticket, a job-finish event's ``MsgID``); anything
+    without an id: a hash of its fields. Long keys are hashed to fit the column."""
+    data = getattr(msg, "_data", None) or {}
+    source = msg.source or ""
+    if msg.type != "event":
+        msg_id = data.get("MsgId") or data.get("MsgID") or getattr(msg, "id", None)
+        if msg_id:
+            return f"{source}|{msg_id}"
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+        return f"{source}|h:{digest[:40]}"
+    event = str(data.get("Event") or getattr(msg, "event", "") or "")
+    parts = [str(data.get("CreateTime") or ""), event, str(data.get("EventKey") or "")]
+    if event.lower() in _JOB_EVENTS:
+        parts.append(str(data.get("MsgID") or data.get("MsgId") or ""))
+    if data.get("Ticket"):
+        parts.append(str(data["Ticket"]))
+    key = f"{source}|" + "|".join(parts)
+    if len(key) > 160:
+        key = f"{source}|e:" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
+    return key
 
 
 def _reply_xml(msg, content: str) -> str:
@@ -262,7 +287,7 @@ def _claim_redis(key: str):
     if conn is None:
         return None
     rkey = _redis_key(key)
-    if conn.set(rkey, "\x00pending", nx=True, ex=DEDUP_TTL):
+    if conn.set(rkey, "\x00pending", nx=True, ex=current_app.config["WECHAT_DEDUP_HORIZON_SECONDS"]):
         return None
     return rkey
 
@@ -302,7 +327,7 @@ def _wait_for_reply(fetch, timeout: float = 3.0) -> str:
 def handle(msg) -> str:
     """Process one parsed message exactly once; returns the passive reply text or "success"."""
     appid = wechat_appid()
-    key = _dedup_key(msg)[:160]
+    key = dedup_key(msg)
     conn = current_app.extensions.get("wxcrm_redis")
     t0 = time.perf_counter()
     ib = _inbound(msg, appid)
@@ -352,7 +377,7 @@ def handle(msg) -> str:
         _finish(row, reply, handler_name, outcome, t0)
         db.session.commit()
     if conn is not None:
-        conn.set(_redis_key(key), row.reply or "success", ex=DEDUP_TTL)
+        conn.set(_redis_key(key), row.reply or "success", ex=current_app.config["WECHAT_DEDUP_HORIZON_SECONDS"])
     return row.reply or "success"
 
 
@@ -378,7 +403,7 @@ def _follower_state(ib: Inbound) -> None:
     if ib.event == "unsubscribe":
         followers.unfollow(follower)
     else:
-        followers.record_interaction(follower)
+        followers.record_interaction(follower, ib.msg_type, ib.event)
     if ib.event == "subscribe":
         ib.first_follow = followers.follow(follower, ib.scene)
         from crm_core import jobs

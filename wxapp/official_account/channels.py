@@ -1,11 +1,18 @@
 """Outbox channels that deliver through WeChat: customer-service (客服) and template messages.
 
-Customer-service messages are allowed only within 48 hours of the user's last interaction;
-:func:`message_follower` picks the channel when the message is queued, and a 45047 answer at
-delivery time falls back to the template message when the payload carries one.
+A customer-service message needs a quota the user's last actions opened (5 within 48 hours after
+a message, 3 within a minute after a menu tap, follow or scan; docs/wechat.md). The quota is
+taken before the call (:func:`crm_core.wechat.followers.use_cs_quota`): with none left, the
+notice goes out as its template message straight away, never first as a call WeChat refuses.
+WeChat's answer is acted on through one table (:mod:`wxapp.official_account.errcodes`):
+45015/45047 → the template; 43004 → the follower is marked unsubscribed and nothing is
+retried; 40003 → marked invalid; 40037 and other configuration errors → failed and the
+organisation's administrators told; 45009 → tried again after midnight; -1 → retried.
 """
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from flask import current_app
@@ -14,9 +21,9 @@ from wechatpy.exceptions import WeChatClientException
 from crm_core import outbox
 from crm_core.wechat import followers
 from wxapp.config import wechat_appid
+from wxapp.official_account import errcodes
 
-# errors that will not go away by retrying: unsubscribed, bad openid, outside the 48-hour window
-PERMANENT = {43004, 40003, 45047, 40037, 43101}
+log = logging.getLogger("wxcrm.wechat")
 
 
 def _client():
@@ -25,18 +32,70 @@ def _client():
     return get_client()
 
 
-def _wrap(exc: WeChatClientException) -> outbox.ChannelError:
-    return outbox.ChannelError(f"{exc.errcode}: {exc.errmsg}", retryable=exc.errcode not in PERMANENT)
+def _tomorrow() -> datetime:
+    """Just after the next midnight in Beijing time (WeChat's daily quotas reset then), as UTC."""
+    from crm_core.clock import utcnow
+
+    now = utcnow() + timedelta(hours=8)
+    return datetime(now.year, now.month, now.day) + timedelta(days=1, minutes=5) - timedelta(hours=8)
+
+
+def _wrap(exc: WeChatClientException, message) -> outbox.ChannelError:
+    """WeChat refused: do what the errcode table says, and say whether to retry."""
+    action = errcodes.action(exc.errcode)
+    text = f"{exc.errcode}: {exc.errmsg}"
+    entry = errcodes.ERRCODES.get(exc.errcode)
+    if entry:
+        text += f"（{entry.meaning}）"
+    if action == errcodes.UNSUBSCRIBED:
+        followers.mark_unsubscribed(wechat_appid(), message.recipient)
+    elif action == errcodes.INVALID_USER:
+        followers.mark_invalid(wechat_appid(), message.recipient)
+    elif action == errcodes.ALERT:
+        _alert_admins(getattr(message, "org_id", None), f"微信接口配置错误：{text}")
+    elif action == errcodes.TOMORROW:
+        return outbox.ChannelError(text, retryable=True, retry_at=_tomorrow())
+    retryable = action in (errcodes.RETRY, errcodes.REFRESH)
+    return outbox.ChannelError(text, retryable=retryable)
+
+
+def _alert_admins(org_id: int | None, text: str) -> None:
+    """Tell the organisation's administrators (a staff notice each, once per error text a day)."""
+    from crm_core.clock import local_today
+    from crm_core.db import db
+    from crm_core.org.models import Role, User
+
+    log.error("wechat configuration error", extra={"org_id": org_id, "error": text})
+    if org_id is None:
+        return
+    admins = db.session.scalars(db.select(User.employee_id).join(User.roles).where(
+        User.org_id == org_id, User.active.is_(True), Role.grants_all.is_(True), User.employee_id.is_not(None))).all()
+    for employee_id in set(admins):
+        outbox.notify_staff(employee_id, "wechat_error", text, org_id=org_id,
+                            dedupe_key=f"wechat_error:{employee_id}:{local_today()}:{text[:80]}")
 
 
 def send_custom(message) -> outbox.Delivery:
+    """``wechat_custom``: a customer-service text, within the follower's quota; without one (or
+    when WeChat answers 45015/45047) the payload's template goes instead, at once."""
+    from crm_core.db import db
+
     p = message.payload
+    follower = followers.find(wechat_appid(), message.recipient)
+    took = follower is not None and followers.use_cs_quota(follower.id)
+    db.session.commit()  # the quota is taken before the call, and WeChat is called outside any transaction
+    if not took:
+        if p.get("template"):
+            return send_template(message, p["template"])
+        raise outbox.ChannelError("45015: 用户 48 小时内没有可回复的互动，且消息没有模板可改发", retryable=False)
     try:
         _client().message.send_text(message.recipient, p["text"])
     except WeChatClientException as exc:
-        if exc.errcode == 45047 and p.get("template"):  # the window closed meanwhile
+        followers.give_back_cs_quota(follower.id)
+        db.session.commit()
+        if errcodes.action(exc.errcode) == errcodes.TEMPLATE and p.get("template"):
             return send_template(message, p["template"])
-        raise _wrap(exc) from None
+        raise _wrap(exc, message) from None
     return outbox.Delivery(provider_message_id=None)
 
 
@@ -45,22 +104,19 @@ def send_template(message, template: dict | None = None) -> outbox.Delivery:
     try:
         res = _client().message.send_template(message.recipient, t["template_id"], t["data"], url=t.get("url"))
     except WeChatClientException as exc:
-        raise _wrap(exc) from None
+        raise _wrap(exc, message) from None
     return outbox.Delivery(provider_message_id=str(res.get("msgid", "")) or None)
 
 
 def send_notice(message) -> outbox.Delivery:
     """``wechat_notice``: a notice to a WeChat user queued by the domain (ticket progress,
-    satisfaction invitation, campaign pushes). The 48-hour window is judged when it is sent:
-    a customer-service message inside it, the template message outside it."""
+    satisfaction invitation, campaign pushes). The quota is judged when it is sent: a
+    customer-service message while the user's actions allow one, the template message otherwise."""
     p = message.payload
     template = template_for(p["text"], p.get("title") or "服务通知", p.get("url"))
-    follower = followers.find(wechat_appid(), message.recipient)
-    if followers.in_cs_window(follower):
-        text = p["text"] + (f"\n{p['url']}" if p.get("url") else "")
-        return send_custom(SimpleNamespace(id=message.id, recipient=message.recipient,
-                                           payload={"text": text, "template": template}))
-    return send_template(message, template)
+    text = p["text"] + (f"\n{p['url']}" if p.get("url") else "")
+    return send_custom(SimpleNamespace(id=message.id, recipient=message.recipient, org_id=getattr(message, "org_id", None),
+                                       payload={"text": text, "template": template}))
 
 
 def send_staff(message) -> outbox.Delivery:
@@ -80,7 +136,8 @@ def send_staff(message) -> outbox.Delivery:
     if follower is None:
         return outbox._log_channel(message)
     template = template_for(p["text"], p.get("title") or "工作提醒", p.get("url"))
-    return send_template(SimpleNamespace(id=message.id, recipient=follower.openid, payload=template), template)
+    return send_template(SimpleNamespace(id=message.id, recipient=follower.openid, org_id=message.org_id, payload=template),
+                         template)
 
 
 def register() -> None:
@@ -98,11 +155,8 @@ def template_for(text: str, title: str = "服务通知", url: str | None = None)
 
 def message_follower(openid: str, text: str, *, title: str = "服务通知", url: str | None = None,
                      org_id: int | None = None, dedupe_key: str | None = None):
-    """Queue a message to a WeChat user: customer-service inside the 48-hour window, a
-    template message outside it."""
-    follower = followers.find(wechat_appid(), openid)
+    """Queue a message to a WeChat user: a customer-service message if the user's quota still
+    allows one when it is sent, else its template message (decided at send time)."""
     template = template_for(text, title, url)
-    if followers.in_cs_window(follower):
-        return outbox.queue_message("wechat_custom", openid, {"msgtype": "text", "text": text, "template": template},
-                                    org_id=org_id, dedupe_key=dedupe_key)
-    return outbox.queue_message("wechat_template", openid, template, org_id=org_id, dedupe_key=dedupe_key)
+    return outbox.queue_message("wechat_custom", openid, {"msgtype": "text", "text": text, "template": template},
+                                org_id=org_id, dedupe_key=dedupe_key)

@@ -2,9 +2,9 @@
 token and the JS-SDK ticket cached for all processes and refreshed under a lock.
 
 Many workers finding the token expired cause **one** fetch: the first takes the lock and
-fetches; the others wait on the lock, then read what it stored. A 40001/42001 answer makes
-wechatpy refresh and retry once; our refresh is locked too and skipped when another process
-has just refreshed. Shared keys carry the AppID.
+fetches; the others wait on the lock, then read what it stored. A token error (40001, 40014,
+41001, 42001) refreshes once and retries the call once; the refresh is locked too and skipped
+when another process has already replaced the failing token. Shared keys carry the AppID.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from crm_core.clock import utcnow
 from crm_core.db import db
 from crm_core.wechat.models import CachedCredential
 from wxapp.config import wechat_appid
+from wxapp.official_account.errcodes import REFRESH_CODES
 
 _thread_locks: dict[str, threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
@@ -104,8 +105,6 @@ class DatabaseCredentials(SessionStorage):
 class GatewayClient(WeChatClient):
     """wechatpy's client with a shared, locked token cache and a configurable API base."""
 
-    REFRESH_GRACE = 30  # seconds: a token fetched this recently by another process is not refetched
-
     def __init__(self, appid: str, secret: str, api_base: str, store):
         super().__init__(appid, secret, session=store, timeout=5)
         self.API_BASE_URL = api_base.rstrip("/") + "/cgi-bin/"
@@ -123,13 +122,33 @@ class GatewayClient(WeChatClient):
             self._locked_fetch()
             return self.store.get(self.access_token_key)
 
-    def fetch_access_token(self):
-        """Called by wechatpy on 40001/42001: refresh under the lock, once across processes."""
+    def fetch_access_token(self, failed: str | None = None):
+        """Refresh under the lock, once across processes: a token another process stored after
+        the one that failed is used as it is; only the failing token (or none) is refetched."""
         with self.store.lock(self.access_token_key):
-            fetched_at = float(self.store.get(self.access_token_key + ":fetched_at", "0") or 0)
-            if time.time() - fetched_at < self.REFRESH_GRACE:
-                return {"access_token": self.store.get(self.access_token_key)}
+            current = self.store.get(self.access_token_key)
+            if current and failed and current != failed:
+                return {"access_token": current}
             return self._locked_fetch()
+
+    def _handle_result(self, res, method=None, url=None, result_processor=None, **kwargs):
+        """WeChat's token errors (40001, 40014, 41001, 42001; errcodes.REFRESH_CODES): refresh once
+        and retry the call once — never a loop, whatever the second answer is."""
+        result = res if isinstance(res, dict) else self._decode_result(res)
+        code = result.get("errcode") if isinstance(result, dict) else None
+        if self.auto_retry and code is not None and int(code) in REFRESH_CODES and "params" in kwargs:
+            self.fetch_access_token(failed=kwargs["params"].get("access_token"))
+            kwargs["params"]["access_token"] = self.store.get(self.access_token_key)
+            self.auto_retry = False
+            try:
+                return self._request(method=method, url_or_endpoint=url, result_processor=result_processor, **kwargs)
+            finally:
+                self.auto_retry = True
+        self.auto_retry, retry = False, self.auto_retry  # the base class would retry again: it must not
+        try:
+            return super()._handle_result(res, method, url, result_processor, **kwargs)
+        finally:
+            self.auto_retry = retry
 
     def _locked_fetch(self):
         # wechatpy hard-codes the token URL; ours follows WECHAT_API_BASE (the sandbox in dev)

@@ -83,12 +83,14 @@ def process(ib, key: str, summary: dict, reply: str | None, handler: str | None,
     return reply or "success"
 
 
-def _due(database: int, appid: str, openid: str, located: bool) -> bool:
-    """Follower bookkeeping at most once a minute per user, database and process (10 s for locations)."""
+def _due(database: int, appid: str, openid: str, kind: str) -> bool:
+    """Follower bookkeeping at most once a minute per user, kind, database and process (10 s for
+    locations). ``kind``: "msg" (a user message: opens the reply quota), "loc", or "seen". A second
+    message within the minute leaves the quota as the first one set it (a few seconds shorter)."""
     now = time.monotonic()
-    touch_key = (database, appid, openid, "loc" if located else "seen")
+    touch_key = (database, appid, openid, kind)
     with _touched_lock:
-        due = now - _touched.get(touch_key, -1e9) >= (LOCATION_EVERY if located else INTERACTION_EVERY)
+        due = now - _touched.get(touch_key, -1e9) >= (LOCATION_EVERY if kind == "loc" else INTERACTION_EVERY)
         if due:
             _touched[touch_key] = now
             if len(_touched) > 100_000:
@@ -127,10 +129,12 @@ def _ingest(app, records: list[list]) -> None:
             for r in records:  # left as they are: a refused batch is retried record by record
                 loc = r[13]
                 params.append((*r[:7], json.dumps(r[7], ensure_ascii=False), *r[8:13]))
-                touches[(r[0], r[1], bool(loc))] = {"appid": r[0], "openid": r[1], "at": r[8], **(loc or {})}
+                grant = followers.opened_grant(r[3], r[4])
+                kind = "loc" if loc else "msg" if grant else "seen"
+                touches[(r[0], r[1], kind)] = {"appid": r[0], "openid": r[1], "at": r[8], "grant": grant, **(loc or {})}
             db.session.connection().exec_driver_sql(_INSERT.format(marks=marks), params)
             database = id(db.engine)
-            due = [t for (appid, openid, located), t in touches.items() if _due(database, appid, openid, located)]
+            due = [t for (appid, openid, kind), t in touches.items() if _due(database, appid, openid, kind)]
             if due:
                 for t in due:
                     t["at"] = datetime.fromisoformat(t["at"])

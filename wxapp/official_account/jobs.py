@@ -9,13 +9,27 @@ from crm_core.wechat.models import Follower
 
 @jobs.job
 def fetch_profile(follower_id: int) -> None:
-    """Fetch nickname and avatar after a follow (cgi-bin/user/info)."""
+    """Check a new follower with cgi-bin/user/info: whether they still follow, and the union id
+    and language WeChat gives. Since 2021-12-27 it returns no nickname or avatar, so nothing here
+    depends on them (a follower is named by their bound contact, ``followers.display_name``); a
+    nickname is kept only if WeChat ever sends one. 40003: the openid is not this account's."""
+    from wechatpy.exceptions import WeChatClientException
+
+    from crm_core.wechat import followers
     from wxapp.official_account.client import get_client
 
     follower = db.session.get(Follower, follower_id)
     if follower is None:
         return
-    info = get_client().user.get(follower.openid)
+    try:
+        info = get_client().user.get(follower.openid)
+    except WeChatClientException as exc:
+        if exc.errcode == 40003:
+            followers.mark_invalid(follower.appid, follower.openid)
+            return
+        raise
+    if info.get("subscribe") == 0 and follower.subscribed:
+        followers.unfollow(follower)
     follower.nickname = info.get("nickname") or follower.nickname
     follower.avatar_url = info.get("headimgurl") or follower.avatar_url
     follower.profile_fetched_at = utcnow()
@@ -24,14 +38,24 @@ def fetch_profile(follower_id: int) -> None:
 @jobs.job
 def download_media(media_file_id: int) -> None:
     """Fetch a photo that a page uploaded to WeChat (``wx.uploadImage``) and store it cleaned."""
+    from wechatpy.exceptions import WeChatClientException
+
     from crm_core import media
     from crm_core.media import MediaFile
+    from wxapp.official_account import errcodes
     from wxapp.official_account.client import get_client
 
     row = db.session.get(MediaFile, media_file_id)
     if row is None or row.status != "pending":
         return
-    response = get_client().media.download(row.wechat_media_id)
+    try:
+        response = get_client().media.download(row.wechat_media_id)
+    except WeChatClientException as exc:
+        if errcodes.action(exc.errcode) in (errcodes.RETRY, errcodes.REFRESH):
+            raise  # transient: the job runs again
+        entry = errcodes.ERRCODES.get(exc.errcode)
+        row.status, row.error = "failed", f"微信 {exc.errcode}：{entry.meaning if entry else exc.errmsg}"[:200]
+        return
     media.complete_download(row, response.content)
 
 
@@ -42,3 +66,23 @@ def recover_inbound_spool() -> int:
     from wxapp.official_account import fastpath
 
     return fastpath.spool().recover()
+
+
+@jobs.periodic(every=300)
+def purge_dedup_keys() -> int:
+    """Retries come within WeChat's retry horizon (three tries, 5 s apart): after
+    ``WECHAT_DEDUP_HORIZON_SECONDS`` a message's dedup key is cleared, so it deduplicates no
+    more, while the stored row stays (docs/wechat.md)."""
+    from datetime import timedelta
+
+    from flask import current_app
+    from sqlalchemy import update
+
+    from crm_core.wechat.models import InboundMessage
+
+    cutoff = utcnow() - timedelta(seconds=current_app.config["WECHAT_DEDUP_HORIZON_SECONDS"])
+    n = db.session.execute(update(InboundMessage).where(InboundMessage.dedup_key.is_not(None),
+                                                        InboundMessage.received_at < cutoff)
+                           .values(dedup_key=None).execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    return n

@@ -46,4 +46,15 @@ def create(scene: str | int, permanent: bool = False, expire_seconds: int | None
     res = client.qrcode.create(body)
     ticket = res["ticket"]
     return {"ticket": ticket, "url": res.get("url"), "expire_seconds": res.get("expire_seconds"),
-            "image_url": client.qrcode.get_url(ticket), "scene": str(scene), "permanent": permanent}
+            "image_url": image_url(ticket), "scene": str(scene), "permanent": permanent}
+
+
+def image_url(ticket: str) -> str:
+    """Where the code's picture is: WeChat's showqrcode, or the sandbox's when the API is the sandbox."""
+    from urllib.parse import quote
+
+    from flask import current_app
+
+    api_base = current_app.config["WECHAT_API_BASE"].rstrip("/")
+    base = f"{api_base}/cgi-bin/showqrcode" if "/sandbox/" in api_base + "/" else "https://mp.weixin.qq.com/cgi-bin/showqrcode"
+    return f"{base}?ticket={quote(ticket)}"
