@@ -198,4 +198,12 @@ def _demo_business(org, employees) -> None:
         create_archives(actors["sales.li"], [
             {"serial_no": "HV500-2025-0003", "product_id": products["LY-HV-500"].id,
              "customer_id": customers["浙江钱塘物流股份有限公司"].id, "sold_on": today - timedelta(days=400)}])
+    from crm_core.customers.models import Segment
+    from crm_core.customers.segments import create_segment
+
+    if not db.session.scalars(select(Segment.id).where(Segment.org_id == org.id)).first():
+        # a target group for the tour's campaign push (营销方案 → 推送给目标客户)
+        admin = load_actor(db.session.scalars(select(User).where(User.username == "admin")).one())
+        create_segment(admin, {"name": "杭州地区客户", "target": "customer", "match": "all",
+                               "conditions": [{"field": "name", "op": "contains", "value": "杭州"}]})
     db.session.flush()

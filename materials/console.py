@@ -11,6 +11,7 @@ from crm_core.errors import DomainError
 from crm_core.org.organization import employee_names
 from crm_core.org.permissions import get_visible, scoped_select
 from crm_core.service.reports import bar_chart_svg
+from crm_core.wechat.followers import display_names
 from materials import services as svc
 from materials import tree_svg
 from materials.models import Campaign, Material
@@ -65,8 +66,6 @@ def _names(tree: dict) -> dict[str, str]:
         walk(r)
     names = {f"e:{i}": n for i, n in employee_names(emp).items()}
     if oid:
-        from crm_core.wechat.followers import display_names
-
         names.update({f"o:{o}": n for o, n in display_names(oid).items()})
     return names
 
@@ -144,12 +143,14 @@ def campaign(campaign_id: int):
     db.session.commit()
     tree = svc.share_tree(campaign_id=c.id)
     stats = svc.stats(campaign=c)
+    recipients = svc.recipients(g.actor, c.id, 1, 20)
     return render_template("materials/console_campaign.html", c=svc.campaign_dict(c, _base()), stats=stats, tree=tree,
                            tree_svg=tree_svg.render(tree, _names(tree), expand=request.args.get("expand")),
                            week=svc.top_sharers(c.id, since=svc.week_start()), all_time=svc.top_sharers(c.id),
                            reads_chart=bar_chart_svg("每日阅读", [(d["date"][5:], d["reads"]) for d in stats["daily"][-14:]]),
                            depth_chart=bar_chart_svg("传播层级分布（人）", [(f"第 {k} 层", v) for k, v in stats["depth_distribution"].items()]),
-                           recipients=svc.recipients(g.actor, c.id, 1, 20))
+                           recipients=recipients,
+                           recipient_names=display_names(r["openid"] for r in recipients[0]))
 
 
 @bp.post("/campaigns/<int:campaign_id>/push")

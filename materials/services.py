@@ -456,8 +456,7 @@ def submit_intent(material: Material, node: ShareNode, data: dict) -> tuple[Lead
     attribution = {"campaign_id": node.campaign_id, "material_id": material.id, "share_token": node.token,
                    "first_touch": sharers[0] if sharers else None, "chain": sharers}
     product = (data.get("product") or "")[:200] or None
-    note = "；".join(x for x in (f"意向产品：{data['product']}" if data.get("product") else None,
-                                 (data.get("note") or "").strip()[:500] or None) if x) or None
+    note = (data.get("note") or "").strip()[:500] or None  # the product has its own field (product_interest)
     actor = Actor.system(material.org_id, "营销意向")
     lead = db.session.scalars(select(Lead).where(Lead.org_id == material.org_id, Lead.phone == phone,
                                                  Lead.status.in_(("new", "working"))).order_by(Lead.id)).first()

@@ -25,6 +25,15 @@ log = logging.getLogger("wxcrm.web")
 _RID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
+def yuan(value) -> str:
+    """An amount as people read it on a page: ¥1,234.50, ¥50 (no cents when there are none); — for none."""
+    if value is None or value == "":
+        return "—"
+    amount = float(value)
+    text = f"{amount:,.2f}"
+    return "¥" + (text[:-3] if text.endswith(".00") else text)
+
+
 def create_app(overrides: dict | None = None) -> Flask:
     """Build the application. ``overrides`` replace configuration values (tests)."""
     load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)
@@ -179,6 +188,7 @@ def _local_time(app: Flask) -> None:
     from crm_core.labels import label
 
     app.jinja_env.filters["label"] = lambda value, kind: label(kind, value)  # the one label table
+    app.jinja_env.filters["yuan"] = yuan
     from wxapp.pages import pop_form_retry
 
     app.jinja_env.globals["pop_form_retry"] = pop_form_retry

@@ -213,6 +213,7 @@ def conversion_plan(actor: Actor, lead_id: int) -> dict:
         "opportunity": ({"action": "attach", "id": opportunities[0].id, "name": opportunities[0].name} if opportunities
                         else {"action": "create", "id": None,
                               "name": target["opportunity"].get("name") or f"{target['customer']['name']} - 新商机"}),
+        "new_contact_name": target["contact"]["name"],  # what "新建联系人" would be called
         "contacts": [{"id": c.id, "name": c.name, "title": c.title, "phone": c.phone} for c in contacts],
         "opportunities": [{"id": o.id, "name": o.name, "stage": o.stage.name if o.stage else None,
                            "amount": float(o.amount) if o.amount is not None else None} for o in opportunities],

@@ -35,7 +35,9 @@ def test_lead_conversion_dialog_shows_what_is_attached_and_lets_the_person_choos
         "就是已有联系人 陈建国")
     # the customer's open opportunity is proposed before an empty new one
     assert "茶厂车间净水改造" in dialog.locator("input[name=opportunity]:checked").evaluate("e => e.parentElement.innerText")
-    dialog.locator("input[name=contact][value=new]").check()
+    new = dialog.locator("input[name=contact][value=new]")
+    assert "新建联系人「吴经理」" in new.evaluate("e => e.parentElement.innerText")  # the lead's person, not 陈建国
+    new.check()
     dialog.locator("button", has_text="确认转换").click()
     page.wait_for_selector("#profile")
     assert "已关联到已有客户" in page.inner_text("main")

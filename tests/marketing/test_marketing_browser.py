@@ -55,7 +55,7 @@ def test_marketer_publishes_a_visitor_reads_shares_and_asks_the_figures_follow(l
         page.reload()
         page.wait_for_selector("#c-stats")
         cells = page.locator("#c-stats tr").nth(1).locator("td").all_inner_texts()
-        assert cells[0] == "1" and cells[2] == "1" and cells[3] == "1" and cells[10] == "300.0"  # reads, forwards, leads, cost/lead
+        assert cells[0] == "1" and cells[2] == "1" and cells[3] == "1" and cells[10] == "¥300"  # reads, forwards, leads, cost/lead
         assert page.locator("#tree svg.share-tree g.node").count() == 1
         page.click("nav >> text=营销方案")
         page.wait_for_selector("#overall-boards")

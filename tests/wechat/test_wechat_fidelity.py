@@ -196,6 +196,9 @@ def test_40003_marks_the_openid_invalid_and_nothing_more_is_sent(live):  # noqa:
         assert row.status == "failed" and "40003" in row.last_error
         f = follower("oNeverSeen1")
         assert f.invalid_at is not None and followers.cs_quota(f)["remaining"] == 0
+        again = _send_template(app, "oNeverSeen1")
+        assert again.status == "failed" and "不再发送" in again.last_error
+        assert len(_refused(app, "template_send")) == 1  # WeChat was asked once
         db.session.remove()
 
 

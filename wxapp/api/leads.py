@@ -164,6 +164,7 @@ class PlanOut(Model):
     customer: PlanChoice
     contact: PlanChoice
     opportunity: PlanChoice
+    new_contact_name: str
     contacts: list[dict]
     opportunities: list[dict]
 

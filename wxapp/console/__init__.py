@@ -123,7 +123,19 @@ def outbox():
     if status in ("pending", "sending", "sent", "failed"):
         stmt = stmt.where(OutboxMessage.status == status)
     rows = db.session.scalars(stmt.order_by(OutboxMessage.id.desc()).limit(100)).all()
-    return render_template("console/outbox.html", rows=rows, status=status)
+    return render_template("console/outbox.html", rows=rows, status=status, names=_recipient_names(rows))
+
+
+def _recipient_names(rows) -> dict[int, str]:
+    """Who each message is for, as a person reads it: the employee's name for staff notices, the
+    follower's name (bound contact, else 微信用户…) for WeChat messages, else the address as is."""
+    from crm_core.org.organization import employee_names
+    from crm_core.wechat.followers import display_names
+
+    staff = employee_names(int(m.recipient) for m in rows if m.channel == "staff" and m.recipient.isdigit())
+    wechat = display_names(m.recipient for m in rows if m.channel.startswith("wechat"))
+    return {m.id: (staff.get(int(m.recipient)) if m.channel == "staff" and m.recipient.isdigit() else
+                   wechat.get(m.recipient) if m.channel.startswith("wechat") else None) or m.recipient for m in rows}
 
 
 from wxapp.console import crm  # noqa: E402,F401  (registers the CRM pages)

@@ -101,6 +101,9 @@ def send_custom(message) -> outbox.Delivery:
 
 def send_template(message, template: dict | None = None) -> outbox.Delivery:
     t = template or message.payload
+    known = followers.find(wechat_appid(), message.recipient)
+    if known is not None and known.invalid_at is not None:  # WeChat said 40003 before: nothing more is sent
+        raise outbox.ChannelError("40003: invalid openid（此前微信已答复该 openid 不属于本公众号，不再发送）", retryable=False)
     try:
         res = _client().message.send_template(message.recipient, t["template_id"], t["data"], url=t.get("url"))
     except WeChatClientException as exc:

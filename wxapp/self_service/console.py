@@ -67,7 +67,17 @@ def ticket_detail(ticket_id: int):
         counts = work_orders.open_work_counts(g.actor.org_id, [e.id for e in team])
         team = [(e, counts[e.id]) for e in team]
         suggestion = work_orders.suggest_engineer(g.actor.org_id)
-    return render_template("console/service_ticket.html", t=data, customer=customer, team=team, suggestion=suggestion)
+    from crm_core.service.tickets import TRANSITIONS
+
+    actions = [(action, text) for action, to, text in TICKET_ACTIONS if to in TRANSITIONS[t.status]]
+    return render_template("console/service_ticket.html", t=data, customer=customer, team=team, suggestion=suggestion,
+                           actions=actions)
+
+
+# the desk's buttons on a ticket, each shown only when the ticket's state allows its move
+TICKET_ACTIONS = [("complete", "completed", "直接完成"), ("waiting_customer", "waiting_customer", "等待客户"),
+                  ("waiting_parts", "waiting_parts", "等待配件"), ("in_progress", "in_progress", "恢复处理"),
+                  ("cancel", "cancelled", "取消"), ("reject", "rejected", "驳回"), ("close", "closed", "关闭")]
 
 
 @bp.post("/service/tickets/<int:ticket_id>/dispatch")
