@@ -90,24 +90,81 @@ def user_create(username, password, roles, name, org_code, org_name):
 @click.option("--queue", "queues", multiple=True, default=["wxcrm"], show_default=True)
 @with_appcontext
 def worker_command(burst, queues):
-    """Run an RQ worker with its scheduler, inside the app context (needs REDIS_URL)."""
+    """Run an RQ worker with its scheduler, inside the app context (needs REDIS_URL).
+
+    Fork-safe: the ORM's mappers are configured before any thread starts or any work horse is
+    forked (a horse forked while the ticker thread held the mapper-configuration lock hung until
+    RQ's job timeout), and each horse disposes the engine's inherited connections. It survives
+    Redis: when Redis goes away the worker waits with backoff and starts again, instead of exiting.
+    """
     import threading
 
-    from rq import Worker
+    from sqlalchemy.orm import configure_mappers
 
     from crm_core import jobs
 
     conn = current_app.extensions.get("wxcrm_redis")
     if conn is None:
         raise click.ClickException("wxcrm worker 需要 REDIS_URL；未设置时后台任务在 Web 进程内运行（嵌入模式）。")
+    configure_mappers()  # before the ticker thread and before the first fork
+    db.engine.dispose()
     stop = threading.Event()
     app = current_app._get_current_object()
     if not burst:
         jobs.run_worker_ticker(stop, app.app_context)
     try:
-        Worker(list(queues), connection=conn).work(with_scheduler=True, burst=burst)
+        run_worker(conn, list(queues), burst=burst)
     finally:
         stop.set()
+
+
+class _Worker:
+    """Made on first use: RQ's Worker with a work horse that drops the parent's database connections."""
+
+    cls = None
+
+    @classmethod
+    def get(cls):
+        if cls.cls is None:
+            from rq import Worker
+
+            class GatewayWorker(Worker):
+                def main_work_horse(self, job, queue):
+                    db.engine.dispose(close=False)  # the parent's pooled connections are not the horse's
+                    return super().main_work_horse(job, queue)
+
+            cls.cls = GatewayWorker
+        return cls.cls
+
+
+def run_worker(conn, queues: list[str], *, burst: bool = False, max_wait: float = 30.0) -> None:
+    """Work until stopped; when Redis is unreachable, wait (1 s, doubling to ``max_wait``) and resume."""
+    import logging
+    import time
+
+    import redis
+
+    log = logging.getLogger("wxcrm.worker")
+    wait = 1.0
+    while True:
+        worker = None
+        try:
+            worker = _Worker.get()(queues, connection=conn)
+            worker.work(with_scheduler=True, burst=burst)
+        except redis.exceptions.ConnectionError as exc:
+            log.warning("worker lost Redis: %s", exc)
+        if burst or (worker is not None and (worker._stop_requested or worker._shutdown_requested_date)):
+            return
+        try:  # RQ quits on an error it does not handle (Redis gone mid-job): start again once Redis answers
+            conn.ping()
+            log.warning("worker loop ended without a stop request; starting again")
+        except redis.exceptions.ConnectionError:
+            log.warning("Redis unreachable; the worker retries in %.0f s", wait)
+            time.sleep(wait)
+            wait = min(max_wait, wait * 2)
+            continue
+        wait = 1.0
+        time.sleep(0.5)
 
 
 @cli.group("collision")

@@ -8,7 +8,7 @@ import logging
 from flask import Flask, g, jsonify, render_template, request
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from crm_core.errors import DomainError
@@ -125,6 +125,24 @@ def register_error_handlers(app: Flask) -> None:
         db.session.rollback()
         log.info("data error answered 422: %s", str(exc.orig)[:200])
         return error_response(422, "value_out_of_range", "提交的数值或文本超出允许的范围。")
+
+    @app.errorhandler(OperationalError)
+    def write_conflict(exc: OperationalError):
+        """Two writers met (SQLite's lock after its busy timeout, a PostgreSQL serialization or
+        deadlock failure): nothing was saved; the person is told to try again, with Retry-After."""
+        from crm_core.db import db
+
+        try:
+            db.session.rollback()
+        except Exception:  # the session may itself be broken
+            db.session.remove()
+        text = str(getattr(exc, "orig", exc)).lower()
+        if not any(word in text for word in ("database is locked", "could not serialize", "deadlock detected", "busy")):
+            return unexpected(exc)  # not a conflict: logged and answered as any unexpected error
+        log.warning("write conflict answered 503: %s", text[:200])
+        resp = error_response(503, "write_conflict", "有人同时在修改这条记录，本次操作未保存，请稍后重试。")
+        resp.headers["Retry-After"] = "1"
+        return resp
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

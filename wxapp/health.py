@@ -32,7 +32,29 @@ def _may_see_details() -> bool:
 
 def _summary(out: dict) -> dict:
     """What anonymous callers see: whether each dependency is up, nothing about what it is."""
-    return {"status": out["status"], **{k: {"ok": out[k].get("ok")} for k in ("database", "redis", "queue")}}
+    return {"status": out["status"], **{k: {"ok": out[k].get("ok")} for k in ("database", "redis", "queue", "worker")
+                                        if k in out}}
+
+
+WORKER_STALE_SECONDS = 60  # RQ workers beat every few seconds; a minute without one is a dead worker
+
+
+def _workers(conn) -> dict:
+    """The RQ workers registered in Redis and how recently the freshest one beat."""
+    from datetime import datetime, timezone
+
+    from rq import Worker
+
+    try:
+        workers = Worker.all(connection=conn)
+    except Exception as exc:
+        return {"ok": False, "error": type(exc).__name__}
+    beats = [w.last_heartbeat for w in workers if w.last_heartbeat]
+    if not beats:
+        return {"ok": False, "workers": 0, "detail": "没有在运行的后台 worker（wxcrm worker）"}
+    now = datetime.now(timezone.utc)
+    age = min((now - (b if b.tzinfo else b.replace(tzinfo=timezone.utc))).total_seconds() for b in beats)
+    return {"ok": age < WORKER_STALE_SECONDS, "workers": len(workers), "last_heartbeat_s": round(age, 1)}
 
 
 @bp.get("/healthz")
@@ -62,8 +84,10 @@ def healthz():
     except Exception as exc:
         out["queue"] = {"ok": False, "error": type(exc).__name__}
         status = 503
-    if status != 200:
-        out["status"] = "degraded"
+    if redis_conn is not None and out["redis"].get("ok"):
+        out["worker"] = _workers(redis_conn)
+    if status != 200 or not out.get("worker", {"ok": True})["ok"]:
+        out["status"] = "degraded"  # a missing worker degrades background work, not this web node (still 200)
     resp = jsonify(out if _may_see_details() else _summary(out))
     resp.status_code = status
     resp.headers["Cache-Control"] = "no-store"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 
 from crm_core import jobs, outbox
 from crm_core.activities.models import Activity
@@ -106,6 +106,13 @@ def _move(t: Ticket, to: str, *, actor: Actor | None = None, label: str | None =
     if to not in TRANSITIONS[frm]:
         raise Conflict(f"工单当前为「{STAFF_LABELS[frm]}」，不能变为「{STAFF_LABELS[to]}」。", code="illegal_transition",
                        extra={"from": frm, "to": to})
+    # compare and set: of two people moving the same ticket at once, the second is told, not doubled
+    moved = db.session.execute(update(Ticket).where(Ticket.id == t.id, Ticket.status == frm).values(status=to)
+                               .execution_options(synchronize_session=False)).rowcount
+    if not moved:
+        db.session.refresh(t, ["status"])
+        raise Conflict(f"这张工单刚被其他人处理，现在是「{STAFF_LABELS.get(t.status, t.status)}」，请刷新后再操作。",
+                       code="concurrent_change", extra={"from": frm, "to": to, "now": t.status})
     now = utcnow()
     if frm in PAUSED_STATES and t.paused_since:  # the SLA clock runs again
         t.sla_paused_seconds = (t.sla_paused_seconds or 0) + int((now - t.paused_since).total_seconds())

@@ -1,0 +1,53 @@
+"""Two dispatchers dispatching the same new ticket at the same moment (#20 item 4): one work order,
+one notice; the other dispatcher is told, with 409, never a 500."""
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import func, select
+
+from crm_core.db import db
+from crm_core.outbox import OutboxMessage
+from crm_core.service.models import WorkOrder
+
+
+def test_simultaneous_dispatches_of_one_ticket_make_one_work_order(any_app):
+    from crm_core.demo import load_demo
+
+    with any_app.app_context():
+        load_demo()
+        db.session.commit()
+        c = any_app.test_client()
+        h = {"Authorization": "Bearer " + c.post("/api/v1/auth/token", json={
+            "username": "service.dispatcher", "password": "demo123456"}).get_json()["access_token"]}
+        cust = c.get("/api/v1/customers", headers=h).get_json()["items"][0]
+        ticket = c.post("/api/v1/tickets", headers=h, json={"customer_id": cust["id"], "kind": "consultation",
+                                                             "description": "同时派工"}).get_json()
+        engineers = [e["id"] for e in c.get("/api/v1/tickets/suggested-engineer", headers=h).get_json()["engineers"]][:2]
+        assert len(engineers) == 2
+        db.session.remove()
+
+    barrier, answers = threading.Barrier(2), []
+
+    def dispatch(engineer_id):
+        with any_app.app_context():
+            client = any_app.test_client()
+            barrier.wait(timeout=10)
+            r = client.post(f"/api/v1/tickets/{ticket['id']}/dispatch", headers=h, json={"engineer_ids": [engineer_id]})
+            answers.append((r.status_code, (r.get_json() or {}).get("error", {}).get("code")))
+            db.session.remove()
+
+    threads = [threading.Thread(target=dispatch, args=(e,)) for e in engineers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    codes = sorted(code for code, _ in answers)
+    assert codes[0] == 201 and codes[1] in (409, 503), answers  # 503 only where SQLite's lock gave up: nothing saved
+    assert all(code != 500 for code, _ in answers)
+    with any_app.app_context():
+        assert db.session.scalar(select(func.count(WorkOrder.id)).where(WorkOrder.ticket_id == ticket["id"])) == 1
+        notices = db.session.scalars(select(OutboxMessage.dedupe_key).where(
+            OutboxMessage.dedupe_key.like("wo-assigned:%"))).all()
+        db.session.remove()
+    assert len(notices) == 1, notices  # one engineer is told of one work order
