@@ -78,6 +78,8 @@ def load_config(overrides: dict | None = None) -> dict:
         # seconds a router handler may take before the callback answers "success" and the
         # handler's reply goes out later as a customer-service message (WeChat waits 5 s)
         "WECHAT_HANDLER_BUDGET": float(os.environ.get("WXCRM_WECHAT_HANDLER_BUDGET", "3.5")),
+        # how long a WeChat retry waits for the first delivery's reply (WeChat gives each delivery 5 s)
+        "WECHAT_RETRY_WAIT": float(os.environ.get("WXCRM_WECHAT_RETRY_WAIT", "4.5")),
         "WECHAT_TEMPLATE_NOTICE": os.environ.get("WECHAT_TEMPLATE_NOTICE") or None,
         # how long a callback's dedup key deduplicates WeChat's retries (its rows are kept for ever)
         "WECHAT_DEDUP_HORIZON_SECONDS": _int("WXCRM_WECHAT_DEDUP_HORIZON_SECONDS", 600),

@@ -504,3 +504,80 @@ def test_a_record_the_database_refuses_is_set_aside_and_the_rest_keep_their_summ
     rejected = open(os.path.join(sp.directory, f"{sp.name}.rejected.jsonl"), encoding="utf-8").read().splitlines()
     assert [json.loads(x)[1] for x in rejected] == ["oRefused02"]
     assert json.loads(rejected[0])[7] == {"type": "text"}  # kept as it was spooled
+
+
+def test_a_retry_waits_for_a_slow_first_delivery_and_gets_its_reply(wx):
+    """#20 item 9: the first delivery takes 3.2 s (inside the 3.5 s budget); WeChat's retry comes
+    meanwhile and gets the same reply, not "success" after 3 s."""
+    def slow(ib):
+        time.sleep(3.2)
+        return "慢一点的回复"
+
+    router.add(slow, name="test_slow_first", msg_type="text", text_pattern="^慢")
+    xml = message_xml("text", "oSlow00001", content="慢", msg_id=778_001)
+    replies = []
+
+    def deliver(delay):
+        time.sleep(delay)
+        with wx.app_context():
+            replies.append(reply_text(post(wx.test_client(), xml)))
+            db.session.remove()
+
+    try:
+        threads = [threading.Thread(target=deliver, args=(d,)) for d in (0, 0.3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        router.rules = [r for r in router.rules if r.name != "test_slow_first"]
+    assert replies == ["慢一点的回复"] * 2
+
+
+def _left_processing(key: str, seconds_ago: float, **fields) -> None:
+    from datetime import timedelta
+
+    from crm_core.clock import utcnow
+
+    db.session.add(InboundMessage(appid=APPID, openid=fields.pop("openid"), dedup_key=key, msg_type="event", event="click",
+                                  event_key="MENU_REPAIR", summary={"type": "event"}, outcome="processing",
+                                  received_at=utcnow() - timedelta(seconds=seconds_ago)))
+    db.session.commit()
+
+
+def test_a_delivery_left_processing_by_a_dead_process_is_taken_over_by_the_retry(wx):
+    """#20 item 7 (embedded): the first delivery's process died after its claim; the retry runs the handler."""
+    from wechatpy import parse_message
+
+    from wxapp.official_account.callback import dedup_key
+
+    client = wx.test_client()
+    xml = message_xml("click", "oDead00001", key="MENU_REPAIR")
+    key = dedup_key(parse_message(xml))
+    _left_processing(key, 30, openid="oDead00001")
+    reply = reply_text(post(client, xml))
+    assert "在线报修" in reply
+    rows = db.session.scalars(db.select(InboundMessage).where(InboundMessage.dedup_key == key)).all()
+    assert len(rows) == 1 and rows[0].outcome == "replied" and "在线报修" in rows[0].reply
+    # a young "processing" row (the first delivery still at work) is not taken over
+    xml2 = message_xml("click", "oDead00002", key="MENU_REPAIR")
+    _left_processing(dedup_key(parse_message(xml2)), 0, openid="oDead00002")
+    wx.config["WECHAT_RETRY_WAIT"] = 0.5
+    assert reply_text(post(client, xml2)) in ("", "success", None)
+
+
+@pytest.mark.services
+def test_a_redis_claim_left_by_a_dead_process_is_taken_over(wx_redis):
+    """#20 item 7 (Redis): the claim was set but the row never written; the retry does the work once."""
+    from wechatpy import parse_message
+
+    from wxapp.official_account.callback import PENDING, _redis_key, dedup_key
+
+    client = wx_redis.test_client()
+    xml = message_xml("click", "oDead00003", key="MENU_PROGRESS")
+    key = dedup_key(parse_message(xml))
+    conn = wx_redis.extensions["wxcrm_redis"]
+    conn.set(_redis_key(key), f"{PENDING}{time.time() - 30:.3f}", ex=600)
+    replies = [reply_text(post(client, xml)) for _ in range(2)]
+    assert all("服务进度" in r for r in replies), replies
+    assert len(db.session.scalars(db.select(InboundMessage).where(InboundMessage.dedup_key == key)).all()) == 1

@@ -388,3 +388,30 @@ def test_sandbox_oauth_checks_domain_secret_code_and_token(live):  # noqa: F811
     again = _api(c, "get", "sns/oauth2/refresh_token", query_string={"appid": APPID, "grant_type": "refresh_token",
                                                                    "refresh_token": tok["refresh_token"]})
     assert again["openid"] == "oOAuthF001" and again["access_token"] != tok["access_token"]
+
+
+def test_a_call_whose_outcome_is_unknown_is_not_sent_twice(live):  # noqa: F811
+    """#20 item 3: WeChat takes 6 s to answer (our client gives up at 5 s) but delivers; the
+    notice is not resent, so the customer reads "已安排工程师" once."""
+    app = live.app
+    c = app.test_client()
+    with app.app_context():
+        post(c, message_xml("text", "oSlowWx001", content="你好"), aes=True)
+        stored("oSlowWx001")
+        c.post("/sandbox/inject", json={"api": "custom_send", "delay": 6, "times": 1})
+        from wxapp.official_account.channels import message_follower
+
+        m = message_follower("oSlowWx001", "已安排工程师 郑强 为您服务")
+        db.session.commit()
+        for _ in range(100):
+            db.session.expire_all()
+            row = db.session.get(OutboxMessage, m.id)
+            if row.status not in ("pending", "sending"):
+                break
+            time.sleep(0.1)
+        assert row.status == "failed" and "未自动重发" in row.last_error, (row.status, row.last_error)
+        time.sleep(1.5)  # the sandbox finishes its slow answer: it did deliver
+        outbox.sweep()
+        delivered = c.get("/sandbox/outbox?openid=oSlowWx001").get_json()["items"]
+        assert [d["api"] for d in delivered] == ["custom_send"]
+        db.session.remove()

@@ -19,7 +19,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import IntegrityError
@@ -282,14 +282,26 @@ def _redis_key(key: str) -> str:
 
 
 def _claim_redis(key: str):
-    """Redis dedup: SET NX. Returns None when claimed, else the stored reply ('' = none yet)."""
+    """Redis dedup: SET NX. Returns None when claimed, else the Redis key (a retry). The claim's
+    value carries its time, so a claim left by a process that died can be taken over."""
     conn = current_app.extensions.get("wxcrm_redis")
     if conn is None:
         return None
     rkey = _redis_key(key)
-    if conn.set(rkey, "\x00pending", nx=True, ex=current_app.config["WECHAT_DEDUP_HORIZON_SECONDS"]):
+    if conn.set(rkey, f"{PENDING}{time.time():.3f}", nx=True, ex=current_app.config["WECHAT_DEDUP_HORIZON_SECONDS"]):
         return None
     return rkey
+
+
+PENDING = "\x00pending:"
+# compare and set: take a pending claim over only if it is still the stale one we saw
+_TAKE_OVER = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') return 1 end return 0"
+
+
+def _lease() -> float:
+    """How long a delivery may stay "processing" before its process is taken for dead: the handler
+    budget (after which a live process answers and defers) and a margin."""
+    return float(current_app.config.get("WECHAT_HANDLER_BUDGET", 3.5)) + 2.0
 
 
 def _retry_fetch(key: str):
@@ -301,7 +313,7 @@ def _retry_fetch(key: str):
         def fetch():
             v = conn.get(rkey)
             v = v.decode() if v is not None else "success"
-            return None if v == "\x00pending" else v
+            return None if v.startswith(PENDING) or v == "\x00pending" else v
         return fetch
 
     def fetch_db():
@@ -313,13 +325,59 @@ def _retry_fetch(key: str):
     return fetch_db
 
 
-def _wait_for_reply(fetch, timeout: float = 3.0) -> str:
-    """A retry of a message still being processed waits briefly for the first delivery's reply."""
+def _take_over(key: str) -> InboundMessage | bool | None:
+    """A retry finds the first delivery still "processing" past the lease: its process died (a
+    kill -9, a crash). The first retry to claim it — a conditional UPDATE on the row, or a
+    compare-and-set on the Redis claim when the row never got written — runs the handler.
+    Returns the row to finish, True (the Redis claim is ours, no row yet), or None."""
+    now = utcnow()
+    cut = now - timedelta(seconds=_lease())
+    db.session.rollback()
+    from sqlalchemy import update
+
+    claimed = db.session.execute(update(InboundMessage).where(
+        InboundMessage.dedup_key == key, InboundMessage.outcome == "processing", InboundMessage.received_at < cut)
+        .values(received_at=now).execution_options(synchronize_session=False)).rowcount
+    if claimed:
+        db.session.commit()
+        log.warning("wechat delivery left processing by a dead process taken over", extra={"dedup_key": key})
+        return db.session.scalars(db.select(InboundMessage).where(InboundMessage.dedup_key == key)).one()
+    db.session.rollback()
+    conn = current_app.extensions.get("wxcrm_redis")
+    if conn is None:
+        return None
+    rkey = _redis_key(key)
+    seen = conn.get(rkey)
+    seen = seen.decode() if seen is not None else None
+    if not seen or not seen.startswith(PENDING):
+        return None
+    try:
+        stale = time.time() - float(seen[len(PENDING):]) > _lease()
+    except ValueError:
+        stale = False
+    if not stale or db.session.scalar(db.select(InboundMessage.id).where(InboundMessage.dedup_key == key)) is not None:
+        return None  # young, or the row exists (its own lease decides, above)
+    if conn.eval(_TAKE_OVER, 1, rkey, seen, f"{PENDING}{time.time():.3f}"):
+        log.warning("wechat claim left by a dead process taken over", extra={"dedup_key": key})
+        return True
+    return None
+
+
+def _wait_for_reply(fetch, timeout: float | None = None, take_over=None) -> str:
+    """A retry of a message still being processed waits for the first delivery's reply, within
+    WeChat's own 5 s for this delivery; a first delivery whose process died is taken over."""
+    timeout = timeout if timeout is not None else float(current_app.config.get("WECHAT_RETRY_WAIT", 4.5))
     deadline = time.monotonic() + timeout
+    next_check = 0.0
     while time.monotonic() < deadline:
         value = fetch()
         if value is not None:
             return value
+        if take_over is not None and time.monotonic() >= next_check:
+            next_check = time.monotonic() + 0.5
+            taken = take_over()
+            if taken is not None:
+                return taken
         time.sleep(0.05)
     return "success"
 
@@ -328,30 +386,50 @@ def handle(msg) -> str:
     """Process one parsed message exactly once; returns the passive reply text or "success"."""
     appid = wechat_appid()
     key = dedup_key(msg)
-    conn = current_app.extensions.get("wxcrm_redis")
     t0 = time.perf_counter()
     ib = _inbound(msg, appid)
     rule = router.resolve(ib)
     if fastpath.eligible(ib, rule):  # idempotent effects, same reply every time: no claim (see fastpath)
         reply, handler_name, outcome = _default(ib)
         return fastpath.process(ib, key, _summary(msg, ib), reply, handler_name, outcome, t0)
-    if _claim_redis(key) is not None:  # a WeChat retry (Redis mode)
-        return _wait_for_reply(_retry_fetch(key))
-    row = InboundMessage(appid=appid, openid=ib.openid, dedup_key=key, msg_type=ib.msg_type, event=ib.event,
-                         event_key=(ib.event_key or None) and str(ib.event_key)[:200],
-                         msg_id=str(msg.id) if getattr(msg, "id", None) else None, summary=_summary(msg, ib),
-                         received_at=utcnow(), outcome="processing")
 
-    def retry_reply() -> str:  # a retry (embedded mode: the unique key is the dedup record)
+    def retry_reply() -> str:  # a retry: the first delivery's reply, or its work if its process died
         db.session.rollback()
-        return _wait_for_reply(_retry_fetch(key))
 
-    db.session.add(row)
-    try:
-        db.session.flush()  # the dedup claim: a concurrent delivery of the same message stops here
-    except IntegrityError:
+        def take_over():
+            taken = _take_over(key)
+            if taken is None:
+                return None
+            return _process(msg, ib, rule, key, t0, existing=taken if isinstance(taken, InboundMessage) else None)
+        return _wait_for_reply(_retry_fetch(key), take_over=take_over)
+
+    if _claim_redis(key) is not None:  # a WeChat retry (Redis mode)
         return retry_reply()
-    _bookkeeping(ib)
+    try:
+        return _process(msg, ib, rule, key, t0)
+    except IntegrityError:  # the dedup claim (embedded mode: the unique key): a concurrent delivery got here first
+        return retry_reply()
+
+
+def _process(msg, ib: Inbound, rule, key: str, t0: float, existing: InboundMessage | None = None) -> str:
+    """The first delivery's work (or a taken-over one's): the row, bookkeeping, the handler, the reply."""
+    conn = current_app.extensions.get("wxcrm_redis")
+    row = existing
+    if row is None:
+        row = InboundMessage(appid=ib.appid, openid=ib.openid, dedup_key=key, msg_type=ib.msg_type, event=ib.event,
+                             event_key=(ib.event_key or None) and str(ib.event_key)[:200],
+                             msg_id=str(msg.id) if getattr(msg, "id", None) else None, summary=_summary(msg, ib),
+                             received_at=utcnow(), outcome="processing")
+        db.session.add(row)
+        try:
+            db.session.flush()  # the dedup claim: a concurrent delivery of the same message stops here
+        except IntegrityError:
+            db.session.rollback()
+            raise
+        _bookkeeping(ib)
+    else:  # taken over: the dead process committed its claim with the bookkeeping; only the handler is left
+        f = followers.find(ib.appid, ib.openid)
+        ib.follower_id = f.id if f is not None else None
     if rule is None:
         # answered inline: claim, bookkeeping and result commit together (one write per message)
         reply, handler_name, outcome = _default(ib)
@@ -359,13 +437,15 @@ def handle(msg) -> str:
         try:
             db.session.commit()
         except IntegrityError:
-            return retry_reply()
+            db.session.rollback()
+            raise
     else:
         # the claim commits first, so a handler running in another thread can write too
         try:
             db.session.commit()
         except IntegrityError:
-            return retry_reply()
+            db.session.rollback()
+            raise
         reply, handler_name, outcome = _run(rule.handler, ib, rule.name)
         while outcome == "no_reply" and ib.event in ("subscribe", "scan"):
             # a scene nobody knows (an unknown or stale code) still gets the welcome, never silence

@@ -75,6 +75,26 @@ def _alert_admins(org_id: int | None, text: str) -> None:
                             dedupe_key=f"wechat_error:{employee_id}:{local_today()}:{text[:80]}")
 
 
+def _call(fn):
+    """Call WeChat. A connection that never opened provably sent nothing (retried as usual);
+    a timeout or a reset after the request went out leaves the outcome unknown: the message is
+    not sent again automatically — a customer must not get the same notice twice (docs/operations.md)."""
+    import requests
+
+    try:
+        return fn()
+    except requests.exceptions.ConnectTimeout as exc:
+        raise outbox.ChannelError(f"连接微信超时，消息未发出：{type(exc).__name__}", retryable=True) from None
+    except requests.exceptions.ConnectionError as exc:
+        if "NewConnectionError" in repr(exc) or "Connection refused" in repr(exc):
+            raise outbox.ChannelError(f"无法连接微信，消息未发出：{type(exc).__name__}", retryable=True) from None
+        raise outbox.ChannelError("发送时连接中断，微信是否收到未知；为避免客户重复收到，未自动重发，请确认后在发件箱重发。",
+                                  retryable=False) from None
+    except requests.exceptions.Timeout:
+        raise outbox.ChannelError("微信在 5 秒内没有答复，是否已送达未知；为避免客户重复收到，未自动重发，请确认后在发件箱重发。",
+                                  retryable=False) from None
+
+
 def send_custom(message) -> outbox.Delivery:
     """``wechat_custom``: a customer-service text, within the follower's quota; without one (or
     when WeChat answers 45015/45047) the payload's template goes instead, at once."""
@@ -89,7 +109,7 @@ def send_custom(message) -> outbox.Delivery:
             return send_template(message, p["template"])
         raise outbox.ChannelError("45015: 用户 48 小时内没有可回复的互动，且消息没有模板可改发", retryable=False)
     try:
-        _client().message.send_text(message.recipient, p["text"])
+        _call(lambda: _client().message.send_text(message.recipient, p["text"]))
     except WeChatClientException as exc:
         followers.give_back_cs_quota(follower.id)
         db.session.commit()
@@ -105,7 +125,7 @@ def send_template(message, template: dict | None = None) -> outbox.Delivery:
     if known is not None and known.invalid_at is not None:  # WeChat said 40003 before: nothing more is sent
         raise outbox.ChannelError("40003: invalid openid（此前微信已答复该 openid 不属于本公众号，不再发送）", retryable=False)
     try:
-        res = _client().message.send_template(message.recipient, t["template_id"], t["data"], url=t.get("url"))
+        res = _call(lambda: _client().message.send_template(message.recipient, t["template_id"], t["data"], url=t.get("url")))
     except WeChatClientException as exc:
         raise _wrap(exc, message) from None
     return outbox.Delivery(provider_message_id=str(res.get("msgid", "")) or None)
