@@ -10,7 +10,7 @@ example when Redis was down at commit time — so no message is lost.
 
 A row stuck in ``sending`` (the process died mid-call) is *not* resent automatically: the
 provider may already have delivered it. It is marked ``failed`` with an explanation after
-``STUCK_AFTER`` so staff can decide; "never twice" wins over "at least once" for messages
+``STUCK_AFTER`` (a minute) so staff can decide; "never twice" wins over "at least once" for messages
 that reach customers' phones.
 """
 from __future__ import annotations
@@ -33,7 +33,8 @@ OUTBOX_STATUSES = ("pending", "sending", "sent", "failed")
 
 
 class OutboxMessage(db.Model):
-    __table_args__ = (Index("ix_outbox_message_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_message_due", "status", "next_attempt_at"),
+                      Index("ix_outbox_message_provider_id", "provider_message_id"))
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int | None] = mapped_column(index=True)
     channel: Mapped[str] = mapped_column(String(32))
@@ -50,13 +51,15 @@ class OutboxMessage(db.Model):
     claimed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    # what the provider reported afterwards (WeChat's TEMPLATESENDJOBFINISH: success, failed:user block...)
+    provider_status: Mapped[str | None] = mapped_column(String(64))
 
 
 log = logging.getLogger("wxcrm.outbox")
 
 BACKOFF_BASE = 30          # seconds; attempt n waits BACKOFF_BASE * 4**(n-1), capped
 BACKOFF_CAP = 3600
-STUCK_AFTER = timedelta(minutes=10)
+STUCK_AFTER = timedelta(seconds=60)  # a live delivery ends within a few WeChat calls of 5 s each
 
 
 class ChannelError(Exception):
@@ -211,6 +214,14 @@ def sweep() -> int:
     return len(due) + stuck
 
 
+def provider_report(provider_message_id: str, status: str) -> int:
+    """The provider said what became of a sent message (WeChat's job-finish event): recorded on
+    the row whose provider id it is. Returns the rows updated (0 for an id we never sent)."""
+    n = db.session.execute(update(OutboxMessage).where(OutboxMessage.provider_message_id == provider_message_id)
+                           .values(provider_status=status[:64])).rowcount
+    return n
+
+
 def notify_staff(employee_id: int, kind: str, text: str, *, org_id: int | None, dedupe_key: str | None = None,
                  **refs) -> OutboxMessage:
     """A notice to an employee (reminder, approval, assignment) on the ``staff`` channel;
@@ -241,4 +252,5 @@ def message_dict(m: OutboxMessage) -> dict:
         "attempts": m.attempts, "max_attempts": m.max_attempts, "last_error": m.last_error,
         "created_at": m.created_at.isoformat() + "Z", "sent_at": m.sent_at.isoformat() + "Z" if m.sent_at else None,
         "next_attempt_at": m.next_attempt_at.isoformat() + "Z", "dedupe_key": m.dedupe_key,
+        "provider_message_id": m.provider_message_id, "provider_status": m.provider_status,
     }

@@ -415,3 +415,47 @@ def test_a_call_whose_outcome_is_unknown_is_not_sent_twice(live):  # noqa: F811
         delivered = c.get("/sandbox/outbox?openid=oSlowWx001").get_json()["items"]
         assert [d["api"] for d in delivered] == ["custom_send"]
         db.session.remove()
+
+
+def test_template_job_finish_is_recorded_on_the_outbox_row(live):  # noqa: F811
+    """TEMPLATESENDJOBFINISH (pushed back by the sandbox as by WeChat) tells whether the template
+    reached the user; the row that sent it records it by msgid."""
+    app = live.app
+    with app.app_context():
+        with travel(timedelta(days=-3)):
+            post(app.test_client(), message_xml("follow", "oJobFin002"), aes=True)
+        from wxapp.official_account.channels import message_follower
+
+        m = message_follower("oJobFin002", "您的工单已完成")
+        db.session.commit()
+        for _ in range(50):
+            db.session.expire_all()
+            row = db.session.get(OutboxMessage, m.id)
+            if row.provider_status:
+                break
+            time.sleep(0.1)
+        assert row.status == "sent" and row.provider_message_id and row.provider_status == "success"
+        db.session.remove()
+
+
+def test_jobs_lost_with_the_queue_are_found_again(live):  # noqa: F811
+    """#20 item 8: a follow whose profile job was lost (Redis died with it) is checked by the sweeper."""
+    from wxapp.official_account.jobs import recover_lost_jobs
+
+    app = live.app
+    with app.app_context():
+        post(app.test_client(), message_xml("follow", "oLostJob01"), aes=True)
+        f = follower("oLostJob01")
+        f.profile_fetched_at, f.subscribed_at = None, utcnow() - timedelta(minutes=3)  # as if its job never ran
+        db.session.commit()
+        assert recover_lost_jobs() >= 1
+        from crm_core import jobs
+
+        jobs.wait_idle()
+        for _ in range(50):
+            db.session.expire_all()
+            if follower("oLostJob01").profile_fetched_at:
+                break
+            time.sleep(0.1)
+        assert follower("oLostJob01").profile_fetched_at is not None
+        db.session.remove()

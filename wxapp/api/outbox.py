@@ -33,6 +33,8 @@ class OutboxOut(Model):
     sent_at: str | None
     next_attempt_at: str
     dedupe_key: str | None
+    provider_message_id: str | None = Field(default=None, description="the provider's id (WeChat's template msgid)")
+    provider_status: str | None = Field(default=None, description="what the provider reported later (TEMPLATESENDJOBFINISH)")
 
 
 @api.operation(bp, "/outbox", "GET", summary="Outbox messages with delivery status", tags=("outbox",),

@@ -19,6 +19,8 @@ def init_app(app: Flask) -> None:
     from wxapp.official_account import jobs as _jobs  # noqa: F401
 
     channels.register()
+    router.add(channels.template_job_finished, name="wechat.template_job_finished", msg_type="event",
+               event="templatesendjobfinish")
     csrf.exempt(callback.bp)  # signed by WeChat, not by a browser session
     csrf.exempt(sandbox.bp)
     app.register_blueprint(callback.bp)

@@ -163,6 +163,17 @@ def send_staff(message) -> outbox.Delivery:
                          template)
 
 
+def template_job_finished(ib) -> None:
+    """TEMPLATESENDJOBFINISH: WeChat says whether a template message reached the user (``success``,
+    ``failed:user block`` when the user refused the account's notices, ``failed: system failed``);
+    the outbox row that sent it (by its msgid) records it. No reply."""
+    data = getattr(ib.message, "_data", None) or {}
+    msg_id, status = data.get("MsgID") or data.get("MsgId"), data.get("Status") or ""
+    if msg_id:
+        outbox.provider_report(str(msg_id), str(status))
+    return None
+
+
 def register() -> None:
     outbox.register_channel("wechat_custom", send_custom)
     outbox.register_channel("wechat_template", send_template)

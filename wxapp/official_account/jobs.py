@@ -86,3 +86,31 @@ def purge_dedup_keys() -> int:
                            .values(dedup_key=None).execution_options(synchronize_session=False)).rowcount
     db.session.commit()
     return n
+
+
+@jobs.periodic(every=60)
+def recover_lost_jobs() -> int:
+    """Jobs lost with the queue (Redis died with them, a worker was killed) are found again from
+    the rows that still wait: followers of the last day whose profile was never checked, and photos
+    chosen in WeChat still waiting for their download. The jobs themselves are idempotent."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from crm_core.media import MediaFile
+
+    now = utcnow()
+    settled = now - timedelta(minutes=2)  # the normal job has had its chance
+    profiles = db.session.scalars(select(Follower.id).where(
+        Follower.subscribed.is_(True), Follower.profile_fetched_at.is_(None), Follower.invalid_at.is_(None),
+        Follower.subscribed_at < settled, Follower.subscribed_at > now - timedelta(days=1)).limit(200)).all()
+    photos = db.session.scalars(select(MediaFile.id).where(MediaFile.status == "pending",
+                                                           MediaFile.wechat_media_id.is_not(None),
+                                                           MediaFile.created_at < settled,
+                                                           MediaFile.created_at > now - timedelta(days=3)).limit(200)).all()
+    for follower_id in profiles:
+        jobs.enqueue(fetch_profile, follower_id)
+    for media_id in photos:
+        jobs.enqueue(download_media, media_id)
+    db.session.commit()
+    return len(profiles) + len(photos)
