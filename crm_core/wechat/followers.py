@@ -269,8 +269,14 @@ def touch_many(items: list[dict]) -> None:
                        last_location_at=loc["at"])
             cols += ["last_lat", "last_lng", "last_precision", "last_location_at"]
         groups.setdefault(tuple(cols), []).append(row)
+    from sqlalchemy import case
+
+    table = Follower.__table__
     for cols, rows in groups.items():
-        stmt = insert_for(Follower.__table__)
-        stmt = stmt.on_conflict_do_update(index_elements=["appid", "openid"],
-                                          set_={c: getattr(stmt.excluded, c) for c in cols})
+        stmt = insert_for(table)
+        set_ = {c: getattr(stmt.excluded, c) for c in cols}
+        if "subscribed" in set_:  # a message means they follow — unless they unfollowed after writing it
+            set_["subscribed"] = case((table.c.unsubscribed_at.is_(None) | (table.c.unsubscribed_at < stmt.excluded.window_message_at),
+                                       True), else_=table.c.subscribed)
+        stmt = stmt.on_conflict_do_update(index_elements=["appid", "openid"], set_=set_)
         db.session.execute(stmt, rows)

@@ -75,6 +75,22 @@ class InboundMessage(db.Model):
     duration_ms: Mapped[float | None]
 
 
+class Conversation(db.Model):
+    """在线客服: one conversation per WeChat user. Its messages are the user's inbound messages
+    and what was sent to them (the inbound and outbox tables): the callback writes nothing more.
+    The batch writer and the callback's bookkeeping keep ``last_message_at`` current."""
+
+    __table_args__ = (UniqueConstraint("appid", "openid"), Index("ix_conversation_recent", "status", "last_message_at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appid: Mapped[str] = mapped_column(String(32))
+    openid: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open / closed
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+    last_message_at: Mapped[datetime]
+    last_read_id: Mapped[int] = mapped_column(default=0)  # the last inbound message an agent has seen
+    created_at: Mapped[datetime]
+
+
 class CachedCredential(db.Model):
     """Access token / JS-SDK ticket shared by all processes in embedded mode (Redis otherwise)."""
 

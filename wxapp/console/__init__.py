@@ -25,6 +25,7 @@ NAV = [
     ("客户", "console.customers", "customer", "view"),
     ("线索", "console.leads", "lead", "view"),
     ("商机", "console.opportunities", "opportunity", "view"),
+    ("在线客服", "console.conversation_list", "follower", "view"),
     ("微信粉丝", "console.followers", "follower", "view"),
     ("撞单规则", "console.collision_rules", "organization", "edit"),
     ("消息发件箱", "console.outbox", "outbox", "view"),
@@ -138,4 +139,4 @@ def _recipient_names(rows) -> dict[int, str]:
                    wechat.get(m.recipient) if m.channel.startswith("wechat") else None) or m.recipient for m in rows}
 
 
-from wxapp.console import crm  # noqa: E402,F401  (registers the CRM pages)
+from wxapp.console import conversations, crm  # noqa: E402,F401  (registers the CRM and 在线客服 pages)

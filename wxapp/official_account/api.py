@@ -146,3 +146,90 @@ def create_qrcode(body: QrIn):
     g.actor.require("follower", "view")
     scene: str | int = int(body.scene) if body.kind == "id" and body.scene.isdigit() else body.scene
     return qrcodes.create(scene, body.permanent, body.expire_seconds)
+
+
+# --- 在线客服: conversations ------------------------------------------------------------------------
+class WindowOut(Model):
+    open: bool = Field(description="a customer-service message would be taken now")
+    expires_at: str | None
+    quota_left: int
+    opened_by: Literal["message", "event"] | None
+
+
+class ConversationOut(Model):
+    id: int
+    openid: str
+    contact_id: int | None
+    customer_id: int | None
+    name: str
+    status: Literal["open", "closed"]
+    assignee_id: int | None
+    unread: int
+    last_message_at: str
+    window: WindowOut
+
+
+class ConversationQuery(PageQuery):
+    status: Literal["open", "closed"] | None = None
+    mine: bool = False
+    q: str | None = Field(default=None, max_length=64, description="openid, or the bound contact's name or phone")
+    per_page: int = Field(default=20, ge=1, le=100)
+
+
+@api.operation(bp, "/conversations", "GET", summary="在线客服: conversations, newest activity first", tags=("conversations",),
+               query=ConversationQuery, response=page_of(ConversationOut))
+def list_conversations(query: ConversationQuery):
+    from crm_core.wechat import conversations
+
+    fastpath.flush_local()
+    items, total = conversations.list_conversations(g.actor, wechat_appid(), status=query.status, mine=query.mine,
+                                                    q=query.q, page=query.page, per_page=query.per_page)
+    return {"items": items, "total": total}
+
+
+class ConversationMessageOut(Model):
+    id: int = Field(description="the inbound message's id (direction in) or the outbox row's (direction out)")
+    direction: Literal["in", "out"]
+    kind: str
+    text: str
+    at: str
+    status: str | None = Field(description="out: pending / sending / sent / failed")
+    error: str | None = None
+    channel: Literal["customer_service", "template"] | None = None
+    agent_id: int | None = None
+
+
+class ConversationMessages(Model):
+    items: list[ConversationMessageOut]
+
+
+@api.operation(bp, "/conversations/<int:conversation_id>/messages", "GET", summary="The conversation's messages both ways",
+               tags=("conversations",), response=ConversationMessages)
+def conversation_messages(conversation_id: int):
+    """Oldest first, the last 100; reading them marks the conversation read."""
+    from crm_core.db import db
+    from crm_core.wechat import conversations
+
+    fastpath.flush_local()
+    items = conversations.messages(g.actor, wechat_appid(), conversation_id, mark_read=True)
+    db.session.commit()
+    return {"items": items}
+
+
+class ReplyIn(Model):
+    text: str = Field(min_length=1, max_length=600)
+
+
+class ReplyOut(Model):
+    id: int
+    status: str
+    channel: Literal["customer_service", "template"] = Field(
+        description="customer_service while the user's actions leave a quota, else the template notice")
+
+
+@api.operation(bp, "/conversations/<int:conversation_id>/messages", "POST", summary="Answer the follower",
+               tags=("conversations",), body=ReplyIn, response=ReplyOut, status=201)
+def reply_conversation(conversation_id: int, body: ReplyIn):
+    from crm_core.wechat import conversations
+
+    return conversations.reply(g.actor, wechat_appid(), conversation_id, body.text)

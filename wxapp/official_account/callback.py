@@ -32,7 +32,7 @@ from wechatpy.utils import WeChatSigner
 from crm_core import outbox
 from crm_core.clock import utcnow
 from crm_core.db import db
-from crm_core.wechat import followers
+from crm_core.wechat import conversations, followers
 from crm_core.wechat.models import InboundMessage
 from wxapp.config import wechat_appid
 from wxapp.official_account import fastpath
@@ -490,6 +490,8 @@ def _follower_state(ib: Inbound) -> None:
         from wxapp.official_account.jobs import fetch_profile
 
         jobs.enqueue(fetch_profile, follower.id)
+    if conversations.shown(ib.msg_type, ib.event):  # the 在线客服 inbox
+        conversations.touch_many([(ib.appid, ib.openid, utcnow())])
     if ib.event == "location":
         m = ib.message
         followers.record_location(follower, float(m.latitude), float(m.longitude), float(m.precision or 0))

@@ -97,24 +97,23 @@ def _call(fn):
 
 def send_custom(message) -> outbox.Delivery:
     """``wechat_custom``: a customer-service text, within the follower's quota; without one (or
-    when WeChat answers 45015/45047) the payload's template goes instead, at once."""
+    when WeChat answers 45015/45047) the payload's template (else the generic notice) goes instead, at once."""
     from crm_core.db import db
 
     p = message.payload
     follower = followers.find(wechat_appid(), message.recipient)
     took = follower is not None and followers.use_cs_quota(follower.id)
     db.session.commit()  # the quota is taken before the call, and WeChat is called outside any transaction
+    template = p.get("template") or template_for(p["text"], p.get("title") or "服务通知")
     if not took:
-        if p.get("template"):
-            return send_template(message, p["template"])
-        raise outbox.ChannelError("45015: 用户 48 小时内没有可回复的互动，且消息没有模板可改发", retryable=False)
+        return send_template(message, template)
     try:
         _call(lambda: _client().message.send_text(message.recipient, p["text"]))
     except WeChatClientException as exc:
         followers.give_back_cs_quota(follower.id)
         db.session.commit()
-        if errcodes.action(exc.errcode) == errcodes.TEMPLATE and p.get("template"):
-            return send_template(message, p["template"])
+        if errcodes.action(exc.errcode) == errcodes.TEMPLATE:
+            return send_template(message, template)
         raise _wrap(exc, message) from None
     return outbox.Delivery(provider_message_id=None)
 

@@ -34,7 +34,7 @@ from flask import current_app
 from crm_core.clock import utcnow
 from crm_core.db import db
 from crm_core.spool import Spool
-from crm_core.wechat import followers
+from crm_core.wechat import conversations, followers
 
 log = logging.getLogger("wxcrm.wechat")
 FAST_EVENTS = (None, "location", "view")
@@ -133,6 +133,9 @@ def _ingest(app, records: list[list]) -> None:
                 kind = "loc" if loc else "msg" if grant else "seen"
                 touches[(r[0], r[1], kind)] = {"appid": r[0], "openid": r[1], "at": r[8], "grant": grant, **(loc or {})}
             db.session.connection().exec_driver_sql(_INSERT.format(marks=marks), params)
+            said = [(r[0], r[1], datetime.fromisoformat(r[8])) for r in records if conversations.shown(r[3], r[4])]
+            if said:  # the 在线客服 inbox: these users' conversations come to the top
+                conversations.touch_many(said)
             database = id(db.engine)
             due = [t for (appid, openid, kind), t in touches.items() if _due(database, appid, openid, kind)]
             if due:

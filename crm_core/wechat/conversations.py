@@ -1,0 +1,191 @@
+"""在线客服: a conversation per WeChat user — what they sent (the inbound rows), what was sent to
+them (the outbox rows), who answers, what the agent has read, and the reply window.
+
+The callback writes no extra row per message: the conversation's ``last_message_at`` is kept by
+the callback's bookkeeping and the fast path's batch writer (:func:`touch_many`), and the
+messages are read from the inbound and outbox tables.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+
+from crm_core.clock import utcnow
+from crm_core.customers.models import Contact, Customer
+from crm_core.db import db, insert_for, paginate
+from crm_core.errors import NotFound, ValidationFailed
+from crm_core.org.permissions import Actor
+from crm_core.wechat import followers
+from crm_core.wechat.models import Conversation, Follower, InboundMessage
+
+# events a conversation shows as grey lines (and that bring it to the top); LOCATION and VIEW do not
+SHOWN_EVENTS = ("subscribe", "unsubscribe", "scan", "click", "scancode_push", "scancode_waitmsg")
+EVENT_TEXT = {"subscribe": "关注了公众号", "unsubscribe": "取消了关注", "scan": "扫描了二维码", "click": "点击了菜单",
+              "scancode_push": "扫码", "scancode_waitmsg": "扫码"}
+KIND_TEXT = {"image": "[图片]", "voice": "[语音]", "video": "[视频]", "shortvideo": "[小视频]", "location": "[位置]",
+             "link": "[链接]", "file": "[文件]"}
+MENU_LABELS = {"MENU_REPAIR": "在线报修", "MENU_PROGRESS": "服务进度", "MENU_PRODUCTS": "我的产品", "MENU_CHECKIN": "签到"}
+MAX_REPLY = 600  # characters: WeChat takes 2,048 bytes of text in a customer-service message
+
+
+def shown(msg_type: str | None, event: str | None) -> bool:
+    return msg_type != "event" or (event or "") in SHOWN_EVENTS
+
+
+def touch_many(items: list[tuple[str, str, datetime]]) -> None:
+    """``(appid, openid, at)`` of messages people sent: their conversations come (back) to the top
+    and open again; one upsert per batch."""
+    latest: dict[tuple[str, str], datetime] = {}
+    for appid, openid, at in items:
+        key = (appid, openid)
+        latest[key] = max(latest.get(key, at), at)
+    if not latest:
+        return
+    rows = [{"appid": a, "openid": o, "status": "open", "last_message_at": at, "last_read_id": 0, "created_at": at}
+            for (a, o), at in latest.items()]
+    stmt = insert_for(Conversation.__table__)
+    stmt = stmt.on_conflict_do_update(index_elements=["appid", "openid"],
+                                      set_={"last_message_at": stmt.excluded.last_message_at, "status": "open"})
+    db.session.execute(stmt, rows)
+
+
+def _unread(openid: str, last_read_id: int) -> int:
+    return db.session.scalar(select(func.count(InboundMessage.id)).where(
+        InboundMessage.openid == openid, InboundMessage.id > last_read_id, InboundMessage.msg_type != "event")) or 0
+
+
+def window(follower: Follower | None) -> dict:
+    q = followers.cs_quota(follower)
+    return {"open": q["remaining"] > 0, "expires_at": q["until"].isoformat() + "Z" if q["until"] else None,
+            "quota_left": q["remaining"], "opened_by": q["opened_by"]}
+
+
+def window_for(c: Conversation) -> dict:
+    return window(followers.find(c.appid, c.openid))
+
+
+def conversation_dict(c: Conversation, follower: Follower | None = None, name: str | None = None) -> dict:
+    follower = follower if follower is not None else followers.find(c.appid, c.openid)
+    return {"id": c.id, "openid": c.openid, "contact_id": follower.contact_id if follower else None,
+            "customer_id": follower.customer_id if follower else None,
+            "name": name or followers.display_name(follower, c.openid), "status": c.status,
+            "assignee_id": c.assignee_id, "unread": _unread(c.openid, c.last_read_id),
+            "last_message_at": c.last_message_at.isoformat() + "Z", "window": window(follower)}
+
+
+def list_conversations(actor: Actor, appid: str, *, status: str | None = None, mine: bool = False, q: str | None = None,
+                       page: int = 1, per_page: int = 20) -> tuple[list[dict], int]:
+    actor.require("follower", "view")
+    stmt = select(Conversation).where(Conversation.appid == appid)
+    if status in ("open", "closed"):
+        stmt = stmt.where(Conversation.status == status)
+    if mine:
+        stmt = stmt.where(Conversation.assignee_id == actor.employee_id)
+    if q:
+        like = f"%{q.strip()}%"
+        contacts = select(Follower.openid).join(Contact, Contact.id == Follower.contact_id).where(
+            or_(Contact.name.like(like), Contact.phone.like(like)))
+        stmt = stmt.where(or_(Conversation.openid.like(like), Conversation.openid.in_(contacts)))
+    rows, total = paginate(stmt, Conversation.last_message_at.desc(), page=page, per_page=per_page)
+    names = followers.display_names(c.openid for c in rows)
+    fs = {f.openid: f for f in db.session.scalars(select(Follower).where(
+        Follower.appid == appid, Follower.openid.in_([c.openid for c in rows])))} if rows else {}
+    return [conversation_dict(c, fs.get(c.openid), names.get(c.openid)) for c in rows], total
+
+
+def get_conversation(actor: Actor, appid: str, conversation_id: int) -> Conversation:
+    actor.require("follower", "view")
+    c = db.session.get(Conversation, conversation_id)
+    if c is None or c.appid != appid:
+        raise NotFound("会话不存在。")
+    return c
+
+
+def _inbound_text(m: InboundMessage) -> str:
+    s = m.summary or {}
+    if m.msg_type == "text":
+        return s.get("content") or ""
+    if m.msg_type == "event":
+        text = EVENT_TEXT.get(m.event or "", m.event or "")
+        if m.event == "click" and m.event_key:
+            text += f"「{MENU_LABELS.get(m.event_key, m.event_key)}」"
+        if s.get("scene"):
+            text += f"「{s['scene']}」"
+        return text
+    if m.msg_type == "voice" and s.get("recognition"):
+        return f"[语音] {s['recognition']}"
+    if m.msg_type == "location":
+        return f"[位置] {s.get('label') or ''}".strip()
+    return KIND_TEXT.get(m.msg_type, f"[{m.msg_type}]")
+
+
+def _outbound_text(payload: dict) -> str:
+    if "text" in payload and isinstance(payload["text"], str):
+        return payload["text"]
+    data = payload.get("data") or (payload.get("template") or {}).get("data") or {}
+    return "；".join(v.get("value", "") for k, v in data.items() if k in ("first", "keyword1") and isinstance(v, dict))
+
+
+def messages(actor: Actor, appid: str, conversation_id: int, limit: int = 100, mark_read: bool = False) -> list[dict]:
+    """The conversation's last ``limit`` messages both ways, oldest first. Reading marks it read."""
+    from crm_core.outbox import OutboxMessage
+
+    c = get_conversation(actor, appid, conversation_id)
+    inbound = db.session.scalars(select(InboundMessage).where(InboundMessage.appid == appid,
+                                                              InboundMessage.openid == c.openid)
+                                 .order_by(InboundMessage.id.desc()).limit(limit)).all()
+    outbound = db.session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == c.openid,
+                                                              OutboxMessage.channel.like("wechat%"))
+                                  .order_by(OutboxMessage.id.desc()).limit(limit)).all()
+    out = [{"id": m.id, "direction": "in", "kind": "event" if m.msg_type == "event" else m.msg_type,
+            "text": _inbound_text(m), "at": m.received_at.isoformat() + "Z", "status": None}
+           for m in inbound if shown(m.msg_type, m.event)]
+    out += [{"id": m.id, "direction": "out", "kind": "text", "text": _outbound_text(m.payload or {}),
+             "at": m.created_at.isoformat() + "Z", "status": m.status, "error": m.last_error,
+             "channel": "template" if m.channel == "wechat_template" or (m.provider_message_id and m.channel != "log")
+             else "customer_service", "agent_id": (m.payload or {}).get("agent_id")} for m in outbound]
+    out.sort(key=lambda x: x["at"])
+    if mark_read and inbound and inbound[0].id > c.last_read_id:
+        c.last_read_id = inbound[0].id
+        db.session.flush()
+    return out[-limit:]
+
+
+def reply(actor: Actor, appid: str, conversation_id: int, text: str) -> dict:
+    """An agent's answer: a customer-service message while the user's actions allow one, else the
+    template notice (decided when it is sent; the answer says which is expected now)."""
+    from crm_core import outbox
+
+    actor.require("follower", "edit")
+    c = get_conversation(actor, appid, conversation_id)
+    text = (text or "").strip()
+    if not text:
+        raise ValidationFailed("请输入回复内容。", fields={"text": "required"})
+    if len(text) > MAX_REPLY:
+        raise ValidationFailed(f"回复最多 {MAX_REPLY} 字。", fields={"text": f"at most {MAX_REPLY} characters"})
+    follower = followers.find(appid, c.openid)
+    if follower is None or not follower.subscribed:
+        raise ValidationFailed("对方未关注公众号，无法发送消息。", code="not_following")
+    now_open = window(follower)["open"]
+    # without a quota left when it is sent, the channel sends its template notice ("客服回复") instead
+    msg = outbox.queue_message("wechat_custom", c.openid, {"msgtype": "text", "text": text, "title": "客服回复",
+                                                          "agent_id": actor.employee_id},
+                               org_id=actor.org_id)
+    if c.assignee_id is None and actor.employee_id:
+        c.assignee_id = actor.employee_id  # who answers first takes the conversation
+    c.last_message_at = utcnow()
+    db.session.flush()
+    return {"id": msg.id, "status": msg.status, "channel": "customer_service" if now_open else "template"}
+
+
+def follower_card(appid: str, openid: str) -> dict:
+    """Beside the conversation: who this is — bound contact and customer, last location, window."""
+    f = followers.find(appid, openid)
+    contact = db.session.get(Contact, f.contact_id) if f and f.contact_id else None
+    customer = db.session.get(Customer, f.customer_id) if f and f.customer_id else None
+    return {"name": followers.display_name(f, openid), "openid": openid, "subscribed": bool(f and f.subscribed),
+            "contact": {"id": contact.id, "name": contact.name, "phone": contact.phone} if contact else None,
+            "customer": {"id": customer.id, "name": customer.name} if customer else None,
+            "location": {"lat": f.last_lat, "lng": f.last_lng} if f and f.last_location_at else None,
+            "window": window(f)}

@@ -1,0 +1,51 @@
+"""在线客服, both sides in Chromium (#17, first part): the customer writes from the phone simulator,
+the agent sees it arrive without reloading, answers, and the phone shows the answer."""
+from __future__ import annotations
+
+import pytest
+
+from tests.console.test_console_browser import login
+from tests.wechat.test_phone_simulator_browser import live_wx  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.browser
+
+
+def test_customer_writes_agent_sees_it_live_and_answers(live_wx, browser):  # noqa: F811
+    base = live_wx.url
+    phone_ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812})
+    desk_ctx = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    phone, desk = phone_ctx.new_page(), desk_ctx.new_page()
+    try:
+        phone.goto(base + "/sandbox/phone")
+        phone.fill("#openid", "oChatCust01")
+        phone.dispatch_event("#openid", "change")
+        phone.click("#follow")
+        phone.wait_for_selector(".passive")
+        phone.fill("#text", "你好，净水器漏水了")
+        phone.click("#send")
+        phone.wait_for_function("() => document.querySelectorAll('.passive').length >= 2")
+
+        login(desk, base, "service.dispatcher")
+        desk.click("nav >> text=在线客服")
+        row = desk.locator("#conversations tr", has_text="微信用户st01")
+        assert "1" in row.locator("td").nth(1).inner_text()  # one unread message
+        assert "可回复 8 条" in row.inner_text()  # the follow allows 3 within a minute, the message 5 within 48 h
+        row.locator("a").click()
+        desk.wait_for_selector("#thread")
+        thread = desk.inner_text("#thread")
+        assert "关注了公众号" in thread and "你好，净水器漏水了" in thread
+
+        # a new message arrives while the conversation is open: it shows without a reload
+        phone.fill("#text", "型号是 WP100")
+        phone.click("#send")
+        desk.wait_for_function("() => document.getElementById('thread').innerText.includes('型号是 WP100')", timeout=6000)
+
+        desk.fill("#reply-form textarea[name=text]", "您好，我们马上安排工程师上门")
+        desk.click("#reply-form button[type=submit]")
+        desk.wait_for_selector("text=已发送")
+        desk.wait_for_function("() => document.getElementById('thread').innerText.includes('马上安排工程师')")
+        # the phone receives it as a customer-service message
+        phone.wait_for_selector(".custom:has-text('马上安排工程师')", timeout=8000)
+    finally:
+        phone_ctx.close()
+        desk_ctx.close()

@@ -1,0 +1,67 @@
+"""在线客服 API (SPEC: /api/v1/conversations...): the inbox, the messages both ways, replies inside and outside the window."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from crm_core.clock import travel
+from crm_core.db import db
+from tests.wechat_helpers import message_xml, post
+
+
+@pytest.fixture
+def desk(app, client):
+    from crm_core.demo import load_demo
+
+    load_demo()
+    db.session.commit()
+
+    def tok(user):
+        return {"Authorization": "Bearer " + client.post("/api/v1/auth/token", json={
+            "username": user, "password": "demo123456"}).get_json()["access_token"]}
+    return tok
+
+
+def test_inbox_messages_and_replies(desk, client):
+    h = desk("service.dispatcher")
+    post(client, message_xml("follow", "oConv00001"))
+    post(client, message_xml("text", "oConv00001", content="你好，在吗"))
+    post(client, message_xml("location_event", "oConv00001", lat=30.2, lng=120.1))  # not a conversation line
+    with travel(timedelta(days=-3)):
+        post(client, message_xml("follow", "oConv00002"))  # followed long ago, said nothing since
+    items = client.get("/api/v1/conversations", headers=h).get_json()["items"]
+    assert [c["openid"] for c in items] == ["oConv00001", "oConv00002"]  # newest activity first
+    first = items[0]
+    assert first["unread"] == 1 and first["window"]["open"] is True and first["name"] == "微信用户0001"
+    msgs = client.get(f"/api/v1/conversations/{first['id']}/messages", headers=h).get_json()["items"]
+    assert [(m["direction"], m["text"]) for m in msgs] == [("in", "关注了公众号"), ("in", "你好，在吗")]
+    assert client.get("/api/v1/conversations", headers=h).get_json()["items"][0]["unread"] == 0  # read now
+
+    r = client.post(f"/api/v1/conversations/{first['id']}/messages", headers=h, json={"text": "您好，请问有什么可以帮您？"})
+    assert r.status_code == 201 and r.get_json()["channel"] == "customer_service"
+    msgs = client.get(f"/api/v1/conversations/{first['id']}/messages", headers=h).get_json()["items"]
+    assert msgs[-1]["direction"] == "out" and msgs[-1]["text"] == "您好，请问有什么可以帮您？"
+    again = client.get("/api/v1/conversations?mine=1", headers=h).get_json()["items"]
+    assert [c["openid"] for c in again] == ["oConv00001"]  # who answers first takes the conversation
+
+    quiet = items[1]
+    assert quiet["window"]["open"] is False
+    r = client.post(f"/api/v1/conversations/{quiet['id']}/messages", headers=h, json={"text": "您的滤芯该换了"})
+    assert r.status_code == 201 and r.get_json()["channel"] == "template"  # outside the window: said so
+
+
+def test_replies_are_refused_clearly(desk, client):
+    h = desk("service.dispatcher")
+    post(client, message_xml("text", "oConv00003", content="喂"))
+    post(client, message_xml("unfollow", "oConv00003"))
+    conv = client.get("/api/v1/conversations", headers=h).get_json()["items"][0]
+    empty = client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=h, json={"text": ""})
+    assert empty.status_code == 422
+    gone = client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=h, json={"text": "还在吗"})
+    assert gone.status_code == 422 and "未关注" in gone.get_json()["error"]["message"]
+    # marketing may read followers but not answer them
+    mk = desk("marketing.wang")
+    assert client.get("/api/v1/conversations", headers=mk).status_code == 200
+    assert client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=mk, json={"text": "hi"}).status_code == 403
+    assert client.get("/api/v1/conversations/999999/messages", headers=h).status_code == 404

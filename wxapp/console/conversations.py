@@ -1,0 +1,78 @@
+"""在线客服 in the console: the inbox, one conversation with the follower's card, replying, and a
+feed the open page polls every 2 seconds (new messages appear without reloading)."""
+from __future__ import annotations
+
+from flask import g, jsonify, render_template, request, url_for
+
+from crm_core.db import db
+from crm_core.errors import DomainError
+from crm_core.wechat import conversations
+from wxapp.auth import console_login_required
+from wxapp.config import wechat_appid
+from wxapp.console import bp
+from wxapp.official_account import fastpath
+from wxapp.pages import act, denied
+
+
+@bp.get("/conversations")
+@console_login_required
+def conversation_list():
+    status = request.args.get("status") or None
+    mine = request.args.get("mine") == "1"
+    q = request.args.get("q", "").strip()[:64] or None
+    try:
+        page = max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        page = 1
+    fastpath.flush_local()
+    try:
+        rows, total = conversations.list_conversations(g.actor, wechat_appid(), status=status, mine=mine, q=q, page=page)
+    except DomainError as exc:
+        return denied(exc)
+    return render_template("console/conversations.html", rows=rows, total=total, status=status, mine=mine, q=q or "",
+                           page=page)
+
+
+def _open(conversation_id: int):
+    """The conversation and its messages as the agent reads them (marked read)."""
+    fastpath.flush_local()  # what this process's callbacks spooled shows at once
+    c = conversations.get_conversation(g.actor, wechat_appid(), conversation_id)
+    items = conversations.messages(g.actor, wechat_appid(), conversation_id, mark_read=True)
+    db.session.commit()
+    return c, items
+
+
+@bp.get("/conversations/<int:conversation_id>")
+@console_login_required
+def conversation(conversation_id: int):
+    try:
+        c, items = _open(conversation_id)
+    except DomainError as exc:
+        return denied(exc)
+    return render_template("console/conversation.html", c=conversations.conversation_dict(c), items=items,
+                           card=conversations.follower_card(c.appid, c.openid),
+                           can_reply=g.actor.can("follower", "edit"))
+
+
+@bp.get("/conversations/<int:conversation_id>/feed")
+@console_login_required
+def conversation_feed(conversation_id: int):
+    """What the open conversation page polls: its messages and the window, as JSON."""
+    try:
+        c, items = _open(conversation_id)
+    except DomainError as exc:
+        return jsonify({"error": {"code": exc.code, "message": exc.message}}), exc.status
+    return jsonify({"items": items, "window": conversations.window_for(c)})
+
+
+@bp.post("/conversations/<int:conversation_id>/reply")
+@console_login_required
+def conversation_reply(conversation_id: int):
+    holder = {}
+
+    def run():
+        holder["r"] = conversations.reply(g.actor, wechat_appid(), conversation_id, request.form.get("text", ""))
+
+    return act(run, lambda: "已发送" if holder["r"]["channel"] == "customer_service"
+               else "对方 48 小时内没有可回复的互动，已改为模板消息发送。",
+               url_for("console.conversation", conversation_id=conversation_id))
