@@ -16,7 +16,7 @@ LABELS: dict[str, dict[str, str]] = {
     "ticket_kind": {"repair": "报修", "complaint": "投诉", "suggestion": "建议", "consultation": "咨询"},
     "timeline_kind": {"status": "状态变更", "dispatch": "派工", "record": "处理记录", "work_order": "服务工单",
                       "reassign": "转派", "undo": "撤销派工", "rating": "客户评价", "part": "配件", "fee": "费用",
-                      "reopen": "重新打开", "note": "备注", "collaborator": "协作"},
+                      "reopen": "重新打开", "note": "备注", "collaborator": "协作", "conversation": "在线客服"},
     "activity_kind": {"visit": "拜访", "call": "电话", "meeting": "会议", "task": "任务", "email": "邮件", "wechat": "微信沟通",
                       "demo": "演示", "other": "其他"},
     "activity_status": {"planned": "计划中", "in_progress": "进行中", "done": "已完成", "cancelled": "已取消"},

@@ -378,6 +378,24 @@ def create_for_customer(actor: Actor, data: dict) -> Ticket:
 
 
 @service
+def create_from_conversation(actor: Actor, appid: str, conversation_id: int, data: dict) -> Ticket:
+    """转为工单: a ticket for the contact a 在线客服 conversation's follower is bound to, with what
+    they wrote; the follower follows its progress in WeChat like a ticket they submitted. A
+    follower who has not verified who they are cannot have one made for them (422)."""
+    from crm_core.wechat.conversations import get_conversation
+
+    c = get_conversation(actor, appid, conversation_id)
+    follower = db.session.scalars(select(Follower).where(Follower.appid == appid, Follower.openid == c.openid)).first()
+    if follower is None or not follower.contact_id:
+        raise ValidationFailed("该粉丝还没有验证身份（未绑定联系人）：请先请对方在微信中验证手机号，再转为工单。", code="not_verified")
+    t = create_for_customer(actor, {**data, "customer_id": follower.customer_id, "contact_id": follower.contact_id})
+    t.openid, t.source = c.openid, "wechat"
+    _event(t, "conversation", f"由在线客服会话转为工单（会话 #{c.id}）", actor=actor)
+    db.session.flush()
+    return t
+
+
+@service
 def complete_directly(actor: Actor, ticket_id: int, note: str, public_url: str | None = None, share: bool = False) -> Ticket:
     """Finish without a work order (a consultation answered on the phone, a suggestion noted);
     the note reaches the customer's timeline only when ``share``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.console.test_console_browser import login
+from tests.service.test_self_service_browser import verify_on_phone
 from tests.wechat.test_phone_simulator_browser import live_wx  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
@@ -46,6 +47,17 @@ def test_customer_writes_agent_sees_it_live_and_answers(live_wx, browser):  # no
         desk.wait_for_function("() => document.getElementById('thread').innerText.includes('马上安排工程师')")
         # the phone receives it as a customer-service message
         phone.wait_for_selector(".custom:has-text('马上安排工程师')", timeout=8000)
+
+        # 转为工单: asked to verify first; once the customer has, the conversation becomes a ticket
+        assert "验证后才能转为工单" in desk.inner_text("#follower-card")
+        verify_on_phone(phone, base, "oChatCust01")
+        desk.reload()
+        assert "陈建国" in desk.inner_text("#follower-card")
+        assert "净水器漏水" in desk.input_value("#ticket-form textarea[name=description]")  # starts from what they wrote
+        desk.select_option("#ticket-form select[name=kind]", "consultation")
+        desk.click("#ticket-form button[type=submit]")
+        desk.wait_for_selector("text=已转为工单")
+        assert "在线客服" in desk.inner_text("main")  # the timeline says where it came from
     finally:
         phone_ctx.close()
         desk_ctx.close()

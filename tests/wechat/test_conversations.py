@@ -65,3 +65,32 @@ def test_replies_are_refused_clearly(desk, client):
     assert client.get("/api/v1/conversations", headers=mk).status_code == 200
     assert client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=mk, json={"text": "hi"}).status_code == 403
     assert client.get("/api/v1/conversations/999999/messages", headers=h).status_code == 404
+
+
+def test_a_conversation_becomes_a_ticket_for_the_verified_follower(desk, client):
+    from crm_core.customers.models import Contact
+    from crm_core.wechat import followers
+
+    h = desk("service.dispatcher")
+    post(client, message_xml("text", "oConv00004", content="热水器不出热水"))
+    conv = client.get("/api/v1/conversations", headers=h).get_json()["items"][0]
+    refused = client.post(f"/api/v1/conversations/{conv['id']}/ticket", headers=h,
+                          json={"kind": "consultation", "description": "热水器不出热水"})
+    assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "not_verified"
+    contact = db.session.scalars(db.select(Contact).where(Contact.phone == "13905710001")).one()
+    followers.bind_contact(followers.find(followers_appid(), "oConv00004"), contact)
+    db.session.commit()
+    r = client.post(f"/api/v1/conversations/{conv['id']}/ticket", headers=h,
+                    json={"kind": "consultation", "description": "热水器不出热水"})
+    assert r.status_code == 201, r.get_json()
+    t = r.get_json()
+    assert t["customer_id"] == contact.customer_id and t["status"] == "submitted"
+    from crm_core.service.models import Ticket
+
+    assert db.session.get(Ticket, t["id"]).openid == "oConv00004"  # the follower follows it in WeChat
+
+
+def followers_appid():
+    from wxapp.config import wechat_appid
+
+    return wechat_appid()

@@ -49,9 +49,31 @@ def conversation(conversation_id: int):
         c, items = _open(conversation_id)
     except DomainError as exc:
         return denied(exc)
-    return render_template("console/conversation.html", c=conversations.conversation_dict(c), items=items,
-                           card=conversations.follower_card(c.appid, c.openid),
-                           can_reply=g.actor.can("follower", "edit"))
+    card = conversations.follower_card(c.appid, c.openid)
+    card.update(_service_card(card, items))
+    return render_template("console/conversation.html", c=conversations.conversation_dict(c), items=items, card=card,
+                           can_reply=g.actor.can("follower", "edit"), can_ticket=g.actor.can("ticket", "create"))
+
+
+def _service_card(card: dict, items: list[dict]) -> dict:
+    """The bound contact's requests and product archives, and what the follower last wrote (the
+    转为工单 form starts from it)."""
+    from sqlalchemy import select
+
+    from crm_core.customers.models import Product, ProductArchive
+    from crm_core.labels import label
+    from crm_core.service.models import Ticket
+
+    said = "\n".join(m["text"] for m in items if m["direction"] == "in" and m["kind"] != "event")[-500:]
+    if not card["contact"]:
+        return {"tickets": [], "archives": [], "said": said}
+    tickets = db.session.scalars(select(Ticket).where(Ticket.contact_id == card["contact"]["id"])
+                                 .order_by(Ticket.id.desc()).limit(5)).all()
+    archives = db.session.execute(select(ProductArchive.id, ProductArchive.serial_no, Product.name).join(
+        Product, Product.id == ProductArchive.product_id).where(ProductArchive.customer_id == card["customer"]["id"])).all()
+    return {"tickets": [{"id": t.id, "number": t.number, "kind": label("ticket_kind", t.kind),
+                         "status": label("ticket_status", t.status)} for t in tickets],
+            "archives": [{"id": a.id, "serial_no": a.serial_no, "name": a.name} for a in archives], "said": said}
 
 
 @bp.get("/conversations/<int:conversation_id>/feed")

@@ -39,6 +39,7 @@ from crm_core.wechat import conversations, followers
 log = logging.getLogger("wxcrm.wechat")
 FAST_EVENTS = (None, "location", "view")
 INTERACTION_EVERY = 60.0  # seconds between follower interaction writes per user and process
+CONVERSATION_EVERY = 5.0  # ... and between moves of their 在线客服 conversation to the top (its messages are live)
 LOCATION_EVERY = 10.0
 SPOOL_KEY = "wxcrm_inbound_spool"
 
@@ -90,7 +91,8 @@ def _due(database: int, appid: str, openid: str, kind: str) -> bool:
     now = time.monotonic()
     touch_key = (database, appid, openid, kind)
     with _touched_lock:
-        due = now - _touched.get(touch_key, -1e9) >= (LOCATION_EVERY if kind == "loc" else INTERACTION_EVERY)
+        every = {"loc": LOCATION_EVERY, "conv": CONVERSATION_EVERY}.get(kind, INTERACTION_EVERY)
+        due = now - _touched.get(touch_key, -1e9) >= every
         if due:
             _touched[touch_key] = now
             if len(_touched) > 100_000:
@@ -133,10 +135,11 @@ def _ingest(app, records: list[list]) -> None:
                 kind = "loc" if loc else "msg" if grant else "seen"
                 touches[(r[0], r[1], kind)] = {"appid": r[0], "openid": r[1], "at": r[8], "grant": grant, **(loc or {})}
             db.session.connection().exec_driver_sql(_INSERT.format(marks=marks), params)
-            said = [(r[0], r[1], datetime.fromisoformat(r[8])) for r in records if conversations.shown(r[3], r[4])]
-            if said:  # the 在线客服 inbox: these users' conversations come to the top
-                conversations.touch_many(said)
             database = id(db.engine)
+            said = [(r[0], r[1], datetime.fromisoformat(r[8])) for r in records
+                    if conversations.shown(r[3], r[4]) and _due(database, r[0], r[1], "conv")]
+            if said:  # the 在线客服 inbox: these users' conversations come to the top (every 5 s per user at most)
+                conversations.touch_many(said)
             due = [t for (appid, openid, kind), t in touches.items() if _due(database, appid, openid, kind)]
             if due:
                 for t in due:

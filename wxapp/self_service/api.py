@@ -52,6 +52,23 @@ class StaffTicketIn(Model):
     photo_ids: list[int] = Field(default_factory=list, max_length=9)
 
 
+class ConversationTicketIn(Model):
+    kind: TicketKind
+    description: str = Field(min_length=1, max_length=2000)
+    priority: Literal[TICKET_PRIORITIES] = "normal"  # type: ignore[valid-type]
+    product_archive_id: int | None = None
+
+
+@api.operation(bp, "/conversations/<int:conversation_id>/ticket", "POST", summary="转为工单: a ticket from a 在线客服 conversation",
+               tags=("conversations",), body=ConversationTicketIn, status=201)
+def ticket_from_conversation(conversation_id: int, body: ConversationTicketIn):
+    """For the contact the follower is bound to (422 ``not_verified`` when they are not); the
+    follower then follows it in WeChat."""
+    from wxapp.config import wechat_appid
+
+    return queries.ticket_dict(svc.create_from_conversation(g.actor, wechat_appid(), conversation_id, body.model_dump()))
+
+
 @api.operation(bp, "/tickets", "POST", summary="Take a request at the desk or by phone", tags=("tickets",),
                body=StaffTicketIn, status=201)
 def create_ticket(body: StaffTicketIn):

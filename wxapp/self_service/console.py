@@ -243,3 +243,25 @@ def photo(photo_id: int):
     except DomainError as exc:
         return _denied(exc)
     return Response(data, mimetype=ctype, headers={"Cache-Control": "private, max-age=86400"})
+
+
+@bp.post("/conversations/<int:conversation_id>/ticket")
+@console_login_required
+def conversation_ticket(conversation_id: int):
+    """转为工单 from the 在线客服 page."""
+    from crm_core.service import tickets
+    from wxapp.config import wechat_appid
+    from wxapp.pages import act
+
+    holder = {}
+    f = request.form
+
+    def run():
+        archive = f.get("product_archive_id", "")
+        holder["t"] = tickets.create_from_conversation(g.actor, wechat_appid(), conversation_id, {
+            "kind": f.get("kind") or "consultation", "description": f.get("description", ""),
+            "product_archive_id": int(archive) if archive.isdigit() else None})
+
+    back = url_for("console.conversation", conversation_id=conversation_id)
+    resp = act(run, lambda: f"已转为工单 {holder['t'].number}，可在客户反馈中派工。", back)
+    return redirect(url_for("console.ticket_detail", ticket_id=holder["t"].id)) if "t" in holder else resp
