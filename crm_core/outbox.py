@@ -10,7 +10,7 @@ example when Redis was down at commit time — so no message is lost.
 
 A row stuck in ``sending`` (the process died mid-call) is *not* resent automatically: the
 provider may already have delivered it. It is marked ``failed`` with an explanation after
-``STUCK_AFTER`` (a minute) so staff can decide; "never twice" wins over "at least once" for messages
+``STUCK_AFTER`` (three minutes) so staff can decide; "never twice" wins over "at least once" for messages
 that reach customers' phones.
 """
 from __future__ import annotations
@@ -59,7 +59,9 @@ log = logging.getLogger("wxcrm.outbox")
 
 BACKOFF_BASE = 30          # seconds; attempt n waits BACKOFF_BASE * 4**(n-1), capped
 BACKOFF_CAP = 3600
-STUCK_AFTER = timedelta(seconds=60)  # a live delivery ends within a few WeChat calls of 5 s each
+# a live delivery ends within its WeChat calls: a token lock (≤ 15 s), a refresh and a retry, then a
+# template fallback with its own, each call ≤ 10 s (connect + read) — well under three minutes
+STUCK_AFTER = timedelta(minutes=3)
 
 
 class ChannelError(Exception):
@@ -169,27 +171,30 @@ def deliver(message_id: int) -> str:
         retry_at = getattr(exc, "retry_at", None)
         if retry_at is not None:  # not the message's fault: the attempt does not count
             wait = max(1, int((retry_at - utcnow()).total_seconds()))
-            db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
-                status="pending", last_error=error, attempts=OutboxMessage.attempts - 1, next_attempt_at=retry_at))
+            db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.status == "sending")
+                               .values(status="pending", last_error=error, attempts=OutboxMessage.attempts - 1,
+                                       next_attempt_at=retry_at))
             jobs.enqueue(deliver, message_id, delay=wait)
             db.session.commit()
             return "deferred"
         if retryable and attempts < msg.max_attempts:
             wait = backoff(attempts)
-            db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
-                status="pending", last_error=error, next_attempt_at=utcnow() + timedelta(seconds=wait)))
+            db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.status == "sending")
+                               .values(status="pending", last_error=error, next_attempt_at=utcnow() + timedelta(seconds=wait)))
             jobs.enqueue(deliver, message_id, delay=wait)
             log.warning("outbox delivery failed; will retry",
                         extra={"outbox_id": message_id, "attempt": attempts, "retry_in": wait, "error": error})
             outcome = "retry"
         else:
-            db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
-                status="failed", last_error=error))
+            db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.status == "sending")
+                               .values(status="failed", last_error=error))
             log.error("outbox delivery failed for good", extra={"outbox_id": message_id, "error": error})
             outcome = "failed"
         db.session.commit()
         return outcome
-    db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
+    # "sent" wins even over the sweeper's "result unknown": it did go out (and is not resent)
+    db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id,
+                                                   OutboxMessage.status.in_(("sending", "failed"))).values(
         status="sent", sent_at=utcnow(), last_error=None,
         provider_message_id=getattr(result, "provider_message_id", None)))
     db.session.commit()

@@ -184,9 +184,12 @@ def _matching_contact(customer: Customer, name: str, phone: str | None) -> Conta
             or next((c for c in contacts if c.name == name), None))
 
 
-def _open_opportunities(customer: Customer) -> list:
-    return db.session.scalars(select(Opportunity).where(Opportunity.customer_id == customer.id, Opportunity.status == "open")
-                              .order_by(Opportunity.id.desc()).limit(20)).all()
+def _open_opportunities(actor: Actor, customer: Customer) -> list:
+    """The customer's open opportunities the actor may change (others' are neither shown nor attached)."""
+    if not actor.can("opportunity", "edit"):
+        return []
+    return db.session.scalars(scoped_select(actor, Opportunity, action="edit").where(
+        Opportunity.customer_id == customer.id, Opportunity.status == "open").order_by(Opportunity.id.desc()).limit(20)).all()
 
 
 def conversion_plan(actor: Actor, lead_id: int) -> dict:
@@ -201,7 +204,7 @@ def conversion_plan(actor: Actor, lead_id: int) -> dict:
     target = _mapped(actor, lead)
     customer = _matched_customer(actor, target["customer"])
     contact = _matching_contact(customer, target["contact"]["name"], lead.phone) if customer else None
-    opportunities = _open_opportunities(customer) if customer else []
+    opportunities = _open_opportunities(actor, customer) if customer else []
     contacts = db.session.scalars(select(Contact).where(Contact.customer_id == customer.id)
                                   .order_by(Contact.id)).all() if customer else []
     return {
@@ -272,7 +275,7 @@ def convert_lead(actor: Actor, lead_id: int, options: dict | None = None) -> dic
     else:
         create = options.get("create_opportunity")
         if create is None:  # the plan: an open opportunity of the customer before an empty new one
-            existing = _open_opportunities(customer) if not created_customer else []
+            existing = _open_opportunities(actor, customer) if not created_customer else []
             opportunity = existing[0] if existing else None
             create = not existing
         if create:

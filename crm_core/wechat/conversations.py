@@ -15,7 +15,7 @@ from crm_core.clock import utcnow
 from crm_core.customers.models import Contact, Customer
 from crm_core.db import db, insert_for, paginate
 from crm_core.errors import NotFound, ValidationFailed
-from crm_core.org.permissions import Actor
+from crm_core.org.permissions import Actor, scoped_select
 from crm_core.wechat import followers
 from crm_core.wechat.models import Conversation, Follower, InboundMessage
 
@@ -77,16 +77,23 @@ def conversation_dict(c: Conversation, follower: Follower | None = None, name: s
 def list_conversations(actor: Actor, appid: str, *, status: str | None = None, mine: bool = False, q: str | None = None,
                        page: int = 1, per_page: int = 20) -> tuple[list[dict], int]:
     actor.require("follower", "view")
-    stmt = select(Conversation).where(Conversation.appid == appid)
+    ours = select(Follower.openid).where(Follower.appid == appid, Follower.org_id == actor.org_id)
+    stmt = select(Conversation).where(Conversation.appid == appid,  # this organisation's followers, or not yet anyone's
+                                      or_(Conversation.openid.in_(ours), ~Conversation.openid.in_(
+                                          select(Follower.openid).where(Follower.appid == appid,
+                                                                        Follower.org_id.is_not(None)))))
     if status in ("open", "closed"):
         stmt = stmt.where(Conversation.status == status)
     if mine:
         stmt = stmt.where(Conversation.assignee_id == actor.employee_id)
     if q:
         like = f"%{q.strip()}%"
-        contacts = select(Follower.openid).join(Contact, Contact.id == Follower.contact_id).where(
-            or_(Contact.name.like(like), Contact.phone.like(like)))
-        stmt = stmt.where(or_(Conversation.openid.like(like), Conversation.openid.in_(contacts)))
+        found = [Conversation.openid.like(like)]
+        if actor.can("contact", "view"):  # by the bound contact's name or phone, within the agent's data scope
+            visible = scoped_select(actor, Contact).where(or_(Contact.name.like(like), Contact.phone.like(like)))
+            found.append(Conversation.openid.in_(select(Follower.openid).where(
+                Follower.contact_id.in_(visible.with_only_columns(Contact.id)))))
+        stmt = stmt.where(or_(*found))
     rows, total = paginate(stmt, Conversation.last_message_at.desc(), page=page, per_page=per_page)
     names = followers.display_names(c.openid for c in rows)
     fs = {f.openid: f for f in db.session.scalars(select(Follower).where(
@@ -98,6 +105,9 @@ def get_conversation(actor: Actor, appid: str, conversation_id: int) -> Conversa
     actor.require("follower", "view")
     c = db.session.get(Conversation, conversation_id)
     if c is None or c.appid != appid:
+        raise NotFound("会话不存在。")
+    f = followers.find(appid, c.openid)
+    if f is not None and f.org_id is not None and f.org_id != actor.org_id:
         raise NotFound("会话不存在。")
     return c
 
@@ -132,9 +142,10 @@ def messages(actor: Actor, appid: str, conversation_id: int, limit: int = 100, m
     from crm_core.outbox import OutboxMessage
 
     c = get_conversation(actor, appid, conversation_id)
-    inbound = db.session.scalars(select(InboundMessage).where(InboundMessage.appid == appid,
-                                                              InboundMessage.openid == c.openid)
-                                 .order_by(InboundMessage.id.desc()).limit(limit)).all()
+    inbound = db.session.scalars(select(InboundMessage).where(  # LOCATION reports must not crowd the thread out
+        InboundMessage.appid == appid, InboundMessage.openid == c.openid,
+        or_(InboundMessage.msg_type != "event", InboundMessage.event.in_(SHOWN_EVENTS)))
+        .order_by(InboundMessage.id.desc()).limit(limit)).all()
     outbound = db.session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == c.openid,
                                                               OutboxMessage.channel.like("wechat%"))
                                   .order_by(OutboxMessage.id.desc()).limit(limit)).all()
@@ -167,7 +178,12 @@ def reply(actor: Actor, appid: str, conversation_id: int, text: str) -> dict:
     follower = followers.find(appid, c.openid)
     if follower is None or not follower.subscribed:
         raise ValidationFailed("对方未关注公众号，无法发送消息。", code="not_following")
-    now_open = window(follower)["open"]
+    from crm_core.outbox import OutboxMessage
+
+    queued = db.session.scalar(select(func.count(OutboxMessage.id)).where(
+        OutboxMessage.recipient == c.openid, OutboxMessage.channel == "wechat_custom",
+        OutboxMessage.status.in_(("pending", "sending")))) or 0
+    now_open = window(follower)["quota_left"] > queued  # what is still queued will use the quota first
     # without a quota left when it is sent, the channel sends its template notice ("客服回复") instead
     msg = outbox.queue_message("wechat_custom", c.openid, {"msgtype": "text", "text": text, "title": "客服回复",
                                                           "agent_id": actor.employee_id},
@@ -179,12 +195,26 @@ def reply(actor: Actor, appid: str, conversation_id: int, text: str) -> dict:
     return {"id": msg.id, "status": msg.status, "channel": "customer_service" if now_open else "template"}
 
 
-def follower_card(appid: str, openid: str) -> dict:
-    """Beside the conversation: who this is — bound contact and customer, last location, window."""
+def _visible(actor: Actor, model, record_id: int | None):
+    from crm_core.errors import DomainError
+    from crm_core.org.permissions import get_visible
+
+    if not record_id:
+        return None
+    try:
+        return get_visible(actor, model, record_id)
+    except DomainError:  # outside the agent's scope: the card says only that the follower is bound
+        return None
+
+
+def follower_card(actor: Actor, appid: str, openid: str) -> dict:
+    """Beside the conversation: who this is — bound contact and customer (as far as the agent's data
+    scope shows them), last location, window."""
     f = followers.find(appid, openid)
-    contact = db.session.get(Contact, f.contact_id) if f and f.contact_id else None
-    customer = db.session.get(Customer, f.customer_id) if f and f.customer_id else None
+    contact = _visible(actor, Contact, f.contact_id) if f and f.contact_id else None
+    customer = _visible(actor, Customer, f.customer_id) if f and f.customer_id else None
     return {"name": followers.display_name(f, openid), "openid": openid, "subscribed": bool(f and f.subscribed),
+            "bound": bool(f and f.contact_id),
             "contact": {"id": contact.id, "name": contact.name, "phone": contact.phone} if contact else None,
             "customer": {"id": customer.id, "name": customer.name} if customer else None,
             "location": {"lat": f.last_lat, "lng": f.last_lng} if f and f.last_location_at else None,

@@ -35,12 +35,15 @@ def find(appid: str, openid: str) -> Follower | None:
     return db.session.scalars(select(Follower).where(Follower.appid == appid, Follower.openid == openid)).first()
 
 
-def record_interaction(follower: Follower, msg_type: str | None = None, event: str | None = None) -> None:
-    """The user did something: their last interaction, and the quota it opens, if any."""
+def record_interaction(follower: Follower, msg_type: str | None = None, event: str | None = None,
+                       sent_at=None) -> None:
+    """The user did something: their last interaction, and the quota it opens, if any. ``sent_at``
+    (the message's CreateTime): a message handled after a later unfollow does not re-subscribe."""
     now = utcnow()
     follower.last_interaction_at = now
     grant = opened_grant(msg_type, event)
-    if grant and not follower.subscribed:  # only followers can message or tap the menu
+    later_unfollow = follower.unsubscribed_at is not None and sent_at is not None and follower.unsubscribed_at > sent_at
+    if grant and not follower.subscribed and not later_unfollow:  # only followers can message or tap the menu
         follower.subscribed = True
     if grant == "message":
         follower.window_message_at, follower.window_message_used = now, 0
@@ -72,33 +75,33 @@ def cs_quota(follower: Follower | None, now=None) -> dict:
     return out
 
 
-def use_cs_quota(follower_id: int, now=None) -> bool:
+def use_cs_quota(follower_id: int, now=None) -> str | None:
     """Take one customer-service message from the follower's quota (the short grant first), with
-    a conditional UPDATE so concurrent senders never take more than WeChat allows. False: none left."""
+    a conditional UPDATE so concurrent senders never take more than WeChat allows. Returns the
+    grant it came from ("event" / "message"), None when none is left."""
     from sqlalchemy import update
 
     now = now or utcnow()
-    for at_col, used_col, (span, allowed) in (
-            (Follower.window_event_at, Follower.window_event_used, EVENT_GRANT),
-            (Follower.window_message_at, Follower.window_message_used, MESSAGE_GRANT)):
+    for grant, at_col, used_col, (span, allowed) in (
+            ("event", Follower.window_event_at, Follower.window_event_used, EVENT_GRANT),
+            ("message", Follower.window_message_at, Follower.window_message_used, MESSAGE_GRANT)):
         res = db.session.execute(update(Follower).where(
             Follower.id == follower_id, Follower.subscribed.is_(True), Follower.invalid_at.is_(None),
             at_col > now - span, used_col < allowed).values({used_col: used_col + 1}).execution_options(
             synchronize_session=False))
         if res.rowcount:
-            return True
-    return False
+            return grant
+    return None
 
 
-def give_back_cs_quota(follower_id: int) -> None:
-    """A customer-service message WeChat refused: it used nothing (best effort, short grant first)."""
+def give_back_cs_quota(follower_id: int, grant: str) -> None:
+    """A customer-service message that provably did not go out (WeChat refused it, or the
+    connection never opened) used nothing: the grant it was taken from gets it back."""
     from sqlalchemy import update
 
-    for used_col in (Follower.window_event_used, Follower.window_message_used):
-        res = db.session.execute(update(Follower).where(Follower.id == follower_id, used_col > 0)
-                                 .values({used_col: used_col - 1}).execution_options(synchronize_session=False))
-        if res.rowcount:
-            return
+    used_col = Follower.window_event_used if grant == "event" else Follower.window_message_used
+    db.session.execute(update(Follower).where(Follower.id == follower_id, used_col > 0)
+                       .values({used_col: used_col - 1}).execution_options(synchronize_session=False))
 
 
 def mark_unsubscribed(appid: str, openid: str) -> None:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from crm_core.db import db
 from crm_core.activities.models import Activity
 from crm_core.customers.models import Contact, Customer
+from crm_core.db import db
 from crm_core.sales.models import Lead, Opportunity
 from tests.factories import make_team
 
@@ -156,3 +156,18 @@ def test_conversion_mapping_is_configurable(team, client, auth_headers):
     assert customer.note == "展会上认识" and customer.phone is None
     bad = client.put("/api/v1/settings/lead-conversion", headers=admin, json={"mapping": {"shoe_size": "customer.name"}})
     assert bad.status_code == 422
+
+
+def test_the_lead_page_opens_when_the_company_is_a_colleagues_customer(team, client, auth_headers, any_app):
+    """The conversion is refused (409, naming the owner) but the lead itself stays readable."""
+    from tests.conftest import console_login
+    from tests.factories import PASSWORD
+
+    h = auth_headers(team["rep1"])
+    client.post("/api/v1/customers", json={"name": "别家", "phone": "13700003333"}, headers=auth_headers(team["rep2"]))
+    lead = _lead(client, h, name="周先生", company=None, phone="13700003333")
+    c, _ = console_login(any_app, team["rep1"].username, PASSWORD)
+    page = c.get(f"/console/leads/{lead['id']}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "周先生" in html and "撞单" in html and "确认转换" not in html
+    assert c.post(f"/console/leads/{lead['id']}/convert", data={"contact": "²"}).status_code in (302, 400)  # never a 500

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 
 from crm_core.clock import travel
-from crm_core.db import db
 from crm_core.customers.models import Customer
+from crm_core.db import db
 from crm_core.outbox import OutboxMessage
 from tests.factories import make_team
 

@@ -94,3 +94,61 @@ def followers_appid():
     from wxapp.config import wechat_appid
 
     return wechat_appid()
+
+
+def test_location_reports_do_not_crowd_the_thread_and_other_orgs_stay_out(desk, client):
+    from crm_core.org.models import Organization
+    from crm_core.wechat.models import Follower
+
+    h = desk("service.dispatcher")
+    post(client, message_xml("text", "oConv00005", content="还在吗"))
+    for i in range(120):  # location reporting on: one every few seconds
+        post(client, message_xml("location_event", "oConv00005", lat=30.2 + i / 1e4, lng=120.1))
+    conv = next(c for c in client.get("/api/v1/conversations", headers=h).get_json()["items"] if c["openid"] == "oConv00005")
+    texts = [m["text"] for m in client.get(f"/api/v1/conversations/{conv['id']}/messages", headers=h).get_json()["items"]]
+    assert texts == ["还在吗"]
+    # a follower bound to another organisation is not this desk's conversation
+    other = Organization(code="other", name="别家公司")
+    db.session.add(other)
+    db.session.commit()
+    post(client, message_xml("text", "oConv00006", content="别家的客户"))
+    from wxapp.official_account import fastpath
+
+    fastpath.flush_local()
+    f = db.session.scalars(db.select(Follower).where(Follower.openid == "oConv00006")).one()
+    f.org_id = other.id
+    db.session.commit()
+    listed = [c["openid"] for c in client.get("/api/v1/conversations", headers=h).get_json()["items"]]
+    assert "oConv00006" not in listed
+    from crm_core.wechat.models import Conversation
+
+    theirs = db.session.scalars(db.select(Conversation).where(Conversation.openid == "oConv00006")).one()
+    assert client.get(f"/api/v1/conversations/{theirs.id}/messages", headers=h).status_code == 404
+
+
+def test_a_reply_that_never_left_gives_its_quota_back(desk, client, monkeypatch):
+    import requests
+
+    from crm_core import outbox
+    from crm_core.outbox import OutboxMessage
+    from crm_core.wechat import followers
+    from wxapp.official_account import channels
+
+    h = desk("service.dispatcher")
+    post(client, message_xml("text", "oConv00007", content="你好"))
+    conv = next(c for c in client.get("/api/v1/conversations", headers=h).get_json()["items"] if c["openid"] == "oConv00007")
+
+    class Down:
+        class message:  # noqa: N801
+            @staticmethod
+            def send_text(*a, **kw):
+                raise requests.exceptions.ConnectTimeout("connect timeout")
+
+    monkeypatch.setattr(channels, "_client", lambda: Down)
+    r = client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=h, json={"text": "在的"})
+    assert r.status_code == 201
+    outbox.deliver(r.get_json()["id"])
+    db.session.expire_all()
+    assert db.session.get(OutboxMessage, r.get_json()["id"]).status == "pending"  # retried later: nothing went out
+    f = followers.find(followers_appid(), "oConv00007")
+    assert followers.cs_quota(f)["remaining"] == 5  # the unit went back

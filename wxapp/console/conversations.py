@@ -49,7 +49,7 @@ def conversation(conversation_id: int):
         c, items = _open(conversation_id)
     except DomainError as exc:
         return denied(exc)
-    card = conversations.follower_card(c.appid, c.openid)
+    card = conversations.follower_card(g.actor, c.appid, c.openid)
     card.update(_service_card(card, items))
     return render_template("console/conversation.html", c=conversations.conversation_dict(c), items=items, card=card,
                            can_reply=g.actor.can("follower", "edit"), can_ticket=g.actor.can("ticket", "create"))
@@ -62,13 +62,14 @@ def _service_card(card: dict, items: list[dict]) -> dict:
 
     from crm_core.customers.models import Product, ProductArchive
     from crm_core.labels import label
+    from crm_core.org.permissions import scoped_select
     from crm_core.service.models import Ticket
 
     said = "\n".join(m["text"] for m in items if m["direction"] == "in" and m["kind"] != "event")[-500:]
-    if not card["contact"]:
+    if not card["contact"] or not card["customer"]:
         return {"tickets": [], "archives": [], "said": said}
-    tickets = db.session.scalars(select(Ticket).where(Ticket.contact_id == card["contact"]["id"])
-                                 .order_by(Ticket.id.desc()).limit(5)).all()
+    tickets = db.session.scalars(scoped_select(g.actor, Ticket).where(Ticket.contact_id == card["contact"]["id"])
+                                 .order_by(Ticket.id.desc()).limit(5)).all() if g.actor.can("ticket", "view") else []
     archives = db.session.execute(select(ProductArchive.id, ProductArchive.serial_no, Product.name).join(
         Product, Product.id == ProductArchive.product_id).where(ProductArchive.customer_id == card["customer"]["id"])).all()
     return {"tickets": [{"id": t.id, "number": t.number, "kind": label("ticket_kind", t.kind),

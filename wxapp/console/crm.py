@@ -70,13 +70,16 @@ def lead(lead_id: int):
 
     try:
         row = get_visible(g.actor, Lead, lead_id)
-        plan = None
-        if row.status in ("new", "working") and g.actor.can("lead", "edit") and g.actor.can("customer", "create"):
-            plan = lead_service.conversion_plan(g.actor, lead_id)
     except DomainError as exc:
         return _denied(exc)
+    plan, blocked = None, None
+    if row.status in ("new", "working") and g.actor.can("lead", "edit") and g.actor.can("customer", "create"):
+        try:
+            plan = lead_service.conversion_plan(g.actor, lead_id)
+        except DomainError as exc:  # e.g. the company is already a colleague's customer: say so, show the lead
+            blocked = exc.message
     touches = lead_service.lead_touches(row)
-    return render_template("console/lead.html", lead=row, plan=plan, touches=touches, labels=LEAD_STATUS,
+    return render_template("console/lead.html", lead=row, plan=plan, blocked=blocked, touches=touches, labels=LEAD_STATUS,
                            sources=SOURCE_LABELS, owner=_names([row.owner_id]).get(row.owner_id),
                            campaigns=_campaign_names({t["campaign_id"] for t in touches} | {row.campaign_id}))
 
@@ -91,7 +94,7 @@ def _campaign_names(ids: set) -> dict:
 def _choice(name: str) -> int | str | None:
     """A dialog choice: "new", "none", or the id of what to attach."""
     value = (request.form.get(name) or "").strip()
-    return int(value) if value.isdigit() else value or None
+    return int(value) if value.isascii() and value.isdecimal() else value or None
 
 
 @bp.post("/leads/<int:lead_id>/convert")

@@ -19,7 +19,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import IntegrityError
@@ -300,8 +300,8 @@ _TAKE_OVER = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KE
 
 def _lease() -> float:
     """How long a delivery may stay "processing" before its process is taken for dead: the handler
-    budget (after which a live process answers and defers) and a margin."""
-    return float(current_app.config.get("WECHAT_HANDLER_BUDGET", 3.5)) + 2.0
+    budget (after which a live process answers and defers) and a margin for lock waits before it."""
+    return float(current_app.config.get("WECHAT_HANDLER_BUDGET", 3.5)) + 4.0  # and a slow database's lock waits
 
 
 def _retry_fetch(key: str):
@@ -330,6 +330,14 @@ def _take_over(key: str) -> InboundMessage | bool | None:
     kill -9, a crash). The first retry to claim it — a conditional UPDATE on the row, or a
     compare-and-set on the Redis claim when the row never got written — runs the handler.
     Returns the row to finish, True (the Redis claim is ours, no row yet), or None."""
+    try:
+        return _claim_stale(key)
+    except IntegrityError:  # the first delivery was slow, not dead, and just wrote its row: keep waiting
+        db.session.rollback()
+        return None
+
+
+def _claim_stale(key: str) -> InboundMessage | bool | None:
     now = utcnow()
     cut = now - timedelta(seconds=_lease())
     db.session.rollback()
@@ -400,7 +408,11 @@ def handle(msg) -> str:
             taken = _take_over(key)
             if taken is None:
                 return None
-            return _process(msg, ib, rule, key, t0, existing=taken if isinstance(taken, InboundMessage) else None)
+            try:
+                return _process(msg, ib, rule, key, t0, existing=taken if isinstance(taken, InboundMessage) else None)
+            except IntegrityError:  # the first delivery wrote its row meanwhile: its reply is what we wait for
+                db.session.rollback()
+                return None
         return _wait_for_reply(_retry_fetch(key), take_over=take_over)
 
     if _claim_redis(key) is not None:  # a WeChat retry (Redis mode)
@@ -483,7 +495,10 @@ def _follower_state(ib: Inbound) -> None:
     if ib.event == "unsubscribe":
         followers.unfollow(follower)
     else:
-        followers.record_interaction(follower, ib.msg_type, ib.event)
+        sent_at = getattr(ib.message, "create_time", None)
+        sent_at = sent_at.astimezone(timezone.utc).replace(tzinfo=None) if isinstance(sent_at, datetime) and sent_at.tzinfo else (
+            sent_at if isinstance(sent_at, datetime) else None)
+        followers.record_interaction(follower, ib.msg_type, ib.event, sent_at=sent_at)
     if ib.event == "subscribe":
         ib.first_follow = followers.follow(follower, ib.scene)
         from crm_core import jobs

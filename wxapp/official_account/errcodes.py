@@ -50,7 +50,7 @@ _TABLE = [
     Errcode(42001, "access_token expired", "access_token 已过期", REFRESH),
     Errcode(42002, "refresh_token expired", "网页授权 refresh_token 已过期（30 天）", FAIL),
     Errcode(43004, "require subscribe", "用户未关注公众号", UNSUBSCRIBED),
-    Errcode(43101, "user refuse to accept the msg", "用户拒收订阅消息", UNSUBSCRIBED),
+    Errcode(43101, "user refuse to accept the msg", "用户拒收订阅消息（仍是粉丝）", FAIL),
     Errcode(45009, "reach max api daily quota limit", "接口当日调用次数已用完", TOMORROW),
     Errcode(45015, "response out of time limit or subscription is canceled",
             "超出客服消息时限：48 小时内用户没有可回复的互动", TEMPLATE),

@@ -86,12 +86,13 @@ def process(ib, key: str, summary: dict, reply: str | None, handler: str | None,
 
 def _due(database: int, appid: str, openid: str, kind: str) -> bool:
     """Follower bookkeeping at most once a minute per user, kind, database and process (10 s for
-    locations). ``kind``: "msg" (a user message: opens the reply quota), "loc", or "seen". A second
-    message within the minute leaves the quota as the first one set it (a few seconds shorter)."""
+    locations, 5 s for a user message, which renews its reply grant, and for the conversation's place
+    in the inbox). ``kind``: "msg", "conv", "loc" or "seen"."""
     now = time.monotonic()
     touch_key = (database, appid, openid, kind)
     with _touched_lock:
-        every = {"loc": LOCATION_EVERY, "conv": CONVERSATION_EVERY}.get(kind, INTERACTION_EVERY)
+        # a user message renews its reply grant: within seconds, or a live chat runs out of replies
+        every = {"loc": LOCATION_EVERY, "conv": CONVERSATION_EVERY, "msg": CONVERSATION_EVERY}.get(kind, INTERACTION_EVERY)
         due = now - _touched.get(touch_key, -1e9) >= every
         if due:
             _touched[touch_key] = now

@@ -260,7 +260,7 @@ def conversation_ticket(conversation_id: int):
         archive = f.get("product_archive_id", "")
         holder["t"] = tickets.create_from_conversation(g.actor, wechat_appid(), conversation_id, {
             "kind": f.get("kind") or "consultation", "description": f.get("description", ""),
-            "product_archive_id": int(archive) if archive.isdigit() else None})
+            "product_archive_id": int(archive) if archive.isascii() and archive.isdecimal() else None})
 
     back = url_for("console.conversation", conversation_id=conversation_id)
     resp = act(run, lambda: f"已转为工单 {holder['t'].number}，可在客户反馈中派工。", back)
