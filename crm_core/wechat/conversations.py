@@ -7,7 +7,7 @@ messages are read from the inbound and outbox tables.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
 
@@ -26,6 +26,8 @@ EVENT_TEXT = {"subscribe": "关注了公众号", "unsubscribe": "取消了关注
 KIND_TEXT = {"image": "[图片]", "voice": "[语音]", "video": "[视频]", "shortvideo": "[小视频]", "location": "[位置]",
              "link": "[链接]", "file": "[文件]"}
 MENU_LABELS = {"MENU_REPAIR": "在线报修", "MENU_PROGRESS": "服务进度", "MENU_PRODUCTS": "我的产品", "MENU_CHECKIN": "签到"}
+STATUSES = ("open", "waiting", "closed")  # waiting: asked for a person (人工客服) and nobody has taken it yet
+QUIET_CLOSE = timedelta(minutes=30)  # a conversation nobody writes in for this long closes (the next message reopens it)
 MAX_REPLY = 600  # characters: WeChat takes 2,048 bytes of text in a customer-service message
 
 
@@ -45,8 +47,12 @@ def touch_many(items: list[tuple[str, str, datetime]]) -> None:
     rows = [{"appid": a, "openid": o, "status": "open", "last_message_at": at, "last_read_id": 0, "created_at": at}
             for (a, o), at in latest.items()]
     stmt = insert_for(Conversation.__table__)
-    stmt = stmt.on_conflict_do_update(index_elements=["appid", "openid"],
-                                      set_={"last_message_at": stmt.excluded.last_message_at, "status": "open"})
+    from sqlalchemy import case
+
+    table = Conversation.__table__
+    stmt = stmt.on_conflict_do_update(index_elements=["appid", "openid"], set_={  # a closed conversation opens again
+        "last_message_at": stmt.excluded.last_message_at,
+        "status": case((table.c.status == "closed", "open"), else_=table.c.status)})
     db.session.execute(stmt, rows)
 
 
@@ -82,7 +88,7 @@ def list_conversations(actor: Actor, appid: str, *, status: str | None = None, m
                                       or_(Conversation.openid.in_(ours), ~Conversation.openid.in_(
                                           select(Follower.openid).where(Follower.appid == appid,
                                                                         Follower.org_id.is_not(None)))))
-    if status in ("open", "closed"):
+    if status in STATUSES:
         stmt = stmt.where(Conversation.status == status)
     if mine:
         stmt = stmt.where(Conversation.assignee_id == actor.employee_id)
@@ -219,3 +225,48 @@ def follower_card(actor: Actor, appid: str, openid: str) -> dict:
             "customer": {"id": customer.id, "name": customer.name} if customer else None,
             "location": {"lat": f.last_lat, "lng": f.last_lng} if f and f.last_location_at else None,
             "window": window(f)}
+
+
+def ask_for_agent(appid: str, openid: str) -> Conversation:
+    """人工客服: the user asked for a person — the conversation waits in the queue until an agent takes it."""
+    touch_many([(appid, openid, utcnow())])
+    c = db.session.scalars(select(Conversation).where(Conversation.appid == appid, Conversation.openid == openid)).one()
+    if c.assignee_id is None:
+        c.status = "waiting"
+    db.session.flush()
+    return c
+
+
+def assign(actor: Actor, appid: str, conversation_id: int, employee_id: int | None = None) -> Conversation:
+    """Take a conversation (接入: ``employee_id`` left out) or hand it to a colleague (转接)."""
+    from crm_core.org.models import Employee
+
+    actor.require("follower", "edit")
+    c = get_conversation(actor, appid, conversation_id)
+    target = employee_id or actor.employee_id
+    emp = db.session.get(Employee, target) if target else None
+    if emp is None or emp.org_id != actor.org_id:
+        raise ValidationFailed("接待人不存在。", fields={"employee_id": "unknown employee"})
+    c.assignee_id = emp.id
+    if c.status != "closed":
+        c.status = "open"
+    db.session.flush()
+    return c
+
+
+def close(actor: Actor, appid: str, conversation_id: int) -> Conversation:
+    actor.require("follower", "edit")
+    c = get_conversation(actor, appid, conversation_id)
+    c.status = "closed"
+    db.session.flush()
+    return c
+
+
+def close_quiet(now: datetime | None = None) -> int:
+    """Conversations nobody wrote in for QUIET_CLOSE close; the user's next message opens them again."""
+    from sqlalchemy import update
+
+    now = now or utcnow()
+    return db.session.execute(update(Conversation).where(Conversation.status != "closed",
+                                                         Conversation.last_message_at < now - QUIET_CLOSE)
+                              .values(status="closed").execution_options(synchronize_session=False)).rowcount

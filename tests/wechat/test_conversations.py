@@ -152,3 +152,31 @@ def test_a_reply_that_never_left_gives_its_quota_back(desk, client, monkeypatch)
     assert db.session.get(OutboxMessage, r.get_json()["id"]).status == "pending"  # retried later: nothing went out
     f = followers.find(followers_appid(), "oConv00007")
     assert followers.cs_quota(f)["remaining"] == 5  # the unit went back
+
+
+def test_asking_for_a_person_queues_the_conversation_until_an_agent_takes_it(desk, client):
+    from crm_core.clock import utcnow
+    from crm_core.org.models import Employee
+    from crm_core.wechat import conversations
+    from tests.wechat_helpers import reply_text
+
+    h = desk("service.dispatcher")
+    assert "人工客服" in reply_text(post(client, message_xml("text", "oConv00008", content="人工客服")))
+    waiting = client.get("/api/v1/conversations?status=waiting", headers=h).get_json()["items"]
+    assert [c["openid"] for c in waiting] == ["oConv00008"] and waiting[0]["assignee_id"] is None
+    conv = waiting[0]
+    taken = client.post(f"/api/v1/conversations/{conv['id']}/assign", headers=h, json={}).get_json()
+    assert taken["status"] == "open" and taken["assignee_id"]
+    engineer = db.session.scalars(db.select(Employee).where(Employee.name == "郑强")).one()
+    moved = client.post(f"/api/v1/conversations/{conv['id']}/assign", headers=h, json={"employee_id": engineer.id}).get_json()
+    assert moved["assignee_id"] == engineer.id
+    assert client.post(f"/api/v1/conversations/{conv['id']}/assign", headers=h,
+                       json={"employee_id": 987654}).status_code == 422
+    assert client.post(f"/api/v1/conversations/{conv['id']}/close", headers=h).get_json()["status"] == "closed"
+    post(client, message_xml("text", "oConv00008", content="我又来了"))  # the next message reopens it
+    assert client.get("/api/v1/conversations?status=open", headers=h).get_json()["items"][0]["openid"] == "oConv00008"
+    # half an hour of quiet closes it
+    with travel(timedelta(minutes=31)):
+        assert conversations.close_quiet(utcnow()) >= 1
+    db.session.commit()
+    assert client.get("/api/v1/conversations?status=closed", headers=h).get_json()["total"] >= 1

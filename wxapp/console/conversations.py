@@ -51,8 +51,13 @@ def conversation(conversation_id: int):
         return denied(exc)
     card = conversations.follower_card(g.actor, c.appid, c.openid)
     card.update(_service_card(card, items))
+    from crm_core.org.models import Employee
+    from crm_core.org.organization import employee_names
+
+    colleagues = db.session.scalars(db.select(Employee.id).where(Employee.org_id == g.actor.org_id)).all()
     return render_template("console/conversation.html", c=conversations.conversation_dict(c), items=items, card=card,
-                           can_reply=g.actor.can("follower", "edit"), can_ticket=g.actor.can("ticket", "create"))
+                           can_reply=g.actor.can("follower", "edit"), can_ticket=g.actor.can("ticket", "create"),
+                           colleagues=employee_names(colleagues))
 
 
 def _service_card(card: dict, items: list[dict]) -> dict:
@@ -98,4 +103,22 @@ def conversation_reply(conversation_id: int):
 
     return act(run, lambda: "已发送" if holder["r"]["channel"] == "customer_service"
                else "对方 48 小时内没有可回复的互动，已改为模板消息发送。",
+               url_for("console.conversation", conversation_id=conversation_id))
+
+
+@bp.post("/conversations/<int:conversation_id>/assign")
+@console_login_required
+def conversation_assign(conversation_id: int):
+    """接入 (take it) or 转接 (to the colleague chosen)."""
+    raw = request.form.get("employee_id", "")
+    employee_id = int(raw) if raw.isascii() and raw.isdecimal() else None
+    return act(lambda: conversations.assign(g.actor, wechat_appid(), conversation_id, employee_id),
+               "已转接。" if employee_id else "已接入，由您接待。",
+               url_for("console.conversation", conversation_id=conversation_id))
+
+
+@bp.post("/conversations/<int:conversation_id>/close")
+@console_login_required
+def conversation_close(conversation_id: int):
+    return act(lambda: conversations.close(g.actor, wechat_appid(), conversation_id), "会话已结束；对方再发消息时会重新打开。",
                url_for("console.conversation", conversation_id=conversation_id))

@@ -21,9 +21,19 @@ def init_app(app: Flask) -> None:
     channels.register()
     router.add(channels.template_job_finished, name="wechat.template_job_finished", msg_type="event",
                event="templatesendjobfinish")
+    router.add(_ask_for_agent, name="wechat.ask_for_agent", msg_type="text", text_pattern=r"^\s*(人工客服|人工服务|转人工|人工)\s*$",
+               priority=50)
     csrf.exempt(callback.bp)  # signed by WeChat, not by a browser session
     csrf.exempt(sandbox.bp)
     app.register_blueprint(callback.bp)
     app.wsgi_app = callback.CallbackLane(app, app.wsgi_app)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(sandbox.bp)
+
+
+def _ask_for_agent(ib) -> str:
+    """人工客服: the conversation joins the queue of the console's 在线客服."""
+    from crm_core.wechat import conversations
+
+    conversations.ask_for_agent(ib.appid, ib.openid)
+    return "已为您转接人工客服，请稍候，客服人员会尽快在这里回复您。"

@@ -162,7 +162,7 @@ class ConversationOut(Model):
     contact_id: int | None
     customer_id: int | None
     name: str
-    status: Literal["open", "closed"]
+    status: Literal["open", "waiting", "closed"] = Field(description="waiting: asked for 人工客服, not yet taken")
     assignee_id: int | None
     unread: int
     last_message_at: str
@@ -170,7 +170,7 @@ class ConversationOut(Model):
 
 
 class ConversationQuery(PageQuery):
-    status: Literal["open", "closed"] | None = None
+    status: Literal["open", "waiting", "closed"] | None = None
     mine: bool = False
     q: str | None = Field(default=None, max_length=64, description="openid, or the bound contact's name or phone")
     per_page: int = Field(default=20, ge=1, le=100)
@@ -233,3 +233,23 @@ def reply_conversation(conversation_id: int, body: ReplyIn):
     from crm_core.wechat import conversations
 
     return conversations.reply(g.actor, wechat_appid(), conversation_id, body.text)
+
+
+class AssignIn(Model):
+    employee_id: int | None = Field(default=None, description="hand it to this colleague (转接); left out: take it yourself (接入)")
+
+
+@api.operation(bp, "/conversations/<int:conversation_id>/assign", "POST", summary="Take or transfer a conversation",
+               tags=("conversations",), body=AssignIn, response=ConversationOut)
+def assign_conversation(conversation_id: int, body: AssignIn):
+    from crm_core.wechat import conversations
+
+    return conversations.conversation_dict(conversations.assign(g.actor, wechat_appid(), conversation_id, body.employee_id))
+
+
+@api.operation(bp, "/conversations/<int:conversation_id>/close", "POST", summary="End a conversation (the next message reopens it)",
+               tags=("conversations",), response=ConversationOut)
+def close_conversation(conversation_id: int):
+    from crm_core.wechat import conversations
+
+    return conversations.conversation_dict(conversations.close(g.actor, wechat_appid(), conversation_id))

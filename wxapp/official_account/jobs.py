@@ -114,3 +114,13 @@ def recover_lost_jobs() -> int:
         jobs.enqueue(download_media, media_id)
     db.session.commit()
     return len(profiles) + len(photos)
+
+
+@jobs.periodic(every=300)
+def close_quiet_conversations() -> int:
+    """在线客服: conversations quiet for 30 minutes close (the next message reopens them)."""
+    from crm_core.wechat import conversations
+
+    n = conversations.close_quiet()
+    db.session.commit()
+    return n
