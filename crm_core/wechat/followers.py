@@ -60,7 +60,8 @@ def opened_grant(msg_type: str | None, event: str | None) -> str | None:
 
 def cs_quota(follower: Follower | None, now=None) -> dict:
     """How many customer-service messages WeChat would still take for this follower, until when,
-    and which action opened them: ``{remaining, until, opened_by}``."""
+    and which action opened them: ``{remaining, until, opened_by}``. A message sent counts against
+    every grant still open (as the sandbox counts it), so what is left is the larger remainder."""
     now = now or utcnow()
     out = {"remaining": 0, "until": None, "opened_by": None}
     if follower is None or not follower.subscribed or follower.invalid_at is not None:
@@ -68,40 +69,40 @@ def cs_quota(follower: Follower | None, now=None) -> dict:
     for kind, at, used, (span, allowed) in (
             ("event", follower.window_event_at, follower.window_event_used, EVENT_GRANT),
             ("message", follower.window_message_at, follower.window_message_used, MESSAGE_GRANT)):
-        if at is not None and now - at < span and (used or 0) < allowed:
-            out["remaining"] += allowed - (used or 0)
-            if out["opened_by"] is None:
-                out["until"], out["opened_by"] = at + span, kind
+        left = allowed - (used or 0)
+        if at is not None and now - at < span and left > out["remaining"]:
+            out.update(remaining=left, until=at + span, opened_by=kind)
     return out
 
 
-def use_cs_quota(follower_id: int, now=None) -> str | None:
-    """Take one customer-service message from the follower's quota (the short grant first), with
-    a conditional UPDATE so concurrent senders never take more than WeChat allows. Returns the
-    grant it came from ("event" / "message"), None when none is left."""
-    from sqlalchemy import update
+def use_cs_quota(follower_id: int, now=None) -> bool:
+    """Take one customer-service message from the follower's quota — one conditional UPDATE that
+    counts it against every open grant, so concurrent senders never take more than WeChat allows.
+    False: no grant has room left."""
+    from sqlalchemy import case, update
 
     now = now or utcnow()
-    for grant, at_col, used_col, (span, allowed) in (
-            ("event", Follower.window_event_at, Follower.window_event_used, EVENT_GRANT),
-            ("message", Follower.window_message_at, Follower.window_message_used, MESSAGE_GRANT)):
-        res = db.session.execute(update(Follower).where(
-            Follower.id == follower_id, Follower.subscribed.is_(True), Follower.invalid_at.is_(None),
-            at_col > now - span, used_col < allowed).values({used_col: used_col + 1}).execution_options(
-            synchronize_session=False))
-        if res.rowcount:
-            return grant
-    return None
+    (ev_span, ev_allowed), (msg_span, msg_allowed) = EVENT_GRANT, MESSAGE_GRANT
+    ev_open = Follower.window_event_at > now - ev_span
+    msg_open = Follower.window_message_at > now - msg_span
+    res = db.session.execute(update(Follower).where(
+        Follower.id == follower_id, Follower.subscribed.is_(True), Follower.invalid_at.is_(None),
+        (ev_open & (Follower.window_event_used < ev_allowed)) | (msg_open & (Follower.window_message_used < msg_allowed)))
+        .values(window_event_used=case((ev_open, Follower.window_event_used + 1), else_=Follower.window_event_used),
+                window_message_used=case((msg_open, Follower.window_message_used + 1), else_=Follower.window_message_used))
+        .execution_options(synchronize_session=False))
+    return bool(res.rowcount)
 
 
-def give_back_cs_quota(follower_id: int, grant: str) -> None:
+def give_back_cs_quota(follower_id: int) -> None:
     """A customer-service message that provably did not go out (WeChat refused it, or the
-    connection never opened) used nothing: the grant it was taken from gets it back."""
-    from sqlalchemy import update
+    connection never opened) used nothing: the grants it was counted against get it back."""
+    from sqlalchemy import case, update
 
-    used_col = Follower.window_event_used if grant == "event" else Follower.window_message_used
-    db.session.execute(update(Follower).where(Follower.id == follower_id, used_col > 0)
-                       .values({used_col: used_col - 1}).execution_options(synchronize_session=False))
+    db.session.execute(update(Follower).where(Follower.id == follower_id).values(
+        window_event_used=case((Follower.window_event_used > 0, Follower.window_event_used - 1), else_=0),
+        window_message_used=case((Follower.window_message_used > 0, Follower.window_message_used - 1), else_=0))
+        .execution_options(synchronize_session=False))
 
 
 def mark_unsubscribed(appid: str, openid: str) -> None:

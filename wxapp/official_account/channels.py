@@ -102,22 +102,22 @@ def send_custom(message) -> outbox.Delivery:
 
     p = message.payload
     follower = followers.find(wechat_appid(), message.recipient)
-    grant = followers.use_cs_quota(follower.id) if follower is not None else None
+    took = follower is not None and followers.use_cs_quota(follower.id)
     db.session.commit()  # the quota is taken before the call, and WeChat is called outside any transaction
     template = p.get("template") or template_for(p["text"], p.get("title") or "服务通知")
-    if grant is None:
+    if not took:
         return send_template(message, template)
     try:
         _call(lambda: _client().message.send_text(message.recipient, p["text"]))
     except WeChatClientException as exc:  # WeChat answered: nothing went out
-        followers.give_back_cs_quota(follower.id, grant)
+        followers.give_back_cs_quota(follower.id)
         db.session.commit()
         if errcodes.action(exc.errcode) == errcodes.TEMPLATE:
             return send_template(message, template)
         raise _wrap(exc, message) from None
     except outbox.ChannelError as exc:
         if exc.retryable:  # the connection never opened: nothing went out either
-            followers.give_back_cs_quota(follower.id, grant)
+            followers.give_back_cs_quota(follower.id)
             db.session.commit()
         raise  # the outcome is unknown otherwise: the quota stays used, as WeChat may have delivered
     return outbox.Delivery(provider_message_id=None)
