@@ -43,6 +43,14 @@ def default_timezone() -> str:
     return _default_tz
 
 
+def to_utc(value: datetime, assume: timezone | None = None) -> datetime:
+    """The stored form of a time: naive UTC. An aware time is converted; a naive one is taken to be
+    in ``assume`` (default: already UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=assume or timezone.utc)
+    return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+
 def to_local(value, tz: str | None = None) -> datetime | None:
     """A stored naive-UTC datetime (or an ISO string, ``Z`` or not) as an aware local datetime."""
     if value is None or value == "":

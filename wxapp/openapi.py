@@ -33,9 +33,9 @@ CHINA_TZ = timezone(timedelta(hours=8))
 def _to_utc(value: datetime) -> datetime:
     """Store naive UTC. A time without an offset is China Standard Time (UTC+8), what a
     phone in China sends; an explicit offset is honoured."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=CHINA_TZ)
-    return value.astimezone(timezone.utc).replace(tzinfo=None)
+    from crm_core.clock import to_utc
+
+    return to_utc(value, assume=CHINA_TZ)
 
 
 UtcDateTime = Annotated[datetime, AfterValidator(_to_utc)]

@@ -145,9 +145,14 @@ def _outbound_text(payload: dict) -> str:
 
 def messages(actor: Actor, appid: str, conversation_id: int, limit: int = 100, mark_read: bool = False) -> list[dict]:
     """The conversation's last ``limit`` messages both ways, oldest first. Reading marks it read."""
+    return messages_of(get_conversation(actor, appid, conversation_id), limit=limit, mark_read=mark_read)
+
+
+def messages_of(c: Conversation, limit: int = 100, mark_read: bool = False) -> list[dict]:
+    """:func:`messages` of a conversation already loaded through :func:`get_conversation`."""
     from crm_core.outbox import OutboxMessage
 
-    c = get_conversation(actor, appid, conversation_id)
+    appid = c.appid
     inbound = db.session.scalars(select(InboundMessage).where(  # LOCATION reports must not crowd the thread out
         InboundMessage.appid == appid, InboundMessage.openid == c.openid,
         or_(InboundMessage.msg_type != "event", InboundMessage.event.in_(SHOWN_EVENTS)))

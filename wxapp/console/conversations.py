@@ -37,7 +37,7 @@ def _open(conversation_id: int):
     """The conversation and its messages as the agent reads them (marked read)."""
     fastpath.flush_local()  # what this process's callbacks spooled shows at once
     c = conversations.get_conversation(g.actor, wechat_appid(), conversation_id)
-    items = conversations.messages(g.actor, wechat_appid(), conversation_id, mark_read=True)
+    items = conversations.messages_of(c, mark_read=True)
     db.session.commit()
     return c, items
 

@@ -19,7 +19,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import IntegrityError
@@ -30,7 +30,7 @@ from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
 from crm_core import outbox
-from crm_core.clock import utcnow
+from crm_core.clock import to_utc, utcnow
 from crm_core.db import db
 from crm_core.wechat import conversations, followers
 from crm_core.wechat.models import InboundMessage
@@ -495,10 +495,9 @@ def _follower_state(ib: Inbound) -> None:
     if ib.event == "unsubscribe":
         followers.unfollow(follower)
     else:
-        sent_at = getattr(ib.message, "create_time", None)
-        sent_at = sent_at.astimezone(timezone.utc).replace(tzinfo=None) if isinstance(sent_at, datetime) and sent_at.tzinfo else (
-            sent_at if isinstance(sent_at, datetime) else None)
-        followers.record_interaction(follower, ib.msg_type, ib.event, sent_at=sent_at)
+        created = getattr(ib.message, "create_time", None)  # wechatpy: an aware time
+        followers.record_interaction(follower, ib.msg_type, ib.event,
+                                     sent_at=to_utc(created) if isinstance(created, datetime) else None)
     if ib.event == "subscribe":
         ib.first_follow = followers.follow(follower, ib.scene)
         from crm_core import jobs

@@ -162,27 +162,25 @@ def token():
 # --- what users did (WeChat knows it from the callbacks it delivered) -------------------------------
 def saw(xml: str) -> None:
     """Record a callback the sandbox (or a test standing in for WeChat) delivered: the user's
-    follow, unfollow, message or event, which later decides what the sandbox accepts."""
-    m = re.search(r"<FromUserName><!\[CDATA\[(.*?)\]\]></FromUserName>", xml) or re.search(
-        r"<FromUserName>(.*?)</FromUserName>", xml)
-    if not m:
+    follow, unfollow, message or event, which later decides what the sandbox accepts. Read as
+    the callback reads it (wechatpy's parser, then the gateway's ``_inbound``: event and scene)."""
+    from wechatpy import parse_message
+
+    from wxapp.config import wechat_appid
+    from wxapp.official_account.callback import _inbound
+
+    try:
+        ib = _inbound(parse_message(xml), wechat_appid())
+    except Exception:  # not a message WeChat would send: nothing to learn
         return
-    openid = m.group(1)
-    msg_type = (re.search(r"<MsgType><!\[CDATA\[(.*?)\]\]>", xml) or re.search(r"<MsgType>(.*?)</MsgType>", xml))
-    event = re.search(r"<Event><!\[CDATA\[(.*?)\]\]>", xml) or re.search(r"<Event>(.*?)</Event>", xml)
-    key = re.search(r"<EventKey><!\[CDATA\[(.*?)\]\]>", xml) or re.search(r"<EventKey>(.*?)</EventKey>", xml)
-    kind = msg_type.group(1).lower() if msg_type else ""
-    ev = event.group(1).lower() if event else ""
-    if kind == "event":
-        action = {"subscribe": "follow", "unsubscribe": "unfollow"}.get(ev, ev)
-    elif kind in MESSAGE_TYPES:
+    if ib.msg_type == "event":
+        action = {"subscribe": "follow", "unsubscribe": "unfollow"}.get(ib.event or "", ib.event or "")
+    elif ib.msg_type in MESSAGE_TYPES:
         action = "message"
     else:
         return
-    scene = None
-    if key and action in ("follow", "scan"):
-        scene = key.group(1)[len("qrscene_"):] if key.group(1).startswith("qrscene_") else key.group(1)
-    _record("user_action", {"action": action, "scene": scene or None}, openid=openid)
+    scene = str(ib.scene) if ib.scene is not None and action in ("follow", "scan") else None
+    _record("user_action", {"action": action, "scene": scene or None}, openid=ib.openid)
 
 
 def _actions(openid: str) -> list[SandboxRecord]:
@@ -276,12 +274,10 @@ def _push_job_finish(openid: str, msgid: int) -> None:
     app = current_app._get_current_object()
 
     def push():
-        from wxapp.official_account.simulate import signed_request
+        from wxapp.official_account.simulate import message_xml, signed_request
 
-        xml = (f"<xml><ToUserName><![CDATA[gh_sandbox]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-               f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-               f"<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>{msgid}</MsgID>"
-               f"<Status><![CDATA[success]]></Status></xml>")
+        xml = message_xml("raw_event", openid, event="TEMPLATESENDJOBFINISH",
+                          extra=f"<MsgID>{msgid}</MsgID><Status><![CDATA[success]]></Status>")
         with app.app_context():
             cfg = app.config
             try:
