@@ -238,14 +238,12 @@ def push_campaign(actor: Actor, campaign_id: int, base_url: str, per_minute: int
         members = select(Contact.id).where(Contact.org_id == actor.org_id, segment_clause(system, seg.id, "contact"))
         link = Follower.contact_id
     member_ids = set(db.session.scalars(members))
-    rows = db.session.execute(select(link, Follower).where(link.in_(members))).all()
-    followers = [(m, f.openid, f.subscribed, f) for m, f in rows]
-    never = set(db.session.scalars(select(link).where(link.in_(members), Follower.subscribed.is_(False),
-                                                      Follower.subscribe_count == 0)))
-    bound = {m for m, *_ in followers}
-    following = {m for m, _, subscribed, _ in followers if subscribed}
-    openid_set = {o for _, o, subscribed, _ in followers if subscribed}
-    outside_window = {o for _, o, subscribed, f in followers if subscribed and not in_cs_window(f)}
+    followers = db.session.execute(select(link, Follower).where(link.in_(members))).all()
+    never = {m for m, f in followers if not f.subscribed and not f.subscribe_count}
+    bound = {m for m, _ in followers}
+    following = {m for m, f in followers if f.subscribed}
+    openid_set = {f.openid for _, f in followers if f.subscribed}
+    outside_window = {f.openid for _, f in followers if f.subscribed and not in_cs_window(f)}
     already = set(db.session.scalars(select(CampaignRecipient.openid).where(CampaignRecipient.campaign_id == c.id)))
     queued = 0
     now = utcnow()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.console.test_console_browser import login
-from tests.service.test_self_service_browser import http, token, verify_on_phone
+from tests.service.test_self_service_browser import http, phone_context, token, verify_on_phone
 
 pytestmark = pytest.mark.browser
 
@@ -48,7 +48,7 @@ def test_primary_buttons_in_inline_forms_are_visible(live_app, page):
 
 def test_the_phone_marks_the_field_in_error_and_keeps_the_text(live_app, browser):
     base = live_app.url
-    ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True)
+    ctx = phone_context(browser)
     page = ctx.new_page()
     try:
         verify_on_phone(page, base, "oFormsPhone01")

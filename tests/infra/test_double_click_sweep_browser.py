@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.console.test_console_browser import login
-from tests.service.test_self_service_browser import http, staff_on_phone, token, verify_on_phone
+from tests.service.test_self_service_browser import http, phone_context, staff_on_phone, token, verify_on_phone
 
 pytestmark = pytest.mark.browser
 
@@ -172,9 +172,7 @@ def test_double_clicks_on_console_create_and_move_buttons_make_one_of_each(live_
 
 def test_double_taps_on_phone_pages_make_one_of_each_and_every_write_has_a_key(live_app, browser):
     base = live_app.url
-    ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True,
-                              geolocation={"latitude": 30.2273, "longitude": 120.1230, "accuracy": 20},
-                              permissions=["geolocation"])
+    ctx = phone_context(browser, located=True)
     page = ctx.new_page()
     writes = []
     page.on("request", lambda r: writes.append((r.method, r.url, r.headers.get("idempotency-key"),

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.infra.test_labels import raw_words
-from tests.service.test_self_service_browser import http, staff_on_phone, token, verify_on_phone
+from tests.service.test_self_service_browser import http, phone_context, staff_on_phone, token, verify_on_phone
 
 pytestmark = pytest.mark.browser
 
@@ -36,9 +36,7 @@ def read(page, url: str, ready: str) -> str:
 
 def test_customer_and_salesperson_phone_pages_show_chinese_and_local_time(live_app, browser):
     base = live_app.url
-    ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True,
-                              geolocation={"latitude": 30.2273, "longitude": 120.1230, "accuracy": 20},
-                              permissions=["geolocation"])
+    ctx = phone_context(browser, located=True)
     page = ctx.new_page()
     try:
         verify_on_phone(page, base, "oWordsCust01")

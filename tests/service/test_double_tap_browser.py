@@ -4,14 +4,14 @@ from __future__ import annotations
 import pytest
 
 from tests.console.test_console_browser import login
-from tests.service.test_self_service_browser import http, token, verify_on_phone
+from tests.service.test_self_service_browser import http, phone_context, token, verify_on_phone
 
 pytestmark = pytest.mark.browser
 
 
 def test_double_taps_on_the_phone_make_one_ticket_and_one_rating(live_app, browser):
     base = live_app.url
-    ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True)
+    ctx = phone_context(browser)
     page = ctx.new_page()
     errors = []
     page.on("response", lambda r: errors.append(r.url) if r.status >= 500 else None)

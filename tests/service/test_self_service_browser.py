@@ -26,6 +26,16 @@ def token(base, username):
     return http(base, "POST", "/api/v1/auth/token", body={"username": username, "password": "demo123456"})["access_token"]
 
 
+WEST_LAKE_FIX = {"latitude": 30.2273, "longitude": 120.1230, "accuracy": 20}  # beside the demo's 西湖茶业
+
+
+def phone_context(browser, located: bool = False):
+    """A phone-sized, touch browser context in Chinese; ``located``: geolocation allowed, at West Lake."""
+    extra = {"geolocation": WEST_LAKE_FIX, "permissions": ["geolocation"]} if located else {}
+    return browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True,
+                               **extra)
+
+
 def verify_on_phone(page, base, openid: str, phone: str = PHONE):
     """Open the service page as WeChat user ``openid`` and bind it to ``phone`` with the SMS code."""
     page.goto(f"{base}/h5/dev-login?openid={openid}&next=/h5/service")
@@ -56,7 +66,7 @@ def photo_file(tmp_path):
 
 def test_customer_verifies_submits_follows_progress_and_rates_on_a_phone(live_app, browser, tmp_path):
     base = live_app.url
-    ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True)
+    ctx = phone_context(browser)
     page = ctx.new_page()
     try:
         verify_on_phone(page, base, "oPhoneCust01")
