@@ -100,10 +100,10 @@ class PostgresServer:
         run = self._as_postgres()
         subprocess.run(run + [initdb, "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-instructions"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.options = (f"-p {port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+                        f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
         subprocess.run(run + [os.path.join(self.bindir, "pg_ctl"), "-D", data, "-l", os.path.join(self.dir, "log"), "-w",
-                              "-o", f"-p {port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                                    f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=100",
-                              "start"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              "-o", self.options, "start"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not _wait_port(port):
             unavailable("PostgreSQL did not start")
         subprocess.run(run + [os.path.join(self.bindir, "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
@@ -116,6 +116,61 @@ class PostgresServer:
             subprocess.run(self._as_postgres() + [os.path.join(self.bindir, "pg_ctl"), "-D", os.path.join(self.dir, "data"),
                                                   "-m", "immediate", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class OwnRedis:
+    """A Redis of a test's own that it may stop and start again on the same port (the session's
+    shared one must never be stopped)."""
+
+    def __init__(self):
+        binary = shutil.which("redis-server")
+        if not binary:
+            unavailable("redis-server is not installed (apt-get install redis-server)")
+        self.binary, self.port, self.dir, self.proc = binary, free_port(), tempfile.mkdtemp(prefix="wxcrm-own-redis-"), None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        assert _wait_port(self.port), "redis did not start"
+
+    def stop(self, sig: int = 15):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=10)
+
+    def destroy(self):
+        self.stop(9)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class OwnPostgres(PostgresServer):
+    """A PostgreSQL cluster of a test's own (``TEST_DATABASE_URL`` is ignored), which it may
+    stop (``fast`` or ``immediate``) and start again on the same port."""
+
+    def __init__(self):
+        super().__init__()
+        self.url = None
+
+    def start(self) -> str:
+        if self.url is None:
+            self.url = super().start()
+            self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
+            return self.url
+        subprocess.run(self._as_postgres() + [os.path.join(self.bindir, "pg_ctl"), "-D", os.path.join(self.dir, "data"),
+                                              "-l", os.path.join(self.dir, "log"), "-w", "-o", self.options, "start"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert _wait_port(self.port), "PostgreSQL did not start again"
+        return self.url
+
+    def halt(self, mode: str = "fast") -> None:
+        subprocess.run(self._as_postgres() + [os.path.join(self.bindir, "pg_ctl"), "-D", os.path.join(self.dir, "data"),
+                                              "-m", mode, "-w", "stop"], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
 
 
 def new_database(admin_url: str, name: str) -> str:

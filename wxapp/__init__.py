@@ -152,7 +152,8 @@ def _configure_jobs(app: Flask) -> None:
     if app.config["REDIS_URL"]:
         import redis
 
-        conn = redis.Redis.from_url(app.config["REDIS_URL"])
+        # short timeouts: a Redis that is away must cost a callback milliseconds, not WeChat's 5 s
+        conn = redis.Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=0.5, socket_timeout=1.0)
         app.extensions["wxcrm_redis"] = conn
         jobs.configure(jobs.RedisBackend(conn))
         return

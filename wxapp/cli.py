@@ -103,9 +103,12 @@ def worker_command(burst, queues):
 
     from crm_core import jobs
 
-    conn = current_app.extensions.get("wxcrm_redis")
-    if conn is None:
+    if current_app.extensions.get("wxcrm_redis") is None:
         raise click.ClickException("wxcrm worker 需要 REDIS_URL；未设置时后台任务在 Web 进程内运行（嵌入模式）。")
+    import redis
+
+    # its own connection: RQ blocks on the queue longer than the web tier's socket timeout allows
+    conn = redis.Redis.from_url(current_app.config["REDIS_URL"], socket_connect_timeout=2, health_check_interval=30)
     configure_mappers()  # before the ticker thread and before the first fork
     db.engine.dispose()
     stop = threading.Event()

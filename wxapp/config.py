@@ -140,7 +140,9 @@ def load_config(overrides: dict | None = None) -> dict:
         cfg["SQLALCHEMY_DATABASE_URI"] = _resolve_sqlite(cfg["SQLALCHEMY_DATABASE_URI"])
         cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}, **json_opts})
     else:
-        cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True, **json_opts})
+        # connect_timeout: a database that is away must fail fast (the callback then holds the message)
+        cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True, "connect_args": {"connect_timeout": 2},
+                                                     **json_opts})
     cfg["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"] or _embedded_limiter_uri(cfg["SQLALCHEMY_DATABASE_URI"])
     return cfg
 

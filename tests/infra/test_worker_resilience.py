@@ -3,45 +3,18 @@ outlives a Redis outage, and /healthz says when no worker beats."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
 
 from crm_core.db import db
 from tests.conftest import _make_app
-from tests.services import _wait_port, free_port, unavailable
+from tests.services import OwnRedis
 
 pytestmark = pytest.mark.services
-
-
-class OwnRedis:
-    """A Redis of this test's own (the session's shared one must not be stopped)."""
-
-    def __init__(self):
-        binary = shutil.which("redis-server")
-        if not binary:
-            unavailable("redis-server is not installed (apt-get install redis-server)")
-        self.binary, self.port, self.dir, self.proc = binary, free_port(), tempfile.mkdtemp(prefix="wxcrm-own-redis-"), None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self):
-        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        assert _wait_port(self.port), "redis did not start"
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=10)
 
 
 def _queue_log_messages(app, n: int) -> list[int]:

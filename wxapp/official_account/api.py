@@ -14,7 +14,7 @@ from crm_core.wechat import followers
 from crm_core.wechat.models import Follower, InboundMessage
 from wxapp.api import bp
 from wxapp.config import wechat_appid
-from wxapp.official_account import fastpath
+from wxapp.official_account import fastpath, held
 from wxapp.openapi import Model, PageQuery, api, page_of
 
 
@@ -100,12 +100,14 @@ class MessageOut(Model):
 def list_messages(query: MessageQuery):
     g.actor.require("follower", "view")
     fastpath.flush_local()  # rows this process answered but has not written yet (the spool)
+    held.flush_local()
     stmt = select(InboundMessage)
     if query.openid:
         stmt = stmt.where(InboundMessage.openid == query.openid)
     rows, total = paginate(stmt, InboundMessage.id.desc(), page=query.page, per_page=query.per_page)
     return {"items": [{"id": m.id, "openid": m.openid, "msg_type": m.msg_type, "event": m.event, "event_key": m.event_key,
-                       "msg_id": m.msg_id, "summary": m.summary, "received_at": m.received_at.isoformat() + "Z",
+                       "msg_id": m.msg_id, "summary": {k: v for k, v in (m.summary or {}).items() if k not in held.PRIVATE},
+                       "received_at": m.received_at.isoformat() + "Z",
                        "handler": m.handler, "outcome": m.outcome, "reply": m.reply} for m in rows], "total": total}
 
 

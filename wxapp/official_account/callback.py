@@ -35,7 +35,7 @@ from crm_core.db import db
 from crm_core.wechat import conversations, followers
 from crm_core.wechat.models import InboundMessage
 from wxapp.config import wechat_appid
-from wxapp.official_account import fastpath
+from wxapp.official_account import fastpath, held
 from wxapp.official_account.router import Inbound, router
 
 log = logging.getLogger("wxcrm.wechat")
@@ -288,7 +288,11 @@ def _claim_redis(key: str):
     if conn is None:
         return None
     rkey = _redis_key(key)
-    if conn.set(rkey, f"{PENDING}{time.time():.3f}", nx=True, ex=current_app.config["WECHAT_DEDUP_HORIZON_SECONDS"]):
+    try:
+        if conn.set(rkey, f"{PENDING}{time.time():.3f}", nx=True, ex=current_app.config["WECHAT_DEDUP_HORIZON_SECONDS"]):
+            return None
+    except held.REDIS_ERRORS:  # Redis away: the database's unique dedup key is the claim (held.py)
+        log.warning("redis unavailable for the wechat dedup claim; the database decides", extra={"dedup_key": key})
         return None
     return rkey
 
@@ -307,21 +311,27 @@ def _lease() -> float:
 def _retry_fetch(key: str):
     """For a retry: a function returning the first delivery's reply once it is known."""
     conn = current_app.extensions.get("wxcrm_redis")
-    if conn is not None:
-        rkey = _redis_key(key)
-
-        def fetch():
-            v = conn.get(rkey)
-            v = v.decode() if v is not None else "success"
-            return None if v.startswith(PENDING) or v == "\x00pending" else v
-        return fetch
 
     def fetch_db():
         db.session.rollback()
         existing = db.session.scalars(db.select(InboundMessage).where(InboundMessage.dedup_key == key)).first()
         if existing is None or existing.outcome == "processing":
-            return None
+            return held.recorded_reply(key)  # the first delivery may have been held meanwhile
         return existing.reply or "success"
+
+    if conn is not None:
+        rkey = _redis_key(key)
+
+        def fetch():
+            try:
+                v = conn.get(rkey)
+            except held.REDIS_ERRORS:  # Redis went away: the row tells
+                return fetch_db()
+            v = v.decode() if v is not None else "success"
+            if v.startswith(PENDING) or v == "\x00pending":
+                return held.recorded_reply(key)
+            return v
+        return fetch
     return fetch_db
 
 
@@ -355,7 +365,10 @@ def _claim_stale(key: str) -> InboundMessage | bool | None:
     if conn is None:
         return None
     rkey = _redis_key(key)
-    seen = conn.get(rkey)
+    try:
+        seen = conn.get(rkey)
+    except held.REDIS_ERRORS:
+        return None
     seen = seen.decode() if seen is not None else None
     if not seen or not seen.startswith(PENDING):
         return None
@@ -400,7 +413,28 @@ def handle(msg) -> str:
     if fastpath.eligible(ib, rule):  # idempotent effects, same reply every time: no claim (see fastpath)
         reply, handler_name, outcome = _default(ib)
         return fastpath.process(ib, key, _summary(msg, ib), reply, handler_name, outcome, t0)
+    answered = held.recorded_reply(key)
+    if answered is not None:  # an earlier delivery was held while the database was away: the same answer
+        return answered
+    progress = _Progress()
+    try:
+        return _claim_and_process(msg, ib, rule, key, t0, progress)
+    except Exception as exc:
+        if not held.dependency_away(exc):
+            raise
+        return _hold(msg, ib, rule, key, t0, progress, exc)
 
+
+class _Progress:
+    """How far a delivery got before a dependency failed: its claim committed (with the follower
+    bookkeeping), its handler's result known."""
+
+    def __init__(self):
+        self.committed = False
+        self.result: tuple | None = None
+
+
+def _claim_and_process(msg, ib: Inbound, rule, key: str, t0: float, progress: _Progress) -> str:
     def retry_reply() -> str:  # a retry: the first delivery's reply, or its work if its process died
         db.session.rollback()
 
@@ -409,7 +443,8 @@ def handle(msg) -> str:
             if taken is None:
                 return None
             try:
-                return _process(msg, ib, rule, key, t0, existing=taken if isinstance(taken, InboundMessage) else None)
+                return _process(msg, ib, rule, key, t0, progress,
+                                existing=taken if isinstance(taken, InboundMessage) else None)
             except IntegrityError:  # the first delivery wrote its row meanwhile: its reply is what we wait for
                 db.session.rollback()
                 return None
@@ -418,19 +453,113 @@ def handle(msg) -> str:
     if _claim_redis(key) is not None:  # a WeChat retry (Redis mode)
         return retry_reply()
     try:
-        return _process(msg, ib, rule, key, t0)
+        return _process(msg, ib, rule, key, t0, progress)
     except IntegrityError:  # the dedup claim (embedded mode: the unique key): a concurrent delivery got here first
         return retry_reply()
 
 
-def _process(msg, ib: Inbound, rule, key: str, t0: float, existing: InboundMessage | None = None) -> str:
+def _hold(msg, ib: Inbound, rule, key: str, t0: float, progress: _Progress, exc: Exception) -> str:
+    """The database (or Redis and the database) refused mid-delivery: keep the message in the
+    held spool and its answer in a reply file, so it is stored once and every delivery gets
+    the same answer (held.py). Before the handler ran the answer is ``success`` and the handler
+    runs once the database is back; after it ran, its reply stands."""
+    log.warning("wechat delivery held: %s", type(exc).__name__, extra={"dedup_key": key, "openid": ib.openid})
+    try:
+        db.session.rollback()
+    except Exception:
+        pass
+    db.session.remove()
+    duration = round((time.perf_counter() - t0) * 1000, 1)
+    summary = {**_summary(msg, ib), "raw": getattr(msg, "_data", None) or {}}
+    if progress.result is not None:
+        reply, handler_name, outcome = progress.result
+        answer = held.remember_reply(key, reply or "success")
+        row = held.row_values(msg, ib, key, summary, outcome=outcome, reply=reply, handler=handler_name, duration_ms=duration)
+    else:
+        answer = held.remember_reply(key, "success")
+        row = held.row_values(msg, ib, key, summary, outcome="held", handler=rule.name if rule else None, duration_ms=duration)
+    held.hold(row, booked=progress.committed)
+    return answer
+
+
+def _rebuild(raw: dict):
+    """A stored message's wechatpy object again, from the fields it arrived with."""
+    import xmltodict
+
+    return parse_message(xmltodict.unparse({"xml": raw}))
+
+
+def _route(ib: Inbound, rule, run) -> tuple[str | None, str | None, str]:
+    """Run the matched rule's handler (``run(handler, ib, name)``); a scene nobody knows (an
+    unknown or stale code) still gets the welcome, never silence."""
+    if rule is None:
+        return _default(ib)
+    reply, handler_name, outcome = run(rule.handler, ib, rule.name)
+    while outcome == "no_reply" and ib.event in ("subscribe", "scan"):
+        rule = router.resolve(ib, after=rule)
+        if rule is None:
+            return _default(ib)
+        reply, handler_name, outcome = run(rule.handler, ib, rule.name)
+    return reply, handler_name, outcome
+
+
+def run_held(row_id: int) -> str | None:
+    """The late run of a held message (job ``run_held_message``): bookkeeping if it never
+    committed, the handler, and its reply sent as a customer-service message. Returns the reply."""
+    row = held.claim(row_id)
+    if row is None:
+        return None
+    t0 = time.perf_counter()
+    raw = (row.summary or {}).get("raw")
+    if not raw:
+        row.outcome, row.handler = "error", row.handler or "held"
+        db.session.commit()
+        log.error("held wechat message without its fields cannot run", extra={"inbound_id": row_id})
+        return None
+    msg = _rebuild(raw)
+    ib = _inbound(msg, row.appid)
+    if not row.summary.get("booked"):
+        _bookkeeping(ib)
+    else:
+        f = followers.find(ib.appid, ib.openid)
+        ib.follower_id = f.id if f is not None else None
+    reply, handler_name, outcome = _route(ib, router.resolve(ib), _run_inline)
+    if outcome == "held":
+        raise held.HeldBack("the database went away again")  # the job runs again; the sweeper too
+    if reply and reply != "success":
+        outbox.queue_message("wechat_custom", ib.openid, {"msgtype": "text", "text": reply, "appid": ib.appid},
+                             dedupe_key=f"held:{row.appid}:{row.dedup_key or row.id}")
+        outcome = "deferred"
+    row.handler, row.outcome = handler_name, outcome
+    row.duration_ms = round((time.perf_counter() - t0) * 1000, 1)
+    db.session.commit()
+    return reply
+
+
+def _run_inline(handler, ib: Inbound, name: str) -> tuple[str | None, str | None, str]:
+    try:
+        with db.session.begin_nested():
+            result = handler(ib)
+    except Exception as exc:
+        if held.dependency_away(exc):
+            return None, name, "held"
+        log.exception("wechat handler failed", extra={"handler": name})
+        return None, name, "error"
+    text = result if isinstance(result, str) else None
+    return text, name, "replied" if text else "no_reply"
+
+
+def _process(msg, ib: Inbound, rule, key: str, t0: float, progress: _Progress,
+             existing: InboundMessage | None = None) -> str:
     """The first delivery's work (or a taken-over one's): the row, bookkeeping, the handler, the reply."""
     conn = current_app.extensions.get("wxcrm_redis")
     row = existing
     if row is None:
         row = InboundMessage(appid=ib.appid, openid=ib.openid, dedup_key=key, msg_type=ib.msg_type, event=ib.event,
                              event_key=(ib.event_key or None) and str(ib.event_key)[:200],
-                             msg_id=str(msg.id) if getattr(msg, "id", None) else None, summary=_summary(msg, ib),
+                             msg_id=str(msg.id) if getattr(msg, "id", None) else None,
+                             # its fields, so a sweeper can run it again if this process dies (held.py)
+                             summary={**_summary(msg, ib), "raw": getattr(msg, "_data", None) or {}},
                              received_at=utcnow(), outcome="processing")
         db.session.add(row)
         try:
@@ -458,18 +587,18 @@ def _process(msg, ib: Inbound, rule, key: str, t0: float, existing: InboundMessa
         except IntegrityError:
             db.session.rollback()
             raise
-        reply, handler_name, outcome = _run(rule.handler, ib, rule.name)
-        while outcome == "no_reply" and ib.event in ("subscribe", "scan"):
-            # a scene nobody knows (an unknown or stale code) still gets the welcome, never silence
-            rule = router.resolve(ib, after=rule)
-            if rule is None:
-                reply, handler_name, outcome = _default(ib)
-                break
-            reply, handler_name, outcome = _run(rule.handler, ib, rule.name)
+        progress.committed = True
+        reply, handler_name, outcome = _route(ib, rule, _run)
+        if outcome == "held":  # the handler's database went away: it runs again once it is back
+            raise held.HeldBack(handler_name)
+        progress.result = (reply, handler_name, outcome)
         _finish(row, reply, handler_name, outcome, t0)
         db.session.commit()
     if conn is not None:
-        conn.set(_redis_key(key), row.reply or "success", ex=current_app.config["WECHAT_DEDUP_HORIZON_SECONDS"])
+        try:
+            conn.set(_redis_key(key), row.reply or "success", ex=current_app.config["WECHAT_DEDUP_HORIZON_SECONDS"])
+        except held.REDIS_ERRORS:  # retries read the row instead
+            pass
     return row.reply or "success"
 
 
@@ -516,6 +645,7 @@ class _Pending:
         self.lock = threading.Lock()
         self.done = False
         self.deferred = False
+        self.away = False  # the handler failed because the database went away
 
 
 def _default(ib: Inbound) -> tuple[str | None, str | None, str]:
@@ -541,9 +671,16 @@ def _run(handler, ib: Inbound, name: str) -> tuple[str | None, str | None, str]:
             try:
                 result = handler(ib)
                 db.session.commit()
-            except Exception:
-                db.session.rollback()
-                log.exception("wechat handler failed", extra={"handler": name})
+            except Exception as exc:
+                try:
+                    db.session.rollback()
+                except Exception:
+                    pass
+                if held.dependency_away(exc):
+                    state.away = True
+                    log.warning("wechat handler's database went away; the message is held", extra={"handler": name})
+                else:
+                    log.exception("wechat handler failed", extra={"handler": name})
                 result = None
             text = result if isinstance(result, str) else None
             with state.lock:
@@ -559,6 +696,8 @@ def _run(handler, ib: Inbound, name: str) -> tuple[str | None, str | None, str]:
     future = _executor.submit(work)
     try:
         text = future.result(timeout=budget)
+        if state.away:
+            return None, name, "held"
         return text, name, "replied" if text else "no_reply"
     except FutureTimeout:
         with state.lock:
@@ -568,4 +707,6 @@ def _run(handler, ib: Inbound, name: str) -> tuple[str | None, str | None, str]:
             log.warning("wechat handler over budget; answered success", extra={"handler": name})
             return None, name, "deferred"
         text = future.result()
+        if state.away:
+            return None, name, "held"
         return text, name, "replied" if text else "no_reply"

@@ -124,3 +124,25 @@ def close_quiet_conversations() -> int:
     n = conversations.close_quiet()
     db.session.commit()
     return n
+
+
+@jobs.job
+def run_held_message(inbound_id: int) -> None:
+    """A callback held while the database was away (held.py): its handler runs now, and its reply
+    goes to the user as a customer-service message."""
+    from wxapp.official_account import callback
+
+    callback.run_held(inbound_id)
+
+
+@jobs.periodic(every=30)
+def recover_held_messages() -> int:
+    """Held callbacks whose job was lost with the queue, and deliveries a dead process left
+    ``processing`` for over a minute, run (again) — each once: the run claims its row first."""
+    from wxapp.official_account import held
+
+    ids = held.sweep()
+    for inbound_id in ids:
+        jobs.enqueue(run_held_message, inbound_id)
+    db.session.commit()
+    return len(ids)
