@@ -10,7 +10,7 @@ example when Redis was down at commit time — so no message is lost.
 
 A row stuck in ``sending`` (the process died mid-call) is *not* resent automatically: the
 provider may already have delivered it. It is marked ``failed`` with an explanation after
-``STUCK_AFTER`` (three minutes) so staff can decide; "never twice" wins over "at least once" for messages
+``STUCK_AFTER`` (a minute; a call times out in seconds) so staff can decide; "never twice" wins over "at least once" for messages
 that reach customers' phones.
 """
 from __future__ import annotations
@@ -61,7 +61,7 @@ BACKOFF_BASE = 30          # seconds; attempt n waits BACKOFF_BASE * 4**(n-1), c
 BACKOFF_CAP = 3600
 # a live delivery ends within its WeChat calls: a token lock (≤ 15 s), a refresh and a retry, then a
 # template fallback with its own, each call ≤ 10 s (connect + read) — well under three minutes
-STUCK_AFTER = timedelta(minutes=3)
+STUCK_AFTER = timedelta(seconds=60)  # a WeChat call times out in seconds; a row older than this lost its process
 
 
 class ChannelError(Exception):

@@ -140,7 +140,7 @@ class _Worker:
         return cls.cls
 
 
-def run_worker(conn, queues: list[str], *, burst: bool = False, max_wait: float = 30.0) -> None:
+def run_worker(conn, queues: list[str], *, burst: bool = False, max_wait: float = 10.0) -> None:
     """Work until stopped; when Redis is unreachable, wait (1 s, doubling to ``max_wait``) and resume."""
     import logging
     import time
@@ -269,6 +269,21 @@ def jobs_run_due():
     click.echo(f"ran {ran} delayed job(s); started periodic: {', '.join(started) or 'none'}")
 
 
+
+@cli.command("jobs-recover")
+@with_appcontext
+def jobs_recover():
+    """After an outage: run the recovery sweeps now instead of at their next slot — spool files
+    of stopped processes, held callbacks, deliveries left processing, outbox rows whose job was
+    lost, lost profile checks and photo downloads."""
+    from crm_core import jobs, outbox
+    from wxapp.official_account import jobs as gateway_jobs
+
+    counts = {"spool": gateway_jobs.recover_inbound_spool(), "held": gateway_jobs.recover_held_messages(),
+              "outbox": outbox.sweep(), "jobs": gateway_jobs.recover_lost_jobs()}
+    db.session.commit()
+    jobs.wait_idle()
+    click.echo("; ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,7 @@ import logging
 from flask import Flask, g, jsonify, render_template, request
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from crm_core.errors import DomainError
@@ -138,11 +138,41 @@ def register_error_handlers(app: Flask) -> None:
             db.session.remove()
         text = str(getattr(exc, "orig", exc)).lower()
         if not any(word in text for word in ("database is locked", "could not serialize", "deadlock detected", "busy")):
-            return unexpected(exc)  # not a conflict: logged and answered as any unexpected error
+            return unavailable(exc)  # not a conflict: the database is away (restarting, unreachable)
         log.warning("write conflict answered 503: %s", text[:200])
         resp = error_response(503, "write_conflict", "有人同时在修改这条记录，本次操作未保存，请稍后重试。")
         resp.headers["Retry-After"] = "1"
         return resp
+
+    def unavailable(exc: Exception):
+        """The database or Redis is away (a restart, a lost connection): nothing was saved; the
+        person is told to try again shortly (503 with Retry-After), and operators see it in the log."""
+        from crm_core.db import db
+
+        try:
+            db.session.rollback()
+        except Exception:
+            db.session.remove()
+        log.error("dependency unavailable answered 503: %s: %s", type(exc).__name__, str(getattr(exc, "orig", exc))[:200],
+                  extra={"path": request.path})
+        resp = error_response(503, "service_unavailable", "系统暂时无法保存（数据服务正在恢复），本次操作未保存，请稍后重试。")
+        resp.headers["Retry-After"] = "5"
+        return resp
+
+    @app.errorhandler(DBAPIError)
+    def connection_lost(exc: DBAPIError):
+        if exc.connection_invalidated:
+            return unavailable(exc)
+        return unexpected(exc)
+
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeout
+
+        app.register_error_handler(RedisConnectionError, unavailable)
+        app.register_error_handler(RedisTimeout, unavailable)
+    except ImportError:  # pragma: no cover - redis is a dependency
+        pass
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -162,3 +162,21 @@ def test_redis_away_the_database_is_the_claim_and_retries_get_the_same_reply(tmp
         assert len(rows) == 1 and rows[0].outcome == "replied"
     finally:
         redis.destroy()
+
+
+def test_a_retry_after_redis_lost_its_data_gets_the_first_reply_at_once(tmp_path, redis_url):
+    """Redis restarted empty (no persistence): the first delivery's claim is gone, the row is not."""
+    import redis as redis_lib
+
+    app = _make_app(f"sqlite:///{tmp_path}/test.db", REDIS_URL=redis_url)
+    with app.app_context():
+        _create_schema()
+        db.session.remove()
+    client = app.test_client()
+    xml = message_xml("click", "oHELD0006", key="MENU_PROGRESS")
+    first = reply_text(_deliver(client, xml)[0])
+    redis_lib.Redis.from_url(redis_url).flushdb()
+    resp, took = _deliver(client, xml)
+    assert reply_text(resp) == first and "服务进度" in first
+    assert took < 1.0  # read from the row, not waited out
+    assert len(_rows(app, openid="oHELD0006")) == 1

@@ -308,9 +308,10 @@ def _lease() -> float:
     return float(current_app.config.get("WECHAT_HANDLER_BUDGET", 3.5)) + 4.0  # and a slow database's lock waits
 
 
-def _retry_fetch(key: str):
-    """For a retry: a function returning the first delivery's reply once it is known."""
-    conn = current_app.extensions.get("wxcrm_redis")
+def _retry_fetch(key: str, from_row: bool = False):
+    """For a retry: a function returning the first delivery's reply once it is known (from Redis,
+    or with ``from_row`` or without Redis from the stored row)."""
+    conn = None if from_row else current_app.extensions.get("wxcrm_redis")
 
     def fetch_db():
         db.session.rollback()
@@ -435,7 +436,7 @@ class _Progress:
 
 
 def _claim_and_process(msg, ib: Inbound, rule, key: str, t0: float, progress: _Progress) -> str:
-    def retry_reply() -> str:  # a retry: the first delivery's reply, or its work if its process died
+    def retry_reply(from_row: bool = False) -> str:  # a retry: the first delivery's reply, or its work if its process died
         db.session.rollback()
 
         def take_over():
@@ -448,14 +449,17 @@ def _claim_and_process(msg, ib: Inbound, rule, key: str, t0: float, progress: _P
             except IntegrityError:  # the first delivery wrote its row meanwhile: its reply is what we wait for
                 db.session.rollback()
                 return None
-        return _wait_for_reply(_retry_fetch(key), take_over=take_over)
+        return _wait_for_reply(_retry_fetch(key, from_row=from_row), take_over=take_over)
 
     if _claim_redis(key) is not None:  # a WeChat retry (Redis mode)
         return retry_reply()
     try:
         return _process(msg, ib, rule, key, t0, progress)
     except IntegrityError:  # the dedup claim (embedded mode: the unique key): a concurrent delivery got here first
-        return retry_reply()
+        # (in Redis mode: Redis lost the first delivery's claim — it restarted — so the row tells)
+        answer = retry_reply(from_row=True)
+        _redis_reply(key, answer)  # replaces this delivery's own pending claim
+        return answer
 
 
 def _hold(msg, ib: Inbound, rule, key: str, t0: float, progress: _Progress, exc: Exception) -> str:
@@ -552,7 +556,6 @@ def _run_inline(handler, ib: Inbound, name: str) -> tuple[str | None, str | None
 def _process(msg, ib: Inbound, rule, key: str, t0: float, progress: _Progress,
              existing: InboundMessage | None = None) -> str:
     """The first delivery's work (or a taken-over one's): the row, bookkeeping, the handler, the reply."""
-    conn = current_app.extensions.get("wxcrm_redis")
     row = existing
     if row is None:
         row = InboundMessage(appid=ib.appid, openid=ib.openid, dedup_key=key, msg_type=ib.msg_type, event=ib.event,
@@ -594,12 +597,19 @@ def _process(msg, ib: Inbound, rule, key: str, t0: float, progress: _Progress,
         progress.result = (reply, handler_name, outcome)
         _finish(row, reply, handler_name, outcome, t0)
         db.session.commit()
-    if conn is not None:
-        try:
-            conn.set(_redis_key(key), row.reply or "success", ex=current_app.config["WECHAT_DEDUP_HORIZON_SECONDS"])
-        except held.REDIS_ERRORS:  # retries read the row instead
-            pass
+    _redis_reply(key, row.reply or "success")
     return row.reply or "success"
+
+
+def _redis_reply(key: str, reply: str) -> None:
+    """The reply for retries that come through Redis (if Redis is away they read the row)."""
+    conn = current_app.extensions.get("wxcrm_redis")
+    if conn is None:
+        return
+    try:
+        conn.set(_redis_key(key), reply or "success", ex=current_app.config["WECHAT_DEDUP_HORIZON_SECONDS"])
+    except held.REDIS_ERRORS:
+        pass
 
 
 def _finish(row: InboundMessage, reply, handler_name, outcome, t0) -> None:

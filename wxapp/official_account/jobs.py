@@ -100,7 +100,7 @@ def recover_lost_jobs() -> int:
     from crm_core.media import MediaFile
 
     now = utcnow()
-    settled = now - timedelta(minutes=2)  # the normal job has had its chance
+    settled = now - timedelta(minutes=1)  # the normal job (and RQ's first retries) had its chance
     profiles = db.session.scalars(select(Follower.id).where(
         Follower.subscribed.is_(True), Follower.profile_fetched_at.is_(None), Follower.invalid_at.is_(None),
         Follower.subscribed_at < settled, Follower.subscribed_at > now - timedelta(days=1)).limit(200)).all()
