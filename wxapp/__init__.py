@@ -90,6 +90,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         health,
         self_service,  # adds /api/v1/tickets, /work-orders, service reports and console pages
     )
+    from wxapp.official_account import account as _account_api  # noqa: F401  (adds /api/v1/wechat/auto-replies, /menu)
     from wxapp.official_account import api as _gateway_api  # noqa: F401  (adds /api/v1/wechat/... before registration)
     from wxapp.openapi import api
 

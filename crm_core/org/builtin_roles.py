@@ -45,7 +45,8 @@ BUILTIN_ROLES: list[dict] = [
     },
     {
         "code": "marketer", "name": "市场专员", "grants_all": False,
-        "permissions": _grant(MARKETING_OBJECTS, _ALL) + [("lead", "view"), ("lead", "create"), ("follower", "view"), ("product", "view")],
+        "permissions": _grant(MARKETING_OBJECTS, _ALL) + [("lead", "view"), ("lead", "create"), ("follower", "view"), ("product", "view"),
+                                                          ("wechat_account", "view"), ("wechat_account", "edit")],  # runs the 公众号
         "scopes": {"material": "organization", "campaign": "organization", "lead": "organization"},
     },
 ]

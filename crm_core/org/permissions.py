@@ -30,6 +30,7 @@ OBJECTS: dict[str, tuple[str, str | None]] = {
     "material": ("营销素材", "marketing"),
     "campaign": ("营销方案", "marketing"),
     "follower": ("微信粉丝", None),
+    "wechat_account": ("公众号设置", None),  # auto-reply rules, the custom menu
     "organization": ("组织架构", None),
     "user": ("用户", None),
     "role": ("角色", None),

@@ -109,3 +109,34 @@ class SandboxRecord(db.Model):
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
     errcode: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime]
+
+
+class AutoReplyRule(db.Model):
+    """The official account's own answers, edited in the console (autoreply.py): the welcome on a
+    follow, keyword replies (exact / contains / regex, by priority), the default reply; and
+    ``builtin`` rows that switch a feature package's rule (by its name) off or on."""
+
+    __table_args__ = (Index("ix_auto_reply_rule_appid", "appid", "kind"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appid: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(12))  # subscribe / keyword / default / builtin
+    match: Mapped[str | None] = mapped_column(String(12))  # exact / contains / regex (keyword rules)
+    pattern: Mapped[str | None] = mapped_column(String(200))  # the keyword; a built-in rule's name
+    reply: Mapped[str | None] = mapped_column(Text)
+    priority: Mapped[int] = mapped_column(default=90)  # lower answers first; built-in rules use 10-150
+    enabled: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime]
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+
+
+class MenuVersion(db.Model):
+    """A custom menu pushed to WeChat (or refused by it): the menu editor's history."""
+
+    __table_args__ = (Index("ix_menu_version_appid", "appid", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appid: Mapped[str] = mapped_column(String(32))
+    menu: Mapped[dict] = mapped_column(JSON)
+    errcode: Mapped[int] = mapped_column(default=0)  # 0: WeChat took it
+    error: Mapped[str | None] = mapped_column(String(300))
+    pushed_at: Mapped[datetime]
+    pushed_by_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))

@@ -22,7 +22,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(h5.bp)
     register_360_section("visits", visits_section)
     register_entry("移动签到", "checkin_h5.page", "📍", "员工在客户现场签到、签退", staff_only=True)
-    router.add(_menu_checkin, name="checkin.menu", msg_type="event", event="click", key_pattern=r"^MENU_CHECKIN$")
+    router.add(_menu_checkin, name="checkin.menu", msg_type="event", event="click", key_pattern=r"^MENU_CHECKIN$",
+               label="菜单：签到（员工打开移动签到页）")
 
 
 def _menu_checkin(ib) -> str:

@@ -27,6 +27,8 @@ NAV = [
     ("商机", "console.opportunities", "opportunity", "view"),
     ("在线客服", "console.conversation_list", "follower", "view"),
     ("微信粉丝", "console.followers", "follower", "view"),
+    ("自动回复", "console.auto_replies", "wechat_account", "view"),
+    ("自定义菜单", "console.menu_editor", "wechat_account", "view"),
     ("撞单规则", "console.collision_rules", "organization", "edit"),
     ("消息发件箱", "console.outbox", "outbox", "view"),
 ]
@@ -139,4 +141,4 @@ def _recipient_names(rows) -> dict[int, str]:
                    wechat.get(m.recipient) if m.channel.startswith("wechat") else None) or m.recipient for m in rows}
 
 
-from wxapp.console import conversations, crm  # noqa: E402,F401  (registers the CRM and 在线客服 pages)
+from wxapp.console import account, conversations, crm  # noqa: E402,F401  (registers the CRM, 在线客服 and 公众号 pages)

@@ -661,7 +661,7 @@ class _Pending:
 def _default(ib: Inbound) -> tuple[str | None, str | None, str]:
     """What happens when no rule matches: a default text answer, the welcome, or nothing."""
     if ib.msg_type == "text":
-        return router.default_text, "default", "replied"
+        return router.default_for(ib.appid), "default", "replied"
     if ib.event == "subscribe":
         return router.welcome_text, "default_welcome", "replied"
     if ib.event == "scan":

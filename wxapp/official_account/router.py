@@ -33,6 +33,8 @@ class Rule:
     key_pattern: re.Pattern | None = None
     text_pattern: re.Pattern | None = None
     priority: int = 100
+    label: str | None = None  # what the console's rule list calls it (a switchable built-in rule)
+    limit: int | None = None  # match only the first characters of a message (user-written patterns)
 
     def matches(self, ib: Inbound) -> bool:
         if self.msg_type and ib.msg_type != self.msg_type:
@@ -44,7 +46,7 @@ class Rule:
             return False
         if self.key_pattern is not None and not self.key_pattern.search(key or ""):
             return False
-        if self.text_pattern is not None and not self.text_pattern.search(ib.content or ""):
+        if self.text_pattern is not None and not self.text_pattern.search((ib.content or "")[:self.limit]):
             return False
         return True
 
@@ -58,17 +60,51 @@ class Router:
     welcome_text: str = "欢迎关注！点击下方菜单使用在线报修、服务进度和我的产品。"
     # a follower scanned a code that nothing handles (unknown or expired scene): still a greeting
     scan_text: str = "欢迎回来！点击下方菜单使用在线报修、服务进度和我的产品。"
+    _merged: list[Rule] = field(default_factory=list, repr=False)
+    _merged_for: Any = field(default=None, repr=False)
+    _merged_src: Any = field(default=None, repr=False)
 
     def add(self, handler: Callable[[Inbound], Any], *, name: str | None = None, msg_type: str | None = None,
             event: str | None = None, key_prefix: str | None = None, key_pattern: str | None = None,
-            text_pattern: str | None = None, priority: int = 100) -> None:
-        """Register a handler. Events are lower-case (``subscribe``, ``scan``, ``click``...)."""
+            text_pattern: str | None = None, priority: int = 100, label: str | None = None) -> None:
+        """Register a handler. Events are lower-case (``subscribe``, ``scan``, ``click``...). A
+        ``label`` lists the rule in the console's 自动回复, where it can be switched off."""
         rule = Rule(handler=handler, name=name or getattr(handler, "__name__", "handler"), msg_type=msg_type,
                     event=event.lower() if event else None, key_prefix=key_prefix,
                     key_pattern=re.compile(key_pattern) if key_pattern else None,
-                    text_pattern=re.compile(text_pattern) if text_pattern else None, priority=priority)
+                    text_pattern=re.compile(text_pattern) if text_pattern else None, priority=priority, label=label)
         self.rules = [r for r in self.rules if r.name != rule.name] + [rule]
         self.rules.sort(key=lambda r: r.priority)
+        self._merged_for = None
+
+    def switchable(self) -> list[Rule]:
+        """Feature packages' rules the account's editors may switch off (those with a label)."""
+        return [r for r in self.rules if r.label]
+
+    def _effective(self, appid: str) -> list[Rule]:
+        """The code's rules less those switched off, with the account's own keyword rules and
+        welcome (crm_core.wechat.autoreply) merged in by priority; rebuilt when they change."""
+        from crm_core.wechat import autoreply
+
+        snap = autoreply.active(appid)
+        if self._merged_for is snap and self._merged_src is self.rules:
+            return self._merged
+        merged = [r for r in self.rules if r.name not in snap.disabled]
+        for priority, rid, pattern, reply in snap.keywords:
+            merged.append(Rule(handler=_fixed(reply), name=f"auto_reply:{rid}", msg_type="text", text_pattern=pattern,
+                               priority=priority, limit=autoreply.MAX_MATCHED_CHARS))
+        if snap.welcome is not None:
+            merged.append(Rule(handler=_fixed(snap.welcome[1]), name="auto_reply:subscribe", msg_type="event",
+                               event="subscribe", priority=snap.welcome[0]))
+        merged.sort(key=lambda r: r.priority)  # stable: at equal priority the code's rule first
+        self._merged, self._merged_for, self._merged_src = merged, snap, self.rules
+        return merged
+
+    def default_for(self, appid: str) -> str:
+        """The answer to a message nothing matches: the account's own default reply, else the built-in one."""
+        from crm_core.wechat import autoreply
+
+        return autoreply.active(appid).default or self.default_text
 
     def claim_scene_prefix(self, prefix: str, handler: Callable[[Inbound], Any], owner: str) -> None:
         """A feature package owns QR scenes starting with ``prefix``: subscribe-by-scan and
@@ -83,11 +119,19 @@ class Router:
     def resolve(self, ib: Inbound, after: Rule | None = None) -> Rule | None:
         """The first rule that matches; with ``after``, the next one after that rule (a scene
         handler that does not know the scene passes the follow on to the welcome)."""
-        rules = self.rules[self.rules.index(after) + 1:] if after is not None and after in self.rules else self.rules
+        rules = self._effective(ib.appid)
+        if after is not None and after in rules:
+            rules = rules[rules.index(after) + 1:]
         for rule in rules:
             if rule.matches(ib):
                 return rule
         return None
+
+
+def _fixed(text: str) -> Callable[[Inbound], str]:
+    def answer(ib: Inbound) -> str:
+        return text
+    return answer
 
 
 router = Router()

@@ -633,7 +633,10 @@ def menu_definition() -> dict:
 
 @bp.get("/phone")
 def phone():
-    return render_template("sandbox/phone.html", menu=menu_definition()["button"])
+    """The phone shows the menu WeChat holds (the last one pushed), as a real phone does; the
+    repository's menu.json until one is."""
+    menu = _current_menu() or menu_definition()
+    return render_template("sandbox/phone.html", menu=menu["button"])
 
 
 @bp.post("/phone/send")

@@ -23,9 +23,12 @@ def init_app(app: Flask) -> None:
     register_entry("服务进度", "service_h5.home", "📋", "查看处理进度并评价")
     register_entry("我的产品", "service_h5.products_page", "📦", "产品档案与保修期")
     register_360_section("tickets", _tickets_section)
-    router.add(_welcome, name="self_service.welcome", msg_type="event", event="subscribe", priority=150)
-    router.add(_menu, name="self_service.menu", msg_type="event", event="click", key_pattern=r"^MENU_(REPAIR|PROGRESS|PRODUCTS)$")
-    router.add(_keyword, name="self_service.keyword", msg_type="text", text_pattern=r"^\s*(报修|维修|修理|坏了|投诉|进度|服务进度)")
+    router.add(_welcome, name="self_service.welcome", msg_type="event", event="subscribe", priority=150,
+               label="关注欢迎语：按客户称呼问候，介绍在线报修、服务进度、我的产品")
+    router.add(_menu, name="self_service.menu", msg_type="event", event="click", key_pattern=r"^MENU_(REPAIR|PROGRESS|PRODUCTS)$",
+               label="菜单：在线报修、服务进度、我的产品（回复对应页面的链接）")
+    router.add(_keyword, name="self_service.keyword", msg_type="text", text_pattern=r"^\s*(报修|维修|修理|坏了|投诉|进度|服务进度)",
+               label="关键词：报修、维修、修理、坏了、投诉、进度（回复提交或查询的链接）")
 
 
 def _base() -> str:
