@@ -3,10 +3,16 @@ from __future__ import annotations
 
 import itertools
 
-from crm_core.db import db
 from crm_core.customers.models import Customer
-from crm_core.org.organization import (create_user, ensure_builtin_roles, get_or_create_organization,
-                                       upsert_department, upsert_employee, upsert_position)
+from crm_core.db import db
+from crm_core.org.organization import (
+    create_user,
+    ensure_builtin_roles,
+    get_or_create_organization,
+    upsert_department,
+    upsert_employee,
+    upsert_position,
+)
 
 PASSWORD = "secret-pass-1"
 _seq = itertools.count(1)

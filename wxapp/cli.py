@@ -122,19 +122,29 @@ def worker_command(burst, queues):
 
 
 class _Worker:
-    """Made on first use: RQ's Worker with a work horse that drops the parent's database connections."""
+    """Made on first use. By default RQ's ``SimpleWorker``: jobs run in the worker process itself,
+    with the database pool kept between them — a forked work horse per job (RQ's ``Worker``) cost
+    a fork and a new PostgreSQL connection for every notice, and capped a worker at ~15 jobs/s
+    (bench/write_mix.py). ``WXCRM_WORKER_FORK=1`` keeps the fork per job (a job that crashes the
+    interpreter then takes only its horse down); that horse drops the parent's connections."""
 
     cls = None
 
     @classmethod
     def get(cls):
         if cls.cls is None:
-            from rq import Worker
+            import os
 
-            class GatewayWorker(Worker):
-                def main_work_horse(self, job, queue):
-                    db.engine.dispose(close=False)  # the parent's pooled connections are not the horse's
-                    return super().main_work_horse(job, queue)
+            from rq import SimpleWorker, Worker
+
+            if os.environ.get("WXCRM_WORKER_FORK") == "1":
+                class GatewayWorker(Worker):
+                    def main_work_horse(self, job, queue):
+                        db.engine.dispose(close=False)  # the parent's pooled connections are not the horse's
+                        return super().main_work_horse(job, queue)
+            else:
+                class GatewayWorker(SimpleWorker):
+                    pass
 
             cls.cls = GatewayWorker
         return cls.cls

@@ -140,9 +140,11 @@ def load_config(overrides: dict | None = None) -> dict:
         cfg["SQLALCHEMY_DATABASE_URI"] = _resolve_sqlite(cfg["SQLALCHEMY_DATABASE_URI"])
         cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}, **json_opts})
     else:
-        # connect_timeout: a database that is away must fail fast (the callback then holds the message)
+        # connect_timeout: a database that is away must fail fast (the callback then holds the message);
+        # connections per process: sized to gunicorn's --threads (docs/operations.md), SQLAlchemy's 5 + 10 by default
+        pool = {"pool_size": _int("WXCRM_DB_POOL_SIZE", 5), "max_overflow": _int("WXCRM_DB_MAX_OVERFLOW", 10)}
         cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True, "connect_args": {"connect_timeout": 2},
-                                                     **json_opts})
+                                                     **pool, **json_opts})
     cfg["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"] or _embedded_limiter_uri(cfg["SQLALCHEMY_DATABASE_URI"])
     return cfg
 

@@ -152,17 +152,20 @@ def _complete_ticket(t: Ticket, actor: Actor | None, note: str | None, public_ur
 
 # --- customers (H5) -----------------------------------------------------------------------------
 def _number(org_id: int) -> str:
-    """FW + China date + a daily sequence: the highest of the day plus one, found with a range
-    on the (org_id, number) unique index (a LIKE prefix would not use it under every collation)."""
+    """FW + China date + the day's sequence from its counter (crm_core.numbering), lifted above any
+    number of the day already stored (found with a range on the (org_id, number) unique index)."""
+    from crm_core.numbering import next_value
+
     prefix = f"FW{local_today(org_timezone(org_id)):%Y%m%d}"
     top = db.session.scalar(select(func.max(Ticket.number)).where(Ticket.org_id == org_id, Ticket.number >= f"{prefix}0000",
                                                                    Ticket.number <= f"{prefix}99999"))
-    seq = int(top[len(prefix):]) + 1 if top and top[len(prefix):].isdigit() else 1
-    return f"{prefix}{seq:04d}"
+    floor = int(top[len(prefix):]) if top and top[len(prefix):].isdigit() else 0
+    return f"{prefix}{next_value(org_id, prefix, floor):04d}"
 
 
 def _save_numbered(t: Ticket) -> None:
-    """Insert with the next number; two requests racing for it retry with the one after."""
+    """Insert with the next number of the day (a counter: concurrent requests get different ones;
+    a clash with a number stored some other way takes the next)."""
     from sqlalchemy.exc import IntegrityError
 
     for _ in range(5):

@@ -5,10 +5,10 @@ from datetime import timedelta
 
 import pytest
 
+from crm_core.activities.activities import activity_warnings
 from crm_core.clock import travel, utcnow
 from crm_core.db import db
 from crm_core.outbox import OutboxMessage
-from crm_core.activities.activities import activity_warnings
 from tests.factories import make_team
 
 

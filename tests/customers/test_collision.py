@@ -5,10 +5,10 @@ import threading
 
 import pytest
 
-from crm_core.customers import collision
 from crm_core import normalize
-from crm_core.db import db
+from crm_core.customers import collision
 from crm_core.customers.models import CollisionRule, Customer
+from crm_core.db import db
 from crm_core.sales.models import Lead
 from tests.factories import make_team
 
@@ -114,8 +114,8 @@ def test_rules_are_configurable(team, client, auth_headers):
 
 
 def test_all_match_rule_and_threshold(team):
-    from crm_core.org.permissions import load_actor
     from crm_core.customers.customers import create_customer
+    from crm_core.org.permissions import load_actor
     from crm_core.sales.opportunities import create_opportunity
 
     actor = load_actor(team["rep1"])
@@ -150,8 +150,8 @@ def test_concurrent_registration_of_the_same_phone_gives_one_record_and_one_hit(
     db.create_all()
     users = make_team()
     db.session.commit()
-    from crm_core.org.permissions import load_actor
     from crm_core.customers import customers as svc
+    from crm_core.org.permissions import load_actor
 
     barrier = threading.Barrier(2)
     results: list = []
@@ -216,9 +216,9 @@ def test_rule_rows_are_per_organisation(team):
 
 
 def test_reindex_rebuilds_the_same_keys(team, runner):
+    from crm_core.customers.customers import create_customer
     from crm_core.customers.models import CollisionGram, CollisionKey
     from crm_core.org.permissions import load_actor
-    from crm_core.customers.customers import create_customer
     from crm_core.sales.leads import create_lead
 
     actor = load_actor(team["rep1"])

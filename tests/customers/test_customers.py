@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from crm_core.db import db
 from crm_core.audit import AuditEntry
 from crm_core.customers.models import Contact, Customer
+from crm_core.db import db
 from tests.factories import make_team
 
 
@@ -56,11 +56,11 @@ def test_contact_relations(team, client, auth_headers):
 
 
 def test_merge_moves_every_linked_record_with_an_audit_trail(team, client, auth_headers):
-    from crm_core.sales.models import Lead, Opportunity
-    from crm_core.customers.models import ProductArchive
-    from crm_core.org.permissions import load_actor
     from crm_core.activities.activities import create_activity
+    from crm_core.customers.models import ProductArchive
     from crm_core.customers.products import create_archives, create_product
+    from crm_core.org.permissions import load_actor
+    from crm_core.sales.models import Lead, Opportunity
 
     admin = auth_headers(team["admin"])
     keep = _customer(client, admin, name="蓝云净水（杭州）有限公司", phone="0571-1111111")

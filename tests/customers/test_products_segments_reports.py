@@ -6,10 +6,10 @@ from datetime import date, timedelta
 import pytest
 
 from crm_core.clock import travel
-from crm_core.db import db
 from crm_core.customers.models import Customer
-from crm_core.outbox import OutboxMessage
 from crm_core.customers.products import add_months
+from crm_core.db import db
+from crm_core.outbox import OutboxMessage
 from crm_core.service.warranty import warranty_reminders
 from tests.factories import make_team
 

@@ -10,11 +10,11 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from crm_core import geo
-from crm_core.clock import utcnow
-from crm_core.db import db
 from crm_core.activities.models import Activity
-from crm_core.field.models import CheckIn
+from crm_core.clock import utcnow
 from crm_core.customers.models import Customer
+from crm_core.db import db
+from crm_core.field.models import CheckIn
 from tests.wechat_helpers import message_xml, post, settle
 
 WEST_LAKE = (30.2270, 120.1230)  # the demo's 杭州西湖茶业 site (WGS-84)

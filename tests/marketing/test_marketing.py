@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from crm_core.clock import travel
 from crm_core.db import db
-from crm_core.wechat.models import Follower
-from crm_core.sales.models import Lead
 from crm_core.outbox import OutboxMessage
+from crm_core.sales.models import Lead
+from crm_core.wechat.models import Follower
 from materials.models import ShareNode, Visit
 
 UA = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/120 Mobile Safari/537.36"

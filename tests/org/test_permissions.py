@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
+from crm_core.customers.models import Customer
 from crm_core.db import db
 from crm_core.errors import NoEmployeeLinked, PermissionDenied
-from crm_core.org.permissions import load_actor, scoped_select
-from crm_core.customers.models import Customer
 from crm_core.org.models import RoleDataScope
 from crm_core.org.organization import create_user, find_role, share_record, upsert_employee
+from crm_core.org.permissions import load_actor, scoped_select
 from tests.factories import make_customer, make_org, make_team
 
 

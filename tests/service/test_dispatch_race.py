@@ -51,3 +51,46 @@ def test_simultaneous_dispatches_of_one_ticket_make_one_work_order(any_app):
             OutboxMessage.dedupe_key.like("wo-assigned:%"))).all()
         db.session.remove()
     assert len(notices) == 1, notices  # one engineer is told of one work order
+
+
+def test_simultaneous_ticket_submissions_all_get_numbers(pg_url):
+    """Twelve tickets taken at once on PostgreSQL (#20: numbered "highest of the day plus one",
+    some ran out of retries and were answered 409): every one is saved, with its own number."""
+    from crm_core.demo import load_demo
+    from crm_core.service.models import Ticket
+    from tests.conftest import _create_schema, _make_app
+
+    app = _make_app(pg_url)
+    with app.app_context():
+        _create_schema()
+        load_demo()
+        db.session.commit()
+        c = app.test_client()
+        h = {"Authorization": "Bearer " + c.post("/api/v1/auth/token", json={
+            "username": "service.dispatcher", "password": "demo123456"}).get_json()["access_token"]}
+        cust = c.get("/api/v1/customers", headers=h).get_json()["items"][0]
+        before = db.session.scalar(select(func.count(Ticket.id)))
+        db.session.remove()
+
+    barrier, answers = threading.Barrier(12), []
+
+    def submit(i):
+        with app.app_context():
+            client = app.test_client()
+            barrier.wait(timeout=10)
+            r = client.post("/api/v1/tickets", headers=h, json={"customer_id": cust["id"], "kind": "consultation",
+                                                                 "description": f"同时提交 {i}"})
+            answers.append((r.status_code, (r.get_json() or {}).get("number")))
+            db.session.remove()
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(code for code, _ in answers) == [201] * 12, answers
+    assert len({n for _, n in answers}) == 12
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Ticket.id))) == before + 12
+        db.session.remove()
+        db.engine.dispose()

@@ -39,10 +39,9 @@ def push_menu(actor, appid: str, menu: dict):
     """Check WeChat's limits, push, and keep the attempt in the history (refusals too)."""
     from wechatpy.exceptions import WeChatClientException
 
+    from crm_core.db import db
     from wxapp.official_account import errcodes
     from wxapp.official_account.client import get_client
-
-    from crm_core.db import db
 
     actor.require("wechat_account", "edit")
     clean = menus.validate(menu)
