@@ -104,6 +104,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "MEDIA_ROOT": os.environ.get("WXCRM_MEDIA_ROOT", "instance/media"),
         # the callback's write-behind spool (crm_core.spool): a local, persistent folder per host
         "SPOOL_DIR": os.environ.get("WXCRM_SPOOL_DIR", "instance/spool"),
+        # 在线客服: a conversation nobody writes in for this long closes (the next message reopens it)
+        "CONVERSATION_QUIET_MINUTES": _int("WXCRM_CONVERSATION_QUIET_MINUTES", 30),
         "SPOOL_FLUSH_SECONDS": float(os.environ.get("WXCRM_SPOOL_FLUSH_SECONDS", "0.2")),
         "SPOOL_FSYNC": _bool(os.environ.get("WXCRM_SPOOL_FSYNC")),
         # reverse geocoding of check-ins: offline (nearest known customer address), nominatim, baidu, amap

@@ -17,7 +17,7 @@ from crm_core.db import db, insert_for, paginate
 from crm_core.errors import NotFound, ValidationFailed
 from crm_core.org.permissions import Actor, scoped_select
 from crm_core.wechat import followers
-from crm_core.wechat.models import Conversation, Follower, InboundMessage
+from crm_core.wechat.models import AgentPresence, Conversation, ConversationSession, Follower, InboundMessage
 
 # events a conversation shows as grey lines (and that bring it to the top); LOCATION and VIEW do not
 SHOWN_EVENTS = ("subscribe", "unsubscribe", "scan", "click", "scancode_push", "scancode_waitmsg")
@@ -27,7 +27,8 @@ KIND_TEXT = {"image": "[图片]", "voice": "[语音]", "video": "[视频]", "sho
              "link": "[链接]", "file": "[文件]"}
 MENU_LABELS = {"MENU_REPAIR": "在线报修", "MENU_PROGRESS": "服务进度", "MENU_PRODUCTS": "我的产品", "MENU_CHECKIN": "签到"}
 STATUSES = ("open", "waiting", "closed")  # waiting: asked for a person (人工客服) and nobody has taken it yet
-QUIET_CLOSE = timedelta(minutes=30)  # a conversation nobody writes in for this long closes (the next message reopens it)
+QUIET_CLOSE = timedelta(minutes=30)  # default: a conversation nobody writes in for this long closes (the next message reopens it)
+ONLINE_FOR = timedelta(seconds=60)  # an agent whose 在线客服 page polled within this is online
 MAX_REPLY = 600  # characters: WeChat takes 2,048 bytes of text in a customer-service message
 
 
@@ -44,15 +45,22 @@ def touch_many(items: list[tuple[str, str, datetime]]) -> None:
         latest[key] = max(latest.get(key, at), at)
     if not latest:
         return
-    rows = [{"appid": a, "openid": o, "status": "open", "last_message_at": at, "last_read_id": 0, "created_at": at}
-            for (a, o), at in latest.items()]
+    rows = [{"appid": a, "openid": o, "status": "open", "last_message_at": at, "last_read_id": 0, "created_at": at,
+             "session_started_at": at} for (a, o), at in latest.items()]
     stmt = insert_for(Conversation.__table__)
-    from sqlalchemy import case
+    from sqlalchemy import case, null
 
     table = Conversation.__table__
+    closed = table.c.status == "closed"
     stmt = stmt.on_conflict_do_update(index_elements=["appid", "openid"], set_={  # a closed conversation opens again
         "last_message_at": stmt.excluded.last_message_at,
-        "status": case((table.c.status == "closed", "open"), else_=table.c.status)})
+        "status": case((closed, "open"), else_=table.c.status),
+        # ... as a new session: its response times start again
+        "session_started_at": case((closed, stmt.excluded.last_message_at),
+                                   else_=func.coalesce(table.c.session_started_at, stmt.excluded.last_message_at)),
+        "requested_at": case((closed, null()), else_=table.c.requested_at),
+        "first_response_at": case((closed, null()), else_=table.c.first_response_at),
+        "first_response_by_id": case((closed, null()), else_=table.c.first_response_by_id)})
     db.session.execute(stmt, rows)
 
 
@@ -201,6 +209,10 @@ def reply(actor: Actor, appid: str, conversation_id: int, text: str) -> dict:
                                org_id=actor.org_id)
     if c.assignee_id is None and actor.employee_id:
         c.assignee_id = actor.employee_id  # who answers first takes the conversation
+    if c.status == "waiting":
+        c.status = "open"
+    if c.first_response_at is None:  # the session's first answer: the response time
+        c.first_response_at, c.first_response_by_id = utcnow(), actor.employee_id
     c.last_message_at = utcnow()
     db.session.flush()
     return {"id": msg.id, "status": msg.status, "channel": "customer_service" if now_open else "template"}
@@ -232,14 +244,71 @@ def follower_card(actor: Actor, appid: str, openid: str) -> dict:
             "window": window(f)}
 
 
-def ask_for_agent(appid: str, openid: str) -> Conversation:
-    """人工客服: the user asked for a person — the conversation waits in the queue until an agent takes it."""
-    touch_many([(appid, openid, utcnow())])
+def ask_for_agent(appid: str, openid: str) -> tuple[Conversation, int | None]:
+    """人工客服: the user asked for a person. The conversation goes to the online agent (console open
+    within a minute, accepting) with the fewest open conversations, the longest unassigned first on
+    a tie (round-robin); its assignee keeps it while online. With nobody online it waits in the
+    queue (待接入) until an agent takes it. Returns the conversation and the agent chosen, if any."""
+    now = utcnow()
+    touch_many([(appid, openid, now)])
     c = db.session.scalars(select(Conversation).where(Conversation.appid == appid, Conversation.openid == openid)).one()
-    if c.assignee_id is None:
+    if c.requested_at is None:
+        c.requested_at = now
+    follower = followers.find(appid, openid)
+    online = _online(follower.org_id if follower is not None else None, now)
+    if c.assignee_id is not None and c.assignee_id in online:
+        db.session.flush()
+        return c, c.assignee_id
+    agent = _next_agent(online)
+    if agent is None:
         c.status = "waiting"
+        if c.assignee_id is not None and c.assignee_id not in online:
+            c.assignee_id = None  # their agent has gone: anyone who comes may take it
+    else:
+        c.assignee_id, c.status = agent.employee_id, "open"
+        agent.last_assigned_at = now
     db.session.flush()
-    return c
+    return c, c.assignee_id if agent is not None else None
+
+
+def _online(org_id: int | None, now: datetime) -> dict[int, AgentPresence]:
+    stmt = select(AgentPresence).where(AgentPresence.accepting.is_(True), AgentPresence.last_seen_at >= now - ONLINE_FOR)
+    if org_id is not None:
+        stmt = stmt.where(AgentPresence.org_id == org_id)
+    return {p.employee_id: p for p in db.session.scalars(stmt)}
+
+
+def _next_agent(online: dict[int, AgentPresence]) -> AgentPresence | None:
+    if not online:
+        return None
+    load = dict(db.session.execute(select(Conversation.assignee_id, func.count(Conversation.id)).where(
+        Conversation.assignee_id.in_(list(online)), Conversation.status != "closed").group_by(Conversation.assignee_id)).all())
+    epoch = datetime(1970, 1, 1)
+    return min(online.values(), key=lambda p: (load.get(p.employee_id, 0), p.last_assigned_at or epoch, p.employee_id))
+
+
+def seen_online(actor: Actor, accepting: bool | None = None) -> AgentPresence | None:
+    """The agent has the 在线客服 console open (its pages and the open conversation's poll say so);
+    ``accepting`` switches 接待中 / 暂停接待."""
+    if not actor.employee_id or not actor.can("follower", "edit"):
+        return None
+    p = db.session.get(AgentPresence, actor.employee_id)
+    now = utcnow()
+    if p is None:
+        p = AgentPresence(employee_id=actor.employee_id, org_id=actor.org_id, last_seen_at=now, accepting=True)
+        db.session.add(p)
+    p.last_seen_at = now
+    if accepting is not None:
+        p.accepting = accepting
+    db.session.flush()
+    return p
+
+
+def presence(actor: Actor) -> dict:
+    p = db.session.get(AgentPresence, actor.employee_id) if actor.employee_id else None
+    now = utcnow()
+    return {"accepting": bool(p and p.accepting), "online": len(_online(actor.org_id, now)),
+            "waiting": db.session.scalar(select(func.count(Conversation.id)).where(Conversation.status == "waiting")) or 0}
 
 
 def assign(actor: Actor, appid: str, conversation_id: int, employee_id: int | None = None) -> Conversation:
@@ -259,19 +328,75 @@ def assign(actor: Actor, appid: str, conversation_id: int, employee_id: int | No
     return c
 
 
+def _end_session(c: Conversation, now: datetime, by: str) -> None:
+    """Keep the session's figures (for 客服统计) and close it."""
+    if c.session_started_at is not None:
+        db.session.add(ConversationSession(conversation_id=c.id, assignee_id=c.assignee_id, started_at=c.session_started_at,
+                                           requested_at=c.requested_at, first_response_at=c.first_response_at,
+                                           first_response_by_id=c.first_response_by_id, closed_at=now, closed_by=by))
+    c.status = "closed"
+    c.session_started_at = c.requested_at = c.first_response_at = c.first_response_by_id = None
+
+
 def close(actor: Actor, appid: str, conversation_id: int) -> Conversation:
     actor.require("follower", "edit")
     c = get_conversation(actor, appid, conversation_id)
-    c.status = "closed"
+    if c.status != "closed":
+        _end_session(c, utcnow(), "agent")
     db.session.flush()
     return c
 
 
-def close_quiet(now: datetime | None = None) -> int:
-    """Conversations nobody wrote in for QUIET_CLOSE close; the user's next message opens them again."""
-    from sqlalchemy import update
-
+def close_quiet(now: datetime | None = None, quiet: timedelta = QUIET_CLOSE) -> int:
+    """Conversations nobody wrote in for ``quiet`` close (their session's figures kept); the user's
+    next message opens them again."""
     now = now or utcnow()
-    return db.session.execute(update(Conversation).where(Conversation.status != "closed",
-                                                         Conversation.last_message_at < now - QUIET_CLOSE)
-                              .values(status="closed").execution_options(synchronize_session=False)).rowcount
+    rows = db.session.scalars(select(Conversation).where(Conversation.status != "closed",
+                                                         Conversation.last_message_at < now - quiet).limit(5000)).all()
+    for c in rows:
+        _end_session(c, now, "quiet")
+    db.session.flush()
+    return len(rows)
+
+
+def _median(values: list[float]) -> float | None:
+    import statistics
+
+    return round(statistics.median(values), 1) if values else None
+
+
+def response_stats(actor: Actor, date_from: datetime, date_to: datetime) -> dict:
+    """客服统计: per agent, the sessions closed in [date_from, date_to): how many, how many answered,
+    the median first response (from the request for a person, else the session's first message)
+    and the median time to close, in seconds; and the same for everyone."""
+    from crm_core.org.models import Employee
+
+    actor.require("follower", "view")
+    rows = db.session.execute(select(ConversationSession).join(Conversation, Conversation.id == ConversationSession.conversation_id)
+                              .join(Employee, Employee.id == ConversationSession.assignee_id, isouter=True)
+                              .where(ConversationSession.closed_at >= date_from, ConversationSession.closed_at < date_to,
+                                     or_(Employee.org_id == actor.org_id, ConversationSession.assignee_id.is_(None)))
+                              .limit(20000)).scalars().all()
+    per: dict[int | None, dict] = {}
+    for r in rows:
+        d = per.setdefault(r.assignee_id, {"sessions": 0, "answered": 0, "first": [], "resolve": []})
+        d["sessions"] += 1
+        if r.first_response_at is not None:
+            d["answered"] += 1
+            d["first"].append((r.first_response_at - (r.requested_at or r.started_at)).total_seconds())
+        d["resolve"].append((r.closed_at - r.started_at).total_seconds())
+    from crm_core.org.organization import employee_names
+
+    names = employee_names([k for k in per if k])
+
+    def figures(d):
+        return {"sessions": d["sessions"], "answered": d["answered"], "median_first_response_s": _median(d["first"]),
+                "median_resolution_s": _median(d["resolve"])}
+
+    total = {"sessions": 0, "answered": 0, "first": [], "resolve": []}
+    for d in per.values():
+        for k in total:
+            total[k] += d[k]
+    agents = [{"employee_id": k, "name": names.get(k) if k else "未分配", **figures(d)} for k, d in per.items()]
+    agents.sort(key=lambda a: (-a["sessions"], a["name"] or ""))
+    return {"agents": agents, "all": figures(total)}

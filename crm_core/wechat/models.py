@@ -89,6 +89,37 @@ class Conversation(db.Model):
     last_message_at: Mapped[datetime]
     last_read_id: Mapped[int] = mapped_column(default=0)  # the last inbound message an agent has seen
     created_at: Mapped[datetime]
+    # the current session (from the first message after a close): response-time figures
+    session_started_at: Mapped[datetime | None]
+    requested_at: Mapped[datetime | None]  # asked for a person (人工客服) in this session
+    first_response_at: Mapped[datetime | None]  # the first agent reply in this session
+    first_response_by_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+
+
+class ConversationSession(db.Model):
+    """One closed session of a conversation, for response-time figures per agent (在线客服 统计)."""
+
+    __table_args__ = (Index("ix_conversation_session_closed", "closed_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+    started_at: Mapped[datetime]
+    requested_at: Mapped[datetime | None]
+    first_response_at: Mapped[datetime | None]
+    first_response_by_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+    closed_at: Mapped[datetime]
+    closed_by: Mapped[str] = mapped_column(String(12))  # agent / quiet
+
+
+class AgentPresence(db.Model):
+    """An agent with the 在线客服 console open (seen within a minute) and accepting conversations:
+    "人工客服" requests go to them in turn."""
+
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
+    last_seen_at: Mapped[datetime]
+    accepting: Mapped[bool] = mapped_column(default=True)
+    last_assigned_at: Mapped[datetime | None]
 
 
 class CachedCredential(db.Model):

@@ -180,3 +180,52 @@ def test_asking_for_a_person_queues_the_conversation_until_an_agent_takes_it(des
         assert conversations.close_quiet(utcnow()) >= 1
     db.session.commit()
     assert client.get("/api/v1/conversations?status=closed", headers=h).get_json()["total"] >= 1
+
+
+def test_requests_for_a_person_go_round_robin_to_online_agents(desk, client):
+    from wxapp.official_account.router import router  # noqa: F401  (rules registered)
+
+    disp, admin = desk("service.dispatcher"), desk("admin")
+    from tests.wechat_helpers import reply_text
+
+    # nobody online: the request waits, and the customer is told so
+    said = reply_text(post(client, message_xml("text", "oQueue0001", content="人工客服")))
+    assert "没有客服在线" in said
+    conv = client.get("/api/v1/conversations?status=waiting", headers=disp).get_json()["items"]
+    assert [c["openid"] for c in conv] == ["oQueue0001"]
+
+    for h in (disp, admin):
+        r = client.put("/api/v1/conversations/presence", headers=h, json={"accepting": True})
+        assert r.status_code == 200
+    assert r.get_json()["online"] == 2
+    names = []
+    for i in range(2, 6):
+        names.append(reply_text(post(client, message_xml("text", f"oQueue000{i}", content="转人工"))))
+    assert sum("吴静" in n for n in names) == 2 and sum("周敏" in n for n in names) == 2  # in turn, by load
+    assert ("吴静" in names[0]) != ("吴静" in names[1])  # the next goes to the other agent
+
+    client.put("/api/v1/conversations/presence", headers=admin, json={"accepting": False})  # 暂停接待
+    assert "吴静" in reply_text(post(client, message_xml("text", "oQueue0006", content="人工")))
+    with travel(timedelta(minutes=2)):  # the dispatcher's console has not polled for two minutes: offline
+        assert "没有客服在线" in reply_text(post(client, message_xml("text", "oQueue0007", content="人工客服")))
+
+
+def test_first_response_and_resolution_times_per_agent(desk, client):
+    h = desk("service.dispatcher")
+    client.put("/api/v1/conversations/presence", headers=h, json={"accepting": True})
+    post(client, message_xml("text", "oStats0001", content="人工客服"))
+    conv = client.get("/api/v1/conversations", headers=h).get_json()["items"][0]
+    with travel(timedelta(seconds=90)):
+        assert client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=h, json={"text": "您好，我是吴静"}).status_code == 201
+        client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=h, json={"text": "还有什么可以帮您？"})
+    with travel(timedelta(minutes=10)):
+        assert client.post(f"/api/v1/conversations/{conv['id']}/close", headers=h).status_code == 200
+        stats = client.get("/api/v1/conversations/stats?days=1", headers=h).get_json()
+    agent = next(a for a in stats["agents"] if a["name"] == "吴静")
+    assert agent["sessions"] == 1 and agent["answered"] == 1
+    assert 85 <= agent["median_first_response_s"] <= 95  # the first answer, not the second
+    assert 595 <= agent["median_resolution_s"] <= 605
+    # the customer writes again: a new session, whose response time starts again
+    post(client, message_xml("text", "oStats0001", content="又有问题了"))
+    again = client.get("/api/v1/conversations?q=oStats0001", headers=h).get_json()["items"][0]
+    assert again["status"] == "open"

@@ -13,6 +13,23 @@ from wxapp.console import bp
 from wxapp.official_account import fastpath
 from wxapp.pages import act, denied
 
+_beats: dict[int, float] = {}
+
+
+def _heartbeat() -> None:
+    """The agent has 在线客服 open: they count as online for round-robin (one write per 15 s)."""
+    import time
+
+    emp = g.actor.employee_id
+    if not emp or time.monotonic() - _beats.get(emp, -1e9) < 15:
+        return
+    try:
+        conversations.seen_online(g.actor)
+        db.session.commit()
+        _beats[emp] = time.monotonic()
+    except Exception:  # presence is a convenience: never fail the page for it
+        db.session.rollback()
+
 
 @bp.get("/conversations")
 @console_login_required
@@ -29,8 +46,46 @@ def conversation_list():
         rows, total = conversations.list_conversations(g.actor, wechat_appid(), status=status, mine=mine, q=q, page=page)
     except DomainError as exc:
         return denied(exc)
+    _heartbeat()
     return render_template("console/conversations.html", rows=rows, total=total, status=status, mine=mine, q=q or "",
-                           page=page)
+                           page=page, presence=conversations.presence(g.actor), can_reply=g.actor.can("follower", "edit"))
+
+
+@bp.post("/conversations/presence")
+@console_login_required
+def conversation_presence():
+    """接待中 / 暂停接待: whether 人工客服 requests come to this agent."""
+    accepting = request.form.get("accepting") == "1"
+    _beats.pop(g.actor.employee_id or 0, None)
+    return act(lambda: conversations.seen_online(g.actor, accepting=accepting) or None,
+               "已开始接待：转人工的客户会轮流分配给在线客服。" if accepting else "已暂停接待：新的转人工请求不会分配给您。",
+               url_for("console.conversation_list"))
+
+
+@bp.get("/conversations/stats")
+@console_login_required
+def conversation_stats():
+    from datetime import datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from crm_core.clock import local_today, to_utc
+    from crm_core.org.settings import org_timezone
+
+    try:
+        days = max(1, min(92, int(request.args.get("days", "7"))))
+    except ValueError:
+        days = 7
+    tz = org_timezone(g.actor.org_id)
+    end = local_today(tz)
+    start = end - timedelta(days=days - 1)
+    zone = ZoneInfo(tz)
+    lo = to_utc(datetime.combine(start, time.min), zone)
+    hi = to_utc(datetime.combine(end + timedelta(days=1), time.min), zone)
+    try:
+        stats = conversations.response_stats(g.actor, lo, hi)
+    except DomainError as exc:
+        return denied(exc)
+    return render_template("console/conversation_stats.html", stats=stats, days=days, start=start, end=end)
 
 
 def _open(conversation_id: int):
@@ -90,6 +145,7 @@ def conversation_feed(conversation_id: int):
         c, items = _open(conversation_id)
     except DomainError as exc:
         return jsonify({"error": {"code": exc.code, "message": exc.message}}), exc.status
+    _heartbeat()
     return jsonify({"items": items, "window": conversations.window_for(c)})
 
 

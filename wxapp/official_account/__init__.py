@@ -35,5 +35,10 @@ def _ask_for_agent(ib) -> str:
     """人工客服: the conversation joins the queue of the console's 在线客服."""
     from crm_core.wechat import conversations
 
-    conversations.ask_for_agent(ib.appid, ib.openid)
-    return "已为您转接人工客服，请稍候，客服人员会尽快在这里回复您。"
+    _c, agent_id = conversations.ask_for_agent(ib.appid, ib.openid)
+    if agent_id is None:
+        return "已为您转接人工客服。现在没有客服在线，您的消息已排队，客服上线后会尽快在这里回复您。"
+    from crm_core.org.organization import employee_names
+
+    name = employee_names([agent_id]).get(agent_id)
+    return f"已为您转接人工客服{name or ''}，请稍候，客服人员会尽快在这里回复您。"

@@ -255,3 +255,60 @@ def close_conversation(conversation_id: int):
     from crm_core.wechat import conversations
 
     return conversations.conversation_dict(conversations.close(g.actor, wechat_appid(), conversation_id))
+
+
+class PresenceIn(Model):
+    accepting: bool = Field(description="接待中 (true) or 暂停接待: whether 人工客服 requests come to me")
+
+
+class PresenceOut(Model):
+    accepting: bool
+    online: int = Field(description="agents online and accepting in my organisation")
+    waiting: int = Field(description="conversations waiting for an agent (待接入)")
+
+
+@api.operation(bp, "/conversations/presence", "PUT", summary="I am online for 在线客服 (round-robin of 人工客服 requests)",
+               tags=("conversations",), body=PresenceIn, response=PresenceOut)
+def conversation_presence(body: PresenceIn):
+    """A client that stays open calls this at least once a minute; an agent seen within a minute is online."""
+    from crm_core.wechat import conversations
+
+    g.actor.require("follower", "edit")
+    conversations.seen_online(g.actor, accepting=body.accepting)
+    return conversations.presence(g.actor)
+
+
+class StatsQuery(Model):
+    days: int = Field(default=7, ge=1, le=92, description="the last N days, today included (the organisation's time zone)")
+
+
+class AgentStats(Model):
+    employee_id: int | None
+    name: str | None
+    sessions: int
+    answered: int
+    median_first_response_s: float | None
+    median_resolution_s: float | None
+
+
+class ConversationStatsOut(Model):
+    agents: list[AgentStats]
+    all: dict
+
+
+@api.operation(bp, "/conversations/stats", "GET", summary="客服统计: sessions, first response and resolution per agent",
+               tags=("conversations",), query=StatsQuery, response=ConversationStatsOut)
+def conversation_stats(query: StatsQuery):
+    from datetime import datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from crm_core.clock import local_today, to_utc
+    from crm_core.org.settings import org_timezone
+    from crm_core.wechat import conversations
+
+    tz = org_timezone(g.actor.org_id)
+    end = local_today(tz)
+    zone = ZoneInfo(tz)
+    lo = to_utc(datetime.combine(end - timedelta(days=query.days - 1), time.min), zone)
+    hi = to_utc(datetime.combine(end + timedelta(days=1), time.min), zone)
+    return conversations.response_stats(g.actor, lo, hi)

@@ -118,10 +118,15 @@ def recover_lost_jobs() -> int:
 
 @jobs.periodic(every=300)
 def close_quiet_conversations() -> int:
-    """在线客服: conversations quiet for 30 minutes close (the next message reopens them)."""
+    """在线客服: conversations quiet for ``WXCRM_CONVERSATION_QUIET_MINUTES`` (30) close, their
+    session's response times kept; the next message reopens them."""
+    from datetime import timedelta
+
+    from flask import current_app
+
     from crm_core.wechat import conversations
 
-    n = conversations.close_quiet()
+    n = conversations.close_quiet(quiet=timedelta(minutes=current_app.config["CONVERSATION_QUIET_MINUTES"]))
     db.session.commit()
     return n
 
