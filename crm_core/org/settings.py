@@ -20,6 +20,12 @@ DEFAULTS: dict[str, dict] = {
     "opportunity_approval": {"approver": "manager", "employee_id": None},
     # warnings about activities and warranties
     "reminders": {"warranty_days_before": 30},
+    # 在线客服 快捷回复: the team's canned replies, [{"title", "text"}] with {客户名称} {联系人} {工单号} {客服}
+    "canned_replies": {"items": [
+        {"title": "问候", "text": "您好{联系人}，我是客服{客服}，请问有什么可以帮您？"},
+        {"title": "工单进度", "text": "您的服务单 {工单号} 正在处理中，工程师会尽快与您联系。"},
+        {"title": "结束语", "text": "感谢您的咨询，祝您生活愉快！如有问题随时在这里留言。"},
+    ]},
     # self-service tickets (自助式服务)
     "self_service": {
         "close_after_days": 7,      # completed tickets close automatically after this many days

@@ -16,7 +16,7 @@ from crm_core.customers.models import Contact, Customer
 from crm_core.db import db, insert_for, paginate
 from crm_core.errors import NotFound, ValidationFailed
 from crm_core.org.permissions import Actor, scoped_select
-from crm_core.wechat import followers
+from crm_core.wechat import followers, tags
 from crm_core.wechat.models import AgentPresence, Conversation, ConversationSession, Follower, InboundMessage
 
 # events a conversation shows as grey lines (and that bring it to the top); LOCATION and VIEW do not
@@ -241,7 +241,7 @@ def follower_card(actor: Actor, appid: str, openid: str) -> dict:
             "contact": {"id": contact.id, "name": contact.name, "phone": contact.phone} if contact else None,
             "customer": {"id": customer.id, "name": customer.name} if customer else None,
             "location": {"lat": f.last_lat, "lng": f.last_lng} if f and f.last_location_at else None,
-            "window": window(f)}
+            "tags": tags.tags_of([f.id]).get(f.id, []) if f else [], "window": window(f)}
 
 
 def ask_for_agent(appid: str, openid: str) -> tuple[Conversation, int | None]:
@@ -400,3 +400,47 @@ def response_stats(actor: Actor, date_from: datetime, date_to: datetime) -> dict
     agents = [{"employee_id": k, "name": names.get(k) if k else "未分配", **figures(d)} for k, d in per.items()]
     agents.sort(key=lambda a: (-a["sessions"], a["name"] or ""))
     return {"agents": agents, "all": figures(total)}
+
+
+
+# --- 快捷回复 ----------------------------------------------------------------------------------
+CANNED_VARIABLES = ("客户名称", "联系人", "工单号", "客服")
+MAX_CANNED = 50
+
+
+def canned_replies(org_id: int) -> list[dict]:
+    from crm_core.org.settings import get_setting
+
+    return list(get_setting(org_id, "canned_replies").get("items") or [])
+
+
+def save_canned_replies(actor: Actor, items: list[dict]) -> list[dict]:
+    """Replace the team's canned replies (agents who may answer followers keep them)."""
+    import re
+
+    from crm_core.org.settings import remember
+
+    actor.require("follower", "edit")
+    if len(items) > MAX_CANNED:
+        raise ValidationFailed(f"快捷回复最多 {MAX_CANNED} 条。", fields={"items": "too_many"})
+    clean = []
+    for i, item in enumerate(items):
+        title, text = (item.get("title") or "").strip(), (item.get("text") or "").strip()
+        if not title or not text:
+            raise ValidationFailed("每条快捷回复都需要标题和内容。", fields={f"items[{i}]": "required"})
+        if len(title) > 20 or len(text) > MAX_REPLY:
+            raise ValidationFailed(f"标题最多 20 字，内容最多 {MAX_REPLY} 字。", fields={f"items[{i}]": "too_long"})
+        unknown = [v for v in re.findall(r"\{([^{}]{1,10})\}", text) if v not in CANNED_VARIABLES]
+        if unknown:
+            raise ValidationFailed(f"不认识的变量：{{{unknown[0]}}}；可用：" + "、".join("{%s}" % v for v in CANNED_VARIABLES),
+                                   fields={f"items[{i}]": "unknown_variable"})
+        clean.append({"title": title, "text": text})
+    remember(actor.org_id, "canned_replies", items=clean)
+    return clean
+
+
+def fill_canned(text: str, values: dict[str, str | None]) -> str:
+    """A canned reply with this conversation's values in place (an unknown value reads as empty)."""
+    for name in CANNED_VARIABLES:
+        text = text.replace("{" + name + "}", values.get(name) or "")
+    return text

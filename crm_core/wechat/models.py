@@ -171,3 +171,19 @@ class MenuVersion(db.Model):
     error: Mapped[str | None] = mapped_column(String(300))
     pushed_at: Mapped[datetime]
     pushed_by_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+
+
+class FollowerTag(db.Model):
+    """A follower tag (粉丝标签), kept in step with WeChat's tag API (its id there in ``wechat_id``)."""
+
+    __table_args__ = (UniqueConstraint("appid", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appid: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(30))
+    wechat_id: Mapped[int | None]
+    created_at: Mapped[datetime]
+
+
+class FollowerTagLink(db.Model):
+    tag_id: Mapped[int] = mapped_column(ForeignKey("follower_tag.id", ondelete="CASCADE"), primary_key=True)
+    follower_id: Mapped[int] = mapped_column(ForeignKey("follower.id"), primary_key=True, index=True)

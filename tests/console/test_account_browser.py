@@ -101,3 +101,28 @@ def test_the_menu_editor_checks_wechats_limits_pushes_and_the_phone_shows_it(liv
         assert "在线报修" in phone.inner_text(".passive")
     finally:
         ctx.close()
+
+
+def test_tagging_followers_from_the_followers_page(live_wx, page, browser):  # noqa: F811
+    base = live_wx.url
+    for openid in ("oTagBrowser1", "oTagBrowser2"):
+        ctx, phone = _phone(browser, base, openid)
+        try:
+            phone.click("#follow")
+            phone.wait_for_selector(".passive")
+        finally:
+            ctx.close()
+    login(page, base, "service.dispatcher")
+    page.click("nav >> text=微信粉丝")
+    page.fill("#new-tag input[name=name]", "长" * 31)  # the browser keeps to 30; the page says why it would not
+    assert len(page.input_value("#new-tag input[name=name]")) == 30
+    page.fill("#new-tag input[name=name]", "净水器老客户")
+    page.click("#new-tag button")
+    assert "标签已创建" in page.inner_text("[role=status]")
+    page.check("input[type=checkbox][value=oTagBrowser1]")
+    page.check("input[type=checkbox][value=oTagBrowser2]")
+    page.click("#tag-form button[value=tag]")
+    assert "已为 2 位粉丝打上标签" in page.inner_text("[role=status]")
+    page.click("#tags >> text=净水器老客户（2）")
+    rows = page.inner_text("#followers")
+    assert "净水器老客户" in rows and rows.count("oTagBrowser") == 2

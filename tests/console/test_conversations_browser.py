@@ -61,3 +61,30 @@ def test_customer_writes_agent_sees_it_live_and_answers(live_wx, browser):  # no
     finally:
         phone_ctx.close()
         desk_ctx.close()
+
+
+def test_the_agent_answers_with_a_canned_reply_filled_for_this_customer(live_wx, browser):  # noqa: F811
+    base = live_wx.url
+    phone_ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812})
+    desk_ctx = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    phone, desk = phone_ctx.new_page(), desk_ctx.new_page()
+    try:
+        phone.goto(base + "/sandbox/phone")
+        phone.fill("#openid", "oCanned0001")
+        phone.dispatch_event("#openid", "change")
+        phone.fill("#text", "在吗")
+        phone.click("#send")
+        phone.wait_for_selector(".passive")
+        login(desk, base, "service.dispatcher")
+        desk.goto(base + "/console/conversations")
+        desk.locator("#conversations tr", has_text="微信用户0001").locator("a").click()
+        desk.wait_for_selector("#canned")
+        desk.select_option("#canned", label="问候")
+        text = desk.input_value("#reply-form textarea[name=text]")
+        assert text.startswith("您好") and "我是客服吴静" in text and "{" not in text  # filled for this conversation
+        desk.click("#reply-form button[type=submit]")
+        desk.wait_for_selector("text=已发送")
+        phone.wait_for_selector(".custom:has-text('我是客服吴静')", timeout=8000)
+    finally:
+        phone_ctx.close()
+        desk_ctx.close()

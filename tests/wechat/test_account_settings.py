@@ -134,3 +134,57 @@ def test_a_menu_wechat_refuses_is_kept_in_the_history(live):
     assert r.status_code == 422 and "微信拒绝" in r.get_json()["error"]["message"], r.get_json()
     hist = client.get("/api/v1/wechat/menu", headers=h).get_json()["history"]
     assert hist[0]["errcode"] == 40018 and hist[0]["error"], hist
+
+
+def test_follower_tags_follow_wechats_rules_and_stay_in_step(live):
+    client = live.test_client()
+    h = token_for(client, "service.dispatcher", "demo123456")
+    for i in range(3):
+        post(client, message_xml("follow", f"oTag000{i}"))
+    r = client.post("/api/v1/wechat/tags", headers=h, json={"name": "VIP客户"})
+    assert r.status_code == 201, r.get_json()
+    vip = r.get_json()
+    assert vip["wechat_id"] >= 100  # WeChat's own id
+    dup = client.post("/api/v1/wechat/tags", headers=h, json={"name": "VIP客户"})
+    assert dup.status_code == 422 and "已存在" in dup.get_json()["error"]["message"]
+    r = client.post(f"/api/v1/wechat/tags/{vip['id']}/members", headers=h, json={"openids": ["oTag0000", "oTag0001"]})
+    assert r.status_code == 200 and r.get_json()["changed"] == 2
+    listed = client.get(f"/api/v1/wechat/followers?tag_id={vip['id']}", headers=h).get_json()["items"]
+    assert sorted(f["openid"] for f in listed) == ["oTag0000", "oTag0001"] and listed[0]["tags"] == ["VIP客户"]
+    with live.app_context():  # WeChat has the same
+        from wxapp.official_account.client import get_client
+
+        assert get_client().tag.get_user_tag("oTag0000") == [vip["wechat_id"]]
+        db.session.remove()
+    unknown = client.post(f"/api/v1/wechat/tags/{vip['id']}/members", headers=h, json={"openids": ["oNobody"]})
+    assert unknown.status_code == 422 and "不存在" in unknown.get_json()["error"]["message"]
+    client.post(f"/api/v1/wechat/tags/{vip['id']}/members", headers=h, json={"openids": ["oTag0000"], "remove": True})
+    assert client.get("/api/v1/wechat/tags", headers=h).get_json()["items"][0]["count"] == 1
+    assert client.delete(f"/api/v1/wechat/tags/{vip['id']}", headers=h).status_code == 204
+    with live.app_context():
+        from wxapp.official_account.client import get_client
+
+        assert get_client().tag.get() == []
+        db.session.remove()
+    assert client.post("/api/v1/wechat/tags", headers=token_for(client, "sales.zhang", "demo123456"),
+                       json={"name": "x"}).status_code == 403
+
+
+def test_the_sandbox_refuses_tags_as_wechat_does(live):
+    with live.app_context():
+        from wechatpy.exceptions import WeChatClientException
+
+        from wxapp.official_account.client import get_client
+
+        c = get_client()
+        with pytest.raises(WeChatClientException) as too_long:
+            c.tag.create("长" * 31)
+        assert too_long.value.errcode == 45158
+        tag = c.tag.create("批量")
+        with pytest.raises(WeChatClientException) as many:
+            c.tag.tag_user(tag["id"], [f"o{i}" for i in range(51)])
+        assert many.value.errcode == 40032
+        with pytest.raises(WeChatClientException) as sys_tag:
+            c.tag.delete(2)
+        assert sys_tag.value.errcode == 45058
+        db.session.remove()

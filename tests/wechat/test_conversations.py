@@ -229,3 +229,19 @@ def test_first_response_and_resolution_times_per_agent(desk, client):
     post(client, message_xml("text", "oStats0001", content="又有问题了"))
     again = client.get("/api/v1/conversations?q=oStats0001", headers=h).get_json()["items"][0]
     assert again["status"] == "open"
+
+
+def test_canned_replies_are_kept_with_their_variables_checked(desk, client):
+    h = desk("service.dispatcher")
+    items = client.get("/api/v1/conversations/canned-replies", headers=h).get_json()["items"]
+    assert [i["title"] for i in items] == ["问候", "工单进度", "结束语"]  # a start every team can edit
+    r = client.put("/api/v1/conversations/canned-replies", headers=h,
+                   json={"items": [{"title": "上门", "text": "{联系人}您好，工程师将于明天上门，单号 {工单号}。"}]})
+    assert r.status_code == 200 and r.get_json()["items"][0]["title"] == "上门"
+    bad = client.put("/api/v1/conversations/canned-replies", headers=h, json={"items": [{"title": "错", "text": "{手机号}"}]})
+    assert bad.status_code == 422 and "{手机号}" in bad.get_json()["error"]["message"]
+    assert client.put("/api/v1/conversations/canned-replies", headers=desk("sales.zhang"),
+                      json={"items": []}).status_code == 403
+    from crm_core.wechat.conversations import fill_canned
+
+    assert fill_canned("{联系人}您好，单号 {工单号}", {"联系人": "陈建国", "工单号": None}) == "陈建国您好，单号 "

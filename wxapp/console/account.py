@@ -160,3 +160,32 @@ def menu_push():
         return _menu_page(menu, False, status=exc.status)
     flash("菜单已推送到微信：用户重新进入公众号后可见（微信端可能有几分钟缓存）。", "ok")
     return redirect(url_for("console.menu_editor"))
+
+
+# --- follower tags -----------------------------------------------------------------------------
+@bp.post("/followers/tags")
+@console_login_required
+def follower_tag_create():
+    return act(lambda: account.create_tag(g.actor, wechat_appid(), request.form.get("name", "")), "标签已创建（微信中同步创建）。",
+               url_for("console.followers"))
+
+
+@bp.post("/followers/tags/<int:tag_id>/delete")
+@console_login_required
+def follower_tag_delete(tag_id: int):
+    return act(lambda: account.delete_tag(g.actor, wechat_appid(), tag_id), "标签已删除。", url_for("console.followers"))
+
+
+@bp.post("/followers/tagging")
+@console_login_required
+def follower_tagging():
+    raw = request.form.get("tag_id", "")
+    tag_id = int(raw) if raw.isascii() and raw.isdecimal() and len(raw) < 10 else -1
+    remove = request.form.get("op") == "untag"
+    holder = {}
+
+    def run():
+        holder["n"] = account.tag_followers(g.actor, wechat_appid(), tag_id, request.form.getlist("openid"), remove=remove)
+
+    return act(run, lambda: f"已为 {holder['n']} 位粉丝{'取消' if remove else '打上'}标签。",
+               url_for("console.followers", tag_id=request.args.get("tag_id") or None))

@@ -110,9 +110,33 @@ def conversation(conversation_id: int):
     from crm_core.org.organization import employee_names
 
     colleagues = db.session.scalars(db.select(Employee.id).where(Employee.org_id == g.actor.org_id)).all()
+    names = employee_names(colleagues)
+    values = {"客户名称": (card.get("customer") or {}).get("name"), "联系人": (card.get("contact") or {}).get("name"),
+              "工单号": next((t["number"] for t in card.get("tickets") or []), None), "客服": names.get(g.actor.employee_id)}
+    canned = [{"title": r["title"], "text": conversations.fill_canned(r["text"], values)}
+              for r in conversations.canned_replies(g.actor.org_id)]
     return render_template("console/conversation.html", c=conversations.conversation_dict(c), items=items, card=card,
                            can_reply=g.actor.can("follower", "edit"), can_ticket=g.actor.can("ticket", "create"),
-                           colleagues=employee_names(colleagues))
+                           colleagues=names, canned=canned)
+
+
+@bp.get("/conversations/canned")
+@console_login_required
+def canned_replies():
+    if not g.actor.can("follower", "edit"):
+        from crm_core.errors import PermissionDenied
+
+        return denied(PermissionDenied("没有管理快捷回复的权限。"))
+    return render_template("console/canned_replies.html", items=conversations.canned_replies(g.actor.org_id),
+                           variables=conversations.CANNED_VARIABLES)
+
+
+@bp.post("/conversations/canned")
+@console_login_required
+def canned_replies_save():
+    titles, texts = request.form.getlist("title"), request.form.getlist("text")
+    items = [{"title": t, "text": x} for t, x in zip(titles, texts) if (t or "").strip() or (x or "").strip()]
+    return act(lambda: conversations.save_canned_replies(g.actor, items), "快捷回复已保存。", url_for("console.canned_replies"))
 
 
 def _service_card(card: dict, items: list[dict]) -> dict:

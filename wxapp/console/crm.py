@@ -235,10 +235,22 @@ def followers():
         g.actor.require("follower", "view")
     except DomainError as exc:
         return _denied(exc)
+    from sqlalchemy import select
+
+    from crm_core.wechat import tags
+    from crm_core.wechat.models import FollowerTagLink
+
     q = request.args.get("q", "").strip()[:64]
-    rows, total = paginate(follower_service.search(wechat_appid(), q or None), Follower.id.desc(), page=_page(), per_page=50)
-    return render_template("console/followers.html", rows=rows, total=total, q=q,
-                           names=follower_service.display_names(f.openid for f in rows))
+    raw = request.args.get("tag_id", "")
+    tag_id = int(raw) if raw.isascii() and raw.isdecimal() and len(raw) < 10 else None
+    stmt = follower_service.search(wechat_appid(), q or None)
+    if tag_id:
+        stmt = stmt.where(Follower.id.in_(select(FollowerTagLink.follower_id).where(FollowerTagLink.tag_id == tag_id)))
+    rows, total = paginate(stmt, Follower.id.desc(), page=_page(), per_page=50)
+    return render_template("console/followers.html", rows=rows, total=total, q=q, tag_id=tag_id,
+                           names=follower_service.display_names(f.openid for f in rows),
+                           tags=tags.list_tags(wechat_appid()), tags_of=tags.tags_of([f.id for f in rows]),
+                           can_tag=g.actor.can("follower", "edit"))
 
 
 @bp.post("/followers/<openid>/unbind")

@@ -92,6 +92,73 @@ def try_reply(appid: str, text: str) -> dict:
     return {"rule": rule.name, "label": label, "reply": reply if isinstance(reply, str) else None}
 
 
+class WeChatRefused(DomainError):
+    status = 422
+    code = "wechat_refused"
+
+
+def _wechat(call, what: str):
+    """A tag call to WeChat with its refusal worded for people (nothing is written locally then)."""
+    from wechatpy.exceptions import WeChatClientException
+
+    from crm_core.db import db
+    from wxapp.official_account import errcodes
+
+    db.session.commit()  # no transaction held open across the call
+    try:
+        return call()
+    except WeChatClientException as exc:
+        if exc.errcode is None:
+            raise WeChatRefused(f"微信服务器暂时没有正常答复，{what}未完成，请稍后重试。") from None
+        entry = errcodes.ERRCODES.get(exc.errcode)
+        raise WeChatRefused(f"微信拒绝了{what}：{exc.errcode} {entry.meaning if entry else exc.errmsg}") from None
+    except OSError as exc:
+        raise WeChatRefused(f"无法连接微信服务器，{what}未完成：{type(exc).__name__}") from None
+
+
+def create_tag(actor, appid: str, name: str):
+    from crm_core.wechat import tags
+    from wxapp.official_account.client import get_client
+
+    actor.require("follower", "edit")
+    name = tags.check_name(appid, name)
+    made = _wechat(lambda: get_client().tag.create(name), "创建标签")
+    return tags.add(appid, name, int(made["id"]))
+
+
+def delete_tag(actor, appid: str, tag_id: int) -> None:
+    from crm_core.wechat import tags
+    from wxapp.official_account.client import get_client
+
+    actor.require("follower", "edit")
+    tag = tags.get(appid, tag_id)
+    if tag.wechat_id is not None:
+        _wechat(lambda: get_client().tag.delete(tag.wechat_id), "删除标签")
+    tags.remove_tag(tags.get(appid, tag_id))
+
+
+def tag_followers(actor, appid: str, tag_id: int, openids: list[str], remove: bool = False) -> int:
+    """Tag (or untag) followers, 50 per call to WeChat as it allows; each batch WeChat took is kept."""
+    from crm_core.wechat import tags
+    from wxapp.official_account.client import get_client
+
+    actor.require("follower", "edit")
+    tag = tags.get(appid, tag_id)
+    chosen = tags.followers_for(appid, openids, actor.org_id)
+    if not remove:
+        tags.check_room(tag, chosen)
+    wechat_id = tag.wechat_id
+    done = 0
+    for start in range(0, len(chosen), tags.BATCH):
+        batch = chosen[start:start + tags.BATCH]
+        ids = [f.openid for f in batch]
+        call = (lambda: get_client().tag.untag_user(wechat_id, ids)) if remove else (lambda: get_client().tag.tag_user(wechat_id, ids))
+        _wechat(call, "取消标签" if remove else "打标签")
+        tags.link(tag, batch, remove=remove)  # (reloaded after the commit before the call)
+        done += len(batch)
+    return done
+
+
 # --- API ---------------------------------------------------------------------------------------
 class AutoReplyIn(Model):
     kind: Literal["subscribe", "keyword", "default"]
@@ -225,6 +292,58 @@ def push_menu_api(body: MenuIn):
     appid = wechat_appid()
     row = push_menu(g.actor, appid, body.model_dump())
     return menus.version_dict(row)
+
+
+class TagIn(Model):
+    name: str = Field(min_length=1, max_length=30)
+
+
+class TagOut(Model):
+    id: int
+    name: str
+    wechat_id: int | None
+    count: int = 0
+
+
+class Tags(Model):
+    items: list[TagOut]
+
+
+class TagMembersIn(Model):
+    openids: list[str] = Field(min_length=1, max_length=1000)
+    remove: bool = Field(default=False, description="true: take the tag off them")
+
+
+class TagMembersOut(Model):
+    changed: int
+
+
+@api.operation(bp, "/wechat/tags", "GET", summary="Follower tags (粉丝标签) with how many carry each", tags=("wechat",),
+               response=Tags)
+def list_tags_api():
+    from crm_core.wechat import tags
+
+    g.actor.require("follower", "view")
+    return {"items": tags.list_tags(wechat_appid())}
+
+
+@api.operation(bp, "/wechat/tags", "POST", summary="Create a tag (in WeChat first)", tags=("wechat",), body=TagIn,
+               response=TagOut, status=201)
+def create_tag_api(body: TagIn):
+    t = create_tag(g.actor, wechat_appid(), body.name)
+    return {"id": t.id, "name": t.name, "wechat_id": t.wechat_id, "count": 0}
+
+
+@api.operation(bp, "/wechat/tags/<int:tag_id>", "DELETE", summary="Delete a tag (in WeChat too)", tags=("wechat",), status=204)
+def delete_tag_api(tag_id: int):
+    delete_tag(g.actor, wechat_appid(), tag_id)
+    return None
+
+
+@api.operation(bp, "/wechat/tags/<int:tag_id>/members", "POST", summary="Tag or untag followers (50 per WeChat call)",
+               tags=("wechat",), body=TagMembersIn, response=TagMembersOut)
+def tag_members_api(tag_id: int, body: TagMembersIn):
+    return {"changed": tag_followers(g.actor, wechat_appid(), tag_id, body.openids, remove=body.remove)}
 
 
 __all__ = ["push_menu", "current_menu", "default_menu", "builtin_rules", "try_reply", "ValidationFailed"]

@@ -44,11 +44,13 @@ class FollowerOut(Model):
     display_name: str = Field(description="the bound contact's name, else 微信用户 and the openid's tail")
     invalid: bool = Field(description="WeChat answered 40003: not an openid of this account")
     location: dict | None
+    tags: list[str] = Field(default_factory=list, description="粉丝标签")
 
 
 class FollowerQuery(PageQuery):
     q: str | None = Field(default=None, max_length=64)
     subscribed: bool | None = None
+    tag_id: int | None = Field(default=None, description="only followers with this tag")
     per_page: int = Field(default=20, ge=1, le=100)
 
 
@@ -56,16 +58,25 @@ class FollowerQuery(PageQuery):
                query=FollowerQuery, response=page_of(FollowerOut))
 def list_followers(query: FollowerQuery):
     g.actor.require("follower", "view")
+    from crm_core.wechat import tags
+    from crm_core.wechat.models import FollowerTagLink
+
     stmt = followers.search(wechat_appid(), query.q, query.subscribed)
+    if query.tag_id:
+        stmt = stmt.where(Follower.id.in_(select(FollowerTagLink.follower_id).where(FollowerTagLink.tag_id == query.tag_id)))
     rows, total = paginate(stmt, Follower.id.desc(), page=query.page, per_page=query.per_page)
-    return {"items": [followers.follower_dict(f) for f in rows], "total": total}
+    named = tags.tags_of([f.id for f in rows])
+    return {"items": [{**followers.follower_dict(f), "tags": named.get(f.id, [])} for f in rows], "total": total}
 
 
 @api.operation(bp, "/wechat/followers/<openid>", "GET", summary="One follower", tags=("wechat",), response=FollowerOut)
 def get_follower(openid: str):
+    from crm_core.wechat import tags
+
     g.actor.require("follower", "view")
     fastpath.flush_local()  # its interaction time and location may still be in this process's spool
-    return followers.follower_dict(followers.require(wechat_appid(), openid))
+    f = followers.require(wechat_appid(), openid)
+    return {**followers.follower_dict(f), "tags": tags.tags_of([f.id]).get(f.id, [])}
 
 
 @api.operation(bp, "/wechat/followers/<openid>/unbind", "POST", summary="Undo a follower's verified binding (they verify again)",
@@ -312,3 +323,29 @@ def conversation_stats(query: StatsQuery):
     lo = to_utc(datetime.combine(end - timedelta(days=query.days - 1), time.min), zone)
     hi = to_utc(datetime.combine(end + timedelta(days=1), time.min), zone)
     return conversations.response_stats(g.actor, lo, hi)
+
+
+class CannedReply(Model):
+    title: str = Field(min_length=1, max_length=20)
+    text: str = Field(min_length=1, max_length=600, description="may hold {客户名称} {联系人} {工单号} {客服}")
+
+
+class CannedReplies(Model):
+    items: list[CannedReply] = Field(max_length=50)
+
+
+@api.operation(bp, "/conversations/canned-replies", "GET", summary="快捷回复: the team's canned replies", tags=("conversations",),
+               response=CannedReplies)
+def list_canned_replies():
+    from crm_core.wechat import conversations
+
+    g.actor.require("follower", "view")
+    return {"items": conversations.canned_replies(g.actor.org_id)}
+
+
+@api.operation(bp, "/conversations/canned-replies", "PUT", summary="Replace the team's canned replies", tags=("conversations",),
+               body=CannedReplies, response=CannedReplies)
+def save_canned_replies(body: CannedReplies):
+    from crm_core.wechat import conversations
+
+    return {"items": conversations.save_canned_replies(g.actor, [i.model_dump() for i in body.items])}

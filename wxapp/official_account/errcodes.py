@@ -55,6 +55,13 @@ _TABLE = [
     Errcode(45015, "response out of time limit or subscription is canceled",
             "超出客服消息时限：48 小时内用户没有可回复的互动", TEMPLATE),
     Errcode(45047, "out of response count limit", "本次互动允许的客服消息条数已用完", TEMPLATE),
+    Errcode(40032, "invalid openid list size", "每次最多 50 个用户", FAIL),
+    Errcode(45056, "too many tags", "标签数已达上限（100 个）", FAIL),
+    Errcode(45058, "can't modify sys tag", "不能修改或删除系统保留的标签（0、1、2）", FAIL),
+    Errcode(45059, "too many tags for this user", "有用户的标签已达上限（20 个）", FAIL),
+    Errcode(45157, "invalid tag name", "标签名非法或已存在", FAIL),
+    Errcode(45158, "tag name too long", "标签名超过 30 个字符", FAIL),
+    Errcode(45159, "invalid tag id", "标签 ID 不存在", FAIL),
     Errcode(48001, "api unauthorized", "接口未授权（如 snsapi_base 调用了用户信息）", ALERT),
     Errcode(10003, "redirect_uri domain not match with backend", "网页授权回调域名不一致", ALERT),
 ]

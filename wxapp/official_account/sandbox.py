@@ -39,7 +39,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crm_core.clock import utcnow
 from crm_core.db import db
@@ -290,6 +290,102 @@ def _push_job_finish(openid: str, msgid: int) -> None:
                 db.session.remove()
 
     threading.Timer(0.2, push).start()
+
+
+# --- user tags ------------------------------------------------------------------------------------------
+def _tag_state() -> tuple[dict[int, str], dict[int, set[str]]]:
+    """The account's tags (id -> name; WeChat's own ids start at 100) and who carries each, replayed
+    from the calls recorded."""
+    tags: dict[int, str] = {}
+    members: dict[int, set[str]] = {}
+    for r in db.session.scalars(select(SandboxRecord).where(SandboxRecord.api.in_(
+            ("tag_create", "tag_delete", "tag_link")), SandboxRecord.errcode == 0).order_by(SandboxRecord.id)):
+        p = r.payload
+        if r.api == "tag_create":
+            tags[p["id"]] = p["name"]
+        elif r.api == "tag_delete":
+            tags.pop(p["id"], None)
+            members.pop(p["id"], None)
+        else:
+            (members.setdefault(p["tagid"], set()).add if p["on"] else members.setdefault(p["tagid"], set()).discard)(p["openid"])
+    return tags, members
+
+
+@bp.post("/wechat/cgi-bin/tags/create")
+@token_checked("tag_create")
+def tag_create():
+    name = str(((request.get_json(force=True) or {}).get("tag") or {}).get("name") or "")
+    tags, _ = _tag_state()
+    if not name or len(name) > 30:
+        return _err(45158, api="tag_create")
+    if name in tags.values():
+        return _err(45157, api="tag_create")
+    if len(tags) >= 100:
+        return _err(45056, api="tag_create")
+    new_id = 100 + db.session.scalar(select(func.count(SandboxRecord.id)).where(SandboxRecord.api == "tag_create",
+                                                                                 SandboxRecord.errcode == 0))
+    _record("tag_create", {"id": new_id, "name": name})
+    return jsonify({"tag": {"id": new_id, "name": name}})
+
+
+@bp.get("/wechat/cgi-bin/tags/get")
+@token_checked("tag_get")
+def tag_get():
+    tags, members = _tag_state()
+    return jsonify({"tags": [{"id": i, "name": n, "count": len(members.get(i, ()))} for i, n in sorted(tags.items())]})
+
+
+@bp.post("/wechat/cgi-bin/tags/delete")
+@token_checked("tag_delete")
+def tag_delete():
+    tag_id = ((request.get_json(force=True) or {}).get("tag") or {}).get("id")
+    if tag_id in (0, 1, 2):
+        return _err(45058, api="tag_delete")
+    if tag_id not in _tag_state()[0]:
+        return _err(45159, api="tag_delete")
+    _record("tag_delete", {"id": tag_id})
+    return jsonify({"errcode": 0, "errmsg": "ok"})
+
+
+def _tagging(on: bool):
+    body = request.get_json(force=True) or {}
+    api = "tag_batchtagging" if on else "tag_batchuntagging"
+    tag_id, openids = body.get("tagid"), body.get("openid_list") or []
+    tags, members = _tag_state()
+    if tag_id not in tags:
+        return _err(45159, api=api)
+    if not isinstance(openids, list) or not openids or len(openids) > 50:
+        return _err(40032, api=api)
+    for openid in openids:
+        if _user(str(openid)) is None:
+            return _err(40003, api=api, openid=str(openid))
+        if on and sum(1 for t, who in members.items() if openid in who and t != tag_id) >= 20:
+            return _err(45059, api=api, openid=str(openid))
+    for openid in openids:
+        _record("tag_link", {"tagid": tag_id, "openid": openid, "on": on}, openid=openid)
+    return jsonify({"errcode": 0, "errmsg": "ok"})
+
+
+@bp.post("/wechat/cgi-bin/tags/members/batchtagging")
+@token_checked("tag_batchtagging")
+def tag_batchtagging():
+    return _tagging(True)
+
+
+@bp.post("/wechat/cgi-bin/tags/members/batchuntagging")
+@token_checked("tag_batchuntagging")
+def tag_batchuntagging():
+    return _tagging(False)
+
+
+@bp.post("/wechat/cgi-bin/tags/getidlist")
+@token_checked("tag_getidlist")
+def tag_getidlist():
+    openid = str((request.get_json(force=True) or {}).get("openid") or "")
+    if _user(openid) is None:
+        return _err(40003, api="tag_getidlist", openid=openid)
+    _, members = _tag_state()
+    return jsonify({"tagid_list": sorted(t for t, who in members.items() if openid in who)})
 
 
 # --- QR codes ------------------------------------------------------------------------------------------
