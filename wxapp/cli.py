@@ -135,15 +135,29 @@ class _Worker:
         if cls.cls is None:
             import os
 
+            import redis
             from rq import SimpleWorker, Worker
 
+            class Registered:
+                """A Redis that restarted empty forgot the worker: its next heartbeat registers it again
+                (or /healthz, which lists registered workers, would say none beats while it works)."""
+
+                def heartbeat(self, timeout=None, pipeline=None):
+                    try:
+                        if not self.connection.sismember(self.redis_workers_keys, self.key):
+                            self.connection.delete(self.key)
+                            self.register_birth()
+                    except redis.exceptions.RedisError:
+                        pass  # Redis away: the loop in run_worker deals with it
+                    return super().heartbeat(timeout, pipeline)
+
             if os.environ.get("WXCRM_WORKER_FORK") == "1":
-                class GatewayWorker(Worker):
+                class GatewayWorker(Registered, Worker):
                     def main_work_horse(self, job, queue):
                         db.engine.dispose(close=False)  # the parent's pooled connections are not the horse's
                         return super().main_work_horse(job, queue)
             else:
-                class GatewayWorker(SimpleWorker):
+                class GatewayWorker(Registered, SimpleWorker):
                     pass
 
             cls.cls = GatewayWorker

@@ -120,6 +120,7 @@ class Department(Audited, TimestampMixin, db.Model):
     name: Mapped[str] = mapped_column(String(100))
     # seed 2.2: "注意选择部门属性" — which business function the department serves
     function: Mapped[str | None] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(default=True)  # a disabled department takes no new positions or people
 
     positions: Mapped[list["Position"]] = relationship(back_populates="department", order_by="Position.id")
 

@@ -13,6 +13,7 @@ from wxapp.api import (  # noqa: E402,F401
                        mobile,
                        opportunities,
                        org,
+                       org_setup,
                        outbox,
                        products,
                        reports,

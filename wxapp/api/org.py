@@ -181,9 +181,14 @@ def update_user(user_id: int, body: UserPatch):
         if emp is None or emp.org_id != user.org_id:
             raise NotFound("职员不存在。", fields={"employee_id": "unknown"})
         user.employee_id = emp.id
+    from crm_core.org.setup import guard_user_change
+
     if body.roles is not None:
-        user.roles = [org_service.find_role(user.org_id, code) for code in body.roles]
+        roles = [org_service.find_role(user.org_id, code) for code in body.roles]
+        guard_user_change(user, roles=roles)  # the last administrator stays one
+        user.roles = roles
     if body.active is not None:
+        guard_user_change(user, active=body.active)
         user.active = body.active
         if not body.active:
             from crm_core.org.auth import revoke_all_tokens

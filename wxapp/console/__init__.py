@@ -22,6 +22,7 @@ bp = Blueprint("console", __name__, url_prefix="/console")
 NAV = [
     ("工作台", "console.home", None, None),
     ("组织架构", "console.org_chart", "organization", "view"),
+    ("组织设置", "console.org_setup", "organization", "edit"),
     ("客户", "console.customers", "customer", "view"),
     ("线索", "console.leads", "lead", "view"),
     ("商机", "console.opportunities", "opportunity", "view"),
@@ -141,4 +142,4 @@ def _recipient_names(rows) -> dict[int, str]:
                    wechat.get(m.recipient) if m.channel.startswith("wechat") else None) or m.recipient for m in rows}
 
 
-from wxapp.console import account, conversations, crm  # noqa: E402,F401  (registers the CRM, 在线客服 and 公众号 pages)
+from wxapp.console import account, conversations, crm, org_setup  # noqa: E402,F401  (the CRM, 在线客服, 公众号, 组织设置 pages)
