@@ -80,6 +80,10 @@ def active(appid: str) -> Snapshot:
             snap = _load(appid)
         except Exception:  # the database is away: keep answering with what we knew
             log.warning("auto-reply rules could not be loaded; the last ones stay", exc_info=True)
+            try:  # the caller's session must stay usable (the callback then holds the message)
+                db.session.rollback()
+            except Exception:
+                pass
             snap = found or Snapshot()
             snap.loaded_at = now
             _cache[appid] = snap

@@ -62,6 +62,9 @@ def test_menu_taps_while_postgresql_is_down_are_stored_and_answered_late_once(ow
     assert post(client, message_xml("follow", openid)).status_code == 200  # a follower, while all is well
 
     own_pg.halt("fast")
+    from crm_core.wechat import autoreply
+
+    autoreply.invalidate()  # the auto-reply rules must be read again: they cannot be, and the message is still held
     tap = message_xml("click", openid, key="MENU_REPAIR", create_time=int(time.time()))
     keyword = message_xml("text", openid, content="报修", msg_id=7001)
     follow = message_xml("follow", "oHELD0002", create_time=int(time.time()) - 1)
