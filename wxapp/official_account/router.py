@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from crm_core.wechat import autoreply
+
 
 @dataclass
 class Inbound:
@@ -63,6 +65,7 @@ class Router:
     _merged: list[Rule] = field(default_factory=list, repr=False)
     _merged_for: Any = field(default=None, repr=False)
     _merged_src: Any = field(default=None, repr=False)
+    _merged_appid: str | None = field(default=None, repr=False)
 
     def add(self, handler: Callable[[Inbound], Any], *, name: str | None = None, msg_type: str | None = None,
             event: str | None = None, key_prefix: str | None = None, key_pattern: str | None = None,
@@ -84,10 +87,8 @@ class Router:
     def _effective(self, appid: str) -> list[Rule]:
         """The code's rules less those switched off, with the account's own keyword rules and
         welcome (crm_core.wechat.autoreply) merged in by priority; rebuilt when they change."""
-        from crm_core.wechat import autoreply
-
         snap = autoreply.active(appid)
-        if self._merged_for is snap and self._merged_src is self.rules:
+        if self._merged_for is snap and self._merged_src is self.rules and self._merged_appid == appid:
             return self._merged
         merged = [r for r in self.rules if r.name not in snap.disabled]
         for priority, rid, pattern, reply in snap.keywords:
@@ -97,14 +98,16 @@ class Router:
             merged.append(Rule(handler=_fixed(snap.welcome[1]), name="auto_reply:subscribe", msg_type="event",
                                event="subscribe", priority=snap.welcome[0]))
         merged.sort(key=lambda r: r.priority)  # stable: at equal priority the code's rule first
-        self._merged, self._merged_for, self._merged_src = merged, snap, self.rules
+        self._merged, self._merged_for, self._merged_src, self._merged_appid = merged, snap, self.rules, appid
         return merged
 
     def default_for(self, appid: str) -> str:
-        """The answer to a message nothing matches: the account's own default reply, else the built-in one."""
-        from crm_core.wechat import autoreply
-
-        return autoreply.active(appid).default or self.default_text
+        """The answer to a message nothing matches: the account's own default reply, else the built-in one
+        (from the snapshot :meth:`resolve` just used, when it is this account's)."""
+        snap = self._merged_for
+        if snap is None or self._merged_appid != appid:
+            snap = autoreply.active(appid)
+        return snap.default or self.default_text
 
     def claim_scene_prefix(self, prefix: str, handler: Callable[[Inbound], Any], owner: str) -> None:
         """A feature package owns QR scenes starting with ``prefix``: subscribe-by-scan and
