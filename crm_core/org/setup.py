@@ -289,14 +289,47 @@ def guard_user_change(user: User, *, active: bool | None = None, roles: list[Rol
         _guard_last_admin(user)
 
 
+def create_user(actor: Actor, username: str, password: str, role_codes: list[str], employee_id: int | None = None) -> User:
+    """A new login of this organisation, optionally linked to an employee (the API's and the console's)."""
+    from crm_core.org import organization as org_service
+
+    actor.require("user", "create")
+    if db.session.scalars(select(User).where(User.username == (username or "").strip())).first():
+        raise Conflict(f"用户名已存在：{username}", fields={"username": "taken"})
+    emp = _find(actor, Employee, employee_id, "职员不存在。", "employee_id")
+    return org_service.create_user(_org_row(actor), username, password, role_codes, emp)
+
+
+def update_user(actor: Actor, user_id: int, *, employee_id: int | None = None, role_codes: list[str] | None = None,
+                active: bool | None = None) -> User:
+    """Link an employee, change roles, enable or disable (disabling signs the user out); the last
+    active administrator stays active and an administrator."""
+    from crm_core.org import organization as org_service
+    from crm_core.org.auth import revoke_all_tokens
+
+    actor.require("user", "edit")
+    user = _find(actor, User, user_id, "用户不存在。", "user_id")
+    if employee_id is not None:
+        user.employee_id = _find(actor, Employee, employee_id, "职员不存在。", "employee_id").id
+    if role_codes is not None:
+        roles = [org_service.find_role(user.org_id, code) for code in role_codes]
+        guard_user_change(user, roles=roles)
+        user.roles = roles
+    if active is not None:
+        guard_user_change(user, active=active)
+        user.active = active
+        if not active:
+            revoke_all_tokens(user.id)
+    db.session.flush()
+    return user
+
+
 def reset_password(actor: Actor, user_id: int, password: str) -> User:
     from crm_core.org.auth import revoke_all_tokens
     from crm_core.security import hash_password
 
     actor.require("user", "edit")
-    user = db.session.get(User, user_id)
-    if user is None or user.org_id != actor.org_id:
-        raise NotFound("用户不存在。")
+    user = _find(actor, User, user_id, "用户不存在。", "user_id")
     if len(password or "") < 8:
         raise ValidationFailed("新密码至少 8 位。", fields={"password": "too_short"})
     user.password_hash = hash_password(password)

@@ -85,9 +85,6 @@ def active(appid: str) -> Snapshot:
             except Exception:
                 pass
             snap = found or Snapshot()
-            snap.loaded_at = now
-            _cache[appid] = snap
-            return snap
         snap.loaded_at = now
         _cache[appid] = snap
         return snap

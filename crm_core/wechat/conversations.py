@@ -365,6 +365,23 @@ def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 1) if values else None
 
 
+def last_days(org_id: int, days: int):
+    """The last ``days`` days, today included, where the organisation is: (first day, last day, and
+    their bounds in UTC as stored)."""
+    from datetime import time
+    from zoneinfo import ZoneInfo
+
+    from crm_core.clock import local_today, to_utc
+    from crm_core.org.settings import org_timezone
+
+    tz = org_timezone(org_id)
+    end = local_today(tz)
+    start = end - timedelta(days=days - 1)
+    zone = ZoneInfo(tz)
+    return (start, end, to_utc(datetime.combine(start, time.min), zone),
+            to_utc(datetime.combine(end + timedelta(days=1), time.min), zone))
+
+
 def response_stats(actor: Actor, date_from: datetime, date_to: datetime) -> dict:
     """客服统计: per agent, the sessions closed in [date_from, date_to): how many, how many answered,
     the median first response (from the request for a person, else the session's first message)

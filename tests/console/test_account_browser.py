@@ -6,18 +6,9 @@ from __future__ import annotations
 import pytest
 
 from tests.console.test_console_browser import login
-from tests.wechat.test_phone_simulator_browser import live_wx  # noqa: F401 (fixture)
+from tests.wechat.test_phone_simulator_browser import live_wx, simulator  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
-
-
-def _phone(browser, base: str, openid: str):
-    ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812})
-    phone = ctx.new_page()
-    phone.goto(base + "/sandbox/phone")
-    phone.fill("#openid", openid)
-    phone.dispatch_event("#openid", "change")
-    return ctx, phone
 
 
 def _say(phone, text: str) -> str:
@@ -54,7 +45,7 @@ def test_a_marketer_adds_a_keyword_reply_and_switches_a_built_in_rule_off(live_w
     assert "自定义关键词回复" in page.inner_text("#try-result")
     assert "周一至周六" in page.inner_text("#try-reply")
 
-    ctx, phone = _phone(browser, base, "oRuleBrowser1")
+    ctx, phone = simulator(browser, base, "oRuleBrowser1")
     try:
         assert "周一至周六" in _say(phone, "你们营业时间是几点")
         assert "在线提交" in _say(phone, "报修")  # the built-in keyword rule
@@ -91,7 +82,7 @@ def test_the_menu_editor_checks_wechats_limits_pushes_and_the_phone_shows_it(liv
     assert "菜单已推送" in page.inner_text("[role=status]")
     assert "已生效" in page.inner_text("#history") and "签到打卡" in page.inner_text("#history")
 
-    ctx, phone = _phone(browser, base, "oMenuBrowser1")
+    ctx, phone = simulator(browser, base, "oMenuBrowser1")
     try:
         menu = phone.inner_text(".menu")
         assert "签到打卡" in menu and "官网" in menu and "我的产品" not in menu
@@ -106,7 +97,7 @@ def test_the_menu_editor_checks_wechats_limits_pushes_and_the_phone_shows_it(liv
 def test_tagging_followers_from_the_followers_page(live_wx, page, browser):  # noqa: F811
     base = live_wx.url
     for openid in ("oTagBrowser1", "oTagBrowser2"):
-        ctx, phone = _phone(browser, base, openid)
+        ctx, phone = simulator(browser, base, openid)
         try:
             phone.click("#follow")
             phone.wait_for_selector(".passive")

@@ -6,20 +6,17 @@ import pytest
 
 from tests.console.test_console_browser import login
 from tests.service.test_self_service_browser import verify_on_phone
-from tests.wechat.test_phone_simulator_browser import live_wx  # noqa: F401 (fixture)
+from tests.wechat.test_phone_simulator_browser import live_wx, simulator  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
 
 
 def test_customer_writes_agent_sees_it_live_and_answers(live_wx, browser):  # noqa: F811
     base = live_wx.url
-    phone_ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812})
+    phone_ctx, phone = simulator(browser, base, "oChatCust01")
     desk_ctx = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
-    phone, desk = phone_ctx.new_page(), desk_ctx.new_page()
+    desk = desk_ctx.new_page()
     try:
-        phone.goto(base + "/sandbox/phone")
-        phone.fill("#openid", "oChatCust01")
-        phone.dispatch_event("#openid", "change")
         phone.click("#follow")
         phone.wait_for_selector(".passive")
         phone.fill("#text", "你好，净水器漏水了")
@@ -65,13 +62,10 @@ def test_customer_writes_agent_sees_it_live_and_answers(live_wx, browser):  # no
 
 def test_the_agent_answers_with_a_canned_reply_filled_for_this_customer(live_wx, browser):  # noqa: F811
     base = live_wx.url
-    phone_ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812})
+    phone_ctx, phone = simulator(browser, base, "oCanned0001")
     desk_ctx = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
-    phone, desk = phone_ctx.new_page(), desk_ctx.new_page()
+    desk = desk_ctx.new_page()
     try:
-        phone.goto(base + "/sandbox/phone")
-        phone.fill("#openid", "oCanned0001")
-        phone.dispatch_event("#openid", "change")
         phone.fill("#text", "在吗")
         phone.click("#send")
         phone.wait_for_selector(".passive")

@@ -11,16 +11,21 @@ from crm_core.outbox import OutboxMessage
 from crm_core.service.models import WorkOrder
 
 
+def _dispatcher_desk(app):
+    """The demo dispatcher's client, bearer header and the first customer they see."""
+    c = app.test_client()
+    h = {"Authorization": "Bearer " + c.post("/api/v1/auth/token", json={
+        "username": "service.dispatcher", "password": "demo123456"}).get_json()["access_token"]}
+    return c, h, c.get("/api/v1/customers", headers=h).get_json()["items"][0]
+
+
 def test_simultaneous_dispatches_of_one_ticket_make_one_work_order(any_app):
     from crm_core.demo import load_demo
 
     with any_app.app_context():
         load_demo()
         db.session.commit()
-        c = any_app.test_client()
-        h = {"Authorization": "Bearer " + c.post("/api/v1/auth/token", json={
-            "username": "service.dispatcher", "password": "demo123456"}).get_json()["access_token"]}
-        cust = c.get("/api/v1/customers", headers=h).get_json()["items"][0]
+        c, h, cust = _dispatcher_desk(any_app)
         ticket = c.post("/api/v1/tickets", headers=h, json={"customer_id": cust["id"], "kind": "consultation",
                                                              "description": "同时派工"}).get_json()
         engineers = [e["id"] for e in c.get("/api/v1/tickets/suggested-engineer", headers=h).get_json()["engineers"]][:2]
@@ -65,10 +70,7 @@ def test_simultaneous_ticket_submissions_all_get_numbers(pg_url):
         _create_schema()
         load_demo()
         db.session.commit()
-        c = app.test_client()
-        h = {"Authorization": "Bearer " + c.post("/api/v1/auth/token", json={
-            "username": "service.dispatcher", "password": "demo123456"}).get_json()["access_token"]}
-        cust = c.get("/api/v1/customers", headers=h).get_json()["items"][0]
+        _c, h, cust = _dispatcher_desk(app)
         before = db.session.scalar(select(func.count(Ticket.id)))
         db.session.remove()
 

@@ -6,24 +6,17 @@ from __future__ import annotations
 import pytest
 
 from crm_core.db import db
-from tests.conftest import LiveServer, _create_schema, _make_app, token_for
+from tests.conftest import token_for
 from tests.wechat_helpers import message_xml, post, reply_text
 
 
 @pytest.fixture
-def live(tmp_path):
-    from crm_core.demo import load_demo
-
-    app = _make_app(f"sqlite:///{tmp_path}/live.db")
-    with app.app_context():
-        _create_schema()
-        load_demo()
-        db.session.commit()
-        db.session.remove()
-    with LiveServer(app) as server:
-        app.config["WECHAT_API_BASE"] = server.url + "/sandbox/wechat/"
-        app.config["PUBLIC_BASE_URL"] = server.url
-        yield app
+def live(live_app):
+    """The demo over real HTTP, playing WeChat with its own sandbox."""
+    app = live_app.app
+    app.config["WECHAT_API_BASE"] = live_app.url + "/sandbox/wechat/"
+    app.config["PUBLIC_BASE_URL"] = live_app.url
+    return app
 
 
 def test_keyword_welcome_and_default_rules_answer_callbacks(live):

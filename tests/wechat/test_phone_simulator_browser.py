@@ -28,6 +28,16 @@ def live_wx(tmp_path):
         yield server
 
 
+def simulator(browser, base: str, openid: str):
+    """A phone-sized context on the phone simulator as WeChat user ``openid``: (context, page)."""
+    ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812})
+    phone = ctx.new_page()
+    phone.goto(base + "/sandbox/phone")
+    phone.fill("#openid", openid)
+    phone.dispatch_event("#openid", "change")
+    return ctx, phone
+
+
 def test_follow_from_the_phone_simulator_and_see_the_follower(live_wx, page):
     page.goto(live_wx.url + "/sandbox/phone")
     page.fill("#openid", "oPhoneUser01")

@@ -8,9 +8,9 @@ from pydantic import Field
 from sqlalchemy import select
 
 from crm_core.db import db, paginate
-from crm_core.errors import NotFound, ValidationFailed
+from crm_core.errors import ValidationFailed
 from crm_core.org import organization as org_service
-from crm_core.org.models import DATA_SCOPES, Employee, Organization, Role, User
+from crm_core.org.models import DATA_SCOPES, Employee, Role, User
 from wxapp.api import bp
 from wxapp.openapi import Model, PageQuery, api, page_of
 
@@ -148,19 +148,9 @@ class UserIn(Model):
 @api.operation(bp, "/users", "POST", summary="Create a user, optionally linked to an employee", tags=("organization",),
                body=UserIn, response=UserOut, status=201)
 def create_user(body: UserIn):
-    g.actor.require("user", "create")
-    org = db.session.get(Organization, g.actor.org_id)
-    if db.session.scalars(select(User).where(User.username == body.username)).first():
-        from crm_core.errors import Conflict
+    from crm_core.org import setup
 
-        raise Conflict(f"用户名已存在：{body.username}", fields={"username": "taken"})
-    emp = None
-    if body.employee_id is not None:
-        emp = db.session.get(Employee, body.employee_id)
-        if emp is None or emp.org_id != org.id:
-            raise NotFound("职员不存在。", fields={"employee_id": "unknown"})
-    user = org_service.create_user(org, body.username, body.password, body.roles, emp)
-    return _user_dict(user)
+    return _user_dict(setup.create_user(g.actor, body.username, body.password, body.roles, body.employee_id))
 
 
 class UserPatch(Model):
@@ -172,30 +162,10 @@ class UserPatch(Model):
 @api.operation(bp, "/users/<int:user_id>", "PATCH", summary="Link an employee, change roles, enable or disable",
                tags=("organization",), body=UserPatch, response=UserOut)
 def update_user(user_id: int, body: UserPatch):
-    g.actor.require("user", "edit")
-    user = db.session.get(User, user_id)
-    if user is None or user.org_id != g.actor.org_id:
-        raise NotFound("用户不存在。")
-    if body.employee_id is not None:
-        emp = db.session.get(Employee, body.employee_id)
-        if emp is None or emp.org_id != user.org_id:
-            raise NotFound("职员不存在。", fields={"employee_id": "unknown"})
-        user.employee_id = emp.id
-    from crm_core.org.setup import guard_user_change
+    from crm_core.org import setup
 
-    if body.roles is not None:
-        roles = [org_service.find_role(user.org_id, code) for code in body.roles]
-        guard_user_change(user, roles=roles)  # the last administrator stays one
-        user.roles = roles
-    if body.active is not None:
-        guard_user_change(user, active=body.active)
-        user.active = body.active
-        if not body.active:
-            from crm_core.org.auth import revoke_all_tokens
-
-            revoke_all_tokens(user.id)
-    db.session.flush()
-    return _user_dict(user)
+    return _user_dict(setup.update_user(g.actor, user_id, employee_id=body.employee_id, role_codes=body.roles,
+                                        active=body.active))
 
 
 class ShareIn(Model):

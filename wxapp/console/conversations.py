@@ -65,22 +65,11 @@ def conversation_presence():
 @bp.get("/conversations/stats")
 @console_login_required
 def conversation_stats():
-    from datetime import datetime, time, timedelta
-    from zoneinfo import ZoneInfo
-
-    from crm_core.clock import local_today, to_utc
-    from crm_core.org.settings import org_timezone
-
     try:
         days = max(1, min(92, int(request.args.get("days", "7"))))
     except ValueError:
         days = 7
-    tz = org_timezone(g.actor.org_id)
-    end = local_today(tz)
-    start = end - timedelta(days=days - 1)
-    zone = ZoneInfo(tz)
-    lo = to_utc(datetime.combine(start, time.min), zone)
-    hi = to_utc(datetime.combine(end + timedelta(days=1), time.min), zone)
+    start, end, lo, hi = conversations.last_days(g.actor.org_id, days)
     try:
         stats = conversations.response_stats(g.actor, lo, hi)
     except DomainError as exc:

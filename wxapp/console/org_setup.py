@@ -7,8 +7,7 @@ from flask import g, render_template, request, url_for
 from sqlalchemy import select
 
 from crm_core.db import db
-from crm_core.errors import NotFound, PermissionDenied
-from crm_core.org import organization as org_service
+from crm_core.errors import PermissionDenied
 from crm_core.org import setup
 from crm_core.org.models import Department, Employee, Organization, Position, Role, User
 from wxapp.auth import console_login_required
@@ -127,21 +126,8 @@ def org_employee_edit(employee_id: int):
 @console_login_required
 def org_user_add():
     f = request.form
-
-    def run():
-        g.actor.require("user", "create")
-        emp = None
-        if _int(f.get("employee_id")):
-            emp = db.session.get(Employee, _int(f.get("employee_id")))
-            if emp is None or emp.org_id != g.actor.org_id:
-                raise NotFound("职员不存在。", fields={"employee_id": "unknown"})
-        if db.session.scalars(select(User).where(User.username == (f.get("username") or "").strip())).first():
-            from crm_core.errors import Conflict
-
-            raise Conflict("用户名已存在。", fields={"username": "taken"})
-        org_service.create_user(db.session.get(Organization, g.actor.org_id), f.get("username", ""), f.get("password", ""),
-                                [f.get("role") or "salesperson"], emp)
-    return act(run, "用户已创建，可以登录了。", url_for(BACK))
+    return act(lambda: setup.create_user(g.actor, f.get("username", ""), f.get("password", ""), [f.get("role") or "salesperson"],
+                                         _int(f.get("employee_id"))), "用户已创建，可以登录了。", url_for(BACK))
 
 
 @bp.post("/org/setup/users/<int:user_id>")
@@ -152,22 +138,6 @@ def org_user_edit(user_id: int):
     if op == "password":
         return act(lambda: setup.reset_password(g.actor, user_id, f.get("password", "")), "密码已重置，该用户需重新登录。",
                    url_for(BACK))
-
-    def run():
-        from crm_core.org.auth import revoke_all_tokens
-
-        g.actor.require("user", "edit")
-        user = db.session.get(User, user_id)
-        if user is None or user.org_id != g.actor.org_id:
-            raise NotFound("用户不存在。")
-        if op in ("disable", "enable"):
-            setup.guard_user_change(user, active=op == "enable")
-            user.active = op == "enable"
-            if not user.active:
-                revoke_all_tokens(user.id)
-        elif op == "role":
-            roles = [org_service.find_role(user.org_id, f.get("role") or "")]
-            setup.guard_user_change(user, roles=roles)
-            user.roles = roles
-        db.session.flush()
-    return act(run, "已保存。", url_for(BACK))
+    if op in ("disable", "enable"):
+        return act(lambda: setup.update_user(g.actor, user_id, active=op == "enable"), "已保存。", url_for(BACK))
+    return act(lambda: setup.update_user(g.actor, user_id, role_codes=[f.get("role") or ""]), "已保存。", url_for(BACK))

@@ -30,34 +30,44 @@ def current_menu(appid: str) -> tuple[dict, bool]:
     return (found, True) if found is not None else (default_menu(), False)
 
 
-class MenuRefused(DomainError):
+class WeChatRefused(DomainError):
     status = 422
     code = "wechat_refused"
 
 
-def push_menu(actor, appid: str, menu: dict):
-    """Check WeChat's limits, push, and keep the attempt in the history (refusals too)."""
+def call_wechat(call, what: str, undone: str, *, refused=None, fields: dict | None = None):
+    """A call to WeChat made from a person's action, with its failure worded for them: WeChat's
+    refusal (``refused(errcode, reason)`` is told first, e.g. to keep it in a history), no proper
+    answer, or no connection. Commits first: no transaction is held open across the call."""
     from wechatpy.exceptions import WeChatClientException
 
     from crm_core.db import db
     from wxapp.official_account import errcodes
+
+    db.session.commit()
+    try:
+        return call()
+    except WeChatClientException as exc:
+        if exc.errcode is None:  # no answer WeChat would give (an HTTP error on the way)
+            raise WeChatRefused(f"微信服务器暂时没有正常答复，{undone}，请稍后重试。") from None
+        entry = errcodes.ERRCODES.get(exc.errcode)
+        reason = f"{exc.errcode} {entry.meaning if entry else exc.errmsg}"
+        if refused is not None:
+            refused(int(exc.errcode), reason)
+            db.session.commit()
+        raise WeChatRefused(f"微信拒绝了{what}：{reason}", fields=fields) from None
+    except OSError as exc:  # WeChat unreachable
+        raise WeChatRefused(f"无法连接微信服务器，{undone}：{type(exc).__name__}") from None
+
+
+def push_menu(actor, appid: str, menu: dict):
+    """Check WeChat's limits, push, and keep the attempt in the history (refusals too)."""
     from wxapp.official_account.client import get_client
 
     actor.require("wechat_account", "edit")
     clean = menus.validate(menu)
-    db.session.commit()  # no transaction held open across the call to WeChat
-    try:
-        get_client().menu.create(clean)
-    except WeChatClientException as exc:
-        if exc.errcode is None:  # no answer WeChat would give (an HTTP error on the way)
-            raise MenuRefused("微信服务器暂时没有正常答复，菜单未推送，请稍后重试。") from None
-        entry = errcodes.ERRCODES.get(exc.errcode)
-        reason = f"{exc.errcode} {entry.meaning if entry else exc.errmsg}"
-        menus.record(appid, clean, actor=actor, errcode=int(exc.errcode or -1), error=reason)
-        db.session.commit()  # the refusal stays in the history
-        raise MenuRefused(f"微信拒绝了这个菜单：{reason}", fields={"button": "refused"}) from None
-    except OSError as exc:  # WeChat unreachable
-        raise MenuRefused(f"无法连接微信服务器，菜单未推送：{type(exc).__name__}") from None
+    call_wechat(lambda: get_client().menu.create(clean), "这个菜单", "菜单未推送", fields={"button": "refused"},
+                refused=lambda code, reason: menus.record(appid, clean, actor=actor, errcode=code, error=reason))
     return menus.record(appid, clean, actor=actor)
 
 
@@ -92,37 +102,13 @@ def try_reply(appid: str, text: str) -> dict:
     return {"rule": rule.name, "label": label, "reply": reply if isinstance(reply, str) else None}
 
 
-class WeChatRefused(DomainError):
-    status = 422
-    code = "wechat_refused"
-
-
-def _wechat(call, what: str):
-    """A tag call to WeChat with its refusal worded for people (nothing is written locally then)."""
-    from wechatpy.exceptions import WeChatClientException
-
-    from crm_core.db import db
-    from wxapp.official_account import errcodes
-
-    db.session.commit()  # no transaction held open across the call
-    try:
-        return call()
-    except WeChatClientException as exc:
-        if exc.errcode is None:
-            raise WeChatRefused(f"微信服务器暂时没有正常答复，{what}未完成，请稍后重试。") from None
-        entry = errcodes.ERRCODES.get(exc.errcode)
-        raise WeChatRefused(f"微信拒绝了{what}：{exc.errcode} {entry.meaning if entry else exc.errmsg}") from None
-    except OSError as exc:
-        raise WeChatRefused(f"无法连接微信服务器，{what}未完成：{type(exc).__name__}") from None
-
-
 def create_tag(actor, appid: str, name: str):
     from crm_core.wechat import tags
     from wxapp.official_account.client import get_client
 
     actor.require("follower", "edit")
     name = tags.check_name(appid, name)
-    made = _wechat(lambda: get_client().tag.create(name), "创建标签")
+    made = call_wechat(lambda: get_client().tag.create(name), "创建标签", "创建标签未完成")
     return tags.add(appid, name, int(made["id"]))
 
 
@@ -133,7 +119,7 @@ def delete_tag(actor, appid: str, tag_id: int) -> None:
     actor.require("follower", "edit")
     tag = tags.get(appid, tag_id)
     if tag.wechat_id is not None:
-        _wechat(lambda: get_client().tag.delete(tag.wechat_id), "删除标签")
+        call_wechat(lambda: get_client().tag.delete(tag.wechat_id), "删除标签", "删除标签未完成")
     tags.remove_tag(tags.get(appid, tag_id))
 
 
@@ -153,7 +139,7 @@ def tag_followers(actor, appid: str, tag_id: int, openids: list[str], remove: bo
         batch = chosen[start:start + tags.BATCH]
         ids = [f.openid for f in batch]
         call = (lambda: get_client().tag.untag_user(wechat_id, ids)) if remove else (lambda: get_client().tag.tag_user(wechat_id, ids))
-        _wechat(call, "取消标签" if remove else "打标签")
+        call_wechat(call, "取消标签" if remove else "打标签", "取消标签未完成" if remove else "打标签未完成")
         tags.link(tag, batch, remove=remove)  # (reloaded after the commit before the call)
         done += len(batch)
     return done

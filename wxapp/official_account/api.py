@@ -310,18 +310,9 @@ class ConversationStatsOut(Model):
 @api.operation(bp, "/conversations/stats", "GET", summary="客服统计: sessions, first response and resolution per agent",
                tags=("conversations",), query=StatsQuery, response=ConversationStatsOut)
 def conversation_stats(query: StatsQuery):
-    from datetime import datetime, time, timedelta
-    from zoneinfo import ZoneInfo
-
-    from crm_core.clock import local_today, to_utc
-    from crm_core.org.settings import org_timezone
     from crm_core.wechat import conversations
 
-    tz = org_timezone(g.actor.org_id)
-    end = local_today(tz)
-    zone = ZoneInfo(tz)
-    lo = to_utc(datetime.combine(end - timedelta(days=query.days - 1), time.min), zone)
-    hi = to_utc(datetime.combine(end + timedelta(days=1), time.min), zone)
+    _start, _end, lo, hi = conversations.last_days(g.actor.org_id, query.days)
     return conversations.response_stats(g.actor, lo, hi)
 
 
