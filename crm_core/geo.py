@@ -12,7 +12,8 @@ no closed form: it is inverted iteratively to well under a centimetre.
 
 Nearby lookups use H3 cells (Uber's hexagonal index, the ``h3`` package): each site stores
 the cell it falls in, and a radius query becomes an indexed ``IN`` over a small disk of
-cells followed by an exact geodesic check (geopy) of the few candidates — never a scan.
+cells followed by a cheap great-circle filter and an exact geodesic check (geopy) of the few
+candidates that pass — never a scan.
 """
 from __future__ import annotations
 
@@ -147,6 +148,49 @@ def from_wgs84(lat: float, lng: float, system: str) -> tuple[float, float]:
 def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
     """Geodesic (WGS-84 ellipsoid) distance in metres between two ``(lat, lng)`` points."""
     return geodesic(a, b).meters
+
+
+_EARTH_MEAN_M = 6371008.8
+_SPHERE_SLACK = 1.01  # a great-circle distance is within 0.6 % of the ellipsoid's; 1 % is safe
+
+
+def sphere_distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle (haversine) distance on the mean sphere: ~40x cheaper than :func:`distance_m`,
+    within 0.6 % of it. Used to discard candidates, never as a stored or shown figure."""
+    lat1, lng1, lat2, lng2 = map(math.radians, (a[0], a[1], b[0], b[1]))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lng2 - lng1) / 2) ** 2
+    return 2 * _EARTH_MEAN_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+def within(origin: tuple[float, float], rows, radius_m: float, point=lambda r: (r[-2], r[-1])) -> list[tuple[float, object]]:
+    """``(geodesic metres, row)`` for the rows whose point lies within ``radius_m`` of ``origin``,
+    nearest first. The sphere discards the clear misses; only the rest are measured exactly."""
+    out = []
+    for row in rows:
+        p = point(row)
+        if sphere_distance_m(origin, p) <= radius_m * _SPHERE_SLACK:
+            d = distance_m(origin, p)
+            if d <= radius_m:
+                out.append((d, row))
+    out.sort(key=lambda x: x[0])
+    return out
+
+
+def nearest_within(origin: tuple[float, float], rows, radius_m: float, point=lambda r: (r[-2], r[-1])):
+    """``(geodesic metres, row)`` of the row nearest ``origin`` within ``radius_m``, or None.
+    Only the rows the sphere cannot tell apart from the nearest are measured exactly."""
+    ranked = sorted(((sphere_distance_m(origin, point(r)), i, r) for i, r in enumerate(rows)), key=lambda x: x[:2])
+    if not ranked or ranked[0][0] > radius_m * _SPHERE_SLACK:
+        return None
+    bound = ranked[0][0] * _SPHERE_SLACK ** 2  # anything farther on the sphere is farther on the ellipsoid
+    best = None
+    for s, _, row in ranked:
+        if s > bound:
+            break
+        d = distance_m(origin, point(row))
+        if d <= radius_m and (best is None or d < best[0]):
+            best = (d, row)
+    return best
 
 
 def cell_of(lat: float, lng: float) -> str:

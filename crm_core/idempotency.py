@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Index, String, Text, UniqueConstraint, delete, select, update
+from sqlalchemy import Index, String, Text, UniqueConstraint, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -53,11 +53,11 @@ class Claim:
 
 def claim(scope: str, key: str, fingerprint: str, *, wait: float = 5.0) -> Claim:
     """Claim ``key`` for this request; commits the claim (the session must hold nothing else)."""
-    row = IdempotencyKey(scope=scope, key=key, fingerprint=fingerprint, created_at=utcnow())
-    db.session.add(row)
-    try:
+    try:  # a plain INSERT (no unit of work): it runs before every write over HTTP
+        row_id = db.session.execute(insert(IdempotencyKey).values(
+            scope=scope, key=key, fingerprint=fingerprint, status="pending", created_at=utcnow())).inserted_primary_key[0]
         db.session.commit()
-        return Claim("new", row.id)
+        return Claim("new", row_id)
     except IntegrityError:
         db.session.rollback()
     deadline = time.monotonic() + wait

@@ -356,14 +356,8 @@ def nearby(actor: Actor, lat, lng, coord_system: str = "wgs84", radius_m: int | 
                Customer.checkin_radius_m)
         .where(visible_clause(actor, Customer), Customer.status == "active",
                Customer.site_cell.in_(geo.cells_within(wlat, wlng, radius)))).all()
-    out = []
-    for cid, name, address, slat, slng, own_radius in rows:
-        d = geo.distance_m((wlat, wlng), (slat, slng))
-        if d <= radius:
-            out.append({"customer_id": cid, "name": name, "address": address, "distance_m": round(d, 1),
-                        "radius_m": own_radius or radius})
-    out.sort(key=lambda r: r["distance_m"])
-    return out[:limit]
+    return [{"customer_id": cid, "name": name, "address": address, "distance_m": round(d, 1), "radius_m": own_radius or radius}
+            for d, (cid, name, address, _, _, own_radius) in geo.within((wlat, wlng), rows, radius, lambda r: (r[3], r[4]))[:limit]]
 
 
 def to_dict(ci: CheckIn, out_system: str = "wgs84") -> dict:

@@ -44,14 +44,11 @@ class OfflineGeocoder(Geocoder):
             select(Customer.address, Customer.site_wgs_lat, Customer.site_wgs_lng)
             .where(Customer.org_id == self.org_id, Customer.status == "active", Customer.address.is_not(None),
                    Customer.site_cell.in_(geo.cells_within(lat, lng, self.within_m)))).all()
-        best = None
-        for address, slat, slng in rows:
-            d = geo.distance_m((lat, lng), (slat, slng))
-            if d <= self.within_m and (best is None or d < best[0]):
-                best = (d, address, slat, slng)
+        best = geo.nearest_within((lat, lng), rows, self.within_m)
         if best is None:
             return None
-        loc = Location(f"{best[1]}附近", (best[2], best[3]), {"source": "customer", "distance_m": round(best[0])})
+        d, (address, slat, slng) = best
+        loc = Location(f"{address}附近", (slat, slng), {"source": "customer", "distance_m": round(d)})
         return loc if exactly_one else [loc]
 
 

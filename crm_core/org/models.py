@@ -99,6 +99,9 @@ class Organization(Audited, TimestampMixin, db.Model):
     sales_enabled: Mapped[bool] = mapped_column(default=True)
     marketing_enabled: Mapped[bool] = mapped_column(default=True)
     service_enabled: Mapped[bool] = mapped_column(default=True)
+    # bumped in the same transaction as any change to a role, its permissions or scopes, or a
+    # user's roles (crm_core.org.permissions): the per-process actor cache is keyed by it
+    authz_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     def function_enabled(self, function: str | None) -> bool:
         if function is None:

@@ -192,6 +192,8 @@ def set_role_grants(actor: Actor, role_id: int, permissions: list[tuple[str, str
             errors[f"scopes.{obj}"] = "unknown object or scope"
     if errors:
         raise ValidationFailed("权限设置有误。", fields=errors)
+    role.permissions, role.data_scopes = [], []
+    db.session.flush()  # the old rows go first: a grant kept across the edit would collide with itself
     role.permissions = [RolePermission(object_type=o, action=a) for o, a in sorted(set(permissions))]
     role.data_scopes = [RoleDataScope(object_type=o, scope=s["scope"], department_ids=list(s.get("department_ids", [])),
                                       employee_ids=list(s.get("employee_ids", []))) for o, s in scopes.items()]

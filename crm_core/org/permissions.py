@@ -7,10 +7,12 @@ goes through :func:`scoped_select` or :func:`get_visible`, so the rule cannot dr
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import false, or_, select, true
+from sqlalchemy import event, false, or_, select, true, update
+from sqlalchemy.orm import Session
 
 from crm_core.db import db
 from crm_core.errors import FunctionDisabled, NoEmployeeLinked, NotFound, PermissionDenied
@@ -152,48 +154,102 @@ class Actor:
         }
 
 
+_ROLE_CACHE: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()  # engine -> {(user, version): roles}
+_ROLE_CACHE_SIZE = 4096
+
+
 def load_actor(user) -> Actor:
     """Build the :class:`Actor` for a :class:`~crm_core.models.User`.
 
-    Runs on every request, so it reads plain rows (no ORM objects): the organisation's
-    functions, the user's roles, their permissions and their data scopes, the employee name.
+    Runs on every request, so it reads plain rows (no ORM objects), in one round trip when
+    nothing changed: the organisation's functions and its ``authz_version`` with the
+    employee's name. The user's roles, permissions and data scopes are kept per process,
+    keyed by the user and that version; the version moves in the same transaction as any
+    change to a role, its permissions or scopes, or the user's roles (:func:`_bump_authz`),
+    so a change applies to the very next request, in every process.
     """
-    from crm_core.org.models import (
-        BUSINESS_FUNCTIONS,
-        Employee,
-        Organization,
-        Role,
-        RoleDataScope,
-        RolePermission,
-        UserRole,
-    )
+    from crm_core.org.models import BUSINESS_FUNCTIONS, Employee, Organization
 
-    flags = db.session.execute(select(Organization.sales_enabled, Organization.marketing_enabled,
-                                      Organization.service_enabled).where(Organization.id == user.org_id)).first()
-    functions = [f for f, on in zip(BUSINESS_FUNCTIONS, flags or ()) if on]
+    head = db.session.execute(
+        select(Organization.sales_enabled, Organization.marketing_enabled, Organization.service_enabled,
+               Organization.authz_version, Employee.name)
+        .select_from(Organization).outerjoin(Employee, Employee.id == user.employee_id)
+        .where(Organization.id == user.org_id)).first()
+    flags, version, name = (head[:3], head[3], head[4]) if head else ((), None, None)
     actor = Actor(
         user_id=user.id,
         username=user.username,
         org_id=user.org_id,
         employee_id=user.employee_id,
-        enabled_functions=set(functions or ()),
+        enabled_functions={f for f, on in zip(BUSINESS_FUNCTIONS, flags) if on},
     )
+    cache = _ROLE_CACHE.setdefault(db.engine, {})
+    roles = cache.get((user.id, user.org_id, version)) if version is not None else None
+    if roles is None:
+        roles = _load_roles(user)
+        if version is not None:
+            if len(cache) >= _ROLE_CACHE_SIZE:
+                cache.clear()
+            cache[(user.id, user.org_id, version)] = roles
+    codes, grants_all, permissions, scopes = roles
+    actor.role_codes, actor.grants_all, actor.permissions = list(codes), grants_all, set(permissions)
+    actor.scopes = {obj: [(scope, list(depts), list(emps)) for scope, depts, emps in grants] for obj, grants in scopes}
+    actor.label = name or user.username
+    return actor
+
+
+def _load_roles(user) -> tuple:
+    """(role codes, grants all, permissions, scopes) of a user, as immutable values."""
+    from crm_core.org.models import Role, RoleDataScope, RolePermission, UserRole
+
     roles = db.session.execute(
         select(Role.id, Role.code, Role.org_id, Role.grants_all).join(UserRole, UserRole.role_id == Role.id)
         .where(UserRole.user_id == user.id)).all()
-    actor.role_codes = [r.code for r in roles]
     role_ids = [r.id for r in roles if r.org_id in (None, user.org_id)]
-    actor.grants_all = any(r.grants_all for r in roles if r.org_id in (None, user.org_id))
+    permissions: frozenset = frozenset()
+    scopes: dict[str, list] = {}
     if role_ids:
-        actor.permissions = {(obj, action) for obj, action in db.session.execute(
-            select(RolePermission.object_type, RolePermission.action).where(RolePermission.role_id.in_(role_ids)))}
+        permissions = frozenset(tuple(p) for p in db.session.execute(
+            select(RolePermission.object_type, RolePermission.action).where(RolePermission.role_id.in_(role_ids))))
         for obj, scope, depts, emps in db.session.execute(
                 select(RoleDataScope.object_type, RoleDataScope.scope, RoleDataScope.department_ids,
                        RoleDataScope.employee_ids).where(RoleDataScope.role_id.in_(role_ids))):
-            actor.scopes.setdefault(obj, []).append((scope, list(depts or []), list(emps or [])))
-    name = db.session.scalar(select(Employee.name).where(Employee.id == user.employee_id)) if user.employee_id else None
-    actor.label = name or user.username
-    return actor
+            scopes.setdefault(obj, []).append((scope, tuple(depts or ()), tuple(emps or ())))
+    return (tuple(r.code for r in roles), any(r.grants_all for r in roles if r.org_id in (None, user.org_id)),
+            permissions, tuple((obj, tuple(grants)) for obj, grants in scopes.items()))
+
+
+@event.listens_for(Session, "after_flush")
+def _bump_authz(session, flush_context) -> None:
+    """Move ``Organization.authz_version`` for every organisation whose roles, role permissions,
+    data scopes or role assignments this flush changed (a built-in role: every organisation)."""
+    from crm_core.org.models import Organization, Role, RoleDataScope, RolePermission, User
+
+    orgs: set[int | None] = set()
+    role_ids: set[int] = set()
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, User) and (obj in session.new or obj in session.deleted
+                                      or session.is_modified(obj, include_collections=True)):
+            orgs.add(obj.org_id)
+        elif isinstance(obj, Role):
+            orgs.add(obj.org_id if obj.org_id is not None else _ALL)
+        elif isinstance(obj, (RolePermission, RoleDataScope)):
+            if obj.role_id is None:
+                orgs.add(_ALL)
+            else:
+                role_ids.add(obj.role_id)
+    if not orgs and not role_ids:
+        return
+    conn = session.connection()
+    if role_ids:
+        orgs.update(o if o is not None else _ALL for o in conn.execute(select(Role.org_id).where(Role.id.in_(role_ids))).scalars())
+    bump = update(Organization).values(authz_version=Organization.authz_version + 1, updated_at=Organization.updated_at)
+    if _ALL not in orgs:
+        bump = bump.where(Organization.id.in_([o for o in orgs if o is not None]))
+    conn.execute(bump)
+
+
+_ALL = -1  # "every organisation" in _bump_authz
 
 
 def subtree_employee_ids(org_id: int, employee_id: int | None) -> list[int]:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import copy
 
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from crm_core.db import db
 from crm_core.org.models import OrgSetting
@@ -49,11 +50,23 @@ DEFAULTS: dict[str, dict] = {
 
 
 def get_setting(org_id: int, key: str) -> dict:
-    row = db.session.scalars(select(OrgSetting).where(OrgSetting.org_id == org_id, OrgSetting.key == key)).first()
-    value = copy.deepcopy(DEFAULTS.get(key, {}))
-    if row is not None:
-        value.update(row.value or {})
-    return value
+    """The organisation's setting over its defaults (a copy the caller may change). Read once per
+    transaction: a page asks for the same setting per row, a time shown per field."""
+    memo = db.session.info.setdefault(_MEMO, {})
+    value = memo.get((org_id, key))
+    if value is None:
+        stored = db.session.scalars(select(OrgSetting.value).where(OrgSetting.org_id == org_id, OrgSetting.key == key)).first()
+        value = memo[(org_id, key)] = {**copy.deepcopy(DEFAULTS.get(key, {})), **(stored or {})}
+    return copy.deepcopy(value)
+
+
+_MEMO = "org_settings"
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_settings(session, *args) -> None:
+    session.info.pop(_MEMO, None)  # the next transaction reads what others committed meanwhile
 
 
 def put_setting(actor, key: str, value: dict) -> dict:
@@ -75,6 +88,7 @@ def _store(org_id: int, key: str, new_value) -> None:
     else:
         row.value = new_value(row.value or {})
     db.session.flush()
+    db.session.info.pop(_MEMO, None)
 
 
 def org_timezone(org_id: int | None) -> str:

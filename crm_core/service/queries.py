@@ -64,10 +64,14 @@ def timeline(t: Ticket, public_only: bool) -> list[dict]:
     """The ticket's timeline. For the customer (``public_only``): public entries, the customer's
     labels, and only what staff chose to share (``public_note``); for staff: everything, each entry
     saying whether the customer sees it."""
-    stmt = select(TicketEvent).where(TicketEvent.ticket_id == t.id)
+    return _timelines([t.id], public_only)[t.id]
+
+
+def _timelines(ticket_ids: list[int], public_only: bool) -> dict[int, list[dict]]:
+    stmt = select(TicketEvent).where(TicketEvent.ticket_id.in_(ticket_ids))
     if public_only:
         stmt = stmt.where(TicketEvent.public.is_(True))
-    out = []
+    out: dict[int, list[dict]] = {i: [] for i in ticket_ids}
     for e in db.session.scalars(stmt.order_by(TicketEvent.id)):
         entry = {"at": _iso(e.at), "kind": e.kind, "from": e.from_status, "to": e.to_status,
                  "label": (CUSTOMER_LABELS if public_only else STAFF_LABELS).get(e.to_status) if e.to_status else None,
@@ -75,64 +79,107 @@ def timeline(t: Ticket, public_only: bool) -> list[dict]:
                  "note": e.public_note if public_only else e.note}
         if not public_only:
             entry.update(public=e.public, public_note=e.public_note)
-        out.append(entry)
+        out[e.ticket_id].append(entry)
     return out
 
 
+def _by_id(model, ids) -> dict:
+    ids = {i for i in ids if i}
+    return {r.id: r for r in db.session.scalars(select(model).where(model.id.in_(ids)))} if ids else {}
+
+
 def ticket_dict(t: Ticket, *, for_customer: bool = False) -> dict:
-    emps = _names([t.handler_id])
-    handler = emps.get(t.handler_id)
-    archive = db.session.get(ProductArchive, t.product_archive_id) if t.product_archive_id else None
-    product = db.session.get(Product, t.product_id) if t.product_id else None
-    planned = db.session.scalar(select(func.min(WorkOrder.planned_at)).where(WorkOrder.ticket_id == t.id,
-                                                                               WorkOrder.status.in_(WO_OPEN)))
-    s = sla(t)
-    out = {"id": t.id, "number": t.number, "kind": t.kind, "kind_label": KIND_LABELS[t.kind], "status": t.status,
-           "status_label": (CUSTOMER_LABELS if for_customer else STAFF_LABELS)[t.status], "priority": t.priority,
-           "description": t.description, "customer_id": t.customer_id, "contact_id": t.contact_id,
-           "product_archive_id": t.product_archive_id, "product_id": t.product_id,
-           "product_name": product.name if product else t.product_note, "serial_no": archive.serial_no if archive else None,
-           "in_warranty": t.in_warranty, "required_by": _iso(t.required_by), "contact_phone": t.contact_phone,
-           "created_at": _iso(t.created_at), "completed_at": _iso(t.completed_at), "closed_at": _iso(t.closed_at),
-           "photo_ids": list(t.photo_ids or []), "reason": t.reason,
-           "handler": {"name": handler.name, "phone": handler.phone} if handler else None,
-           "expected_at": _iso(planned or t.required_by) or s["resolution_due"],
-           "rating": None, "can_rate": False, "can_reopen": False,
-           "timeline": timeline(t, public_only=for_customer)}
-    r = db.session.scalars(select(Rating).where(Rating.ticket_id == t.id)).first()
-    if r:
-        out["rating"] = {"score": r.score, "tags": r.tags, "comment": r.comment}
-    out["can_rate"] = t.status == "completed" and r is None
-    if t.status == "completed" and t.completed_at:
-        out["can_reopen"] = utcnow() - t.completed_at <= timedelta(days=int(settings(t.org_id)["reopen_days"]))
+    return ticket_dicts([t], for_customer=for_customer)[0]
+
+
+def ticket_dicts(tickets: list[Ticket], *, for_customer: bool = False) -> list[dict]:
+    """The tickets as pages and the API show them; a page of them costs a fixed number of queries."""
+    if not tickets:
+        return []
+    ids = [t.id for t in tickets]
+    emps = _names(t.handler_id for t in tickets)
+    archives = _by_id(ProductArchive, (t.product_archive_id for t in tickets))
+    products = _by_id(Product, (t.product_id for t in tickets))
+    planned = dict(db.session.execute(select(WorkOrder.ticket_id, func.min(WorkOrder.planned_at))
+                                      .where(WorkOrder.ticket_id.in_(ids), WorkOrder.status.in_(WO_OPEN))
+                                      .group_by(WorkOrder.ticket_id)).all())
+    ratings = {r.ticket_id: r for r in db.session.scalars(select(Rating).where(Rating.ticket_id.in_(ids)))}
+    timelines = _timelines(ids, for_customer)
+    orders: dict[int, list[dict]] = {i: [] for i in ids}
     if not for_customer:
-        out.update(source=t.source, openid=t.openid, dispatcher_id=t.dispatcher_id, handler_id=t.handler_id, sla=s,
-                   reopen_count=t.reopen_count, closed_automatically=t.closed_automatically,
-                   work_orders=[work_order_dict(w) for w in db.session.scalars(
-                       select(WorkOrder).where(WorkOrder.ticket_id == t.id).order_by(WorkOrder.id))])
+        wos = db.session.scalars(select(WorkOrder).where(WorkOrder.ticket_id.in_(ids)).order_by(WorkOrder.id)).all()
+        for wo, d in zip(wos, work_order_dicts(wos)):
+            orders[wo.ticket_id].append(d)
+    cfg = {org: settings(org) for org in {t.org_id for t in tickets}}
+    now = utcnow()
+    out = []
+    for t in tickets:
+        handler, archive, product, r = emps.get(t.handler_id), archives.get(t.product_archive_id), products.get(t.product_id), ratings.get(t.id)
+        s = sla(t, now, cfg[t.org_id])
+        d = {"id": t.id, "number": t.number, "kind": t.kind, "kind_label": KIND_LABELS[t.kind], "status": t.status,
+             "status_label": (CUSTOMER_LABELS if for_customer else STAFF_LABELS)[t.status], "priority": t.priority,
+             "description": t.description, "customer_id": t.customer_id, "contact_id": t.contact_id,
+             "product_archive_id": t.product_archive_id, "product_id": t.product_id,
+             "product_name": product.name if product else t.product_note, "serial_no": archive.serial_no if archive else None,
+             "in_warranty": t.in_warranty, "required_by": _iso(t.required_by), "contact_phone": t.contact_phone,
+             "created_at": _iso(t.created_at), "completed_at": _iso(t.completed_at), "closed_at": _iso(t.closed_at),
+             "photo_ids": list(t.photo_ids or []), "reason": t.reason,
+             "handler": {"name": handler.name, "phone": handler.phone} if handler else None,
+             "expected_at": _iso(planned.get(t.id) or t.required_by) or s["resolution_due"],
+             "rating": {"score": r.score, "tags": r.tags, "comment": r.comment} if r else None,
+             "can_rate": t.status == "completed" and r is None, "can_reopen": False,
+             "timeline": timelines[t.id]}
+        if t.status == "completed" and t.completed_at:
+            d["can_reopen"] = now - t.completed_at <= timedelta(days=int(cfg[t.org_id]["reopen_days"]))
+        if not for_customer:
+            d.update(source=t.source, openid=t.openid, dispatcher_id=t.dispatcher_id, handler_id=t.handler_id, sla=s,
+                     reopen_count=t.reopen_count, closed_automatically=t.closed_automatically, work_orders=orders[t.id])
+        out.append(d)
     return out
 
 
 def work_order_dict(wo: WorkOrder) -> dict:
-    records = db.session.scalars(select(HandlingRecord).where(HandlingRecord.work_order_id == wo.id).order_by(HandlingRecord.id)).all()
-    collaborators = list(db.session.scalars(select(RecordShare.employee_id).where(
-        RecordShare.object_type == "work_order", RecordShare.object_id == wo.id)))
-    emps = _names([wo.engineer_id, *collaborators, *(r.employee_id for r in records)])
-    parts = db.session.scalars(select(PartRequest).where(PartRequest.work_order_id == wo.id)).all()
-    fees = db.session.scalars(select(FeeLine).where(FeeLine.work_order_id == wo.id)).all()
-    return {"id": wo.id, "ticket_id": wo.ticket_id, "status": wo.status, "engineer_id": wo.engineer_id,
+    return work_order_dicts([wo])[0]
+
+
+def work_order_dicts(orders: list[WorkOrder]) -> list[dict]:
+    """Work orders with their handling records, collaborators, parts and fees, in a fixed number of queries."""
+    if not orders:
+        return []
+    ids = [wo.id for wo in orders]
+    records: dict[int, list] = {i: [] for i in ids}
+    for r in db.session.scalars(select(HandlingRecord).where(HandlingRecord.work_order_id.in_(ids)).order_by(HandlingRecord.id)):
+        records[r.work_order_id].append(r)
+    collaborators: dict[int, list[int]] = {i: [] for i in ids}
+    for oid, emp in db.session.execute(select(RecordShare.object_id, RecordShare.employee_id).where(
+            RecordShare.object_type == "work_order", RecordShare.object_id.in_(ids)).order_by(RecordShare.id)):
+        collaborators[oid].append(emp)
+    parts: dict[int, list] = {i: [] for i in ids}
+    for p in db.session.scalars(select(PartRequest).where(PartRequest.work_order_id.in_(ids)).order_by(PartRequest.id)):
+        parts[p.work_order_id].append(p)
+    fees: dict[int, list] = {i: [] for i in ids}
+    for f in db.session.scalars(select(FeeLine).where(FeeLine.work_order_id.in_(ids)).order_by(FeeLine.id)):
+        fees[f.work_order_id].append(f)
+    emps = _names([*(wo.engineer_id for wo in orders), *(c for cs in collaborators.values() for c in cs),
+                   *(r.employee_id for rs in records.values() for r in rs)])
+    out = []
+    for wo in orders:
+        fs = fees[wo.id]
+        out.append({
+            "id": wo.id, "ticket_id": wo.ticket_id, "status": wo.status, "engineer_id": wo.engineer_id,
             "engineer": emps[wo.engineer_id].name if wo.engineer_id in emps else None,
-            "collaborators": [{"id": c, "name": emps[c].name} for c in collaborators if c in emps and c != wo.engineer_id],
+            "collaborators": [{"id": c, "name": emps[c].name} for c in collaborators[wo.id] if c in emps and c != wo.engineer_id],
             "planned_at": _iso(wo.planned_at), "started_at": _iso(wo.started_at), "completed_at": _iso(wo.completed_at),
             "summary": wo.summary, "auto_assigned": wo.auto_assigned,
             "records": [{"id": r.id, "employee": emps[r.employee_id].name if r.employee_id in emps else None,
                          "visited_at": _iso(r.visited_at), "minutes": r.minutes, "note": r.note, "photo_ids": r.photo_ids}
-                        for r in records],
+                        for r in records[wo.id]],
             "parts": [{"id": p.id, "code": p.part_code, "name": p.part_name, "quantity": p.quantity, "status": p.status}
-                      for p in parts],
-            "fees": [{"id": f.id, "kind": f.kind, "item": f.item, "amount": float(f.amount), "note": f.note} for f in fees],
-            "fee_total": round(sum(float(f.amount) for f in fees if f.kind == "fee"), 2),
-            "income_total": round(sum(float(f.amount) for f in fees if f.kind == "income"), 2)}
+                      for p in parts[wo.id]],
+            "fees": [{"id": f.id, "kind": f.kind, "item": f.item, "amount": float(f.amount), "note": f.note} for f in fs],
+            "fee_total": round(sum(float(f.amount) for f in fs if f.kind == "fee"), 2),
+            "income_total": round(sum(float(f.amount) for f in fs if f.kind == "income"), 2)})
+    return out
 
 
 # --- photos: whoever may see the ticket (or the work order of the handling record) sees its photos ---

@@ -475,17 +475,18 @@ def close_due() -> int:
     return n
 
 
-def sla_targets(t: Ticket) -> tuple[timedelta, timedelta]:
-    cfg = settings(t.org_id)["sla_hours"]
+def sla_targets(t: Ticket, cfg: dict | None = None) -> tuple[timedelta, timedelta]:
+    cfg = (cfg or settings(t.org_id))["sla_hours"]
     response, resolution = cfg.get(t.kind, cfg["repair"])
     factor = {"urgent": 0.25, "high": 0.5, "normal": 1.0, "low": 2.0}[t.priority]
     return timedelta(hours=response * factor), timedelta(hours=resolution * factor)
 
 
-def sla(t: Ticket, now: datetime | None = None) -> dict:
-    """First response and resolution against their targets, with the waiting time taken out."""
+def sla(t: Ticket, now: datetime | None = None, cfg: dict | None = None) -> dict:
+    """First response and resolution against their targets, with the waiting time taken out
+    (``cfg``: the organisation's self-service settings, when the caller has them already)."""
     now = now or utcnow()
-    response_target, resolution_target = sla_targets(t)
+    response_target, resolution_target = sla_targets(t, cfg)
     paused = (t.sla_paused_seconds or 0) + (int((now - t.paused_since).total_seconds()) if t.paused_since else 0)
     responded = t.first_response_at
     response_used = ((responded or now) - t.created_at).total_seconds()

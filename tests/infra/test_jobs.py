@@ -113,6 +113,32 @@ def test_rq_job_is_enqueued_after_commit_and_run_by_a_worker(rq_app):
 
 
 @pytest.mark.services
+def test_rq_jobs_of_one_commit_go_in_one_round_trip_and_all_run_with_their_retries(rq_app):
+    from redis.client import Pipeline
+
+    backend = jobs.backend()
+    trips = []
+    real = Pipeline.execute
+
+    def counting(self, *args, **kwargs):
+        trips.append(len(self.command_stack))
+        return real(self, *args, **kwargs)
+
+    for n in (1, 2, 3):
+        jobs.enqueue(record_call, n)
+    Pipeline.execute = counting
+    try:
+        db.session.commit()
+    finally:
+        Pipeline.execute = real
+    assert len(backend.queue) == 3
+    assert len(trips) == 1, trips  # one pipeline for the three, not one per job
+    assert all(j.retries_left == len(jobs.RETRY_INTERVALS) for j in backend.queue.jobs)
+    _work(rq_app)
+    assert sorted(CALLS) == [("call", 1), ("call", 2), ("call", 3)]
+
+
+@pytest.mark.services
 def test_rq_rolled_back_job_never_reaches_redis(rq_app):
     jobs.enqueue(record_call, 7)
     db.session.rollback()

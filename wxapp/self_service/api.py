@@ -35,7 +35,7 @@ class TicketQuery(PageQuery):
 def list_tickets(query: TicketQuery):
     rows, total = queries.list_tickets(g.actor, status=query.status, kind=query.kind, customer_id=query.customer_id,
                                    page=query.page, per_page=query.per_page)
-    return {"items": [queries.ticket_dict(t) for t in rows], "total": total}
+    return {"items": queries.ticket_dicts(rows), "total": total}
 
 
 class StaffTicketIn(Model):
@@ -159,7 +159,7 @@ class WorkOrderQuery(PageQuery):
                query=WorkOrderQuery)
 def my_work_orders(query: WorkOrderQuery):
     rows, total = queries.my_work_orders(g.actor, open_only=query.open_only, page=query.page, per_page=query.per_page)
-    return {"items": [queries.work_order_dict(w) for w in rows], "total": total}
+    return {"items": queries.work_order_dicts(rows), "total": total}
 
 
 @api.operation(bp, "/work-orders/<int:wo_id>", "GET", summary="One work order", tags=("work-orders",))
