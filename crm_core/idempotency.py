@@ -85,13 +85,19 @@ def claim(scope: str, key: str, fingerprint: str, *, wait: float = 5.0) -> Claim
 
 def complete(row_id: int, status: int, content_type: str | None, location: str | None, body: str | None) -> None:
     """Store the answer of a claimed request (server errors release the key instead); commits."""
+    record(row_id, status, content_type, location, body)
+    db.session.commit()
+
+
+def record(row_id: int, status: int, content_type: str | None, location: str | None, body: str | None) -> None:
+    """:func:`complete` without the commit: the answer joins the transaction of the request's own
+    work, so the effect and its stored answer commit together or not at all."""
     if status >= 500:
         db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row_id))
     else:
         db.session.execute(update(IdempotencyKey).where(IdempotencyKey.id == row_id).values(
             status="done", response_status=status, response_type=(content_type or "")[:100] or None,
             response_location=(location or "")[:1000] or None, response_body=body, completed_at=utcnow()))
-    db.session.commit()
 
 
 @jobs.periodic(every=3600)

@@ -163,7 +163,9 @@ class EmbeddedBackend:
 
 
 class RedisBackend:
-    """RQ on Redis: retries with backoff, delayed jobs through RQ's scheduler."""
+    """RQ on Redis: retries with backoff, delayed jobs through RQ's scheduler. Results are not
+    kept (``result_ttl=0``: what a job did is in the database; a finished job leaves Redis at once,
+    sparing the worker RQ's result bookkeeping); failures are, for ``rq`` and the operators."""
 
     mode = "redis"
 
@@ -179,20 +181,20 @@ class RedisBackend:
         return Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS)
 
     def submit(self, name: str, args: list) -> None:
-        self.queue.enqueue(execute, name, list(args), retry=self._retry(), description=name)
+        self.queue.enqueue(execute, name, list(args), retry=self._retry(), description=name, result_ttl=0)
 
     def submit_many(self, jobs: list[tuple[str, list]]) -> None:
         """Several jobs in one Redis round trip (a commit that queued notices to three people)."""
         from rq import Queue
 
-        self.queue.enqueue_many([Queue.prepare_data(execute, [name, list(args)], retry=self._retry(), description=name)
-                                 for name, args in jobs])
+        self.queue.enqueue_many([Queue.prepare_data(execute, [name, list(args)], retry=self._retry(), description=name,
+                                                    result_ttl=0) for name, args in jobs])
 
     def schedule(self, name: str, args: list, run_at: datetime) -> None:
         from datetime import timezone
 
         self.queue.enqueue_at(run_at.replace(tzinfo=timezone.utc), execute, name, list(args),
-                              retry=self._retry(), description=name)
+                              retry=self._retry(), description=name, result_ttl=0)
 
     def depth(self) -> int:
         return len(self.queue) + self.queue.scheduled_job_registry.count

@@ -71,6 +71,31 @@ def _replay(row) -> Response:
     return resp
 
 
+def _answer(response: Response) -> tuple:
+    body = None
+    if not response.is_streamed:
+        data = response.get_data()
+        if len(data) <= MAX_STORED_BODY:
+            body = data.decode("utf-8", "replace")
+    return response.status_code, response.content_type, response.headers.get("Location"), body
+
+
+def commit(response: Response) -> Response:
+    """Commit the request's work; a request that claimed a key stores its answer in the same
+    transaction (one commit instead of two, and no window in which the work is done but the
+    key still looks unfinished — a retry then could only wait, or after the lease run it again)."""
+    row_id = g.pop("idempotency_row_id", None)
+    try:
+        if row_id is not None:
+            idempotency.record(row_id, *_answer(response))
+        db.session.commit()
+    except BaseException:
+        if row_id is not None:
+            g.idempotency_row_id = row_id  # the error's own answer is stored (or the key released) after the request
+        raise
+    return response
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def _claim_idempotency_key():
@@ -99,14 +124,9 @@ def init_app(app: Flask) -> None:
         row_id = g.pop("idempotency_row_id", None)
         if row_id is None:
             return response
-        body = None
-        if not response.is_streamed:
-            data = response.get_data()
-            if len(data) <= MAX_STORED_BODY:
-                body = data.decode("utf-8", "replace")
         try:
             db.session.rollback()  # whatever the view left uncommitted is not ours to commit
-            idempotency.complete(row_id, response.status_code, response.content_type, response.headers.get("Location"), body)
+            idempotency.complete(row_id, *_answer(response))
         except Exception:  # the answer still goes out; the claim expires after its lease
             db.session.rollback()
             app.logger.exception("could not store an idempotent answer")

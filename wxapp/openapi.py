@@ -20,8 +20,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.json_schema import models_json_schema
 
-from crm_core.db import db
 from crm_core.errors import DomainError, ValidationFailed
+from wxapp import idempotency
 from wxapp.guards import MAX_JSON_DEPTH, JSONTooDeep, check_json_depth, check_values
 
 _CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
@@ -234,8 +234,8 @@ class Api:
                 if query is not None:
                     kwargs["query"] = parse_query(query)
                 result = fn(**kwargs)
-                db.session.commit()  # the request commits once; services only flush
-                return _to_response(result, status)
+                # the request commits once (services only flush), with its idempotent answer if it claimed a key
+                return idempotency.commit(_to_response(result, status))
 
             for d in decorators:
                 view = d(view)

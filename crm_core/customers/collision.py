@@ -181,11 +181,14 @@ def _keys_for(values: dict[str, list[str]]) -> tuple[set[tuple[str, str, str]], 
     return keys, grams
 
 
-def index_record(object_type: str, obj) -> None:
-    """(Re)write the match keys of one record. Services call this after every save."""
+def index_record(object_type: str, obj, fresh: bool = False) -> None:
+    """(Re)write the match keys of one record. Services call this after every save
+    (``fresh``: the record was created in this transaction, so it has no keys to remove)."""
     db.session.flush()
-    db.session.execute(delete(CollisionKey).where(CollisionKey.object_type == object_type, CollisionKey.record_id == obj.id))
-    db.session.execute(delete(CollisionGram).where(CollisionGram.object_type == object_type, CollisionGram.record_id == obj.id))
+    if not fresh:
+        db.session.execute(delete(CollisionKey).where(CollisionKey.object_type == object_type, CollisionKey.record_id == obj.id))
+        db.session.execute(delete(CollisionGram).where(CollisionGram.object_type == object_type,
+                                                       CollisionGram.record_id == obj.id))
     if object_type == "customer" and getattr(obj, "status", "active") != "active":
         return  # merged customers no longer collide
     keys, grams = _keys_for(record_values(object_type, obj))
@@ -370,13 +373,14 @@ def claims_for(object_type: str, data: dict, org_id: int) -> list[str]:
     return sorted(set(out))
 
 
-def claim(object_type: str, obj, data: dict) -> None:
+def claim(object_type: str, obj, data: dict, fresh: bool = False) -> None:
     """Reserve the record's blocking keys; a concurrent save of the same key fails here.
 
     Raises :class:`ClaimTaken` so the caller can re-run the check and answer 409.
     """
-    db.session.execute(delete(CollisionClaim).where(CollisionClaim.object_type == object_type,
-                                                    CollisionClaim.record_id == obj.id))
+    if not fresh:
+        db.session.execute(delete(CollisionClaim).where(CollisionClaim.object_type == object_type,
+                                                        CollisionClaim.record_id == obj.id))
     keys = claims_for(object_type, data, obj.org_id)
     if not keys:
         return
@@ -395,14 +399,15 @@ class ClaimTaken(Exception):
 def guarded_save(actor, object_type: str, data: dict, save, exclude_id: int | None = None):
     """Check, save, index and claim, race-free: ``save()`` creates or updates the record
     and returns it. Returns ``(record, hits)``; raises 409 when a blocking rule matches,
-    including when a concurrent save won the race."""
+    including when a concurrent save won the race. Without ``exclude_id`` the save creates the
+    record (it has no keys or claims yet to replace)."""
     hits = check(actor, object_type, data, exclude_id)
     raise_if_blocked(object_type, hits)
     obj = save()
     db.session.flush()
-    index_record(object_type, obj)
+    index_record(object_type, obj, fresh=exclude_id is None)
     try:
-        claim(object_type, obj, data)
+        claim(object_type, obj, data, fresh=exclude_id is None)
     except ClaimTaken:
         db.session.rollback()
         hits = check(actor, object_type, data, exclude_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, inspect, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_core.db import db
@@ -166,6 +166,12 @@ class Employee(Audited, TimestampMixin, db.Model):
 
     @property
     def department_id(self) -> int | None:
+        """The home department: the primary position's, else the first position's."""
+        if self.id is not None and "positions" in inspect(self).unloaded:  # one query, not two lazy loads
+            return db.session.scalar(select(Position.department_id)
+                                     .join(EmployeePosition, EmployeePosition.position_id == Position.id)
+                                     .where(EmployeePosition.employee_id == self.id)
+                                     .order_by(EmployeePosition.primary.desc(), EmployeePosition.id).limit(1))
         pos = self.primary_position
         return pos.department_id if pos else None
 

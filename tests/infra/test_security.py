@@ -295,6 +295,25 @@ def test_idempotency_key_replays_the_first_answer_and_refuses_another_body(team,
     assert client.post("/api/v1/customers", json={"name": "x"}, headers=bad_key).status_code == 422
 
 
+def test_the_answer_commits_with_the_work_so_a_retry_after_a_crash_is_replayed(team, client, auth_headers, monkeypatch):
+    """The answer is stored in the work's own transaction: were the process to die right after
+    that commit, the retry still finds the answer (it used to find a key "still working", and
+    after the lease would have run the action again)."""
+    from crm_core import idempotency
+    from crm_core.customers.models import Customer
+
+    def dead(*args, **kwargs):
+        raise AssertionError("the answer must already be stored with the work")
+
+    monkeypatch.setattr(idempotency, "complete", dead)  # the late, separate store never happens
+    h = {**auth_headers(team["rep1"]), "Idempotency-Key": "crash-after-commit-01"}
+    first = client.post("/api/v1/customers", json={"name": "崩溃重试公司"}, headers=h)
+    again = client.post("/api/v1/customers", json={"name": "崩溃重试公司"}, headers=h)
+    assert first.status_code == again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert db.session.scalar(db.select(db.func.count(Customer.id)).where(Customer.name == "崩溃重试公司")) == 1
+
+
 def test_idempotency_keys_race_to_one_effect(tmp_path):
     """Two requests with one key at the same moment (a double tap): one customer, two equal answers."""
     import threading

@@ -106,14 +106,14 @@ def send_custom(message) -> outbox.Delivery:
     db.session.commit()  # the quota is taken before the call, and WeChat is called outside any transaction
     template = p.get("template") or template_for(p["text"], p.get("title") or "服务通知")
     if not took:
-        return send_template(message, template)
+        return send_template(message, template, known=follower)
     try:
         _call(lambda: _client().message.send_text(message.recipient, p["text"]))
     except WeChatClientException as exc:  # WeChat answered: nothing went out
         followers.give_back_cs_quota(follower.id)
         db.session.commit()
         if errcodes.action(exc.errcode) == errcodes.TEMPLATE:
-            return send_template(message, template)
+            return send_template(message, template, known=follower)
         raise _wrap(exc, message) from None
     except outbox.ChannelError as exc:
         if exc.retryable:  # the connection never opened: nothing went out either
@@ -123,9 +123,11 @@ def send_custom(message) -> outbox.Delivery:
     return outbox.Delivery(provider_message_id=None)
 
 
-def send_template(message, template: dict | None = None) -> outbox.Delivery:
+def send_template(message, template: dict | None = None, known=False) -> outbox.Delivery:
+    """``known``: the recipient's follower row when the caller has read it already."""
     t = template or message.payload
-    known = followers.find(wechat_appid(), message.recipient)
+    if known is False:
+        known = followers.find(wechat_appid(), message.recipient)
     if known is not None and known.invalid_at is not None:  # WeChat said 40003 before: nothing more is sent
         raise outbox.ChannelError("40003: invalid openid（此前微信已答复该 openid 不属于本公众号，不再发送）", retryable=False)
     try:
@@ -164,7 +166,7 @@ def send_staff(message) -> outbox.Delivery:
         return outbox._log_channel(message)
     template = template_for(p["text"], p.get("title") or "工作提醒", p.get("url"))
     return send_template(SimpleNamespace(id=message.id, recipient=follower.openid, org_id=message.org_id, payload=template),
-                         template)
+                         template, known=follower)
 
 
 def template_job_finished(ib) -> None:

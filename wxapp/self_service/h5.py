@@ -18,6 +18,7 @@ from crm_core.service import queries, verification
 from crm_core.service import tickets as svc
 from crm_core.service.models import TICKET_KINDS
 from crm_core.wechat.models import Follower
+from wxapp import idempotency
 from wxapp.auth import wechat_openid, wechat_user_required
 from wxapp.config import wechat_appid
 from wxapp.openapi import Model, UtcDateTime, h5_api, parse_json_body, parse_query
@@ -169,8 +170,9 @@ def create_ticket():
 
     for media_row_id in pending:
         jobs.enqueue(download_media, media_row_id)
-    db.session.commit()
-    return jsonify({"id": t.id, "number": t.number, "status": t.status, "status_label": svc.CUSTOMER_LABELS[t.status]}), 201
+    answer = jsonify({"id": t.id, "number": t.number, "status": t.status, "status_label": svc.CUSTOMER_LABELS[t.status]})
+    answer.status_code = 201
+    return idempotency.commit(answer)
 
 
 class ListQuery(Model):
