@@ -16,6 +16,7 @@ from crm_core.customers import collision as _collision  # noqa: F401
 from crm_core.customers import models as _customers_models  # noqa: F401
 from crm_core.field import models as _field_models  # noqa: F401
 from crm_core.org import models as _org_models  # noqa: F401
+from crm_core.sales import documents as _documents  # noqa: F401  (the quote expiry and overdue jobs)
 from crm_core.sales import models as _sales_models  # noqa: F401
 from crm_core.sales import opportunities as _opportunities  # noqa: F401
 from crm_core.service import models as _service_models  # noqa: F401

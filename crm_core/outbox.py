@@ -141,8 +141,29 @@ def queue_message(channel: str, recipient: str, payload: dict, *, org_id: int | 
     else:
         db.session.add(msg)
         db.session.flush()
-    jobs.enqueue(deliver, msg.id, delay=delay or None)
+    if delay:
+        jobs.enqueue(deliver, msg.id, delay=delay)
+    else:
+        jobs.enqueue_batched(deliver_many, msg.id)  # a transaction's notices: one job
     return msg
+
+
+@jobs.job
+def deliver_many(message_ids: list[int]) -> dict:
+    """:func:`deliver` for each message a transaction queued. One failing does not hold the
+    others back; the first unexpected error is raised after all were tried, so the job is
+    retried (delivery is idempotent: what went out is not sent again)."""
+    outcomes, error = {}, None
+    for message_id in message_ids:
+        try:
+            outcomes[message_id] = deliver(message_id)
+        except Exception as exc:
+            db.session.rollback()
+            log.exception("outbox delivery raised", extra={"outbox_id": message_id})
+            error = error or exc
+    if error is not None:
+        raise error
+    return outcomes
 
 
 @jobs.job

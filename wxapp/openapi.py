@@ -14,6 +14,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Annotated, Any, Callable
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -39,6 +40,11 @@ def _to_utc(value: datetime) -> datetime:
 
 
 UtcDateTime = Annotated[datetime, AfterValidator(_to_utc)]
+
+
+# money in request bodies: two-decimal numbers or strings ("1280.00"); answers carry strings
+Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
+Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
 
 
 class Model(BaseModel):

@@ -3,8 +3,9 @@ segments, the value pyramid (客户金字塔), and the collision check's rules a
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_core.db import db
@@ -101,6 +102,10 @@ class Product(Audited, TimestampMixin, db.Model):
     category: Mapped[str | None] = mapped_column(String(64))
     warranty_months: Mapped[int] = mapped_column(default=12)
     active: Mapped[bool] = mapped_column(default=True)
+    # the price list's defaults for quotes (tax-exclusive, 元); crm_core.sales.money
+    list_price: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    unit_cost: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    tax_rate: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal("13.00"), server_default="13.00")
 
 
 class ProductArchive(Audited, OwnedRecord, TimestampMixin, db.Model):

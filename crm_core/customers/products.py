@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import calendar
 from datetime import date, timedelta
+from decimal import Decimal
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
@@ -11,7 +12,7 @@ from crm_core.clock import utcnow
 from crm_core.context import service
 from crm_core.customers.models import Customer, Product, ProductArchive
 from crm_core.db import db, paginate
-from crm_core.errors import Conflict, ValidationFailed
+from crm_core.errors import Conflict, NotFound, ValidationFailed
 from crm_core.org.permissions import Actor, get_visible, scoped_select
 
 
@@ -28,8 +29,23 @@ def create_product(actor: Actor, data: dict) -> Product:
     if db.session.scalars(select(Product).where(Product.org_id == actor.org_id, Product.code == data["code"])).first():
         raise Conflict(f"产品编码已存在：{data['code']}", fields={"code": "taken"})
     product = Product(org_id=actor.org_id, code=data["code"], name=data["name"], model=data.get("model"),
-                      category=data.get("category"), warranty_months=data.get("warranty_months", 12))
+                      category=data.get("category"), warranty_months=data.get("warranty_months", 12),
+                      list_price=data.get("list_price"), unit_cost=data.get("unit_cost"),
+                      tax_rate=data["tax_rate"] if data.get("tax_rate") is not None else Decimal("13.00"))
     db.session.add(product)
+    db.session.flush()
+    return product
+
+
+def update_product(actor: Actor, product_id: int, data: dict) -> Product:
+    """Rename, (de)activate or re-price; quotes already made keep the prices they were made with."""
+    actor.require("product", "edit")
+    product = db.session.get(Product, product_id)
+    if product is None or product.org_id != actor.org_id:
+        raise NotFound("产品不存在。")
+    for key in ("name", "active", "list_price", "unit_cost", "tax_rate"):
+        if key in data and not (key in ("name", "active", "tax_rate") and data[key] is None):
+            setattr(product, key, data[key])
     db.session.flush()
     return product
 
@@ -123,8 +139,12 @@ def list_archives(actor: Actor, *, customer_id: int | None = None, q: str | None
 
 
 def product_dict(p: Product) -> dict:
+    def fmt(d):
+        return None if d is None else str(Decimal(d).quantize(Decimal("0.01")))
+
     return {"id": p.id, "code": p.code, "name": p.name, "model": p.model, "category": p.category,
-            "warranty_months": p.warranty_months}
+            "warranty_months": p.warranty_months, "active": p.active, "list_price": fmt(p.list_price),
+            "unit_cost": fmt(p.unit_cost), "tax_rate": fmt(p.tax_rate if p.tax_rate is not None else Decimal("13.00"))}
 
 
 def archive_dict(a: ProductArchive) -> dict:

@@ -4,7 +4,7 @@ Pure data, so the migration that seeds them and :func:`ensure_builtin_roles` agr
 """
 from __future__ import annotations
 
-SALES_OBJECTS = ("customer", "contact", "lead", "opportunity", "activity", "checkin")
+SALES_OBJECTS = ("customer", "contact", "lead", "opportunity", "activity", "checkin", "quote", "contract", "receipt")
 SERVICE_OBJECTS = ("ticket", "work_order", "product_archive")
 MARKETING_OBJECTS = ("material", "campaign")
 
@@ -19,7 +19,7 @@ BUILTIN_ROLES: list[dict] = [
     {"code": "admin", "name": "系统管理员", "grants_all": True, "permissions": [], "scopes": {}},
     {
         "code": "sales_manager", "name": "销售经理", "grants_all": False,
-        "permissions": _grant(SALES_OBJECTS, _ALL) + _grant(("lead", "customer", "opportunity", "activity"), ("assign", "approve"))
+        "permissions": _grant(SALES_OBJECTS, _ALL) + _grant(("lead", "customer", "opportunity", "activity", "quote", "contract"), ("assign", "approve"))
         + [("checkin", "approve")]  # reviews the flags on the team's check-ins
         + [("product", "view"), ("product_archive", "view"), ("product_archive", "create"), ("product_archive", "edit"),
            ("organization", "view")],
@@ -83,3 +83,7 @@ def sync_builtin_roles(bind) -> None:
         for obj, sc in spec["scopes"].items():
             if obj not in scoped:
                 bind.execute(scope.insert().values(role_id=role_id, object_type=obj, scope=sc, department_ids=[], employee_ids=[]))
+    # running processes keep each user's roles keyed by the organisation's authz_version
+    # (crm_core.org.permissions.load_actor): move it, so new grants apply without a restart
+    if "authz_version" in {c["name"] for c in sa.inspect(bind).get_columns("organization")}:
+        bind.execute(sa.text("UPDATE organization SET authz_version = authz_version + 1"))

@@ -1,4 +1,5 @@
-"""Leads (线索), sales methods and stages, opportunities (商机) with products, competitors and stage approvals."""
+"""Leads (线索), sales methods and stages, opportunities (商机) with products, competitors and stage approvals;
+quotes (报价), contracts (合同) with their payment plans, and receipts (回款)."""
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -158,8 +159,123 @@ class OpportunityApproval(Audited, TimestampMixin, db.Model):
     decided_at: Mapped[datetime | None]
 
 
+# --- the money chain: 报价 → 合同 → 回款 (crm_core.sales.documents; amounts: crm_core.sales.money) ---
+QUOTE_STATUSES = ("draft", "sent", "accepted", "rejected", "expired", "superseded")
+CONTRACT_STATUSES = ("pending", "approved", "completed", "cancelled")
+
+
+class Quote(Audited, OwnedRecord, TimestampMixin, db.Model):
+    """报价单: priced lines for a customer (and an opportunity), valid until a date; a revision is a
+    new version of the same number, the earlier one superseded."""
+
+    __audit_type__ = "quote"
+    __scope_object__ = "quote"
+    __table_args__ = (UniqueConstraint("org_id", "number", "version"), Index("ix_quote_scope", "org_id", "owner_id", "id"),
+                      Index("ix_quote_expiry", "status", "valid_until"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(default=1)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunity.id"), index=True)
+    status: Mapped[str] = mapped_column(String(12), default="draft")
+    valid_until: Mapped[date]
+    subtotal: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    discount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    tax: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    total: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    cost: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    expected_profit: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    note: Mapped[str | None] = mapped_column(String(2000))
+    decided_at: Mapped[datetime | None]  # accepted or rejected
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+
+    lines: Mapped[list["QuoteLine"]] = relationship(cascade="all, delete-orphan", order_by="QuoteLine.seq")
+
+
+class QuoteLine(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quote_id: Mapped[int] = mapped_column(ForeignKey("quote.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int]
+    product_id: Mapped[int] = mapped_column(ForeignKey("product.id"))
+    name: Mapped[str] = mapped_column(String(200))  # the product's name when quoted
+    quantity: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    discount_pct: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    tax_rate: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    unit_cost: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    gross: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    discount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    tax: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    total: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+
+
+class Contract(Audited, OwnedRecord, TimestampMixin, db.Model):
+    """合同: from a quote, an opportunity or on its own; approved once (the customer then trades),
+    paid by the instalments of its payment plan."""
+
+    __audit_type__ = "contract"
+    __scope_object__ = "contract"
+    __table_args__ = (UniqueConstraint("org_id", "number"), Index("ix_contract_scope", "org_id", "owner_id", "id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunity.id"), index=True)
+    quote_id: Mapped[int | None] = mapped_column(ForeignKey("quote.id"), index=True)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    received: Mapped[Decimal] = mapped_column(Numeric(18, 2), default=Decimal("0.00"))
+    signed_on: Mapped[date | None]
+    approved_at: Mapped[datetime | None]
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+    note: Mapped[str | None] = mapped_column(String(2000))
+
+    instalments: Mapped[list["Instalment"]] = relationship(cascade="all, delete-orphan", order_by="Instalment.seq")
+
+
+class Instalment(db.Model):
+    """One due payment of a contract's plan (应收): what is due when, and what has come in."""
+
+    __table_args__ = (UniqueConstraint("contract_id", "seq"), Index("ix_instalment_due", "org_id", "due_date"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contract.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int]
+    due_date: Mapped[date]
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    received: Mapped[Decimal] = mapped_column(Numeric(18, 2), default=Decimal("0.00"))
+    overdue_notified_at: Mapped[datetime | None]
+
+
+class Receipt(Audited, OwnedRecord, TimestampMixin, db.Model):
+    """回款: money received against a contract, matched to its instalments (ReceiptAllocation)."""
+
+    __audit_type__ = "receipt"
+    __scope_object__ = "receipt"
+    __table_args__ = (UniqueConstraint("org_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32))
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contract.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    received_on: Mapped[date]
+    method: Mapped[str | None] = mapped_column(String(16))  # bank / cash / wechat / alipay / other
+    note: Mapped[str | None] = mapped_column(String(500))
+
+    allocations: Mapped[list["ReceiptAllocation"]] = relationship(cascade="all, delete-orphan", order_by="ReceiptAllocation.id")
+
+
+class ReceiptAllocation(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    receipt_id: Mapped[int] = mapped_column(ForeignKey("receipt.id", ondelete="CASCADE"), index=True)
+    instalment_id: Mapped[int] = mapped_column(ForeignKey("instalment.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+
+
 # The collision check (customers area) compares leads and opportunities with customers.
 collision.register_object("lead", Lead)
 collision.register_object("opportunity", Opportunity)
 permissions.register_reference("lead_id", Lead)
 permissions.register_reference("opportunity_id", Opportunity)
+permissions.register_reference("quote_id", Quote)
+permissions.register_reference("contract_id", Contract)

@@ -1,7 +1,9 @@
-"""Reports for managers: the sales funnel and customers by source, within the data scope."""
+"""Reports for managers: the sales funnel, customers by source, receivables by ageing (应收款汇总表) and
+due instalments (到期债权表), within the data scope."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import func, select
 
@@ -67,3 +69,88 @@ def customers_by_source(actor: Actor, date_from: date | None = None, date_to: da
         r["share"] = round(r["total"] / total, 3) if total else 0
         r["conversion_rate"] = round(r["trading"] / r["total"], 3) if r["total"] else 0
     return {"items": items, "total": total}
+
+
+# --- the money chain's reports (#19 item 9; amounts as two-decimal strings) -------------------------
+AGEING = (("not_due", "未到期"), ("d1_30", "逾期1–30天"), ("d31_60", "逾期31–60天"), ("d61_90", "逾期61–90天"),
+          ("d90_plus", "逾期90天以上"))
+
+
+def _ageing_bucket(days_overdue):
+    """A SQL expression naming the ageing bucket of an instalment ``days_overdue`` days past due."""
+    from sqlalchemy import case
+
+    return case((days_overdue <= 0, "not_due"), (days_overdue <= 30, "d1_30"), (days_overdue <= 60, "d31_60"),
+                (days_overdue <= 90, "d61_90"), else_="d90_plus")
+
+
+def _days_between(later: date, col):
+    """Whole days from ``col`` (a DATE column) to ``later``, on PostgreSQL and SQLite alike."""
+    from sqlalchemy import Date, Integer, cast, literal
+
+    if db.engine.dialect.name == "postgresql":
+        return cast(literal(later), Date) - col
+    return cast(func.julianday(literal(later.isoformat())) - func.julianday(col), Integer)
+
+
+def receivables(actor: Actor, as_of: date | None = None) -> dict:
+    """应收款汇总表: what each customer still owes on effective contracts, by ageing bucket, within
+    the data scope (contracts the actor may see). One grouped query."""
+    from crm_core.clock import local_today
+    from crm_core.org.settings import org_timezone
+    from crm_core.sales.models import Contract, Instalment
+
+    actor.require("contract", "view")
+    as_of = as_of or local_today(org_timezone(actor.org_id))
+    bucket = _ageing_bucket(_days_between(as_of, Instalment.due_date)).label("bucket")
+    outstanding = func.sum(Instalment.amount - Instalment.received)
+    rows = db.session.execute(
+        select(Contract.customer_id, bucket, outstanding)
+        .join(Instalment, Instalment.contract_id == Contract.id)
+        .where(visible_clause(actor, Contract), Contract.status == "approved", Instalment.received < Instalment.amount)
+        .group_by(Contract.customer_id, bucket)).all()
+    zero = Decimal("0.00")
+    per: dict[int, dict] = {}
+    for customer_id, b, amount in rows:
+        per.setdefault(customer_id, {k: zero for k, _ in AGEING})[b] += money_of(amount)
+    names = dict(db.session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(list(per)))).all()) if per else {}
+    out, totals = [], {k: zero for k, _ in AGEING}
+    for cid, buckets in sorted(per.items(), key=lambda kv: -sum(kv[1].values())):
+        for k in buckets:
+            totals[k] += buckets[k]
+        out.append({"customer_id": cid, "customer": names.get(cid), **{k: str(v) for k, v in buckets.items()},
+                    "outstanding": str(sum(buckets.values(), zero)), "overdue": str(sum(v for k, v in buckets.items() if k != "not_due"))})
+    return {"as_of": as_of.isoformat(), "buckets": [{"key": k, "label": label} for k, label in AGEING], "rows": out,
+            "totals": {**{k: str(v) for k, v in totals.items()}, "outstanding": str(sum(totals.values(), zero)),
+                       "overdue": str(sum(v for k, v in totals.items() if k != "not_due"))}}
+
+
+def overdue(actor: Actor, date_from: date | None = None, date_to: date | None = None) -> dict:
+    """到期债权表: instalments due in the range (default: everything due up to today) that are not
+    fully received, with their days overdue, within the data scope."""
+    from crm_core.clock import local_today
+    from crm_core.org.settings import org_timezone
+    from crm_core.sales.models import Contract, Instalment
+
+    actor.require("contract", "view")
+    today = local_today(org_timezone(actor.org_id))
+    stmt = (select(Instalment, Contract.number, Contract.customer_id, Customer.name)
+            .join(Contract, Contract.id == Instalment.contract_id).join(Customer, Customer.id == Contract.customer_id)
+            .where(visible_clause(actor, Contract), Contract.status == "approved", Instalment.received < Instalment.amount,
+                   Instalment.due_date <= (date_to or today)))
+    if date_from:
+        stmt = stmt.where(Instalment.due_date >= date_from)
+    zero = Decimal("0.00")
+    rows, total = [], zero
+    for inst, number, customer_id, name in db.session.execute(stmt.order_by(Instalment.due_date, Instalment.id)):
+        left = money_of(inst.amount - inst.received)
+        total += left
+        rows.append({"instalment_id": inst.id, "contract_id": inst.contract_id, "contract_number": number,
+                     "customer_id": customer_id, "customer": name, "seq": inst.seq, "due_date": inst.due_date.isoformat(),
+                     "amount": str(money_of(inst.amount)), "received": str(money_of(inst.received)), "outstanding": str(left),
+                     "days_overdue": max(0, (today - inst.due_date).days)})
+    return {"as_of": today.isoformat(), "rows": rows, "totals": {"count": len(rows), "outstanding": str(total)}}
+
+
+def money_of(value) -> Decimal:
+    return Decimal(value or 0).quantize(Decimal("0.01"))

@@ -17,6 +17,7 @@ from wxapp.api import (  # noqa: E402,F401
                        outbox,
                        products,
                        reports,
+                       sales_documents,
                        segments,
                        settings,
 )

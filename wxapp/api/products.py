@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 from flask import g
 from pydantic import Field
@@ -10,7 +11,7 @@ from crm_core.customers import products as svc
 from crm_core.customers.models import ProductArchive
 from crm_core.org.permissions import get_visible
 from wxapp.api import bp
-from wxapp.openapi import Model, PageQuery, api, page_of
+from wxapp.openapi import Model, Money, PageQuery, Percent, api, page_of
 
 
 class ProductIn(Model):
@@ -19,6 +20,17 @@ class ProductIn(Model):
     model: str | None = Field(default=None, max_length=100)
     category: str | None = Field(default=None, max_length=64)
     warranty_months: int = Field(default=12, ge=0, le=240)
+    list_price: Money | None = Field(default=None, description="标准价 (tax-exclusive), the quotes' default unit price")
+    unit_cost: Money | None = Field(default=None, description="成本 per unit, for the quotes' expected profit")
+    tax_rate: Percent = Field(default=Decimal("13.00"), description="增值税率 in per cent")
+
+
+class ProductPatch(Model):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    active: bool | None = None
+    list_price: Money | None = None
+    unit_cost: Money | None = None
+    tax_rate: Percent | None = None
 
 
 class ProductOut(Model):
@@ -28,6 +40,10 @@ class ProductOut(Model):
     model: str | None
     category: str | None
     warranty_months: int
+    active: bool
+    list_price: str | None
+    unit_cost: str | None
+    tax_rate: str
 
 
 class ProductQuery(PageQuery):
@@ -46,6 +62,12 @@ def list_products(query: ProductQuery):
                response=ProductOut, status=201)
 def create_product(body: ProductIn):
     return svc.product_dict(svc.create_product(g.actor, body.model_dump()))
+
+
+@api.operation(bp, "/products/<int:product_id>", "PATCH", summary="Rename, (de)activate or re-price a product (价目表)",
+               tags=("products",), body=ProductPatch, response=ProductOut)
+def update_product(product_id: int, body: ProductPatch):
+    return svc.product_dict(svc.update_product(g.actor, product_id, body.model_dump(exclude_unset=True)))
 
 
 class ArchiveIn(Model):

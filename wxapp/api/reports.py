@@ -44,3 +44,19 @@ class PyramidQuery(Model):
 def pyramid(query: PyramidQuery):
     """Counts per level; with `level`, that level's customers by score."""
     return value_svc.pyramid(g.actor, query.level, query.page, query.per_page)
+
+
+class AsOfQuery(Model):
+    as_of: date | None = Field(default=None, description="default: today in the organisation's time zone")
+
+
+@api.operation(bp, "/reports/receivables", "GET", summary="应收款汇总表: outstanding per customer by ageing bucket",
+               tags=("reports",), query=AsOfQuery)
+def receivables(query: AsOfQuery):
+    return svc.receivables(g.actor, query.as_of)
+
+
+@api.operation(bp, "/reports/overdue", "GET", summary="到期债权表: instalments due and not fully received", tags=("reports",),
+               query=RangeQuery)
+def overdue(query: RangeQuery):
+    return svc.overdue(g.actor, query.date_from, query.date_to)

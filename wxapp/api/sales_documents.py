@@ -1,0 +1,252 @@
+"""The money chain over HTTP (SPEC: /api/v1/quotes, /contracts, /receipts): quotes priced on the
+server, contracts with payment plans and their approval, receipts matched to instalments.
+Money goes in as two-decimal numbers or strings and comes out as strings ("1280.00")."""
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from flask import g
+from pydantic import Field
+
+from crm_core.org.permissions import get_visible
+from crm_core.sales import documents as svc
+from crm_core.sales.models import Contract, Quote
+from wxapp.api import bp
+from wxapp.openapi import Model, Money, PageQuery, Percent, api, page_of
+
+
+class QuoteLineIn(Model):
+    product_id: int
+    quantity: Decimal = Field(default=Decimal(1), gt=0, max_digits=12, decimal_places=4)
+    unit_price: Money | None = Field(default=None, description="default: the product's list price")
+    discount_pct: Percent | None = None
+    tax_rate: Percent | None = Field(default=None, description="default: the product's tax rate")
+
+
+class QuoteIn(Model):
+    customer_id: int
+    opportunity_id: int | None = None
+    valid_until: date | None = Field(default=None, description="default: 30 days from today")
+    lines: list[QuoteLineIn] = Field(min_length=1, max_length=svc.MAX_LINES)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class QuoteRevision(Model):
+    valid_until: date | None = None
+    lines: list[QuoteLineIn] | None = Field(default=None, min_length=1, max_length=svc.MAX_LINES)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class QuoteLineOut(Model):
+    seq: int
+    product_id: int
+    name: str
+    quantity: str
+    unit_price: str
+    discount_pct: str
+    tax_rate: str
+    gross: str
+    discount: str
+    tax: str
+    total: str
+
+
+class QuoteOut(Model):
+    id: int
+    number: str
+    version: int
+    status: str
+    status_label: str
+    customer_id: int
+    opportunity_id: int | None
+    owner_id: int | None
+    valid_until: str
+    subtotal: str
+    discount: str
+    tax: str
+    total: str
+    cost: str
+    expected_profit: str
+    note: str | None
+    decided_at: str | None
+    decided_by: str | None
+    lines: list[QuoteLineOut]
+
+
+class QuoteQuery(PageQuery):
+    customer_id: int | None = None
+    opportunity_id: int | None = None
+    status: Literal[svc.QUOTE_STATUSES] | None = None  # type: ignore[valid-type]
+
+
+@api.operation(bp, "/quotes", "POST", summary="报价: a quote priced on the server from its lines", tags=("sales",),
+               body=QuoteIn, response=QuoteOut, status=201)
+def create_quote(body: QuoteIn):
+    return svc.quote_dict(svc.create_quote(g.actor, body.model_dump()))
+
+
+@api.operation(bp, "/quotes", "GET", summary="Quotes within the data scope", tags=("sales",), query=QuoteQuery,
+               response=page_of(QuoteOut))
+def list_quotes(query: QuoteQuery):
+    rows, total = svc.list_quotes(g.actor, customer_id=query.customer_id, opportunity_id=query.opportunity_id,
+                                  status=query.status, page=query.page, per_page=query.per_page)
+    return {"items": [svc.quote_dict(q) for q in rows], "total": total}
+
+
+@api.operation(bp, "/quotes/<int:quote_id>", "GET", summary="One quote", tags=("sales",), response=QuoteOut)
+def get_quote(quote_id: int):
+    return svc.quote_dict(get_visible(g.actor, Quote, quote_id))
+
+
+@api.operation(bp, "/quotes/<int:quote_id>/revisions", "POST", summary="A new version of the quote (the old one is superseded)",
+               tags=("sales",), body=QuoteRevision, response=QuoteOut, status=201)
+def revise_quote(quote_id: int, body: QuoteRevision):
+    return svc.quote_dict(svc.revise_quote(g.actor, quote_id, body.model_dump(exclude_unset=True)))
+
+
+class DecisionIn(Model):
+    by: str | None = Field(default=None, max_length=100, description="who answered for the customer")
+
+
+def _quote_move(move: str):
+    def view(quote_id: int, body: DecisionIn):
+        return svc.quote_dict(svc.move_quote(g.actor, quote_id, move, body.by))
+
+    view.__name__ = f"{move}_quote"
+    return view
+
+
+for _move, _summary in (("send", "Mark the quote sent to the customer"), ("accept", "The customer accepted the quote"),
+                        ("reject", "The customer turned the quote down")):
+    api.operation(bp, f"/quotes/<int:quote_id>/{_move}", "POST", summary=_summary, tags=("sales",), body=DecisionIn,
+                  response=QuoteOut)(_quote_move(_move))
+
+
+class PlanItem(Model):
+    due_date: date
+    amount: Money
+
+
+class ContractIn(Model):
+    customer_id: int
+    quote_id: int | None = None
+    opportunity_id: int | None = None
+    title: str | None = Field(default=None, max_length=200)
+    amount: Money | None = Field(default=None, description="without a quote or lines; with a quote it must equal its total")
+    lines: list[QuoteLineIn] | None = Field(default=None, min_length=1, max_length=svc.MAX_LINES)
+    payment_plan: list[PlanItem] = Field(min_length=1, max_length=svc.MAX_INSTALMENTS)
+    signed_on: date | None = None
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class InstalmentOut(Model):
+    id: int
+    seq: int
+    due_date: str
+    amount: str
+    received: str
+    outstanding: str
+    state: str
+
+
+class ContractOut(Model):
+    id: int
+    number: str
+    title: str
+    status: str
+    status_label: str
+    customer_id: int
+    opportunity_id: int | None
+    quote_id: int | None
+    owner_id: int | None
+    amount: str
+    received: str
+    outstanding: str
+    signed_on: str | None
+    approved_at: str | None
+    note: str | None
+    instalments: list[InstalmentOut]
+
+
+class ContractQuery(PageQuery):
+    customer_id: int | None = None
+    status: Literal[svc.CONTRACT_STATUSES] | None = None  # type: ignore[valid-type]
+
+
+@api.operation(bp, "/contracts", "POST", summary="合同 with its payment plan (waits for approval)", tags=("sales",),
+               body=ContractIn, response=ContractOut, status=201)
+def create_contract(body: ContractIn):
+    return svc.contract_dict(svc.create_contract(g.actor, body.model_dump(exclude_unset=True)))
+
+
+@api.operation(bp, "/contracts", "GET", summary="Contracts within the data scope", tags=("sales",), query=ContractQuery,
+               response=page_of(ContractOut))
+def list_contracts(query: ContractQuery):
+    rows, total = svc.list_contracts(g.actor, customer_id=query.customer_id, status=query.status, page=query.page,
+                                     per_page=query.per_page)
+    return {"items": [svc.contract_dict(c) for c in rows], "total": total}
+
+
+@api.operation(bp, "/contracts/<int:contract_id>", "GET", summary="One contract with its instalments", tags=("sales",),
+               response=ContractOut)
+def get_contract(contract_id: int):
+    return svc.contract_dict(get_visible(g.actor, Contract, contract_id))
+
+
+class ApproveIn(Model):
+    comment: str | None = Field(default=None, max_length=500)
+
+
+@api.operation(bp, "/contracts/<int:contract_id>/approve", "POST", summary="Approve a contract once (the customer turns trading)",
+               tags=("sales",), body=ApproveIn, response=ContractOut)
+def approve_contract(contract_id: int, body: ApproveIn):
+    return svc.contract_dict(svc.approve_contract(g.actor, contract_id, body.comment))
+
+
+class ReceiptIn(Model):
+    contract_id: int
+    instalment_id: int | None = None
+    amount: Money
+    received_at: date | None = Field(default=None, description="the day the money came in (default today)")
+    method: Literal[svc.RECEIPT_METHODS] = "bank"  # type: ignore[valid-type]
+    note: str | None = Field(default=None, max_length=500)
+
+
+class AllocationOut(Model):
+    instalment_id: int
+    amount: str
+
+
+class ReceiptOut(Model):
+    id: int
+    number: str
+    contract_id: int
+    customer_id: int
+    amount: str
+    received_at: str
+    method: str | None
+    note: str | None
+    allocations: list[AllocationOut]
+
+
+@api.operation(bp, "/receipts", "POST", summary="回款: matched to an instalment or to the oldest open ones (honours Idempotency-Key)",
+               tags=("sales",), body=ReceiptIn, response=ReceiptOut, status=201)
+def record_receipt(body: ReceiptIn):
+    return svc.receipt_dict(svc.record_receipt(g.actor, body.model_dump()))
+
+
+@api.operation(bp, "/quotes/<int:quote_id>/pdf", "GET", summary="The quote as a PDF (报价单, company header, capital-numeral total)",
+               tags=("sales",))
+def quote_pdf(quote_id: int):
+    from urllib.parse import quote as urlquote
+
+    from flask import Response
+
+    q = get_visible(g.actor, Quote, quote_id)
+    body = svc.quote_pdf(q)
+    name = f"报价单-{q.number}" + (f"-v{q.version}" if q.version > 1 else "") + ".pdf"
+    return Response(body, mimetype="application/pdf", headers={
+        "Content-Disposition": f"inline; filename=\"quote-{q.number}.pdf\"; filename*=UTF-8''{urlquote(name)}",
+        "Cache-Control": "private, no-store"})
