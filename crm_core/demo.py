@@ -6,6 +6,8 @@ refreshes the demo instead of duplicating it.
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import select
 
 from crm_core import geo
@@ -62,10 +64,10 @@ SPARE_PARTS = [
     ("LY-HV-MOTOR", "HV500 风机电机", 3, 1450),
 ]
 
-PRODUCTS = [
-    ("LY-WP-100", "蓝云商用净水器 WP100", "WP100", 24),
-    ("LY-AP-300", "蓝云空气净化器 AP300", "AP300", 12),
-    ("LY-HV-500", "蓝云新风系统 HV500", "HV500", 36),
+PRODUCTS = [  # code, name, model, warranty months, list price, unit cost (元, tax-exclusive; VAT 13 %)
+    ("LY-WP-100", "蓝云商用净水器 WP100", "WP100", 24, "1280.00", "800.00"),
+    ("LY-AP-300", "蓝云空气净化器 AP300", "AP300", 12, "2680.00", "1650.00"),
+    ("LY-HV-500", "蓝云新风系统 HV500", "HV500", 36, "16800.00", "11200.00"),
 ]
 
 
@@ -114,12 +116,13 @@ def load_demo(password: str = DEMO_PASSWORD) -> list[tuple[str, str, str]]:
             if item is None:
                 db.session.add(StockItem(org_id=org.id, code=code, name=name, on_hand=on_hand, reserved=0, unit_price=price))
 
-        for code, name, model, months in PRODUCTS:
+        for code, name, model, months, price, cost in PRODUCTS:
             product = db.session.scalars(select(Product).where(Product.org_id == org.id, Product.code == code)).first()
             if product is None:
                 product = Product(org_id=org.id, code=code)
                 db.session.add(product)
             product.name, product.model, product.warranty_months = name, model, months
+            product.list_price, product.unit_cost = Decimal(price), Decimal(cost)
 
         for name, phone, address, lat, lng, owner_login, contacts in CUSTOMERS:
             owner = employees[owner_login]

@@ -12,18 +12,21 @@ def denied(exc: DomainError):
     return render_template("console/denied.html", message=exc.message), exc.status
 
 
-def act(fn, ok, back: str):
-    """Run a form action: commit and flash ``ok`` (a text, or a function that words the result), or roll back and flash the refusal; then go ``back``.
-    A refused form comes back filled in as it was sent, the fields in error marked (:func:`keep_form`)."""
+def act(fn, ok, back: str, then=None):
+    """Run a form action: commit and flash ``ok`` (a text, or a function that words the result), or roll back and flash the refusal; then go ``back``
+    (or, after success, to ``then(result)`` — the record the action made). A refused form comes back filled in as it was sent,
+    the fields in error marked (:func:`keep_form`)."""
     try:
-        fn()
+        result = fn()
         db.session.commit()
-        flash(ok() if callable(ok) else ok, "ok")
+        if ok:
+            flash(ok() if callable(ok) else ok, "ok")
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")
         keep_form(exc.fields)
-    return redirect(back)
+        return redirect(back)
+    return redirect(then(result) if then else back)
 
 
 KEPT_OUT = {"csrf_token", "_once", "password", "new_password"}
@@ -64,3 +67,22 @@ def photo_upload(purpose: str, *, org_id: int | None, employee_id: int | None = 
     row = media.save_upload(f.read(media.MAX_IMAGE_BYTES + 1), purpose, org_id=org_id, employee_id=employee_id, openid=openid)
     db.session.commit()
     return jsonify({"id": row.id, "width": row.width, "height": row.height}), 201
+
+
+def pdf_response(body: bytes, ascii_name: str, name: str):
+    """A PDF shown in the browser, saved under its Chinese name (RFC 6266 ``filename*``), never cached."""
+    from urllib.parse import quote
+
+    from flask import Response
+
+    return Response(body, mimetype="application/pdf", headers={
+        "Content-Disposition": f"inline; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
+        "Cache-Control": "private, no-store"})
+
+
+def quote_pdf_response(q):
+    """The quote's PDF (:func:`crm_core.sales.documents.quote_pdf`) as the console and the API answer it."""
+    from crm_core.sales.documents import quote_pdf
+
+    suffix = f"-v{q.version}" if q.version > 1 else ""
+    return pdf_response(quote_pdf(q), f"quote-{q.number}{suffix}.pdf", f"报价单-{q.number}{suffix}.pdf")

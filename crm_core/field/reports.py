@@ -18,6 +18,7 @@ from sqlalchemy import case, func, or_, select
 
 from crm_core.activities.models import ACTIVITY_STATUSES, Activity
 from crm_core.clock import utcnow
+from crm_core.customers.customers import customer_names
 from crm_core.customers.models import Customer
 from crm_core.db import db
 from crm_core.errors import NotFound, ValidationFailed
@@ -165,7 +166,7 @@ def route(actor: Actor, employee_id: int, day: date) -> dict:
     customer_ids = {c.customer_id for c in checkins if c.customer_id}
     sites = db.session.execute(select(Customer.id, Customer.name, Customer.site_wgs_lat, Customer.site_wgs_lng)
                                .where(Customer.id.in_(customer_ids), Customer.site_wgs_lat.is_not(None))).all() if customer_ids else []
-    names = dict(db.session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(customer_ids))).all()) if customer_ids else {}
+    names = customer_names(customer_ids)
     return {"employee_id": employee_id, "employee": _names([employee_id]).get(employee_id, ""), "date": day.isoformat(),
             "points": [{"seq": i + 1, "id": c.id, "kind": c.kind, "lat": c.lat, "lng": c.lng, "time": _iso_local(c.client_time),
                         "customer": names.get(c.customer_id), "status": c.status, "flags": list(c.flags or [])}
@@ -252,7 +253,7 @@ def team_calendar(actor: Actor, date_from: date | None = None, date_to: date | N
     activities = db.session.scalars(astmt.order_by(when).limit(2000)).all()
     visits = db.session.scalars(cstmt.order_by(CheckIn.client_time).limit(2000)).all()
     cust_ids = {a.customer_id for a in activities if a.customer_id} | {c.customer_id for c in visits if c.customer_id}
-    customers = dict(db.session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(cust_ids))).all()) if cust_ids else {}
+    customers = customer_names(cust_ids)
     names = _names([a.assignee_id or a.owner_id for a in activities] + [c.owner_id for c in visits])
     days: dict[str, list] = {}
     d = date_from

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from crm_core.customers.customers import customer_names
 from crm_core.customers.models import Customer
 from crm_core.db import db
 from crm_core.org.permissions import Actor, visible_clause
@@ -113,7 +114,7 @@ def receivables(actor: Actor, as_of: date | None = None) -> dict:
     per: dict[int, dict] = {}
     for customer_id, b, amount in rows:
         per.setdefault(customer_id, {k: zero for k, _ in AGEING})[b] += money_of(amount)
-    names = dict(db.session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(list(per)))).all()) if per else {}
+    names = customer_names(per)
     out, totals = [], {k: zero for k, _ in AGEING}
     for cid, buckets in sorted(per.items(), key=lambda kv: -sum(kv[1].values())):
         for k in buckets:

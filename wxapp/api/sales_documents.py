@@ -15,6 +15,7 @@ from crm_core.sales import documents as svc
 from crm_core.sales.models import Contract, Quote
 from wxapp.api import bp
 from wxapp.openapi import Model, Money, PageQuery, Percent, api, page_of
+from wxapp.pages import quote_pdf_response
 
 
 class QuoteLineIn(Model):
@@ -240,13 +241,4 @@ def record_receipt(body: ReceiptIn):
 @api.operation(bp, "/quotes/<int:quote_id>/pdf", "GET", summary="The quote as a PDF (报价单, company header, capital-numeral total)",
                tags=("sales",))
 def quote_pdf(quote_id: int):
-    from urllib.parse import quote as urlquote
-
-    from flask import Response
-
-    q = get_visible(g.actor, Quote, quote_id)
-    body = svc.quote_pdf(q)
-    name = f"报价单-{q.number}" + (f"-v{q.version}" if q.version > 1 else "") + ".pdf"
-    return Response(body, mimetype="application/pdf", headers={
-        "Content-Disposition": f"inline; filename=\"quote-{q.number}.pdf\"; filename*=UTF-8''{urlquote(name)}",
-        "Cache-Control": "private, no-store"})
+    return quote_pdf_response(get_visible(g.actor, Quote, quote_id))

@@ -142,4 +142,10 @@ def _recipient_names(rows) -> dict[int, str]:
                    wechat.get(m.recipient) if m.channel.startswith("wechat") else None) or m.recipient for m in rows}
 
 
-from wxapp.console import account, conversations, crm, org_setup  # noqa: E402,F401  (the CRM, 在线客服, 公众号, 组织设置 pages)
+from wxapp.console import (  # noqa: E402,F401  (the CRM, 在线客服, 公众号, 组织设置, 报价与合同 pages)
+    account,
+    conversations,
+    crm,
+    org_setup,
+    sales_documents,
+)

@@ -128,8 +128,7 @@ def opportunities():
                                                      page=_page())
     except DomainError as exc:
         return _denied(exc)
-    customers = dict(db.session.execute(select(Customer.id, Customer.name).where(
-        Customer.id.in_({r.customer_id for r in rows}))).all()) if rows else {}
+    customers = customer_service.customer_names(r.customer_id for r in rows)
     return render_template("console/opportunities.html", rows=rows, total=total, status=status, page=_page(),
                            customers=customers, owners=_names(r.owner_id for r in rows))
 

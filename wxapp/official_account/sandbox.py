@@ -106,8 +106,9 @@ def _check_token(api: str):
     token = request.args.get("access_token", "")
     if not token:
         return _err(41001, api=api)
+    # only the latest token and the one before it can be valid: any older one is 40001 anyway
     rows = db.session.scalars(select(SandboxRecord).where(SandboxRecord.api == "token").order_by(SandboxRecord.id.desc())
-                              .limit(50)).all()
+                              .limit(2)).all()
     found = next(((i, r) for i, r in enumerate(rows) if r.payload.get("access_token") == token), None)
     if found is None:
         return _err(40001, api=api)

@@ -1,0 +1,82 @@
+"""报价 → 合同 → 回款 in Chromium (#19): the salesperson quotes from the console (bad lines refused in
+Chinese, the form kept), opens the PDF, marks it sent and signs a contract whose plan must add up;
+the manager approves it and records receipts (too much refused), and the instalments show paid."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from crm_core.clock import local_today
+from tests.console.test_console_browser import login
+
+pytestmark = pytest.mark.browser
+
+
+def _alert(page) -> str:
+    return page.inner_text("[role=alert]")
+
+
+def test_a_quote_becomes_a_contract_that_is_approved_and_paid(live_app, page):
+    base = live_app.url
+    login(page, base, "sales.zhang")
+    page.click("nav >> text=报价单")
+    form = "#new-quote"
+    page.select_option(f"{form} select[name=customer_id]", label="杭州西湖茶业有限公司")
+    page.click(f"{form} button[type=submit]")  # no line at all
+    assert "报价至少需要一行产品" in _alert(page)
+    assert page.input_value(f"{form} select[name=customer_id]") != ""  # the form came back as it was sent
+
+    rows = page.locator(f"{form} tbody tr")
+    rows.nth(0).locator("select").select_option(label="LY-WP-100 蓝云商用净水器 WP100（¥1,280）")
+    rows.nth(0).locator("input[name=quantity]").fill("3")
+    rows.nth(0).locator("input[name=discount_pct]").fill("10")
+    rows.nth(1).locator("select").select_option(label="LY-AP-300 蓝云空气净化器 AP300（¥2,680）")
+    rows.nth(1).locator("input[name=unit_price]").fill("两千五")
+    page.click(f"{form} button[type=submit]")
+    assert "第 2 行单价应为数字" in _alert(page)
+    rows = page.locator(f"{form} tbody tr")
+    assert rows.nth(0).locator("input[name=discount_pct]").input_value() == "10"
+    rows.nth(1).locator("input[name=unit_price]").fill("2500")
+    page.click(f"{form} button[type=submit]")
+    # 3 × 1,280 − 10 % = 3,456.00 + 13 % = 3,905.28; 2,500.00 + 13 % = 2,825.00
+    page.wait_for_selector("#quote-total")
+    assert page.inner_text("#quote-total") == "¥6,730.28"
+    assert page.inner_text("#quote-status") == "草稿"
+
+    pdf = page.context.request.get(base + page.get_attribute("#pdf-download", "href"))
+    assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.body().startswith(b"%PDF")
+
+    page.click("text=标记为已发送")
+    assert page.inner_text("#quote-status") == "已发送"
+    contract_form = "#new-contract"
+    due = local_today() + timedelta(days=15)
+    page.locator(f"{contract_form} input[name=due_date]").nth(0).fill(due.isoformat())
+    page.locator(f"{contract_form} input[name=plan_amount]").nth(0).fill("3000")
+    page.locator(f"{contract_form} input[name=due_date]").nth(1).fill((due + timedelta(days=30)).isoformat())
+    page.locator(f"{contract_form} input[name=plan_amount]").nth(1).fill("3000")
+    page.click(f"{contract_form} button[type=submit]")
+    assert "差 730.28 元" in _alert(page)
+    page.locator(f"{contract_form} input[name=plan_amount]").nth(1).fill("3730.28")
+    page.click(f"{contract_form} button[type=submit]")
+    page.wait_for_selector("#contract-status")
+    assert page.inner_text("#contract-status") == "待审批" and "等待上级审批" in page.inner_text("main")
+    contract_url = page.url
+
+    page.click("header button:has-text('退出')")
+    login(page, base, "sales.manager")
+    page.goto(contract_url)
+    page.click("#approve button")
+    assert page.inner_text("#contract-status") == "已生效"
+
+    receipt = "#new-receipt"
+    page.fill(f"{receipt} input[name=amount]", "7000")
+    page.click(f"{receipt} button[type=submit]")
+    assert "超过未收金额 6730.28 元" in _alert(page)
+    page.fill(f"{receipt} input[name=amount]", "3500")
+    page.click(f"{receipt} button[type=submit]")
+    assert "回款已登记" in page.inner_text("[role=status]")
+    states = page.locator("#instalments tbody tr")
+    assert states.nth(0).get_attribute("data-state") == "paid" and states.nth(1).get_attribute("data-state") == "partial"
+    assert page.inner_text("#contract-outstanding") == "¥3,230.28"
+    assert "第 1 期 ¥3,000；第 2 期 ¥500" in page.inner_text("#receipts")

@@ -1,0 +1,185 @@
+"""报价 / 合同 / 回款 in the console (#19): quotes with priced lines and their PDF, contracts with
+the payment plan, approval and receipts. Each action calls the service the API calls; the forms
+only gather fields (a refused form comes back filled in, the message on top)."""
+from __future__ import annotations
+
+from flask import g, render_template, request, url_for
+from sqlalchemy import select
+
+from crm_core.customers.customers import customer_names
+from crm_core.customers.models import Customer, Product
+from crm_core.db import db
+from crm_core.errors import DomainError, ValidationFailed
+from crm_core.org.organization import employee_names
+from crm_core.org.permissions import get_visible, scoped_select
+from crm_core.sales import documents as svc
+from crm_core.sales.models import Contract, Quote
+from wxapp.auth import console_login_required
+from wxapp.console import NAV, bp
+from wxapp.pages import act, denied, quote_pdf_response
+
+LINE_ROWS = 6  # empty line rows on the new-quote form
+PLAN_ROWS = 6
+METHOD_LABELS = {"bank": "银行转账", "cash": "现金", "wechat": "微信支付", "alipay": "支付宝", "cheque": "支票", "other": "其他"}
+
+
+def _page() -> int:
+    value = request.args.get("page", "1")
+    return max(1, int(value)) if value.isascii() and value.isdecimal() and len(value) < 7 else 1
+
+
+def _int(value) -> int | None:
+    value = (value or "").strip()
+    return int(value) if value.isascii() and value.isdecimal() and len(value) < 10 else None
+
+
+def _customers():
+    return db.session.scalars(scoped_select(g.actor, Customer).where(Customer.status == "active")
+                              .order_by(Customer.name).limit(500)).all()
+
+
+def _form_lines() -> list[dict]:
+    """The filled-in line rows of the form (a row without a product is left out)."""
+    f, lines = request.form, []
+    for i in range(len(f.getlist("product_id"))):
+        product_id = _int(f.getlist("product_id")[i])
+        if product_id is None:
+            continue
+        line = {"product_id": product_id, "quantity": (f.getlist("quantity")[i:i + 1] or ["1"])[0].strip() or "1"}
+        for key in ("unit_price", "discount_pct"):
+            value = (f.getlist(key)[i:i + 1] or [""])[0].strip()
+            if value:
+                line[key] = value
+        lines.append(line)
+    return lines
+
+
+def _form_plan() -> list[dict]:
+    f = request.form
+    return [{"due_date": d.strip(), "amount": a.strip()} for d, a in zip(f.getlist("due_date"), f.getlist("plan_amount"))
+            if d.strip() or a.strip()]
+
+
+def _list_page(list_fn, statuses) -> tuple:
+    """The list page's rows: (rows, total, status asked for, customer names)."""
+    status = request.args.get("status") or None
+    rows, total = list_fn(g.actor, status=status if status in statuses else None, page=_page())
+    return rows, total, status, customer_names(r.customer_id for r in rows)
+
+
+@bp.get("/quotes")
+@console_login_required
+def quotes():
+    try:
+        rows, total, status, names = _list_page(svc.list_quotes, svc.QUOTE_STATUSES)
+    except DomainError as exc:
+        return denied(exc)
+    products = db.session.scalars(select(Product).where(Product.org_id == g.actor.org_id, Product.active.is_(True))
+                                  .order_by(Product.code)).all()
+    return render_template("console/quotes.html", rows=rows, total=total, status=status, labels=svc.QUOTE_LABELS,
+                           customers=names, choices=_customers() if g.actor.can("quote", "create") else [], products=products,
+                           line_rows=LINE_ROWS, owners=employee_names(q.owner_id for q in rows))
+
+
+@bp.post("/quotes")
+@console_login_required
+def create_quote():
+    return act(lambda: svc.create_quote(g.actor, {"customer_id": _int(request.form.get("customer_id")), "lines": _form_lines(),
+                                                  "valid_until": request.form.get("valid_until") or None,
+                                                  "note": request.form.get("note")}),
+               "报价单已保存。", url_for("console.quotes"), lambda q: url_for("console.quote", quote_id=q.id))
+
+
+@bp.get("/quotes/<int:quote_id>")
+@console_login_required
+def quote(quote_id: int):
+    try:
+        q = get_visible(g.actor, Quote, quote_id)
+    except DomainError as exc:
+        return denied(exc)
+    contract = db.session.scalars(select(Contract).where(Contract.quote_id == q.id, Contract.status != "cancelled")).first()
+    return render_template("console/quote.html", q=svc.quote_dict(q), customer=db.session.get(Customer, q.customer_id),
+                           owner=employee_names([q.owner_id]).get(q.owner_id), contract=contract, plan_rows=PLAN_ROWS)
+
+
+@bp.get("/quotes/<int:quote_id>/pdf")
+@console_login_required
+def quote_pdf(quote_id: int):
+    try:
+        q = get_visible(g.actor, Quote, quote_id)
+    except DomainError as exc:
+        return denied(exc)
+    return quote_pdf_response(q)
+
+
+@bp.post("/quotes/<int:quote_id>/<any(send, accept, reject):move>")
+@console_login_required
+def move_quote(quote_id: int, move: str):
+    done = {"send": "已标记为发送给客户。", "accept": "已记录：客户接受报价。", "reject": "已记录：客户拒绝报价。"}[move]
+    return act(lambda: svc.move_quote(g.actor, quote_id, move, request.form.get("by") or None), done,
+               url_for("console.quote", quote_id=quote_id))
+
+
+@bp.post("/quotes/<int:quote_id>/contract")
+@console_login_required
+def contract_from_quote(quote_id: int):
+    def make():
+        q = get_visible(g.actor, Quote, quote_id)
+        return svc.create_contract(g.actor, {"customer_id": q.customer_id, "quote_id": q.id, "payment_plan": _form_plan(),
+                                             "title": request.form.get("title"),
+                                             "signed_on": request.form.get("signed_on") or None})
+
+    return act(make, "合同已保存，等待审批。", url_for("console.quote", quote_id=quote_id),
+               lambda c: url_for("console.contract", contract_id=c.id))
+
+
+@bp.get("/contracts")
+@console_login_required
+def contracts():
+    try:
+        rows, total, status, names = _list_page(svc.list_contracts, svc.CONTRACT_STATUSES)
+    except DomainError as exc:
+        return denied(exc)
+    return render_template("console/contracts.html", rows=rows, total=total, status=status, labels=svc.CONTRACT_LABELS,
+                           customers=names, owners=employee_names(c.owner_id for c in rows))
+
+
+@bp.get("/contracts/<int:contract_id>")
+@console_login_required
+def contract(contract_id: int):
+    from crm_core.sales.models import Receipt
+
+    try:
+        c = get_visible(g.actor, Contract, contract_id)
+    except DomainError as exc:
+        return denied(exc)
+    receipts = db.session.scalars(select(Receipt).where(Receipt.contract_id == c.id).order_by(Receipt.id)).all()
+    return render_template("console/contract.html", c=svc.contract_dict(c), customer=db.session.get(Customer, c.customer_id),
+                           owner=employee_names([c.owner_id]).get(c.owner_id), receipts=[svc.receipt_dict(r) for r in receipts],
+                           methods=METHOD_LABELS, can_approve=g.actor.can("contract", "approve"))
+
+
+@bp.post("/contracts/<int:contract_id>/approve")
+@console_login_required
+def approve_contract(contract_id: int):
+    return act(lambda: svc.approve_contract(g.actor, contract_id, request.form.get("comment") or None),
+               "合同已审批通过，客户已转为交易客户。", url_for("console.contract", contract_id=contract_id))
+
+
+@bp.post("/contracts/<int:contract_id>/receipts")
+@console_login_required
+def record_receipt(contract_id: int):
+    def record():
+        if not (request.form.get("amount") or "").strip():
+            raise ValidationFailed("请填写回款金额。", fields={"amount": "required"})
+        return svc.record_receipt(g.actor, {"contract_id": contract_id, "instalment_id": _int(request.form.get("instalment_id")),
+                                            "amount": request.form.get("amount", "").strip(),
+                                            "received_at": request.form.get("received_at") or None,
+                                            "method": request.form.get("method") or "bank", "note": request.form.get("note")})
+
+    return act(record, lambda: "回款已登记。", url_for("console.contract", contract_id=contract_id))
+
+
+for _entry in (("报价单", "console.quotes", "quote", "view"), ("合同与回款", "console.contracts", "contract", "view")):
+    if _entry not in NAV:
+        NAV.insert(NAV.index(("商机", "console.opportunities", "opportunity", "view")) + 1 + (_entry[1] == "console.contracts"), _entry)
