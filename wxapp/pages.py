@@ -86,3 +86,10 @@ def quote_pdf_response(q):
 
     suffix = f"-v{q.version}" if q.version > 1 else ""
     return pdf_response(quote_pdf(q), f"quote-{q.number}{suffix}.pdf", f"报价单-{q.number}{suffix}.pdf")
+
+
+def quote_url(q) -> str:
+    """The customer's page for a quote inside WeChat (wxapp/h5/quotes.py), sent with the notice."""
+    from flask import current_app
+
+    return f"{current_app.config['PUBLIC_BASE_URL']}/h5/quotes/{q.id}"

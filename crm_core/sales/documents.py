@@ -165,21 +165,74 @@ _QUOTE_MOVES = {"send": ({"draft"}, "sent"), "accept": ({"draft", "sent"}, "acce
 
 
 @service
-def move_quote(actor: Actor, quote_id: int, move: str, by: str | None = None) -> Quote:
-    """send / accept / reject (the customer's answer, recorded by staff or given on the H5 page)."""
+def move_quote(actor: Actor, quote_id: int, move: str, by: str | None = None, link=None) -> Quote:
+    """send / accept / reject (the customer's answer, as staff record it). Sending tells the
+    customer's verified WeChat users, with ``link(quote)`` — the page where they read and answer it."""
     q = get_visible(actor, Quote, quote_id, action="edit")
+    _move_quote(q, move, by or actor.label)
+    q.notified_followers = _tell_customer(q, link(q)) if move == "send" and link is not None else 0
+    return q
+
+
+def _move_quote(q: Quote, move: str, by: str) -> None:
     allowed, target = _QUOTE_MOVES[move]
-    if q.status == "sent" and q.valid_until < local_today(org_timezone(q.org_id)):
+    if q.status in ("draft", "sent") and q.valid_until < local_today(org_timezone(q.org_id)):
         q.status = "expired"  # the expiry job has not run yet today
     if q.status not in allowed:
         raise Conflict(f"报价单当前为「{QUOTE_LABELS[q.status]}」，不能{ {'send': '发送', 'accept': '接受', 'reject': '拒绝'}[move] }。",
                        code="illegal_transition")
     values = {"status": target}
     if move in ("accept", "reject"):
-        values.update(decided_at=utcnow(), decided_by=(by or actor.label)[:100])
+        values.update(decided_at=utcnow(), decided_by=by[:100])
     if not db.session.execute(update(Quote).where(Quote.id == q.id, Quote.status == q.status).values(**values)).rowcount:
         raise Conflict("报价单刚被他人处理，请刷新。", code="stale")
     db.session.refresh(q)
+
+
+def _customer_followers(customer_id: int) -> list:
+    from crm_core.wechat.models import Follower
+
+    return db.session.scalars(select(Follower).where(Follower.customer_id == customer_id, Follower.subscribed.is_(True),
+                                                     Follower.contact_id.is_not(None))).all()
+
+
+def _tell_customer(q: Quote, url: str) -> int:
+    """The quote, as a WeChat notice, to each verified follower of the customer."""
+    from crm_core.org.models import Organization
+
+    org = db.session.get(Organization, q.org_id)
+    text = (f"{org.name}为您发来报价单 {q.number}，价税合计 {money.fmt(q.total)} 元，有效期至 "
+            f"{q.valid_until.isoformat()}。点击查看明细并确认。")
+    sent = 0
+    for f in _customer_followers(q.customer_id):
+        outbox.queue_message("wechat_notice", f.openid, {"kind": "quote_sent", "quote_id": q.id, "title": "报价单",
+                                                          "text": text, "url": url},
+                             org_id=q.org_id, dedupe_key=f"quote-sent:{q.id}:{q.version}:{f.openid}")
+        sent += 1
+    return sent
+
+
+def customer_quote(follower, quote_id: int) -> Quote:
+    """A quote as its customer's verified WeChat user may read it (never a draft)."""
+    q = db.session.get(Quote, quote_id)
+    if q is None or follower.customer_id is None or q.customer_id != follower.customer_id or q.status == "draft":
+        from crm_core.errors import NotFound
+
+        raise NotFound("报价单不存在或不是发给您的。")
+    return q
+
+
+def customer_answer(follower, quote_id: int, accept: bool) -> Quote:
+    """The customer accepts or declines on the phone; the quote's owner is told."""
+    from crm_core.customers.models import Contact
+
+    q = customer_quote(follower, quote_id)
+    contact = db.session.get(Contact, follower.contact_id)
+    who = f"{contact.name if contact else '客户'}（微信确认）"
+    _move_quote(q, "accept" if accept else "reject", who)
+    if q.owner_id:
+        outbox.notify_staff(q.owner_id, "quote_answered", f"{who}{'接受' if accept else '拒绝'}了报价单 {q.number}"
+                            f"（{money.fmt(q.total)} 元）。", org_id=q.org_id, dedupe_key=f"quote-answered:{q.id}", quote_id=q.id)
     return q
 
 

@@ -80,3 +80,45 @@ def test_a_quote_becomes_a_contract_that_is_approved_and_paid(live_app, page):
     assert states.nth(0).get_attribute("data-state") == "paid" and states.nth(1).get_attribute("data-state") == "partial"
     assert page.inner_text("#contract-outstanding") == "¥3,230.28"
     assert "第 1 期 ¥3,000；第 2 期 ¥500" in page.inner_text("#receipts")
+
+
+def test_the_customer_accepts_the_quote_on_the_phone(live_app, browser):
+    """The salesperson sends a quote; the customer's verified WeChat user opens it at a phone's
+    width, reads the total and taps 接受报价; the quote reads accepted for the salesperson."""
+    from sqlalchemy import select
+
+    from crm_core.clock import utcnow
+    from crm_core.customers.models import Contact, Customer
+    from crm_core.db import db
+    from crm_core.wechat.models import Follower
+
+    app = live_app.app
+    with app.app_context():
+        customer = db.session.scalars(select(Customer).where(Customer.name == "杭州西湖茶业有限公司")).one()
+        contact = db.session.scalars(select(Contact).where(Contact.customer_id == customer.id)).first()
+        db.session.add(Follower(appid=app.config["WECHAT_APPID"], openid="oTeaBoss0001", org_id=customer.org_id, subscribed=True,
+                                subscribed_at=utcnow(), contact_id=contact.id, customer_id=customer.id, bound_at=utcnow()))
+        db.session.commit()
+        customer_id, contact_name = customer.id, contact.name
+        db.session.remove()
+    staff = app.test_client()
+    token = staff.post("/api/v1/auth/token", json={"username": "sales.zhang", "password": "demo123456"}).get_json()["access_token"]
+    h = {"Authorization": f"Bearer {token}"}
+    wp = next(p for p in staff.get("/api/v1/products", headers=h).get_json()["items"] if p["code"] == "LY-WP-100")
+    q = staff.post("/api/v1/quotes", headers=h, json={"customer_id": customer_id, "lines": [{"product_id": wp["id"], "quantity": 2}]}).get_json()
+    assert staff.post(f"/api/v1/quotes/{q['id']}/send", headers=h, json={}).get_json()["status"] == "sent"
+
+    ctx = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True,
+                              user_agent="Mozilla/5.0 (iPhone) MicroMessenger/8.0.50 NetType/WIFI Language/zh_CN")
+    phone = ctx.new_page()
+    try:
+        phone.goto(f"{live_app.url}/h5/dev-login?openid=oTeaBoss0001&next=/h5/quotes/{q['id']}")
+        assert phone.inner_text("#q-total") == "¥2,892.80"  # 2 × 1,280.00 + 13 %
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone
+        phone.click("#accept")
+        phone.wait_for_selector("#answered")
+        assert phone.inner_text("#q-state") == "客户已接受"
+    finally:
+        ctx.close()
+    answered = staff.get(f"/api/v1/quotes/{q['id']}", headers=h).get_json()
+    assert answered["status"] == "accepted" and answered["decided_by"] == f"{contact_name}（微信确认）"

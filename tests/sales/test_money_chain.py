@@ -362,3 +362,52 @@ def test_capital_numerals_as_invoices_write_them(value, words):
     from crm_core.sales.quote_pdf import upper_yuan
 
     assert upper_yuan(value) == words
+
+
+def test_the_customer_reads_and_accepts_the_quote_in_wechat(team, client, auth_headers, any_app):
+    import re
+
+    from crm_core.clock import utcnow
+    from crm_core.customers.models import Contact
+    from crm_core.wechat.models import Follower
+
+    admin, rep1 = auth_headers(team["admin"]), auth_headers(team["rep1"])
+    wp, svc = _products(client, admin)
+    customer = make_customer(team["rep1"], "绍兴微信报价有限公司")
+    other = make_customer(team["rep2"], "别家公司")
+    appid = any_app.config["WECHAT_APPID"]
+    for openid, cust in (("oQuoteBuyer01", customer), ("oQuoteOther01", other)):
+        contact = Contact(org_id=cust.org_id, customer_id=cust.id, owner_id=cust.owner_id, department_id=cust.department_id,
+                          name="王总" if cust is customer else "李总", phone="13900001111", interests=[], is_primary=True)
+        db.session.add(contact)
+        db.session.flush()
+        db.session.add(Follower(appid=appid, openid=openid, org_id=cust.org_id, subscribed=True, subscribed_at=utcnow(),
+                                contact_id=contact.id, customer_id=cust.id, bound_at=utcnow()))
+    db.session.commit()
+    q = _quote(client, rep1, customer.id, wp, svc).get_json()
+
+    phone = any_app.test_client()
+    page = phone.get(f"/h5/dev-login?openid=oQuoteBuyer01&next=/h5/quotes/{q['id']}", follow_redirects=True)
+    assert page.status_code == 404 and "不是发给您的" in page.get_data(as_text=True)  # a draft is not the customer's yet
+
+    sent = client.post(f"/api/v1/quotes/{q['id']}/send", headers=rep1, json={})
+    assert sent.status_code == 200 and sent.get_json()["status"] == "sent"
+    notices = db.session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "wechat_notice",
+                                                             OutboxMessage.dedupe_key.like("quote-sent:%"))).all()
+    assert [(n.recipient, n.payload["url"].endswith(f"/h5/quotes/{q['id']}")) for n in notices] == [("oQuoteBuyer01", True)]
+    assert "价税合计 4170.26 元" in notices[0].payload["text"]
+
+    page = phone.get(f"/h5/quotes/{q['id']}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "¥4,170.26" in html and "接受报价" in html and "商用净水器 WP100" in html
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+    r = phone.post(f"/h5/api/quotes/{q['id']}/accept", json={}, headers={"X-CSRFToken": csrf, "Idempotency-Key": "tap-1"})
+    assert r.status_code == 200 and r.get_json()["status"] == "accepted" and r.get_json()["decided_by"] == "王总（微信确认）"
+    again = phone.post(f"/h5/api/quotes/{q['id']}/reject", json={}, headers={"X-CSRFToken": csrf})
+    assert again.status_code == 409
+    assert db.session.scalar(select(func.count(OutboxMessage.id)).where(
+        OutboxMessage.dedupe_key == f"quote-answered:{q['id']}", OutboxMessage.recipient == str(team["rep1"].employee_id))) == 1
+
+    stranger = any_app.test_client()
+    r = stranger.get(f"/h5/dev-login?openid=oQuoteOther01&next=/h5/quotes/{q['id']}", follow_redirects=True)
+    assert r.status_code == 404  # another customer's WeChat user never sees it

@@ -15,7 +15,7 @@ from crm_core.sales import documents as svc
 from crm_core.sales.models import Contract, Quote
 from wxapp.api import bp
 from wxapp.openapi import Model, Money, PageQuery, Percent, api, page_of
-from wxapp.pages import quote_pdf_response
+from wxapp.pages import quote_pdf_response, quote_url
 
 
 class QuoteLineIn(Model):
@@ -113,13 +113,13 @@ class DecisionIn(Model):
 
 def _quote_move(move: str):
     def view(quote_id: int, body: DecisionIn):
-        return svc.quote_dict(svc.move_quote(g.actor, quote_id, move, body.by))
+        return svc.quote_dict(svc.move_quote(g.actor, quote_id, move, body.by, link=quote_url))
 
     view.__name__ = f"{move}_quote"
     return view
 
 
-for _move, _summary in (("send", "Mark the quote sent to the customer"), ("accept", "The customer accepted the quote"),
+for _move, _summary in (("send", "Send the quote: the customer's verified WeChat users get a notice with its page"), ("accept", "The customer accepted the quote"),
                         ("reject", "The customer turned the quote down")):
     api.operation(bp, f"/quotes/<int:quote_id>/{_move}", "POST", summary=_summary, tags=("sales",), body=DecisionIn,
                   response=QuoteOut)(_quote_move(_move))

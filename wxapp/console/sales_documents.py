@@ -16,7 +16,7 @@ from crm_core.sales import documents as svc
 from crm_core.sales.models import Contract, Quote
 from wxapp.auth import console_login_required
 from wxapp.console import NAV, bp
-from wxapp.pages import act, denied, quote_pdf_response
+from wxapp.pages import act, denied, quote_pdf_response, quote_url
 
 LINE_ROWS = 6  # empty line rows on the new-quote form
 PLAN_ROWS = 6
@@ -115,9 +115,21 @@ def quote_pdf(quote_id: int):
 @bp.post("/quotes/<int:quote_id>/<any(send, accept, reject):move>")
 @console_login_required
 def move_quote(quote_id: int, move: str):
-    done = {"send": "已标记为发送给客户。", "accept": "已记录：客户接受报价。", "reject": "已记录：客户拒绝报价。"}[move]
-    return act(lambda: svc.move_quote(g.actor, quote_id, move, request.form.get("by") or None), done,
-               url_for("console.quote", quote_id=quote_id))
+    told = {}
+
+    def run():
+        q = svc.move_quote(g.actor, quote_id, move, request.form.get("by") or None, link=quote_url)
+        told["n"] = q.notified_followers
+        return q
+
+    def done():
+        if move != "send":
+            return {"accept": "已记录：客户接受报价。", "reject": "已记录：客户拒绝报价。"}[move]
+        if told["n"]:
+            return f"已发送：客户的 {told['n']} 位已验证微信用户收到报价单通知，可在手机上查看并确认。"
+        return "已标记为发送。该客户还没有已验证的微信用户，请通过其他方式把 PDF 发给客户。"
+
+    return act(run, done, url_for("console.quote", quote_id=quote_id))
 
 
 @bp.post("/quotes/<int:quote_id>/contract")

@@ -49,3 +49,6 @@ def home():
     entries = [e for e in _entries if e["endpoint"] in current_app.view_functions and (is_staff or not e["staff_only"])]
     return render_template("h5/home.html", openid=openid, entries=entries,
                            dev_routes=current_app.config["DEV_ROUTES"])
+
+
+from wxapp.h5 import quotes  # noqa: E402,F401  (the customer's quote page)
