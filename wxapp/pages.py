@@ -93,3 +93,12 @@ def quote_url(q) -> str:
     from flask import current_app
 
     return f"{current_app.config['PUBLIC_BASE_URL']}/h5/quotes/{q.id}"
+
+
+def tell_quote_customer(q) -> int:
+    """``on_sent`` for sending a quote from the console or the API: the customer's verified WeChat
+    users get a notice linking their page (:func:`crm_core.wechat.quotes.tell_customer`)."""
+    from crm_core.wechat.quotes import tell_customer
+    from wxapp.config import wechat_appid
+
+    return tell_customer(q, quote_url(q), wechat_appid())

@@ -165,12 +165,13 @@ _QUOTE_MOVES = {"send": ({"draft"}, "sent"), "accept": ({"draft", "sent"}, "acce
 
 
 @service
-def move_quote(actor: Actor, quote_id: int, move: str, by: str | None = None, link=None) -> Quote:
-    """send / accept / reject (the customer's answer, as staff record it). Sending tells the
-    customer's verified WeChat users, with ``link(quote)`` — the page where they read and answer it."""
+def move_quote(actor: Actor, quote_id: int, move: str, by: str | None = None, on_sent=None) -> Quote:
+    """send / accept / reject (the customer's answer, as staff record it). ``on_sent(quote)`` tells
+    the customer when it is sent (the WeChat layer: a notice to their verified users) and says how
+    many were told (``quote.notified_followers``)."""
     q = get_visible(actor, Quote, quote_id, action="edit")
     _move_quote(q, move, by or actor.label)
-    q.notified_followers = _tell_customer(q, link(q)) if move == "send" and link is not None else 0
+    q.notified_followers = on_sent(q) if move == "send" and on_sent is not None else 0
     return q
 
 
@@ -189,46 +190,19 @@ def _move_quote(q: Quote, move: str, by: str) -> None:
     db.session.refresh(q)
 
 
-def _customer_followers(customer_id: int) -> list:
-    from crm_core.wechat.models import Follower
-
-    return db.session.scalars(select(Follower).where(Follower.customer_id == customer_id, Follower.subscribed.is_(True),
-                                                     Follower.contact_id.is_not(None))).all()
-
-
-def _tell_customer(q: Quote, url: str) -> int:
-    """The quote, as a WeChat notice, to each verified follower of the customer."""
-    from crm_core.org.models import Organization
-
-    org = db.session.get(Organization, q.org_id)
-    text = (f"{org.name}为您发来报价单 {q.number}，价税合计 {money.fmt(q.total)} 元，有效期至 "
-            f"{q.valid_until.isoformat()}。点击查看明细并确认。")
-    sent = 0
-    for f in _customer_followers(q.customer_id):
-        outbox.queue_message("wechat_notice", f.openid, {"kind": "quote_sent", "quote_id": q.id, "title": "报价单",
-                                                          "text": text, "url": url},
-                             org_id=q.org_id, dedupe_key=f"quote-sent:{q.id}:{q.version}:{f.openid}")
-        sent += 1
-    return sent
-
-
-def customer_quote(follower, quote_id: int) -> Quote:
-    """A quote as its customer's verified WeChat user may read it (never a draft)."""
+def customer_quote(customer_id: int | None, quote_id: int) -> Quote:
+    """A quote as a user of customer ``customer_id`` may read it (never a draft)."""
     q = db.session.get(Quote, quote_id)
-    if q is None or follower.customer_id is None or q.customer_id != follower.customer_id or q.status == "draft":
+    if q is None or customer_id is None or q.customer_id != customer_id or q.status == "draft":
         from crm_core.errors import NotFound
 
         raise NotFound("报价单不存在或不是发给您的。")
     return q
 
 
-def customer_answer(follower, quote_id: int, accept: bool) -> Quote:
-    """The customer accepts or declines on the phone; the quote's owner is told."""
-    from crm_core.customers.models import Contact
-
-    q = customer_quote(follower, quote_id)
-    contact = db.session.get(Contact, follower.contact_id)
-    who = f"{contact.name if contact else '客户'}（微信确认）"
+def customer_answer(customer_id: int | None, quote_id: int, accept: bool, who: str) -> Quote:
+    """The customer accepts or declines (on the phone); the quote's owner is told."""
+    q = customer_quote(customer_id, quote_id)
     _move_quote(q, "accept" if accept else "reject", who)
     if q.owner_id:
         outbox.notify_staff(q.owner_id, "quote_answered", f"{who}{'接受' if accept else '拒绝'}了报价单 {q.number}"
@@ -498,3 +472,40 @@ def notify_overdue_instalments() -> int:
     db.session.commit()
     return sent
 
+
+
+# --- the customer 360 view: contracts and what is still owed ---------------------------------------
+def _customer_contracts(actor: Actor, customer) -> list[dict]:
+    if not actor.can("contract", "view"):
+        return []
+    rows = db.session.scalars(scoped_select(actor, Contract).where(Contract.customer_id == customer.id)
+                              .order_by(Contract.id.desc()).limit(20)).all()
+    return [{"id": c.id, "number": c.number, "title": c.title, "status": c.status, "status_label": CONTRACT_LABELS[c.status],
+             "amount": money.fmt(c.amount), "received": money.fmt(c.received), "outstanding": money.fmt(c.amount - c.received)}
+            for c in rows]
+
+
+def _customer_money(actor: Actor, customer) -> dict:
+    """应收 and 逾期 on the customer's effective contracts the actor may see."""
+    from sqlalchemy import case, func
+
+    if not actor.can("contract", "view"):
+        return {}
+    today = local_today(org_timezone(customer.org_id))
+    left = Instalment.amount - Instalment.received
+    owed, overdue = db.session.execute(
+        select(func.coalesce(func.sum(left), 0), func.coalesce(func.sum(case((Instalment.due_date < today, left), else_=0)), 0))
+        .join(Contract, Contract.id == Instalment.contract_id)
+        .where(Contract.customer_id == customer.id, Contract.status == "approved", Instalment.received < Instalment.amount,
+               Contract.id.in_(scoped_select(actor, Contract).with_only_columns(Contract.id)))).one()
+    return {"receivable": money.fmt(Decimal(owed)), "overdue_receivable": money.fmt(Decimal(overdue))}
+
+
+def _register_360() -> None:
+    from crm_core.customers.customers import register_360_figures, register_360_section
+
+    register_360_section("contracts", _customer_contracts)
+    register_360_figures(_customer_money)
+
+
+_register_360()

@@ -333,6 +333,9 @@ def test_receivables_by_ageing_and_the_due_list_within_scope(team, client, auth_
         assert [(x["seq"], x["outstanding"], x["days_overdue"]) for x in due["rows"]] == [(1, "600.00", 45), (2, "2000.00", 10)]
         assert due["totals"] == {"count": 2, "outstanding": "2600.00"}
         assert client.get("/api/v1/reports/receivables", headers=rep2).get_json()["rows"] == []  # not in their scope
+        v = client.get(f"/api/v1/customers/{customer.id}/360", headers=mgr).get_json()  # the customer 360 view
+        assert (v["figures"]["receivable"], v["figures"]["overdue_receivable"]) == ("5600.00", "2600.00")
+        assert [(x["number"], x["outstanding"]) for x in v["contracts"]] == [(c["number"], "5600.00")]
 
 
 def test_the_quote_pdf_reads_as_the_customer_receives_it(team, client, auth_headers):

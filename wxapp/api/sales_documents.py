@@ -15,7 +15,7 @@ from crm_core.sales import documents as svc
 from crm_core.sales.models import Contract, Quote
 from wxapp.api import bp
 from wxapp.openapi import Model, Money, PageQuery, Percent, api, page_of
-from wxapp.pages import quote_pdf_response, quote_url
+from wxapp.pages import quote_pdf_response, tell_quote_customer
 
 
 class QuoteLineIn(Model):
@@ -113,7 +113,7 @@ class DecisionIn(Model):
 
 def _quote_move(move: str):
     def view(quote_id: int, body: DecisionIn):
-        return svc.quote_dict(svc.move_quote(g.actor, quote_id, move, body.by, link=quote_url))
+        return svc.quote_dict(svc.move_quote(g.actor, quote_id, move, body.by, on_sent=tell_quote_customer))
 
     view.__name__ = f"{move}_quote"
     return view

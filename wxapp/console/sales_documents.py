@@ -16,7 +16,7 @@ from crm_core.sales import documents as svc
 from crm_core.sales.models import Contract, Quote
 from wxapp.auth import console_login_required
 from wxapp.console import NAV, bp
-from wxapp.pages import act, denied, quote_pdf_response, quote_url
+from wxapp.pages import act, denied, quote_pdf_response, tell_quote_customer
 
 LINE_ROWS = 6  # empty line rows on the new-quote form
 PLAN_ROWS = 6
@@ -118,7 +118,7 @@ def move_quote(quote_id: int, move: str):
     told = {}
 
     def run():
-        q = svc.move_quote(g.actor, quote_id, move, request.form.get("by") or None, link=quote_url)
+        q = svc.move_quote(g.actor, quote_id, move, request.form.get("by") or None, on_sent=tell_quote_customer)
         told["n"] = q.notified_followers
         return q
 

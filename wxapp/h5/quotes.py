@@ -21,16 +21,20 @@ def _follower() -> Follower | None:
                                                         Follower.openid == wechat_openid())).first()
 
 
+def _verified() -> Follower:
+    f = _follower()
+    if f is None or f.contact_id is None:
+        from crm_core.errors import PermissionDenied
+
+        raise PermissionDenied("请先在「自助服务」中验证手机号，绑定您的客户信息后查看报价单。", code="verification_required")
+    return f
+
+
 @bp.get("/quotes/<int:quote_id>")
 @wechat_user_required
 def quote_page(quote_id: int):
-    f = _follower()
     try:
-        if f is None or f.contact_id is None:
-            from crm_core.errors import PermissionDenied
-
-            raise PermissionDenied("请先在「自助服务」中验证手机号，绑定您的客户信息后查看报价单。", code="verification_required")
-        q = svc.customer_quote(f, quote_id)
+        q = svc.customer_quote(_verified().customer_id, quote_id)
     except DomainError as exc:
         return render_template("h5/message.html", title="报价单", text=exc.message), exc.status
     from crm_core.org.models import Organization
@@ -40,10 +44,12 @@ def quote_page(quote_id: int):
 
 
 def _answer(quote_id: int, accept: bool):
+    from crm_core.customers.models import Contact
     from wxapp import idempotency
-    from wxapp.self_service.h5 import _bound
 
-    q = svc.customer_answer(_bound(), quote_id, accept)
+    f = _verified()
+    contact = db.session.get(Contact, f.contact_id)
+    q = svc.customer_answer(f.customer_id, quote_id, accept, f"{contact.name if contact else '客户'}（微信确认）")
     return idempotency.commit(jsonify(svc.quote_dict(q)))
 
 
