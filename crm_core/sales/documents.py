@@ -136,6 +136,22 @@ def create_quote(actor: Actor, data: dict) -> Quote:
 
 
 @service
+def quote_from_opportunity(actor: Actor, opp_id: int, data: dict | None = None) -> Quote:
+    """商机下推报价: a draft quote for the opportunity's customer with its products as lines (their
+    quantities, and their agreed unit prices where the opportunity has one), linked back."""
+    from crm_core.sales.models import Opportunity
+
+    opp = get_visible(actor, Opportunity, opp_id)
+    if not opp.products:
+        raise ValidationFailed("商机还没有登记意向产品，请先登记产品，或直接新建报价单。", fields={"products": "none"})
+    lines = [{"product_id": p.product_id, "quantity": p.quantity, **({"unit_price": p.unit_price} if p.unit_price is not None else {})}
+             for p in opp.products]
+    data = data or {}
+    return create_quote(actor, {"customer_id": opp.customer_id, "opportunity_id": opp.id, "lines": lines,
+                                "valid_until": data.get("valid_until"), "note": data.get("note")})
+
+
+@service
 def revise_quote(actor: Actor, quote_id: int, data: dict) -> Quote:
     """A new version of a quote (same number, version + 1); the earlier one is superseded."""
     old = get_visible(actor, Quote, quote_id, action="edit")
@@ -472,6 +488,52 @@ def notify_overdue_instalments() -> int:
     db.session.commit()
     return sent
 
+
+
+# --- monthly targets (销售目标) ------------------------------------------------------------------
+@service
+def set_targets(actor: Actor, rows: list[dict]) -> int:
+    """Set employees' monthly targets ``[{employee_id, month: "2026-12", amount}]`` — a manager for
+    the people within their contract scope, an administrator for anyone; 0 clears one. All or
+    nothing (the caller's transaction rolls back on the first refusal)."""
+    from crm_core.org.models import Employee
+    from crm_core.sales.models import SalesTarget
+
+    actor.require("contract", "approve")
+    if not isinstance(rows, list) or not rows or len(rows) > 12_000:
+        raise ValidationFailed("请提供 1–12000 条目标。", fields={"targets": "1 to 12000 rows"})
+    now = utcnow()
+    for i, row in enumerate(rows):
+        at = f"targets.{i}"
+        emp_id = row.get("employee_id")
+        emp = db.session.get(Employee, emp_id) if isinstance(emp_id, int) and not isinstance(emp_id, bool) else None
+        if emp is None or emp.org_id != actor.org_id:
+            raise ValidationFailed(f"第 {i + 1} 条的职员不存在。", fields={f"{at}.employee_id": "unknown employee"})
+        text = str(row.get("month") or "")
+        try:
+            month = date.fromisoformat(f"{text}-01") if len(text) == 7 else None
+        except ValueError:
+            month = None
+        if month is None:
+            raise ValidationFailed(f"第 {i + 1} 条的月份应为 2026-12 这样的格式。", fields={f"{at}.month": "YYYY-MM"})
+        amount = money.parse(row.get("amount"), f"{at}.amount", label=f"第 {i + 1} 条目标金额")
+        target = db.session.scalars(select(SalesTarget).where(SalesTarget.org_id == actor.org_id, SalesTarget.owner_id == emp.id,
+                                                              SalesTarget.month == month)).first()
+        if target is None:
+            target = SalesTarget(org_id=actor.org_id, owner_id=emp.id, department_id=emp.department_id, month=month,
+                                 amount=amount, updated_at=now)
+            db.session.add(target)
+        target.amount, target.updated_at = amount, now
+        db.session.flush()
+        # the one data-scope rule decides: the target must fall within the actor's contract scope
+        if db.session.scalar(scoped_select(actor, SalesTarget).with_only_columns(SalesTarget.id)
+                             .where(SalesTarget.id == target.id)) is None:
+            raise ValidationFailed(f"{emp.name} 不在您的管理范围内，不能为其设定目标。",
+                                   fields={f"{at}.employee_id": "outside your scope"})
+        if amount == 0:
+            db.session.delete(target)
+    db.session.flush()
+    return len(rows)
 
 
 # --- the customer 360 view: contracts and what is still owed ---------------------------------------

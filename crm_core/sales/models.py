@@ -272,6 +272,18 @@ class ReceiptAllocation(db.Model):
     amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
 
 
+
+class SalesTarget(OwnedRecord, db.Model):
+    """An employee's monthly sales target (销售目标): the contracted amount the month should bring.
+    The owner is the employee it is set for, so the contracts' data scope decides who sees it."""
+
+    __scope_object__ = "contract"
+    __table_args__ = (UniqueConstraint("org_id", "owner_id", "month"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    month: Mapped[date]  # the first day of the month
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    updated_at: Mapped[datetime]
+
 # The collision check (customers area) compares leads and opportunities with customers.
 collision.register_object("lead", Lead)
 collision.register_object("opportunity", Opportunity)

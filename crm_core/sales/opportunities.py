@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, false, func, select
 
 from crm_core import jobs, outbox
 from crm_core.activities.models import Activity
@@ -402,21 +402,27 @@ __all__ = ["create_opportunity", "advance", "win", "lose", "request_approval", "
 
 
 # --- the customer 360 view's sales sections and the value pyramid's sales indicators -----------
+def _visible(actor: Actor, model):
+    """The rows of ``model`` the actor may see, or none without the right to view them at all (the
+    360 view of a customer a dispatcher may open must not list a salesperson's opportunities)."""
+    return scoped_select(actor, model) if actor.can(model.__scope_object__, "view") else select(model).where(false())
+
+
 def _customer_opportunities(actor: Actor, customer) -> list[dict]:
-    rows = db.session.scalars(select(Opportunity).where(Opportunity.customer_id == customer.id)
+    rows = db.session.scalars(_visible(actor, Opportunity).where(Opportunity.customer_id == customer.id)
                               .order_by(Opportunity.id.desc()).limit(50)).all()
     return [opportunity_dict(o) for o in rows]
 
 
 def _customer_leads(actor: Actor, customer) -> list[dict]:
-    rows = db.session.scalars(select(Lead).where(Lead.customer_id == customer.id).order_by(Lead.id.desc()).limit(20)).all()
+    rows = db.session.scalars(_visible(actor, Lead).where(Lead.customer_id == customer.id).order_by(Lead.id.desc()).limit(20)).all()
     return [{"id": lead.id, "name": lead.name, "status": lead.status, "source": lead.source} for lead in rows]
 
 
 def _customer_figures(actor: Actor, customer) -> dict:
-    """Won amount and open count over the customer's latest 50 opportunities (those the 360 view lists)."""
-    rows = db.session.execute(select(Opportunity.status, Opportunity.amount).where(Opportunity.customer_id == customer.id)
-                              .order_by(Opportunity.id.desc()).limit(50)).all()
+    """Won amount and open count over the customer's latest 50 opportunities the actor may see (those the 360 view lists)."""
+    rows = db.session.execute(_visible(actor, Opportunity).with_only_columns(Opportunity.status, Opportunity.amount)
+                              .where(Opportunity.customer_id == customer.id).order_by(Opportunity.id.desc()).limit(50)).all()
     return {"won_amount": sum(float(amount or 0) for status, amount in rows if status == "won"),
             "open_opportunities": sum(1 for status, _ in rows if status == "open")}
 

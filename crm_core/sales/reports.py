@@ -126,32 +126,115 @@ def receivables(actor: Actor, as_of: date | None = None) -> dict:
                        "overdue": str(sum(v for k, v in totals.items() if k != "not_due"))}}
 
 
-def overdue(actor: Actor, date_from: date | None = None, date_to: date | None = None) -> dict:
+def overdue(actor: Actor, date_from: date | None = None, date_to: date | None = None, page: int = 1,
+            per_page: int = 100) -> dict:
     """到期债权表: instalments due in the range (default: everything due up to today) that are not
-    fully received, with their days overdue, within the data scope."""
+    fully received, most overdue first, with their days overdue, within the data scope. A page of
+    rows; the totals cover them all."""
     from crm_core.clock import local_today
     from crm_core.org.settings import org_timezone
     from crm_core.sales.models import Contract, Instalment
 
     actor.require("contract", "view")
     today = local_today(org_timezone(actor.org_id))
+    where = [visible_clause(actor, Contract), Contract.status == "approved", Instalment.received < Instalment.amount,
+             Instalment.due_date <= (date_to or today)]
+    if date_from:
+        where.append(Instalment.due_date >= date_from)
+    count, total = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(Instalment.amount - Instalment.received), 0))
+        .select_from(Instalment).join(Contract, Contract.id == Instalment.contract_id).where(*where)).one()
     stmt = (select(Instalment, Contract.number, Contract.customer_id, Customer.name)
             .join(Contract, Contract.id == Instalment.contract_id).join(Customer, Customer.id == Contract.customer_id)
-            .where(visible_clause(actor, Contract), Contract.status == "approved", Instalment.received < Instalment.amount,
-                   Instalment.due_date <= (date_to or today)))
-    if date_from:
-        stmt = stmt.where(Instalment.due_date >= date_from)
-    zero = Decimal("0.00")
-    rows, total = [], zero
-    for inst, number, customer_id, name in db.session.execute(stmt.order_by(Instalment.due_date, Instalment.id)):
-        left = money_of(inst.amount - inst.received)
-        total += left
+            .where(*where).order_by(Instalment.due_date, Instalment.id).limit(per_page).offset((page - 1) * per_page))
+    rows = []
+    for inst, number, customer_id, name in db.session.execute(stmt):
         rows.append({"instalment_id": inst.id, "contract_id": inst.contract_id, "contract_number": number,
                      "customer_id": customer_id, "customer": name, "seq": inst.seq, "due_date": inst.due_date.isoformat(),
-                     "amount": str(money_of(inst.amount)), "received": str(money_of(inst.received)), "outstanding": str(left),
-                     "days_overdue": max(0, (today - inst.due_date).days)})
-    return {"as_of": today.isoformat(), "rows": rows, "totals": {"count": len(rows), "outstanding": str(total)}}
+                     "amount": str(money_of(inst.amount)), "received": str(money_of(inst.received)),
+                     "outstanding": str(money_of(inst.amount - inst.received)), "days_overdue": max(0, (today - inst.due_date).days)})
+    return {"as_of": today.isoformat(), "rows": rows, "page": page, "per_page": per_page,
+            "totals": {"count": count, "outstanding": str(money_of(total))}}
 
 
 def money_of(value) -> Decimal:
     return Decimal(value or 0).quantize(Decimal("0.01"))
+
+
+def sales_performance(actor: Actor, year: int, by: str = "person") -> dict:
+    """销售业绩统计: per person (or department) and month of ``year``, the contracted amount (approved
+    contracts by signing date), the money received (receipts by their date) and the monthly
+    target, with completion = contracted / target — within the data scope. Four grouped queries."""
+    from sqlalchemy import Integer, cast, extract
+
+    from crm_core.org.models import Department, EmployeePosition, Position
+    from crm_core.org.organization import employee_names
+    from crm_core.sales.models import Contract, Receipt, SalesTarget
+
+    actor.require("contract", "view")
+    start, end = date(year, 1, 1), date(year + 1, 1, 1)
+
+    def month(col):
+        return cast(extract("month", col), Integer)
+
+    cells: dict[int, dict[int, dict]] = {}
+    zero = Decimal("0.00")
+
+    def add(owner, m, key, amount):
+        if owner is None:
+            return
+        row = cells.setdefault(owner, {})
+        row.setdefault(int(m), {"target": zero, "contracted": zero, "received": zero})[key] += money_of(amount)
+
+    for owner, m, amount in db.session.execute(
+            select(Contract.owner_id, month(Contract.signed_on), func.sum(Contract.amount))
+            .where(visible_clause(actor, Contract), Contract.status.in_(("approved", "completed")),
+                   Contract.signed_on >= start, Contract.signed_on < end)
+            .group_by(Contract.owner_id, month(Contract.signed_on))):
+        add(owner, m, "contracted", amount)
+    if actor.can("receipt", "view"):
+        for owner, m, amount in db.session.execute(
+                select(Receipt.owner_id, month(Receipt.received_on), func.sum(Receipt.amount))
+                .where(visible_clause(actor, Receipt), Receipt.received_on >= start, Receipt.received_on < end)
+                .group_by(Receipt.owner_id, month(Receipt.received_on))):
+            add(owner, m, "received", amount)
+    for owner, m, amount in db.session.execute(
+            select(SalesTarget.owner_id, month(SalesTarget.month), SalesTarget.amount)
+            .where(visible_clause(actor, SalesTarget, "contract"), SalesTarget.month >= start, SalesTarget.month < end)):
+        add(owner, m, "target", amount)
+
+    names = employee_names(cells)
+    home = dict(db.session.execute(select(EmployeePosition.employee_id, Position.department_id)
+                                   .join(Position, Position.id == EmployeePosition.position_id)
+                                   .where(EmployeePosition.employee_id.in_(list(cells)))
+                                   .order_by(EmployeePosition.employee_id, EmployeePosition.primary)).all()) if cells else {}
+    groups: dict = {}
+    for emp, months in cells.items():
+        key = home.get(emp) if by == "department" else emp
+        g = groups.setdefault(key, {})
+        for m, v in months.items():
+            cell = g.setdefault(m, {"target": zero, "contracted": zero, "received": zero})
+            for k in cell:
+                cell[k] += v[k]
+    dept_names = dict(db.session.execute(select(Department.id, Department.name).where(Department.id.in_(
+        [k for k in groups if k is not None]))).all()) if by == "department" and groups else {}
+
+    def pct(done, target):
+        return str((done * 100 / target).quantize(Decimal("0.01"))) if target else None
+
+    def summary(months: dict) -> dict:
+        t = {k: sum((v[k] for v in months.values()), zero) for k in ("target", "contracted", "received")}
+        return {**{k: str(v) for k, v in t.items()}, "completion": pct(t["contracted"], t["target"])}
+
+    rows, everything = [], {}
+    for key, months in groups.items():
+        for m, v in months.items():
+            cell = everything.setdefault(m, {"target": zero, "contracted": zero, "received": zero})
+            for k in cell:
+                cell[k] += v[k]
+        label = (dept_names.get(key) or "未分配部门") if by == "department" else names.get(key)
+        rows.append({("department_id" if by == "department" else "employee_id"): key, "name": label,
+                     "months": [{"month": m, **{k: str(v[k]) for k in v}, "completion": pct(v["contracted"], v["target"])}
+                                for m, v in sorted(months.items())], **summary(months)})
+    rows.sort(key=lambda r: -Decimal(r["contracted"]))
+    return {"year": year, "by": by, "rows": rows, "totals": summary(everything)}

@@ -414,3 +414,65 @@ def test_the_customer_reads_and_accepts_the_quote_in_wechat(team, client, auth_h
     stranger = any_app.test_client()
     r = stranger.get(f"/h5/dev-login?openid=oQuoteOther01&next=/h5/quotes/{q['id']}", follow_redirects=True)
     assert r.status_code == 404  # another customer's WeChat user never sees it
+
+
+def test_an_opportunity_pushes_down_to_a_quote(team, client, auth_headers):
+    """商机下推报价: the opportunity's products become the quote's lines, its agreed prices kept."""
+    admin, rep1 = auth_headers(team["admin"]), auth_headers(team["rep1"])
+    wp, svc = _products(client, admin)
+    customer = make_customer(team["rep1"], "台州下推测试有限公司")
+    db.session.commit()
+    bare = client.post("/api/v1/opportunities", headers=rep1, json={"name": "空商机", "customer_id": customer.id}).get_json()
+    r = client.post(f"/api/v1/opportunities/{bare['id']}/quote", headers=rep1, json={})
+    assert r.status_code == 422 and "意向产品" in r.get_json()["error"]["message"]
+    opp = client.post("/api/v1/opportunities", headers=rep1, json={
+        "name": "净水项目", "customer_id": customer.id,
+        "products": [{"product_id": wp["id"], "quantity": 4}, {"product_id": svc["id"], "quantity": 1, "unit_price": "500.00"}]}).get_json()
+    q = client.post(f"/api/v1/opportunities/{opp['id']}/quote", headers=rep1, json={"note": "按商机报价"})
+    assert q.status_code == 201, q.get_json()
+    q = q.get_json()
+    assert q["opportunity_id"] == opp["id"] and q["customer_id"] == customer.id and q["note"] == "按商机报价"
+    assert [(ln["name"], ln["quantity"], ln["unit_price"]) for ln in q["lines"]] == [
+        ("商用净水器 WP100", "4", "1280.00"), ("年度维保服务", "1", "500.00")]
+    assert client.get(f"/api/v1/quotes?opportunity_id={opp['id']}", headers=rep1).get_json()["total"] == 1
+    assert client.post(f"/api/v1/opportunities/{opp['id']}/quote", headers=auth_headers(team["rep2"]), json={}).status_code == 404
+
+
+def test_sales_performance_against_monthly_targets(team, client, auth_headers):
+    """销售业绩统计: the manager sets targets for the team (not for another team), and reads
+    contracted, received and completion per person, per department and in total."""
+    rep1, rep2, mgr = auth_headers(team["rep1"]), auth_headers(team["rep2"]), auth_headers(team["manager"])
+    today = local_today()
+    month = today.strftime("%Y-%m")
+    r = client.put("/api/v1/sales-targets", headers=mgr, json={"targets": [
+        {"employee_id": team["rep1"].employee_id, "month": month, "amount": "20000"},
+        {"employee_id": team["rep2"].employee_id, "month": month, "amount": "10000.00"}]})
+    assert r.status_code == 200 and r.get_json() == {"saved": 2}
+    outside = client.put("/api/v1/sales-targets", headers=mgr, json={"targets": [
+        {"employee_id": team["rep3"].employee_id, "month": month, "amount": "5000"}]})
+    assert outside.status_code == 422 and "不在您的管理范围内" in outside.get_json()["error"]["message"]
+    assert client.put("/api/v1/sales-targets", headers=rep1, json={"targets": [
+        {"employee_id": team["rep1"].employee_id, "month": month, "amount": "1"}]}).status_code == 403
+    bad = client.put("/api/v1/sales-targets", headers=mgr, json={"targets": [
+        {"employee_id": team["rep1"].employee_id, "month": "2026-13", "amount": "1"}]})
+    assert bad.status_code == 422 and "targets.0.month" in bad.get_json()["error"]["fields"]
+
+    customer = make_customer(team["rep1"], "丽水业绩测试有限公司")
+    db.session.commit()
+    c = client.post("/api/v1/contracts", headers=rep1, json={"customer_id": customer.id, "amount": "10000",
+                                                             "payment_plan": [{"due_date": today.isoformat(), "amount": "10000"}]}).get_json()
+    client.post(f"/api/v1/contracts/{c['id']}/approve", headers=mgr, json={})
+    client.post("/api/v1/receipts", headers=rep1, json={"contract_id": c["id"], "amount": "4000"})
+
+    report = client.get(f"/api/v1/reports/sales-performance?year={today.year}", headers=mgr).get_json()
+    people = {r["name"]: r for r in report["rows"]}
+    first = people["员工rep1"]
+    assert (first["target"], first["contracted"], first["received"], first["completion"]) == ("20000.00", "10000.00", "4000.00", "50.00")
+    assert first["months"] == [{"month": today.month, "target": "20000.00", "contracted": "10000.00", "received": "4000.00",
+                                "completion": "50.00"}]
+    assert (people["员工rep2"]["contracted"], people["员工rep2"]["completion"]) == ("0.00", "0.00")
+    assert report["totals"] == {"target": "30000.00", "contracted": "10000.00", "received": "4000.00", "completion": "33.33"}
+    depts = client.get(f"/api/v1/reports/sales-performance?year={today.year}&by=department", headers=mgr).get_json()
+    assert [(d["name"], d["target"]) for d in depts["rows"]] == [("华东组", "30000.00")]
+    mine = client.get(f"/api/v1/reports/sales-performance?year={today.year}", headers=rep2).get_json()
+    assert [r["name"] for r in mine["rows"]] == ["员工rep2"]  # a salesperson sees their own figures only

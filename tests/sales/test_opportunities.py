@@ -155,3 +155,22 @@ def test_funnel_within_the_data_scope(setup, client, auth_headers):
     assert mine["stages"][0]["weighted_amount"] == 5000 and mine["won"]["count"] == 0
     everyone = client.get("/api/v1/reports/funnel", headers=auth_headers(users["boss"])).get_json()
     assert everyone["won"] == {"count": 1, "amount": 7000.0} and everyone["totals"]["win_rate"] == 1.0
+
+
+def test_the_customer_360_lists_only_opportunities_and_leads_the_viewer_may_see(setup, client, auth_headers):
+    """A dispatcher opens the customer (service sees every customer) but not the salesperson's
+    opportunities or leads; the owner sees them; a colleague of the owner's peer team neither."""
+    from crm_core.org.organization import create_user, upsert_employee
+    from tests.factories import PASSWORD
+
+    users, h, customer, _, _, opp = setup
+    client.post("/api/v1/leads", json={"name": "王先生", "company": "杭州商机测试有限公司", "customer_id": customer["id"]}, headers=h)
+    org = users["rep1"].organization
+    disp = create_user(org, f"{org.code}.disp", PASSWORD, ["dispatcher"], upsert_employee(org, "DISP", "调度员"))
+    db.session.commit()
+    mine = client.get(f"/api/v1/customers/{customer['id']}/360", headers=h).get_json()
+    assert [o["id"] for o in mine["opportunities"]] == [opp["id"]] and mine["figures"]["open_opportunities"] == 1
+    theirs = client.get(f"/api/v1/customers/{customer['id']}/360", headers=auth_headers(disp))
+    assert theirs.status_code == 200
+    v = theirs.get_json()
+    assert v["opportunities"] == [] and v["leads"] == [] and v["figures"]["open_opportunities"] == 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 from flask import g
 from pydantic import Field
@@ -56,7 +57,23 @@ def receivables(query: AsOfQuery):
     return svc.receivables(g.actor, query.as_of)
 
 
-@api.operation(bp, "/reports/overdue", "GET", summary="到期债权表: instalments due and not fully received", tags=("reports",),
-               query=RangeQuery)
-def overdue(query: RangeQuery):
-    return svc.overdue(g.actor, query.date_from, query.date_to)
+class DueQuery(RangeQuery):
+    page: int = Field(default=1, ge=1, le=100_000)
+    per_page: int = Field(default=100, ge=1, le=500)
+
+
+@api.operation(bp, "/reports/overdue", "GET", summary="到期债权表: instalments due and not fully received (a page; totals of all)",
+               tags=("reports",), query=DueQuery)
+def overdue(query: DueQuery):
+    return svc.overdue(g.actor, query.date_from, query.date_to, query.page, query.per_page)
+
+
+class PerformanceQuery(Model):
+    year: int = Field(ge=2000, le=2100)
+    by: Literal["person", "department"] = "person"
+
+
+@api.operation(bp, "/reports/sales-performance", "GET", tags=("reports",), query=PerformanceQuery,
+               summary="销售业绩统计: contracted, received and target per person or department and month")
+def sales_performance(query: PerformanceQuery):
+    return svc.sales_performance(g.actor, query.year, query.by)

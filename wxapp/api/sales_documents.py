@@ -88,6 +88,17 @@ def create_quote(body: QuoteIn):
     return svc.quote_dict(svc.create_quote(g.actor, body.model_dump()))
 
 
+class FromOpportunityIn(Model):
+    valid_until: date | None = None
+    note: str | None = Field(default=None, max_length=2000)
+
+
+@api.operation(bp, "/opportunities/<int:opp_id>/quote", "POST", summary="商机下推报价: a draft quote from the opportunity's products",
+               tags=("sales",), body=FromOpportunityIn, response=QuoteOut, status=201)
+def quote_from_opportunity(opp_id: int, body: FromOpportunityIn):
+    return svc.quote_dict(svc.quote_from_opportunity(g.actor, opp_id, body.model_dump()))
+
+
 @api.operation(bp, "/quotes", "GET", summary="Quotes within the data scope", tags=("sales",), query=QuoteQuery,
                response=page_of(QuoteOut))
 def list_quotes(query: QuoteQuery):
@@ -242,3 +253,23 @@ def record_receipt(body: ReceiptIn):
                tags=("sales",))
 def quote_pdf(quote_id: int):
     return quote_pdf_response(get_visible(g.actor, Quote, quote_id))
+
+
+class TargetIn(Model):
+    employee_id: int
+    month: str = Field(pattern=r"^\d{4}-\d{2}$", description='"2026-12"')
+    amount: Money
+
+
+class TargetsIn(Model):
+    targets: list[TargetIn] = Field(min_length=1, max_length=12_000)
+
+
+class TargetsOut(Model):
+    saved: int
+
+
+@api.operation(bp, "/sales-targets", "PUT", summary="Set monthly sales targets (销售目标; 0 clears one; all or nothing)",
+               tags=("sales",), body=TargetsIn, response=TargetsOut)
+def set_targets(body: TargetsIn):
+    return {"saved": svc.set_targets(g.actor, [t.model_dump() for t in body.targets])}

@@ -142,7 +142,13 @@ def opportunity(opp_id: int):
         return _denied(exc)
     data = opp_service.opportunity_dict(opp, detail=True)
     customer = db.session.get(Customer, opp.customer_id)
-    return render_template("console/opportunity.html", o=data, customer=customer, owner=_names([opp.owner_id]).get(opp.owner_id))
+    quotes = []
+    if g.actor.can("quote", "view"):
+        from crm_core.sales import documents
+
+        quotes = documents.list_quotes(g.actor, opportunity_id=opp.id, per_page=20)[0]
+    return render_template("console/opportunity.html", o=data, customer=customer, owner=_names([opp.owner_id]).get(opp.owner_id),
+                           quotes=quotes)
 
 
 @bp.post("/opportunities/<int:opp_id>/advance")

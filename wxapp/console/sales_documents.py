@@ -145,6 +145,13 @@ def contract_from_quote(quote_id: int):
                lambda c: url_for("console.contract", contract_id=c.id))
 
 
+@bp.post("/opportunities/<int:opp_id>/quote")
+@console_login_required
+def quote_from_opportunity(opp_id: int):
+    return act(lambda: svc.quote_from_opportunity(g.actor, opp_id), "已按商机的意向产品生成报价单（草稿），请核对价格后发送。",
+               url_for("console.opportunity", opp_id=opp_id), lambda q: url_for("console.quote", quote_id=q.id))
+
+
 @bp.get("/contracts")
 @console_login_required
 def contracts():
