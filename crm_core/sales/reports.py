@@ -238,3 +238,72 @@ def sales_performance(actor: Actor, year: int, by: str = "person") -> dict:
                                 for m, v in sorted(months.items())], **summary(months)})
     rows.sort(key=lambda r: -Decimal(r["contracted"]))
     return {"year": year, "by": by, "rows": rows, "totals": summary(everything)}
+
+
+
+# CSV columns (wxapp.csv_export): key, Chinese header
+RECEIVABLES_COLUMNS = [("customer", "客户"), *AGEING, ("overdue", "逾期合计"), ("outstanding", "应收合计")]
+OVERDUE_COLUMNS = [("contract_number", "合同号"), ("customer", "客户"), ("seq", "期次"), ("due_date", "到期日"),
+                   ("amount", "应收"), ("received", "已收"), ("outstanding", "未收"), ("days_overdue", "逾期天数")]
+PERFORMANCE_COLUMNS = [("name", "名称"), ("month", "月份"), ("target", "目标"), ("contracted", "签约金额"),
+                       ("received", "回款金额"), ("completion", "完成率%")]
+
+
+def performance_rows(data: dict) -> list[dict]:
+    """销售业绩统计 flattened for a spreadsheet: one row per person (or department) and month, then
+    each one's year, then the total."""
+    out = []
+    for r in data["rows"]:
+        out += [{"name": r["name"], **m} for m in r["months"]]
+        out.append({"name": r["name"], "month": "全年", **{k: r[k] for k in ("target", "contracted", "received", "completion")}})
+    out.append({"name": "合计", "month": "全年", **data["totals"]})
+    return out
+
+
+COMPETITOR_COLUMNS = [("name", "竞争对手"), ("met", "交锋商机"), ("won", "赢单"), ("lost", "输单"), ("open", "进行中"),
+                      ("win_rate", "胜率%"), ("won_amount", "赢单金额"), ("lost_amount", "输单金额"), ("avg_price", "对手平均报价")]
+
+
+def competitors(actor: Actor, date_from: date | None = None, date_to: date | None = None) -> dict:
+    """竞争对手分析: per competitor (by name, as salespeople record them on opportunities), how often
+    we met them and how those opportunities ended — won, lost, still open — with the win rate over
+    the closed ones, the amounts, and the competitor's average quoted price; opportunities created
+    in the range, within the data scope. One grouped query."""
+    from sqlalchemy import case
+
+    from crm_core.sales.models import Competitor
+
+    actor.require("opportunity", "view")
+    name = func.trim(Competitor.name)
+    stmt = _range(select(name, func.count(func.distinct(Opportunity.id)),
+                         func.count(func.distinct(case((Opportunity.status == "won", Opportunity.id)))),
+                         func.count(func.distinct(case((Opportunity.status == "lost", Opportunity.id)))),
+                         func.coalesce(func.sum(case((Opportunity.status == "won", Opportunity.amount), else_=0)), 0),
+                         func.coalesce(func.sum(case((Opportunity.status == "lost", Opportunity.amount), else_=0)), 0),
+                         func.avg(Competitor.price))
+                  .join(Opportunity, Opportunity.id == Competitor.opportunity_id)
+                  .where(visible_clause(actor, Opportunity)), Opportunity.created_at, date_from, date_to).group_by(name)
+    rows = []
+    for label, met, won, lost, won_amount, lost_amount, avg_price in db.session.execute(stmt):
+        closed = won + lost
+        rows.append({"name": label, "met": met, "won": won, "lost": lost, "open": met - closed,
+                     "win_rate": str((Decimal(won) * 100 / closed).quantize(Decimal("0.01"))) if closed else None,
+                     "won_amount": str(money_of(won_amount)), "lost_amount": str(money_of(lost_amount)),
+                     "avg_price": str(money_of(avg_price)) if avg_price is not None else None})
+    rows.sort(key=lambda r: (-r["met"], r["name"]))
+    won, lost = sum(r["won"] for r in rows), sum(r["lost"] for r in rows)
+    return {"rows": rows, "totals": {"competitors": len(rows), "met": sum(r["met"] for r in rows), "won": won, "lost": lost,
+                                     "win_rate": str((Decimal(won) * 100 / (won + lost)).quantize(Decimal("0.01")))
+                                     if won + lost else None}}
+
+
+def csv_table(report: str, data: dict) -> tuple[str, list, list[dict]]:
+    """(file name, columns, rows) of a money-chain report's spreadsheet, for the API and the console alike."""
+    if report == "receivables":
+        return f"应收款汇总表_{data['as_of']}.csv", RECEIVABLES_COLUMNS, data["rows"] + [{"customer": "合计", **data["totals"]}]
+    if report == "overdue":
+        return (f"到期债权表_{data['as_of']}.csv", OVERDUE_COLUMNS,
+                data["rows"] + [{"contract_number": "合计", "outstanding": data["totals"]["outstanding"]}])
+    if report == "performance":
+        return f"销售业绩统计_{data['year']}.csv", PERFORMANCE_COLUMNS, performance_rows(data)
+    return "竞争对手分析.csv", COMPETITOR_COLUMNS, data["rows"]

@@ -122,3 +122,41 @@ def test_the_customer_accepts_the_quote_on_the_phone(live_app, browser):
         ctx.close()
     answered = staff.get(f"/api/v1/quotes/{q['id']}", headers=h).get_json()
     assert answered["status"] == "accepted" and answered["decided_by"] == f"{contact_name}（微信确认）"
+
+
+def test_the_manager_reads_the_sales_reports(live_app, page):
+    """销售报表 in the console: receivables by ageing, the due list, performance against targets and
+    the competitor analysis, each with its CSV; a salesperson sees only their own figures."""
+    app = live_app.app
+    staff = app.test_client()
+
+    def token(user):
+        return {"Authorization": "Bearer " + staff.post("/api/v1/auth/token", json={"username": user, "password": "demo123456"})
+                .get_json()["access_token"]}
+
+    rep, mgr = token("sales.zhang"), token("sales.manager")
+    customer = staff.get("/api/v1/customers?per_page=1", headers=rep).get_json()["items"][0]
+    today = local_today()
+    c = staff.post("/api/v1/contracts", headers=rep, json={"customer_id": customer["id"], "amount": "12000", "payment_plan": [
+        {"due_date": (today - timedelta(days=40)).isoformat(), "amount": "5000"},
+        {"due_date": (today + timedelta(days=20)).isoformat(), "amount": "7000"}], "signed_on": (today - timedelta(days=60)).isoformat()})
+    assert c.status_code == 201, c.get_json()
+    c = c.get_json()
+    assert staff.post(f"/api/v1/contracts/{c['id']}/approve", headers=mgr, json={}).status_code == 200
+    emp = staff.get("/api/v1/me", headers=rep).get_json()["employee_id"]
+    assert staff.put("/api/v1/sales-targets", headers=mgr, json={"targets": [
+        {"employee_id": emp, "month": (today - timedelta(days=60)).strftime("%Y-%m"), "amount": "24000"}]}).status_code == 200
+
+    login(page, live_app.url, "sales.manager")
+    page.click("nav >> text=销售报表")
+    assert page.inner_text("#total-outstanding") == "¥12,000"
+    assert "逾期31–60天" in page.inner_text("#report thead") and customer["name"] in page.inner_text("#report")
+    page.click("#report-tabs >> text=到期债权表")
+    assert "5,000" in page.inner_text("#report") and "40" in page.inner_text("#report tbody")
+    page.click("#report-tabs >> text=销售业绩统计")
+    if (today - timedelta(days=60)).year == today.year:
+        assert page.inner_text("#total-contracted") == "¥12,000" and "50.00%" in page.inner_text("#report")
+    sheet = page.context.request.get(f"{live_app.url}/console/sales/reports?view=receivables&format=csv")
+    assert sheet.status == 200 and "应收合计" in sheet.text()
+    page.click("#report-tabs >> text=竞争对手分析")
+    assert "竞争对手" in page.inner_text("#report thead")

@@ -332,6 +332,12 @@ def test_receivables_by_ageing_and_the_due_list_within_scope(team, client, auth_
         due = client.get("/api/v1/reports/overdue", headers=rep1).get_json()
         assert [(x["seq"], x["outstanding"], x["days_overdue"]) for x in due["rows"]] == [(1, "600.00", 45), (2, "2000.00", 10)]
         assert due["totals"] == {"count": 2, "outstanding": "2600.00"}
+        sheet = client.get("/api/v1/reports/receivables?format=csv", headers=mgr)
+        lines = sheet.get_data(as_text=True).lstrip("\ufeff").splitlines()
+        assert sheet.mimetype == "text/csv" and lines[0] == "客户,未到期,逾期1–30天,逾期31–60天,逾期61–90天,逾期90天以上,逾期合计,应收合计"
+        assert lines[1] == "嘉兴应收测试有限公司,3000.00,2000.00,600.00,0.00,0.00,2600.00,5600.00" and lines[-1].startswith("合计,")
+        due_sheet = client.get("/api/v1/reports/overdue?format=csv", headers=rep1).get_data(as_text=True).splitlines()
+        assert len(due_sheet) == 4 and due_sheet[1].endswith(",1,%s,1000.00,400.00,600.00,45" % (today + timedelta(days=5)))
         assert client.get("/api/v1/reports/receivables", headers=rep2).get_json()["rows"] == []  # not in their scope
         v = client.get(f"/api/v1/customers/{customer.id}/360", headers=mgr).get_json()  # the customer 360 view
         assert (v["figures"]["receivable"], v["figures"]["overdue_receivable"]) == ("5600.00", "2600.00")
@@ -474,5 +480,34 @@ def test_sales_performance_against_monthly_targets(team, client, auth_headers):
     assert report["totals"] == {"target": "30000.00", "contracted": "10000.00", "received": "4000.00", "completion": "33.33"}
     depts = client.get(f"/api/v1/reports/sales-performance?year={today.year}&by=department", headers=mgr).get_json()
     assert [(d["name"], d["target"]) for d in depts["rows"]] == [("华东组", "30000.00")]
+    sheet = client.get(f"/api/v1/reports/sales-performance?year={today.year}&format=csv", headers=mgr).get_data(as_text=True)
+    assert f"员工rep1,{today.month},20000.00,10000.00,4000.00,50.00" in sheet and "合计,全年,30000.00,10000.00,4000.00,33.33" in sheet
     mine = client.get(f"/api/v1/reports/sales-performance?year={today.year}", headers=rep2).get_json()
     assert [r["name"] for r in mine["rows"]] == ["员工rep2"]  # a salesperson sees their own figures only
+
+
+def test_competitor_analysis_counts_wins_and_losses_per_competitor(team, client, auth_headers):
+    rep1, mgr = auth_headers(team["rep1"]), auth_headers(team["manager"])
+    customer = make_customer(team["rep1"], "金华竞争测试有限公司")
+    db.session.commit()
+    outcomes = [("won", [("沁园", "4200"), ("美的", None)]), ("lost", [("沁园", "3800")]), ("lost", [(" 沁园 ", "4000")]),
+                ("open", [("美的", "3000")])]
+    for i, (outcome, rivals) in enumerate(outcomes):
+        opp = client.post("/api/v1/opportunities", headers=rep1, json={"name": f"竞争商机{i}", "customer_id": customer.id,
+                                                                       "amount": "10000"}).get_json()
+        r = client.put(f"/api/v1/opportunities/{opp['id']}/competitors", headers=rep1,
+                       json={"competitors": [{"name": n, **({"price": p} if p else {})} for n, p in rivals]})
+        assert r.status_code == 200, r.get_json()
+        if outcome == "won":
+            client.post(f"/api/v1/opportunities/{opp['id']}/win", headers=rep1, json={})
+        elif outcome == "lost":
+            client.post(f"/api/v1/opportunities/{opp['id']}/lose", headers=rep1, json={"reason": "价格"})
+    data = client.get("/api/v1/reports/competitors", headers=mgr).get_json()
+    rows = {r["name"]: r for r in data["rows"]}
+    assert (rows["沁园"]["met"], rows["沁园"]["won"], rows["沁园"]["lost"], rows["沁园"]["win_rate"]) == (3, 1, 2, "33.33")
+    assert (rows["沁园"]["avg_price"], rows["沁园"]["lost_amount"]) == ("4000.00", "20000.00")
+    assert (rows["美的"]["met"], rows["美的"]["open"], rows["美的"]["win_rate"]) == (2, 1, "100.00")
+    assert data["totals"]["competitors"] == 2
+    assert client.get("/api/v1/reports/competitors", headers=auth_headers(team["rep3"])).get_json()["rows"] == []
+    sheet = client.get("/api/v1/reports/competitors?format=csv", headers=mgr).get_data(as_text=True)
+    assert sheet.lstrip("\ufeff").startswith("竞争对手,交锋商机,赢单,输单,进行中,胜率%")

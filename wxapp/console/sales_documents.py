@@ -202,3 +202,43 @@ def record_receipt(contract_id: int):
 for _entry in (("报价单", "console.quotes", "quote", "view"), ("合同与回款", "console.contracts", "contract", "view")):
     if _entry not in NAV:
         NAV.insert(NAV.index(("商机", "console.opportunities", "opportunity", "view")) + 1 + (_entry[1] == "console.contracts"), _entry)
+
+
+# --- 销售报表: the money chain's reports for managers (same functions as /api/v1/reports/...) ----------
+REPORT_VIEWS = {"receivables": "应收款汇总表", "overdue": "到期债权表", "performance": "销售业绩统计", "competitors": "竞争对手分析"}
+
+
+@bp.get("/sales/reports")
+@console_login_required
+def sales_reports():
+    from crm_core.clock import local_today
+    from crm_core.org.settings import org_timezone
+    from crm_core.sales import reports
+    from wxapp.csv_export import csv_response
+
+    view = request.args.get("view") if request.args.get("view") in REPORT_VIEWS else "receivables"
+    year_arg = request.args.get("year", "")
+    year = int(year_arg) if year_arg.isascii() and year_arg.isdecimal() and 2000 <= int(year_arg) <= 2100 \
+        else local_today(org_timezone(g.actor.org_id)).year
+    by = "department" if request.args.get("by") == "department" else "person"
+    csv = request.args.get("format") == "csv"
+    try:
+        if view == "receivables":
+            data = reports.receivables(g.actor)
+        elif view == "overdue":
+            data = reports.overdue(g.actor, page=_page(), per_page=1_000_000 if csv else 100)
+        elif view == "performance":
+            data = reports.sales_performance(g.actor, year, by)
+        else:
+            data = reports.competitors(g.actor)
+    except DomainError as exc:
+        return denied(exc)
+    if csv:
+        return csv_response(*reports.csv_table(view, data))
+    by_month = [{m["month"]: m for m in row["months"]} for row in data["rows"]] if view == "performance" else []
+    return render_template("console/sales_reports.html", view=view, views=REPORT_VIEWS, r=data, year=year, by=by,
+                           ageing=reports.AGEING, by_month=by_month)
+
+
+if ("销售报表", "console.sales_reports", "contract", "view") not in NAV:
+    NAV.insert(NAV.index(("合同与回款", "console.contracts", "contract", "view")) + 1, ("销售报表", "console.sales_reports", "contract", "view"))

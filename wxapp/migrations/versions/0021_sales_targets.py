@@ -7,7 +7,6 @@ Create Date: 2026-12-01 20:40:00
 import sqlalchemy as sa
 from alembic import op
 
-
 # revision identifiers, used by Alembic.
 revision = '0021'
 down_revision = '0020'
