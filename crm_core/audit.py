@@ -99,6 +99,16 @@ def _write_audit(session: Session, flush_context) -> None:
         session.execute(insert(AuditEntry), rows)
 
 
+def record_export(actor, object_type: str, rows: int, filters: dict) -> None:
+    """An export of a list (who took how many rows of what, with which filters), in the caller's
+    transaction: ``action='export'``, ``object_id`` 0, the count and filters in ``changes``."""
+    db.session.execute(insert(AuditEntry).values(
+        at=utcnow(), org_id=actor.org_id, actor_user_id=actor.user_id, actor_label=actor.label or actor.username,
+        object_type=object_type, object_id=0, action="export",
+        changes={"rows": rows, "filters": {k: _plain(v) for k, v in filters.items()}},
+        request_id=request_id.get()))
+
+
 def history(actor, object_type: str, object_id: int, limit: int = 200) -> list[AuditEntry]:
     """The audit trail of one record, newest first. Needs the ``audit:view`` permission."""
     actor.require("audit", "view")

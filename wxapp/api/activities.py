@@ -12,6 +12,7 @@ from crm_core.activities.models import ACTIVITY_KINDS, Activity, WorkPlan
 from crm_core.db import db, paginate
 from crm_core.org.models import Employee
 from crm_core.org.permissions import get_visible
+from wxapp import exports
 from wxapp.api import bp
 from wxapp.openapi import Model, PageQuery, UtcDateTime, api, page_of
 
@@ -204,3 +205,11 @@ def review_plan(plan_id: int, body: ReviewIn):
 @api.operation(bp, "/work-plans/<int:plan_id>/progress", "GET", summary="Plan versus actual", tags=("activities",))
 def plan_progress(plan_id: int):
     return svc.plan_vs_actual(g.actor, plan_id)
+
+
+exports.register(bp, api, "/activities", "活动", "activity", ActivityQuery, svc.list_activities,
+                 lambda rows: [svc.activity_dict(a) for a in rows], [
+                     exports.Column("subject", "主题"), exports.Column("kind", "类型", "label:activity_kind"),
+                     exports.Column("status", "状态", "label:activity_status"), exports.Column("customer_id", "客户", "customer"),
+                     exports.Column("planned_start", "计划开始"), exports.Column("actual_end", "完成时间"),
+                     exports.Column("assignee_id", "执行人", "employee"), exports.Column("result", "结果")])

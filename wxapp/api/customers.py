@@ -8,6 +8,7 @@ from flask import g
 from pydantic import Field
 
 from crm_core.customers import customers as svc
+from wxapp import exports
 from wxapp.api import bp
 from wxapp.openapi import Model, PageQuery, api, page_of
 
@@ -251,3 +252,17 @@ def relate(contact_id: int, body: RelationIn):
 def relations(contact_id: int):
     items = svc.contact_relations(g.actor, contact_id)
     return {"items": items, "total": len(items)}
+
+
+exports.register(bp, api, "/customers", "客户", "customer", CustomerQuery, svc.list_customers,
+                 lambda rows: [svc.customer_dict(c) for c in rows], [
+                     exports.Column("name", "客户名称"), exports.Column("phone", "电话"), exports.Column("address", "地址"),
+                     exports.Column("industry", "行业"), exports.Column("source", "来源"), exports.Column("trading", "交易客户", "yes_no"),
+                     exports.Column("value_level", "价值等级"), exports.Column("tags", "标签", "list"),
+                     exports.Column("owner_id", "负责人", "employee"), exports.Column("note", "备注")])
+exports.register(bp, api, "/contacts", "联系人", "contact", ContactQuery, svc.list_contacts,
+                 lambda rows: [svc.contact_dict(c) for c in rows], [
+                     exports.Column("name", "姓名"), exports.Column("customer_id", "客户", "customer"), exports.Column("title", "职务"),
+                     exports.Column("phone", "电话"), exports.Column("email", "邮箱"), exports.Column("birthday", "生日"),
+                     exports.Column("interests", "兴趣", "list"), exports.Column("is_primary", "主联系人", "yes_no"),
+                     exports.Column("owner_id", "负责人", "employee")])

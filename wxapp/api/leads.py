@@ -9,6 +9,7 @@ from pydantic import Field
 
 from crm_core.sales import leads as svc
 from crm_core.sales.models import LEAD_SOURCES
+from wxapp import exports
 from wxapp.api import bp
 from wxapp.api.customers import Collision
 from wxapp.openapi import Model, PageQuery, UtcDateTime, api, page_of
@@ -183,3 +184,9 @@ def convert(lead_id: int, body: ConvertIn):
     """Atomic. Reuses an existing customer with the same company or phone; 409 when that
     customer is outside your data scope (the message names its owner)."""
     return svc.convert_lead(g.actor, lead_id, body.model_dump())
+
+
+exports.register(bp, api, "/leads", "线索", "lead", LeadQuery, svc.list_leads, lambda rows: [svc.lead_dict(x) for x in rows], [
+    exports.Column("name", "姓名"), exports.Column("company", "公司"), exports.Column("phone", "电话"),
+    exports.Column("product_interest", "意向产品"), exports.Column("source", "来源"), exports.Column("status", "状态", "label:lead_status"),
+    exports.Column("owner_id", "负责人", "employee"), exports.Column("created_at", "创建时间")])

@@ -11,6 +11,7 @@ from pydantic import Field
 from crm_core.org.permissions import get_visible
 from crm_core.sales import opportunities as svc
 from crm_core.sales.models import Opportunity
+from wxapp import exports
 from wxapp.api import bp
 from wxapp.api.customers import Collision
 from wxapp.openapi import Model, PageQuery, api, page_of
@@ -226,3 +227,14 @@ def methods():
                tags=("opportunities",), body=MethodIn, status=201)
 def define_method(body: MethodIn):
     return svc.method_dict(svc.define_method(g.actor, body.model_dump()))
+
+
+def _opportunity_rows(rows) -> list[dict]:
+    return [{**d, "stage_name": d["stage"]["name"]} for d in (svc.opportunity_dict(o) for o in rows)]
+
+
+exports.register(bp, api, "/opportunities", "商机", "opportunity", OpportunityQuery, svc.list_opportunities, _opportunity_rows, [
+    exports.Column("name", "商机名称"), exports.Column("customer_id", "客户", "customer"), exports.Column("stage_name", "阶段"),
+    exports.Column("amount", "金额"), exports.Column("expected_close_date", "预计成交"),
+    exports.Column("status", "状态", "label:opportunity_status"), exports.Column("owner_id", "负责人", "employee"),
+    exports.Column("close_reason", "赢单/输单原因")])

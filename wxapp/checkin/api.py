@@ -9,6 +9,7 @@ from pydantic import Field
 
 from crm_core.field import checkins as svc
 from crm_core.field import reports as reports
+from wxapp import exports
 from wxapp.api import bp
 from wxapp.csv_export import csv_response
 from wxapp.openapi import Model, PageQuery, UtcDateTime, api, page_of
@@ -194,3 +195,12 @@ def team_calendar(query: CalendarQuery):
         rows = [{"date": d["date"], **item} for d in data["days"] for item in d["items"]]
         return csv_response(f"日历_{data['date_from']}_{data['date_to']}.csv", CALENDAR_COLUMNS, rows)
     return data
+
+
+exports.register(bp, api, "/checkins", "移动签到", "checkin", CheckinQuery, svc.list_checkins,
+                 lambda rows: [svc.to_dict(c) for c in rows], [
+                     exports.Column("employee_id", "职员", "employee"), exports.Column("kind", "类型", "label:checkin_kind"),
+                     exports.Column("client_time", "时间"), exports.Column("customer_id", "客户", "customer"),
+                     exports.Column("distance_m", "距离(米)"), exports.Column("status", "状态", "label:checkin_status"),
+                     exports.Column("flags", "标记", "list"), exports.Column("lat", "纬度"), exports.Column("lng", "经度")],
+                 exclude=("coord_system",))

@@ -12,6 +12,7 @@ from crm_core.service import queries, work_orders
 from crm_core.service import reports as reports
 from crm_core.service import tickets as svc
 from crm_core.service.models import TICKET_KINDS, TICKET_PRIORITIES, Ticket
+from wxapp import exports
 from wxapp.api import bp
 from wxapp.csv_export import csv_response
 from wxapp.openapi import Model, PageQuery, UtcDateTime, api
@@ -298,3 +299,10 @@ def sla_report(query: ReportRange):
         return csv_response(f"SLA达成_{data['date_from']}_{data['date_to']}.csv", reports.SLA_COLUMNS,
                             data["rows"] + [{"label": "合计", **data["total"]}])
     return data
+
+
+exports.register(bp, api, "/tickets", "客户反馈", "ticket", TicketQuery, queries.list_tickets, queries.ticket_dicts, [
+    exports.Column("number", "工单号"), exports.Column("kind", "类型", "label:ticket_kind"),
+    exports.Column("status", "状态", "label:ticket_status"), exports.Column("customer_id", "客户", "customer"),
+    exports.Column("description", "描述"), exports.Column("product_name", "产品"), exports.Column("created_at", "提交时间"),
+    exports.Column("handler_id", "处理人", "employee"), exports.Column("completed_at", "完成时间")])
