@@ -15,13 +15,13 @@ def csv_response(filename: str, columns: list[tuple[str, str]], rows: list[dict]
     writer = csv.writer(buf)
     writer.writerow([label for _, label in columns])
     for row in rows:
-        writer.writerow(["" if row.get(key) is None else _safe(row.get(key)) for key, _ in columns])
+        writer.writerow(["" if row.get(key) is None else safe_cell(row.get(key)) for key, _ in columns])
     resp = Response(buf.getvalue(), mimetype="text/csv")
     resp.headers["Content-Disposition"] = f"attachment; filename=report.csv; filename*=UTF-8''{quote(filename)}"
     return resp
 
 
-def _safe(value):
+def safe_cell(value):
     """Neutralise spreadsheet formulas in user-entered text (CSV injection)."""
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") and not _numeric(value):
         return "'" + value

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from crm_core.clock import local_today
 from crm_core.org.settings import org_timezone
+from wxapp.csv_export import safe_cell
 
 MAX_ROWS = 50_000
 CHUNK = 500
@@ -57,17 +58,7 @@ def _cell(col: Column, value, names: dict):
         return "是" if value else "否"
     if col.kind == "list":
         return "、".join(str(v) for v in value)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") and not _numeric(value):
-        return "'" + value  # spreadsheet formulas in people's text stay text (CSV / formula injection)
-    return value
-
-
-def _numeric(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
+    return safe_cell(value)  # spreadsheet formulas in people's text stay text (CSV / formula injection)
 
 
 def collect(fetch: Callable[[int, int], tuple[list, int]], to_dicts: Callable[[list], list[dict]]) -> tuple[list[dict], int]:
