@@ -92,8 +92,8 @@ def complete(row_id: int, status: int, content_type: str | None, location: str |
 def record(row_id: int, status: int, content_type: str | None, location: str | None, body: str | None) -> None:
     """:func:`complete` without the commit: the answer joins the transaction of the request's own
     work, so the effect and its stored answer commit together or not at all."""
-    if status >= 500:
-        db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row_id))
+    if status >= 500:  # only a claim still pending is released: an answer stored with the work stays
+        db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row_id, IdempotencyKey.status == "pending"))
     else:
         db.session.execute(update(IdempotencyKey).where(IdempotencyKey.id == row_id).values(
             status="done", response_status=status, response_type=(content_type or "")[:100] or None,

@@ -11,6 +11,7 @@ the audit log. Each feature package registers its lists with :func:`register` ne
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 from urllib.parse import quote
@@ -49,16 +50,21 @@ def _cell(col: Column, value, names: dict):
     if value is None:
         return None
     if col.kind in ("employee", "customer"):
-        return names.get(col.kind, {}).get(value, value)
-    if col.kind.startswith("label:"):
+        value = names.get(col.kind, {}).get(value, value)
+    elif col.kind.startswith("label:"):
         from crm_core.labels import label
 
-        return label(col.kind[6:], value)
-    if col.kind == "yes_no":
+        value = label(col.kind[6:], value)
+    elif col.kind == "yes_no":
         return "是" if value else "否"
-    if col.kind == "list":
-        return "、".join(str(v) for v in value)
+    elif col.kind == "list":
+        value = "、".join(str(v) for v in value)
+    if isinstance(value, str):
+        value = _CONTROL.sub("", value)  # a workbook cannot hold control characters (openpyxl refuses them)
     return safe_cell(value)  # spreadsheet formulas in people's text stay text (CSV / formula injection)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def collect(fetch: Callable[[int, int], tuple[list, int]], to_dicts: Callable[[list], list[dict]]) -> tuple[list[dict], int]:

@@ -11,7 +11,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event, false, or_, select, true, update
+from sqlalchemy import event, false, inspect, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from crm_core.db import db
@@ -231,9 +231,9 @@ def _bump_authz(session, flush_context) -> None:
     orgs: set[int | None] = set()
     role_ids: set[int] = set()
     for obj in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(obj, User) and (obj in session.new or obj in session.deleted
-                                      or session.is_modified(obj, include_collections=True)):
-            orgs.add(obj.org_id)
+        if isinstance(obj, User) and (obj in session.new or obj in session.deleted or any(
+                inspect(obj).attrs[name].history.has_changes() for name in ("roles", "org_id", "employee_id"))):
+            orgs.add(obj.org_id)  # (a login's last_login_at does not move it)
         elif isinstance(obj, Role):
             orgs.add(obj.org_id if obj.org_id is not None else _ALL)
         elif isinstance(obj, (RolePermission, RoleDataScope)):

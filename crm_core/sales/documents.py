@@ -100,7 +100,12 @@ def _priced_lines(org_id: int, lines) -> list[tuple[Product, dict, money.LineAmo
                            f"{at}.tax_rate", maximum=money.HUNDRED, label=f"第 {i + 1} 行税率")
         cost = product.unit_cost if product.unit_cost is not None else Decimal(0)
         inputs = {"quantity": qty, "unit_price": price, "discount_pct": pct, "tax_rate": rate, "unit_cost": cost}
-        out.append((product, inputs, money.line(qty, price, pct, rate, cost)))
+        figures = money.line(qty, price, pct, rate, cost)
+        if figures.total > money.MAX_AMOUNT or figures.gross > money.MAX_AMOUNT:
+            raise ValidationFailed(f"第 {i + 1} 行金额超出范围。", fields={f"{at}.quantity": "amount too large"})
+        out.append((product, inputs, figures))
+    if money.totals([a for _, _, a in out]).subtotal > money.MAX_AMOUNT:
+        raise ValidationFailed("报价合计超出范围。", fields={"lines": "total too large"})
     return out
 
 
@@ -157,6 +162,8 @@ def revise_quote(actor: Actor, quote_id: int, data: dict) -> Quote:
     old = get_visible(actor, Quote, quote_id, action="edit")
     if old.status in ("accepted", "superseded"):
         raise Conflict(f"报价单{QUOTE_LABELS[old.status]}，不能再修改。", code="illegal_transition")
+    if db.session.scalar(select(Contract.id).where(Contract.quote_id == old.id, Contract.status != "cancelled")):
+        raise Conflict("这张报价单已签订合同，不能再修改；如需变更，请走合同变更。", code="has_contract")
     priced = _priced_lines(actor.org_id, data.get("lines") if data.get("lines") is not None else [
         {"product_id": ln.product_id, "quantity": ln.quantity, "unit_price": ln.unit_price, "discount_pct": ln.discount_pct,
          "tax_rate": ln.tax_rate} for ln in old.lines])
@@ -256,6 +263,16 @@ def list_quotes(actor: Actor, *, customer_id: int | None = None, opportunity_id:
     return _listing(actor, Quote, page, per_page, customer_id=customer_id, opportunity_id=opportunity_id, status=status)
 
 
+CUSTOMER_QUOTE_FIELDS = ("id", "number", "version", "status", "status_label", "valid_until", "subtotal", "discount", "tax",
+                         "total", "decided_at", "decided_by", "lines")
+
+
+def customer_quote_dict(q: Quote) -> dict:
+    """What the customer may read of a quote: never its cost, margin or owner."""
+    d = quote_dict(q)
+    return {k: d[k] for k in CUSTOMER_QUOTE_FIELDS}
+
+
 def quote_dict(q: Quote) -> dict:
     f = money.fmt
     return {"id": q.id, "number": q.number, "version": q.version, "status": q.status, "status_label": QUOTE_LABELS[q.status],
@@ -263,7 +280,7 @@ def quote_dict(q: Quote) -> dict:
             "valid_until": q.valid_until.isoformat(), "subtotal": f(q.subtotal), "discount": f(q.discount), "tax": f(q.tax),
             "total": f(q.total), "cost": f(q.cost), "expected_profit": f(q.expected_profit), "note": q.note,
             "decided_at": q.decided_at.isoformat() + "Z" if q.decided_at else None, "decided_by": q.decided_by,
-            "lines": [{"seq": ln.seq, "product_id": ln.product_id, "name": ln.name, "quantity": str(ln.quantity.normalize()),
+            "lines": [{"seq": ln.seq, "product_id": ln.product_id, "name": ln.name, "quantity": f"{ln.quantity.normalize():f}",
                        "unit_price": f(ln.unit_price), "discount_pct": f(ln.discount_pct), "tax_rate": f(ln.tax_rate),
                        "gross": f(ln.gross), "discount": f(ln.discount), "tax": f(ln.tax), "total": f(ln.total)}
                       for ln in q.lines]}
@@ -301,7 +318,8 @@ def _plan(amount: Decimal, plan) -> list[tuple[date, Decimal]]:
         out.append((due, part))
     planned = sum((p for _, p in out), Decimal("0.00"))
     if planned != amount:
-        raise ValidationFailed(f"付款计划合计 {planned} 元，与合同金额 {amount} 元不符（差 {amount - planned} 元）。",
+        gap = f"少 {amount - planned} 元" if planned < amount else f"多 {planned - amount} 元"
+        raise ValidationFailed(f"付款计划合计 {planned} 元，与合同金额 {amount} 元不符（{gap}）。",
                                fields={"payment_plan": f"adds up to {planned}, contract amount {amount}"})
     return out
 
@@ -315,6 +333,9 @@ def create_contract(actor: Actor, data: dict) -> Contract:
     quote = opp = None
     if data.get("quote_id") is not None:
         quote = resolve_reference(actor, "quote_id", data["quote_id"])
+        # locked: two requests signing the same quote at once queue here, and the second sees the first's contract
+        quote = db.session.scalars(select(Quote).where(Quote.id == quote.id).with_for_update()
+                                   .execution_options(populate_existing=True)).one()
         if quote.customer_id != customer.id:
             raise ValidationFailed("报价单不属于该客户。", fields={"quote_id": "belongs to another customer"})
         if quote.status not in ("sent", "accepted"):
@@ -358,11 +379,16 @@ def approve_contract(actor: Actor, contract_id: int, comment: str | None = None)
 
     actor.require("contract", "approve")
     c = get_visible(actor, Contract, contract_id)
+    if c.owner_id is not None and c.owner_id == actor.employee_id and not actor.grants_all:
+        from crm_core.errors import PermissionDenied
+
+        raise PermissionDenied("不能审批自己负责的合同，请由上级审批。", code="own_contract")
     moved = db.session.execute(update(Contract).where(Contract.id == c.id, Contract.status == "pending").values(
         status="approved", approved_at=utcnow(), approved_by_id=actor.employee_id)).rowcount
     if not moved:
         db.session.refresh(c)
-        raise Conflict(f"合同当前为「{CONTRACT_LABELS[c.status]}」，无需再审批。", code="already_decided")
+        raise Conflict(f"合同当前为「{CONTRACT_LABELS[c.status]}」，" + ("无需再审批。" if c.status != "cancelled" else "不能审批。"),
+                       code="already_decided")
     db.session.execute(update(Customer).where(Customer.id == c.customer_id, Customer.trading.is_(False)).values(trading=True))
     if c.quote_id:
         db.session.execute(update(Quote).where(Quote.id == c.quote_id, Quote.status == "sent").values(
@@ -433,7 +459,9 @@ def record_receipt(actor: Actor, data: dict) -> Receipt:
     outstanding = sum((i.amount - i.received for i in open_parts), Decimal("0.00"))
     if amount > outstanding:
         raise ValidationFailed(f"回款 {amount} 元超过未收金额 {outstanding} 元。", fields={"amount": f"at most {outstanding}"})
-    r = Receipt(**_owner_fields(actor), number=_number(actor.org_id, "HK", tz), contract_id=contract.id,
+    # the receipt is the contract owner's (their 回款 in 销售业绩统计, and in their scope), whoever records it
+    r = Receipt(org_id=contract.org_id, owner_id=contract.owner_id, department_id=contract.department_id,
+                number=_number(actor.org_id, "HK", tz), contract_id=contract.id,
                 customer_id=contract.customer_id, amount=amount, received_on=received_on, method=method,
                 note=(data.get("note") or "").strip()[:500] or None)
     left = amount

@@ -49,12 +49,12 @@ def parse(value, field: str, *, minimum: Decimal | None = Decimal(0), maximum: D
         d = None
     if d is None or not d.is_finite():
         raise ValidationFailed(f"{label}应为数字，如 1280.00。", fields={field: "not a number"})
-    if d != d.quantize(Decimal(1).scaleb(-places)):
-        raise ValidationFailed(f"{label}最多 {places} 位小数。", fields={field: f"at most {places} decimal places"})
     if minimum is not None and d < minimum:
         raise ValidationFailed(f"{label}不能小于 {minimum}。", fields={field: f"must be >= {minimum}"})
-    if d > maximum:
+    if abs(d) > maximum:  # before quantize, which fails on very large numbers
         raise ValidationFailed(f"{label}超出范围。", fields={field: "too large"})
+    if d != d.quantize(Decimal(1).scaleb(-places)):
+        raise ValidationFailed(f"{label}最多 {places} 位小数。", fields={field: f"at most {places} decimal places"})
     return d
 
 

@@ -56,8 +56,8 @@ def render(quote, company: str, customer: str, owner: str | None, issued_on: str
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm, bottomMargin=15 * mm,
                             title=f"报价单 {quote.number}", author=company, subject=customer)
     version = f"（第 {quote.version} 版）" if quote.version > 1 else ""
-    story = [Paragraph(company, head), Spacer(1, 2 * mm), Paragraph("报 价 单", title), Spacer(1, 4 * mm)]
-    info = [[f"报价单号：{quote.number}{version}", f"报价日期：{issued_on}"],
+    story = [Paragraph(_escape(company), head), Spacer(1, 2 * mm), Paragraph("报 价 单", title), Spacer(1, 4 * mm)]
+    info = [[f"报价单号：{quote.number}{version}", f"报价日期：{issued_on}"],  # Table cells are plain text: no markup
             [f"客户：{customer}", f"有效期至：{quote.valid_until.isoformat()}"],
             [f"报价人：{owner or '—'}", "币种：人民币（元）"]]
     t = Table(info, colWidths=[100 * mm, 80 * mm])
@@ -65,7 +65,7 @@ def render(quote, company: str, customer: str, owner: str | None, issued_on: str
     story += [t, Spacer(1, 4 * mm)]
     rows = [["序号", "产品", "数量", "单价", "折扣", "不含税金额", "税率", "税额", "价税合计"]]
     for ln in quote.lines:
-        rows.append([str(ln.seq), Paragraph(ln.name, base), f"{ln.quantity.normalize():f}", _yuan(ln.unit_price),
+        rows.append([str(ln.seq), Paragraph(_escape(ln.name), base), f"{ln.quantity.normalize():f}", _yuan(ln.unit_price),
                      f"{ln.discount_pct.normalize():f}%" if ln.discount_pct else "—", _yuan(ln.gross - ln.discount),
                      f"{ln.tax_rate.normalize():f}%", _yuan(ln.tax), _yuan(ln.total)])
     rows += [["", "合计", "", "", _yuan(quote.discount), _yuan(quote.subtotal - quote.discount), "", _yuan(quote.tax),

@@ -56,7 +56,7 @@ def test_a_quote_becomes_a_contract_that_is_approved_and_paid(live_app, page):
     page.locator(f"{contract_form} input[name=due_date]").nth(1).fill((due + timedelta(days=30)).isoformat())
     page.locator(f"{contract_form} input[name=plan_amount]").nth(1).fill("3000")
     page.click(f"{contract_form} button[type=submit]")
-    assert "差 730.28 元" in _alert(page)
+    assert "少 730.28 元" in _alert(page)
     page.locator(f"{contract_form} input[name=plan_amount]").nth(1).fill("3730.28")
     page.click(f"{contract_form} button[type=submit]")
     page.wait_for_selector("#contract-status")

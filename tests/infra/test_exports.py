@@ -61,6 +61,16 @@ def test_csv_and_labels_and_who_may_export(team, client, auth_headers):
     assert denied.status_code == 403 and "导出" in denied.get_json()["error"]["message"]
     bad = client.get("/api/v1/customers/export?format=pdf", headers=mgr)
     assert bad.status_code == 422 and "format" in bad.get_json()["error"]["fields"]
+    # a formula in a customer's name stays text where it is shown for an id too; control characters are dropped
+    from crm_core.customers.models import Contact, Customer
+
+    evil = db.session.scalars(select(Customer).where(Customer.name.like("=HYPERLINK%"))).one()
+    db.session.add(Contact(org_id=evil.org_id, customer_id=evil.id, owner_id=evil.owner_id, department_id=evil.department_id,
+                           name="赵\x0b经理", interests=[], is_primary=True))
+    db.session.commit()
+    contacts = _sheet(client.get("/api/v1/contacts/export", headers=mgr))
+    row = next(r for r in contacts[1:] if r[0] == "赵经理")
+    assert row[1] == "'=HYPERLINK(\"http://evil\")"
     for kind in ("contacts", "opportunities", "activities", "checkins"):
         assert client.get(f"/api/v1/{kind}/export", headers=mgr).status_code == 200, kind
 

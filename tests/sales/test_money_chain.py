@@ -103,7 +103,7 @@ def test_quote_to_contract_to_receipts(team, client, auth_headers):
     uneven = client.post("/api/v1/contracts", headers=rep1, json={
         "customer_id": customer.id, "quote_id": q["id"], "payment_plan": [{"due_date": "2027-01-31", "amount": "2000.00"},
                                                                           {"due_date": "2027-03-31", "amount": "2000.00"}]})
-    assert uneven.status_code == 422 and "差 170.26 元" in uneven.get_json()["error"]["message"]
+    assert uneven.status_code == 422 and "少 170.26 元" in uneven.get_json()["error"]["message"]
     due1 = local_today() + timedelta(days=10)
     r = client.post("/api/v1/contracts", headers=rep1, json={
         "customer_id": customer.id, "quote_id": q["id"], "amount": "9.99",
@@ -412,6 +412,7 @@ def test_the_customer_reads_and_accepts_the_quote_in_wechat(team, client, auth_h
     csrf = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
     r = phone.post(f"/h5/api/quotes/{q['id']}/accept", json={}, headers={"X-CSRFToken": csrf, "Idempotency-Key": "tap-1"})
     assert r.status_code == 200 and r.get_json()["status"] == "accepted" and r.get_json()["decided_by"] == "王总（微信确认）"
+    assert not {"cost", "expected_profit", "owner_id"} & set(r.get_json())  # the customer never sees the margin
     again = phone.post(f"/h5/api/quotes/{q['id']}/reject", json={}, headers={"X-CSRFToken": csrf})
     assert again.status_code == 409
     assert db.session.scalar(select(func.count(OutboxMessage.id)).where(
@@ -511,3 +512,50 @@ def test_competitor_analysis_counts_wins_and_losses_per_competitor(team, client,
     assert client.get("/api/v1/reports/competitors", headers=auth_headers(team["rep3"])).get_json()["rows"] == []
     sheet = client.get("/api/v1/reports/competitors?format=csv", headers=mgr).get_data(as_text=True)
     assert sheet.lstrip("\ufeff").startswith("竞争对手,交锋商机,赢单,输单,进行中,胜率%")
+
+
+
+def test_guards_found_in_review(team, client, auth_headers):
+    """A manager cannot approve their own contract; a receipt is the contract owner's whoever records
+    it; a quote with a contract is not revised; huge numbers and markup in names are refused or kept
+    as text, never a 500."""
+    import io
+
+    from pypdf import PdfReader
+
+    from crm_core.errors import ValidationFailed
+
+    admin, rep1, mgr = auth_headers(team["admin"]), auth_headers(team["rep1"]), auth_headers(team["manager"])
+    mine = make_customer(team["manager"], "经理自己的客户")
+    theirs = make_customer(team["rep1"], "衢州审核测试有限公司")
+    db.session.commit()
+    plan = [{"due_date": "2027-06-30", "amount": "1000"}]
+    own = client.post("/api/v1/contracts", headers=mgr, json={"customer_id": mine.id, "amount": "1000", "payment_plan": plan}).get_json()
+    r = client.post(f"/api/v1/contracts/{own['id']}/approve", headers=mgr, json={})
+    assert r.status_code == 403 and "自己负责" in r.get_json()["error"]["message"]
+    assert client.post(f"/api/v1/contracts/{own['id']}/approve", headers=admin, json={}).status_code == 200
+
+    c = client.post("/api/v1/contracts", headers=rep1, json={"customer_id": theirs.id, "amount": "1000", "payment_plan": plan}).get_json()
+    client.post(f"/api/v1/contracts/{c['id']}/approve", headers=mgr, json={})
+    client.post("/api/v1/receipts", headers=mgr, json={"contract_id": c["id"], "amount": "300"})
+    receipt = db.session.scalars(select(Receipt).where(Receipt.contract_id == c["id"])).one()
+    assert receipt.owner_id == team["rep1"].employee_id  # rep1's 回款, recorded by the manager
+
+    odd = client.post("/api/v1/products", headers=admin, json={"code": "M8", "name": "螺栓<M8> & <b>垫片", "list_price": "2.50"}).get_json()
+    q = client.post("/api/v1/quotes", headers=rep1, json={"customer_id": theirs.id, "lines": [{"product_id": odd["id"], "quantity": 100}]})
+    q = q.get_json()
+    assert q["lines"][0]["quantity"] == "100"  # not "1E+2"
+    pdf = client.get(f"/api/v1/quotes/{q['id']}/pdf", headers=rep1)
+    assert pdf.status_code == 200
+    assert "螺栓<M8>&<b>垫片" in "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.data)).pages).replace(" ", "")
+    client.post(f"/api/v1/quotes/{q['id']}/send", headers=rep1, json={})
+    client.post("/api/v1/contracts", headers=rep1, json={"customer_id": theirs.id, "quote_id": q["id"],
+                                                         "payment_plan": [{"due_date": "2027-06-30", "amount": q["total"]}]})
+    again = client.post(f"/api/v1/quotes/{q['id']}/revisions", headers=rep1, json={})
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "has_contract"
+    for value in ("1e30", "9" * 40, "NaN"):
+        with pytest.raises(ValidationFailed):
+            money.parse(value, "amount")
+    huge = client.post("/api/v1/quotes", headers=rep1, json={"customer_id": theirs.id, "lines": [
+        {"product_id": odd["id"], "quantity": "99999999", "unit_price": "9999999999999.99"}]})
+    assert huge.status_code == 422 and "超出范围" in huge.get_json()["error"]["message"]

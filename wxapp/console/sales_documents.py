@@ -97,7 +97,8 @@ def quote(quote_id: int):
         q = get_visible(g.actor, Quote, quote_id)
     except DomainError as exc:
         return denied(exc)
-    contract = db.session.scalars(select(Contract).where(Contract.quote_id == q.id, Contract.status != "cancelled")).first()
+    contract = db.session.scalars(scoped_select(g.actor, Contract).where(Contract.quote_id == q.id, Contract.status != "cancelled")
+                                  ).first() if g.actor.can("contract", "view") else None
     return render_template("console/quote.html", q=svc.quote_dict(q), customer=db.session.get(Customer, q.customer_id),
                            owner=employee_names([q.owner_id]).get(q.owner_id), contract=contract, plan_rows=PLAN_ROWS)
 
@@ -172,7 +173,8 @@ def contract(contract_id: int):
         c = get_visible(g.actor, Contract, contract_id)
     except DomainError as exc:
         return denied(exc)
-    receipts = db.session.scalars(select(Receipt).where(Receipt.contract_id == c.id).order_by(Receipt.id)).all()
+    receipts = db.session.scalars(scoped_select(g.actor, Receipt).where(Receipt.contract_id == c.id).order_by(Receipt.id)).all() \
+        if g.actor.can("receipt", "view") else []
     return render_template("console/contract.html", c=svc.contract_dict(c), customer=db.session.get(Customer, c.customer_id),
                            owner=employee_names([c.owner_id]).get(c.owner_id), receipts=[svc.receipt_dict(r) for r in receipts],
                            methods=METHOD_LABELS, can_approve=g.actor.can("contract", "approve"))

@@ -39,7 +39,7 @@ def quote_page(quote_id: int):
         return render_template("h5/message.html", title="报价单", text=exc.message), exc.status
     from crm_core.org.models import Organization
 
-    return render_template("h5/quote.html", q=svc.quote_dict(q), customer=db.session.get(Customer, q.customer_id),
+    return render_template("h5/quote.html", q=svc.customer_quote_dict(q), customer=db.session.get(Customer, q.customer_id),
                            company=db.session.get(Organization, q.org_id).name)
 
 
@@ -50,7 +50,7 @@ def _answer(quote_id: int, accept: bool):
     f = _verified()
     contact = db.session.get(Contact, f.contact_id)
     q = svc.customer_answer(f.customer_id, quote_id, accept, f"{contact.name if contact else '客户'}（微信确认）")
-    return idempotency.commit(jsonify(svc.quote_dict(q)))
+    return idempotency.commit(jsonify(svc.customer_quote_dict(q)))
 
 
 @h5_api.describe("/h5/api/quotes/<int:quote_id>/accept", "POST", summary="The customer accepts the quote sent to them",
