@@ -291,8 +291,13 @@ def test_concurrent_receipts_on_one_instalment_cannot_overpay_it(pg_url):
     barrier, answers = threading.Barrier(8), []
 
     def pay(n):
+        from sqlalchemy import text
+
         with app.app_context():
-            barrier.wait(timeout=10)
+            # connect first, and keep the connection (the request shares this session): the race under test
+            # is the receipts', not eight connections opening at once on a loaded machine
+            db.session.execute(text("SELECT 1"))
+            barrier.wait(timeout=30)
             r = app.test_client().post("/api/v1/receipts", headers={**rep1, "Idempotency-Key": f"pay-{n}"},
                                        json={"contract_id": c["id"], "instalment_id": c["instalments"][0]["id"], "amount": "300.00"})
             answers.append(r.status_code)
