@@ -88,6 +88,14 @@ def job(fn: Callable) -> Callable:
     return fn
 
 
+def _registered(fn: Callable) -> str:
+    """The job name of ``fn``, which must be registered with :func:`job`."""
+    name = job_name(fn)
+    if name not in _registry:
+        raise ValueError(f"{name} is not a registered job; decorate it with @job")
+    return name
+
+
 def periodic(every: int):
     """Register a job that runs every ``every`` seconds, once per slot across processes."""
 
@@ -226,9 +234,7 @@ def enqueue(fn: Callable, *args: Any, delay: timedelta | int | float | None = No
     ``delay`` (seconds or timedelta) or ``run_at`` (naive UTC) make it a delayed job.
     Nothing happens if the transaction rolls back.
     """
-    name = job_name(fn)
-    if name not in _registry:
-        raise ValueError(f"{name} is not a registered job; decorate it with @job")
+    name = _registered(fn)
     if delay is not None and run_at is None:
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
         run_at = utcnow() + timedelta(seconds=seconds)
@@ -246,9 +252,7 @@ def enqueue_batched(fn: Callable, item: Any) -> None:
     """Like :func:`enqueue`, but every item a transaction adds for ``fn`` goes to one job,
     ``fn([item, ...])``, after the commit: a ticket that notifies three dispatchers is one job,
     not three (each costs the worker a dozen Redis round trips before any work)."""
-    name = job_name(fn)
-    if name not in _registry:
-        raise ValueError(f"{name} is not a registered job; decorate it with @job")
+    name = _registered(fn)
     session = db.session()
     if not session.in_transaction():
         session.begin()
@@ -259,9 +263,7 @@ def submit_now(fn: Callable, *args: Any, delay: float | None = None) -> None:
     """Hand ``fn(*args)`` to the Redis backend right away, outside any transaction (for
     callers that wrote nothing to the database, e.g. the callback's Redis fast path);
     ``delay`` seconds lets work gather into one batch."""
-    name = job_name(fn)
-    if name not in _registry:
-        raise ValueError(f"{name} is not a registered job; decorate it with @job")
+    name = _registered(fn)
     be = backend()
     if delay and isinstance(be, RedisBackend):
         be.schedule(name, list(args), utcnow() + timedelta(seconds=delay))

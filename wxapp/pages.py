@@ -7,6 +7,12 @@ from crm_core.db import db
 from crm_core.errors import DomainError
 
 
+def form_int(value) -> int | None:
+    """An id typed or picked in a form: ASCII digits only (``²`` is no id), below ten digits; else None."""
+    value = (value or "").strip()
+    return int(value) if value.isascii() and value.isdecimal() and len(value) < 10 else None
+
+
 def denied(exc: DomainError):
     """A refusal as a page, with the service's message and status."""
     return render_template("console/denied.html", message=exc.message), exc.status

@@ -12,14 +12,9 @@ from crm_core.org import setup
 from crm_core.org.models import Department, Employee, Organization, Position, Role, User
 from wxapp.auth import console_login_required
 from wxapp.console import bp
-from wxapp.pages import act, denied
+from wxapp.pages import act, denied, form_int
 
 BACK = "console.org_setup"
-
-
-def _int(value) -> int | None:
-    value = (value or "").strip()
-    return int(value) if value.isascii() and value.isdecimal() and len(value) < 10 else None
 
 
 @bp.get("/org/setup")
@@ -64,7 +59,7 @@ def org_functions():
 @console_login_required
 def org_department_add():
     f = request.form
-    return act(lambda: setup.create_department(g.actor, f.get("name", ""), _int(f.get("parent_id")), f.get("function") or None),
+    return act(lambda: setup.create_department(g.actor, f.get("name", ""), form_int(f.get("parent_id")), f.get("function") or None),
                "部门已添加。", url_for(BACK))
 
 
@@ -76,7 +71,7 @@ def org_department_edit(department_id: int):
     if op in ("disable", "enable"):
         return act(lambda: setup.update_department(g.actor, department_id, active=op == "enable"),
                    "部门已启用。" if op == "enable" else "部门已停用。", url_for(BACK))
-    return act(lambda: setup.update_department(g.actor, department_id, name=f.get("name"), parent_id=_int(f.get("parent_id")),
+    return act(lambda: setup.update_department(g.actor, department_id, name=f.get("name"), parent_id=form_int(f.get("parent_id")),
                                                function=f.get("function") or None), "部门已保存。", url_for(BACK))
 
 
@@ -84,8 +79,8 @@ def org_department_edit(department_id: int):
 @console_login_required
 def org_position_add():
     f = request.form
-    return act(lambda: setup.create_position(g.actor, f.get("name", ""), _int(f.get("department_id")) or -1,
-                                             _int(f.get("reports_to_id"))), "岗位已添加。", url_for(BACK))
+    return act(lambda: setup.create_position(g.actor, f.get("name", ""), form_int(f.get("department_id")) or -1,
+                                             form_int(f.get("reports_to_id"))), "岗位已添加。", url_for(BACK))
 
 
 @bp.post("/org/setup/positions/<int:position_id>")
@@ -95,14 +90,14 @@ def org_position_edit(position_id: int):
     if f.get("op") == "delete":
         return act(lambda: setup.delete_position(g.actor, position_id), "岗位已删除。", url_for(BACK))
     return act(lambda: setup.update_position(g.actor, position_id, name=f.get("name"),
-                                             reports_to_id=_int(f.get("reports_to_id"))), "岗位已保存。", url_for(BACK))
+                                             reports_to_id=form_int(f.get("reports_to_id"))), "岗位已保存。", url_for(BACK))
 
 
 @bp.post("/org/setup/employees")
 @console_login_required
 def org_hire():
     f = request.form
-    return act(lambda: setup.hire(g.actor, f.get("name", ""), [p for p in [_int(f.get("position_id"))] if p],
+    return act(lambda: setup.hire(g.actor, f.get("name", ""), [p for p in [form_int(f.get("position_id"))] if p],
                                   f.get("phone"), f.get("email")), "已入职。", url_for(BACK))
 
 
@@ -114,10 +109,10 @@ def org_employee_edit(employee_id: int):
         holder = {}
 
         def run():
-            holder["moved"] = setup.leave(g.actor, employee_id, _int(f.get("handover_to")) or -1)
+            holder["moved"] = setup.leave(g.actor, employee_id, form_int(f.get("handover_to")) or -1)
         return act(run, lambda: "已办理离职" + (f"，{sum(holder['moved'].values())} 条记录已交接" if holder["moved"] else "") + "。",
                    url_for(BACK))
-    pos = _int(f.get("position_id"))
+    pos = form_int(f.get("position_id"))
     return act(lambda: setup.update_employee(g.actor, employee_id, phone=f.get("phone"), position_ids=[pos] if pos else None),
                "已保存（调岗后，此前保存的记录仍留在原部门）。", url_for(BACK))
 
@@ -127,7 +122,7 @@ def org_employee_edit(employee_id: int):
 def org_user_add():
     f = request.form
     return act(lambda: setup.create_user(g.actor, f.get("username", ""), f.get("password", ""), [f.get("role") or "salesperson"],
-                                         _int(f.get("employee_id"))), "用户已创建，可以登录了。", url_for(BACK))
+                                         form_int(f.get("employee_id"))), "用户已创建，可以登录了。", url_for(BACK))
 
 
 @bp.post("/org/setup/users/<int:user_id>")

@@ -16,7 +16,7 @@ from crm_core.sales import documents as svc
 from crm_core.sales.models import Contract, Quote
 from wxapp.auth import console_login_required
 from wxapp.console import NAV, bp
-from wxapp.pages import act, denied, quote_pdf_response, tell_quote_customer
+from wxapp.pages import act, denied, form_int, quote_pdf_response, tell_quote_customer
 
 LINE_ROWS = 6  # empty line rows on the new-quote form
 PLAN_ROWS = 6
@@ -28,11 +28,6 @@ def _page() -> int:
     return max(1, int(value)) if value.isascii() and value.isdecimal() and len(value) < 7 else 1
 
 
-def _int(value) -> int | None:
-    value = (value or "").strip()
-    return int(value) if value.isascii() and value.isdecimal() and len(value) < 10 else None
-
-
 def _customers():
     return db.session.scalars(scoped_select(g.actor, Customer).where(Customer.status == "active")
                               .order_by(Customer.name).limit(500)).all()
@@ -42,7 +37,7 @@ def _form_lines() -> list[dict]:
     """The filled-in line rows of the form (a row without a product is left out)."""
     f, lines = request.form, []
     for i in range(len(f.getlist("product_id"))):
-        product_id = _int(f.getlist("product_id")[i])
+        product_id = form_int(f.getlist("product_id")[i])
         if product_id is None:
             continue
         line = {"product_id": product_id, "quantity": (f.getlist("quantity")[i:i + 1] or ["1"])[0].strip() or "1"}
@@ -84,7 +79,7 @@ def quotes():
 @bp.post("/quotes")
 @console_login_required
 def create_quote():
-    return act(lambda: svc.create_quote(g.actor, {"customer_id": _int(request.form.get("customer_id")), "lines": _form_lines(),
+    return act(lambda: svc.create_quote(g.actor, {"customer_id": form_int(request.form.get("customer_id")), "lines": _form_lines(),
                                                   "valid_until": request.form.get("valid_until") or None,
                                                   "note": request.form.get("note")}),
                "报价单已保存。", url_for("console.quotes"), lambda q: url_for("console.quote", quote_id=q.id))
@@ -193,7 +188,7 @@ def record_receipt(contract_id: int):
     def record():
         if not (request.form.get("amount") or "").strip():
             raise ValidationFailed("请填写回款金额。", fields={"amount": "required"})
-        return svc.record_receipt(g.actor, {"contract_id": contract_id, "instalment_id": _int(request.form.get("instalment_id")),
+        return svc.record_receipt(g.actor, {"contract_id": contract_id, "instalment_id": form_int(request.form.get("instalment_id")),
                                             "amount": request.form.get("amount", "").strip(),
                                             "received_at": request.form.get("received_at") or None,
                                             "method": request.form.get("method") or "bank", "note": request.form.get("note")})
