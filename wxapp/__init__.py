@@ -65,8 +65,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     security_headers.init_app(app)
     _local_time(app)
     db.init_app(app)
-    from wxapp.extensions import csrf, limiter, migrate
+    from wxapp.extensions import compress, csrf, limiter, migrate
 
+    compress.init_app(app)  # before the idempotency hooks: they store the answer before it is compressed
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)
@@ -89,6 +90,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         h5,
         health,
         self_service,  # adds /api/v1/tickets, /work-orders, service reports and console pages
+        staff,
     )
     from wxapp.official_account import account as _account_api  # noqa: F401  (adds /api/v1/wechat/auto-replies, /menu)
     from wxapp.official_account import api as _gateway_api  # noqa: F401  (adds /api/v1/wechat/... before registration)
@@ -105,6 +107,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     official_account.init_app(app)
     checkin.init_app(app)
     self_service.init_app(app)
+    staff.init_app(app)  # the staff phone workbench (/h5/staff/)
     _wire_marketing(app)
 
     @app.get("/api/v1/openapi.json")

@@ -111,6 +111,9 @@ def load_config(overrides: dict | None = None) -> dict:
         # reverse geocoding of check-ins: offline (nearest known customer address), nominatim, baidu, amap
         "GEOCODER": os.environ.get("WXCRM_GEOCODER", "offline"),
         "GEOCODER_KEY": os.environ.get("WXCRM_GEOCODER_KEY") or None,
+        # gzip for what a phone downloads to paint a page; JSON stays uncompressed (small, and CPU the write path keeps)
+        "COMPRESS_MIMETYPES": ["text/html", "text/css", "text/javascript", "application/javascript"],
+        "COMPRESS_MIN_SIZE": 1024,
         "MAX_CONTENT_LENGTH": _int("WXCRM_MAX_UPLOAD_BYTES", 16 * 1024 * 1024),
         "API_MAX_JSON_BYTES": _int("WXCRM_MAX_JSON_BYTES", 256 * 1024),
         "JOBS_EAGER": _bool(os.environ.get("WXCRM_JOBS_EAGER")),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app, request
+from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
@@ -9,6 +10,7 @@ from flask_wtf.csrf import CSRFProtect
 
 migrate = Migrate()
 csrf = CSRFProtect()
+compress = Compress()  # pages, CSS and JS only (COMPRESS_MIMETYPES in config): JSON and WeChat XML go as they are
 
 
 def login_username() -> str:

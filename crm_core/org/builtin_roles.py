@@ -40,7 +40,9 @@ BUILTIN_ROLES: list[dict] = [
     },
     {
         "code": "engineer", "name": "服务工程师", "grants_all": False,
-        "permissions": _grant(("ticket", "work_order"), ("view", "edit")) + [("product_archive", "view"), ("customer", "view"), ("contact", "view"), ("product", "view")],
+        # engineers check in on arrival at the customer's site (移动工作台), and see their own check-ins
+        "permissions": _grant(("ticket", "work_order"), ("view", "edit")) + [("product_archive", "view"), ("customer", "view"), ("contact", "view"), ("product", "view"),
+                                                                            ("checkin", "view"), ("checkin", "create")],
         "scopes": {},
     },
     {

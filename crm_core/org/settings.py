@@ -35,6 +35,8 @@ DEFAULTS: dict[str, dict] = {
         "service_manager_id": None, # who follows up 1–2 ratings (default: the engineer's superior)
         # hours to first response and to resolution per kind (priority: urgent ×0.25, high ×0.5, low ×2)
         "sla_hours": {"repair": [4, 48], "complaint": [2, 24], "suggestion": [24, 168], "consultation": [8, 48]},
+        # the customer's signature to complete a work order: "paid" (when it has paid-service income), "always", "never"
+        "completion_signature": "paid",
     },
     # field check-ins (移动签到): the checks every check-in goes through
     "checkin": {

@@ -105,6 +105,24 @@ class WorkOrder(Audited, OwnedRecord, TimestampMixin, db.Model):
     completed_at: Mapped[datetime | None]
     summary: Mapped[str | None] = mapped_column(String(2000))
     auto_assigned: Mapped[bool] = mapped_column(default=False)
+    accepted_at: Mapped[datetime | None]  # 接单: the engineer took it on (from the phone)
+    arrived_at: Mapped[datetime | None]  # 到达: the arrival check-in at the customer's site
+    arrival_checkin_id: Mapped[int | None] = mapped_column(ForeignKey("check_in.id"))
+    arrival_distance_m: Mapped[float | None]  # from the customer's site, as the check-in measured it
+
+
+class WorkOrderSignature(TimestampMixin, db.Model):
+    """The customer's signature on the engineer's phone (signature_pad): ``fees`` confirms the paid service's
+    charges, ``completion`` confirms the work done. One of each per work order; a new one replaces the old."""
+
+    __table_args__ = (UniqueConstraint("work_order_id", "purpose"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    work_order_id: Mapped[int] = mapped_column(ForeignKey("work_order.id"))
+    purpose: Mapped[str] = mapped_column(String(12))  # fees / completion
+    media_id: Mapped[int] = mapped_column(ForeignKey("media_file.id"))
+    signer_name: Mapped[str | None] = mapped_column(String(64))
+    employee_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))  # whose phone it was signed on
+    signed_at: Mapped[datetime]
 
 
 class HandlingRecord(TimestampMixin, db.Model):

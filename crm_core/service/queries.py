@@ -20,6 +20,7 @@ from crm_core.service.models import (
     Ticket,
     TicketEvent,
     WorkOrder,
+    WorkOrderSignature,
 )
 from crm_core.service.tickets import CUSTOMER_LABELS, KIND_LABELS, OPEN_STATES, STAFF_LABELS, WO_OPEN, settings, sla
 
@@ -160,6 +161,10 @@ def work_order_dicts(orders: list[WorkOrder]) -> list[dict]:
     fees: dict[int, list] = {i: [] for i in ids}
     for f in db.session.scalars(select(FeeLine).where(FeeLine.work_order_id.in_(ids)).order_by(FeeLine.id)):
         fees[f.work_order_id].append(f)
+    signatures: dict[int, list] = {i: [] for i in ids}
+    for sg in db.session.scalars(select(WorkOrderSignature).where(WorkOrderSignature.work_order_id.in_(ids))
+                                 .order_by(WorkOrderSignature.id)):
+        signatures[sg.work_order_id].append(sg)
     emps = _names([*(wo.engineer_id for wo in orders), *(c for cs in collaborators.values() for c in cs),
                    *(r.employee_id for rs in records.values() for r in rs)])
     out = []
@@ -170,7 +175,11 @@ def work_order_dicts(orders: list[WorkOrder]) -> list[dict]:
             "engineer": emps[wo.engineer_id].name if wo.engineer_id in emps else None,
             "collaborators": [{"id": c, "name": emps[c].name} for c in collaborators[wo.id] if c in emps and c != wo.engineer_id],
             "planned_at": _iso(wo.planned_at), "started_at": _iso(wo.started_at), "completed_at": _iso(wo.completed_at),
-            "summary": wo.summary, "auto_assigned": wo.auto_assigned,
+            "summary": wo.summary, "auto_assigned": wo.auto_assigned, "accepted_at": _iso(wo.accepted_at),
+            "arrived_at": _iso(wo.arrived_at), "arrival_checkin_id": wo.arrival_checkin_id,
+            "arrival_distance_m": wo.arrival_distance_m,
+            "signatures": [{"purpose": sg.purpose, "media_id": sg.media_id, "signer_name": sg.signer_name,
+                            "signed_at": _iso(sg.signed_at)} for sg in signatures[wo.id]],
             "records": [{"id": r.id, "employee": emps[r.employee_id].name if r.employee_id in emps else None,
                          "visited_at": _iso(r.visited_at), "minutes": r.minutes, "note": r.note, "photo_ids": r.photo_ids}
                         for r in records[wo.id]],
@@ -196,6 +205,9 @@ def _holds_photo(actor: Actor, row) -> bool:
         for model, rid in ((WorkOrder, rec.work_order_id), (Ticket, rec.ticket_id)):
             if db.session.scalar(scoped_select(actor, model).where(model.id == rid)) is not None:
                 return True
+    for wo_id in db.session.scalars(select(WorkOrderSignature.work_order_id).where(WorkOrderSignature.media_id == row.id)):
+        if db.session.scalar(scoped_select(actor, WorkOrder).where(WorkOrder.id == wo_id)) is not None:
+            return True
     return False
 
 

@@ -21,6 +21,7 @@ from crm_core.service.models import (
     HandlingRecord,
     Ticket,
     WorkOrder,
+    WorkOrderSignature,
 )
 from crm_core.service.tickets import (
     KIND_LABELS,
@@ -34,6 +35,7 @@ from crm_core.service.tickets import (
     _notify_customer,
     _open_work_orders,
     _photos,
+    settings,
 )
 
 
@@ -102,6 +104,8 @@ def dispatch(actor: Actor, ticket_id: int, engineer_ids: list[int] | None = None
     for emp in team[1:]:
         _share("work_order", wo.id, emp.id, actor)
         _share("ticket", t.id, emp.id, actor)
+    for emp in team:  # whoever goes to the customer may read the customer (address, phone) and check in there
+        _share("customer", t.customer_id, emp.id, actor)
     t.handler_id, t.dispatcher_id = team[0].id, actor.employee_id or t.dispatcher_id
     names = "、".join(e.name for e in team)
     if t.status == "submitted":
@@ -228,11 +232,9 @@ def add_record(actor: Actor, wo_id: int, data: dict) -> HandlingRecord:
     rec = HandlingRecord(work_order_id=wo.id, ticket_id=t.id, employee_id=actor.employee_id, visited_at=data.get("visited_at") or now,
                          minutes=data.get("minutes"), note=note[:2000], photo_ids=photos)
     db.session.add(rec)
-    if wo.status == "assigned":
-        wo.status, wo.started_at = "in_progress", now
-    if t.status == "dispatched":
-        _move(t, "in_progress", actor=actor, note="工程师开始处理", public_note="工程师开始处理")
-        _notify_customer(t, f"工程师 {actor.label} 已开始处理您的请求。", key=f"started:{wo.id}")
+    _start(actor, wo, t, now)
+    if data.get("signature"):  # the customer confirmed the charges on the engineer's phone before the work
+        _sign(actor, wo, t, "fees", data["signature"])
     shortages = []
     for p in parts:
         pr = stock.request_part(actor.org_id, wo.id, p["code"].strip(), p["quantity"], actor.employee_id)
@@ -249,6 +251,92 @@ def add_record(actor: Actor, wo_id: int, data: dict) -> HandlingRecord:
         _notify_customer(t, "所需配件正在调配中，到货后工程师会尽快与您联系。", key=f"parts:{rec.id}")
     db.session.flush()
     return rec
+
+
+def _start(actor: Actor, wo: WorkOrder, t: Ticket, now: datetime) -> None:
+    """The first arrival or record starts the work: the work order and the ticket move to 处理中."""
+    if wo.status == "assigned":
+        wo.status, wo.started_at = "in_progress", now
+    if t.status == "dispatched":
+        _move(t, "in_progress", actor=actor, note="工程师开始处理", public_note="工程师开始处理")
+        _notify_customer(t, f"工程师 {actor.label} 已开始处理您的请求。", key=f"started:{wo.id}")
+
+
+def _open_own(actor: Actor, wo_id: int, closed: str) -> tuple[WorkOrder, Ticket]:
+    actor.require("work_order", "edit")
+    wo = _work_order(actor, wo_id, "edit")
+    _member(actor, wo)
+    if wo.status not in WO_OPEN:
+        raise Conflict(closed, code="work_order_closed")
+    return wo, db.session.get(Ticket, wo.ticket_id)
+
+
+@service
+def accept(actor: Actor, wo_id: int) -> WorkOrder:
+    """接单: the engineer takes the work order on; the customer hears who is coming. Accepting twice is one acceptance."""
+    wo, t = _open_own(actor, wo_id, "工单已结束，不能接单。")
+    if wo.accepted_at is not None:
+        return wo
+    wo.accepted_at = utcnow()
+    me = db.session.get(Employee, actor.employee_id) if actor.employee_id else None
+    phone = f"（电话 {me.phone}）" if me is not None and me.phone else ""
+    _event(t, "accept", "工程师已接单", actor=actor, work_order_id=wo.id, public=True,
+           public_note=f"工程师 {actor.label} 已接单，将尽快与您联系上门时间")
+    _notify_customer(t, f"工程师 {actor.label}{phone} 已接单，将尽快与您联系上门时间。", key=f"accepted:{wo.id}")
+    db.session.flush()
+    return wo
+
+
+@service
+def record_arrival(actor: Actor, wo_id: int, checkin_id: int, distance_m: float | None, flags: list[str]) -> WorkOrder:
+    """到达现场: the engineer's check-in at the customer's site (recorded by :func:`crm_core.field.checkins.record`
+    in the same transaction) becomes the work order's arrival; it starts the work and tells the customer.
+    Each visit of several is one arrival on the timeline; the work order keeps the latest."""
+    wo, t = _open_own(actor, wo_id, "工单已结束，不能再签到。")
+    now = utcnow()
+    if wo.accepted_at is None:
+        wo.accepted_at = now  # arriving is accepting
+    wo.arrived_at, wo.arrival_checkin_id, wo.arrival_distance_m = now, checkin_id, distance_m
+    where = f"距客户 {round(distance_m)} 米" if distance_m is not None else "客户未设置位置"
+    warn = "（超出签到范围）" if "out_of_range" in flags else ""
+    _event(t, "arrival", f"工程师到达现场：{where}{warn}", actor=actor, work_order_id=wo.id, public=True,
+           public_note="工程师已到达现场")
+    _start(actor, wo, t, now)
+    _notify_customer(t, f"工程师 {actor.label} 已到达现场。", key=f"arrived:{wo.id}:{checkin_id}")
+    db.session.flush()
+    return wo
+
+
+def _sign(actor: Actor, wo: WorkOrder, t: Ticket, purpose: str, sig: dict) -> WorkOrderSignature:
+    """Keep the customer's signature (an image uploaded from the engineer's phone) for ``purpose``; signing
+    again replaces it."""
+    from crm_core.media import owned_media
+
+    if not isinstance(sig, dict) or not isinstance(sig.get("media_id"), int) or isinstance(sig.get("media_id"), bool):
+        raise ValidationFailed("请让客户在屏幕上签字。", fields={"signature": "required"})
+    media = owned_media(sig["media_id"], org_id=actor.org_id, employee_id=actor.employee_id)
+    name = (sig.get("signer_name") or "").strip()[:64] or None
+    row = db.session.scalars(select(WorkOrderSignature).where(WorkOrderSignature.work_order_id == wo.id,
+                                                              WorkOrderSignature.purpose == purpose)).first()
+    if row is None:
+        row = WorkOrderSignature(work_order_id=wo.id, purpose=purpose)
+        db.session.add(row)
+    row.media_id, row.signer_name, row.employee_id, row.signed_at = media.id, name, actor.employee_id, utcnow()
+    label = "确认收费" if purpose == "fees" else "完工确认"
+    _event(t, "signature", f"客户签字{label}" + (f"：{name}" if name else ""), actor=actor, work_order_id=wo.id)
+    db.session.flush()
+    return row
+
+
+def signature_needed(wo: WorkOrder) -> bool:
+    """Whether completing ``wo`` needs the customer's signature (the ``completion_signature`` setting)."""
+    policy = settings(db.session.get(Ticket, wo.ticket_id).org_id).get("completion_signature", "paid")
+    if policy == "always":
+        return True
+    if policy == "paid":
+        return db.session.scalar(select(func.count(FeeLine.id)).where(FeeLine.work_order_id == wo.id,
+                                                                      FeeLine.kind == "income")) > 0
+    return False
 
 
 @service
@@ -268,6 +356,7 @@ def reassign(actor: Actor, wo_id: int, engineer_id: int, reason: str | None = No
     wo.engineer_id = new.id
     _share("work_order", wo.id, old, actor)  # the previous engineer keeps read access to what they did
     t = db.session.get(Ticket, wo.ticket_id)
+    _share("customer", t.customer_id, new.id, actor)
     t.handler_id = new.id
     _event(t, "reassign", f"转派给 {new.name}" + (f"：{reason}" if reason else ""), actor=actor, work_order_id=wo.id)
     outbox.notify_staff(new.id, "work_order_assigned", f"工单 {t.number} 转派给您" + (f"：{reason}" if reason else ""),
@@ -287,6 +376,7 @@ def add_collaborators(actor: Actor, wo_id: int, employee_ids: list[int]) -> Work
         emp = _employee(actor, i, "employee_ids")
         _share("work_order", wo.id, emp.id, actor)
         _share("ticket", t.id, emp.id, actor)
+        _share("customer", t.customer_id, emp.id, actor)
         outbox.notify_staff(emp.id, "work_order_collaborate", f"请协助处理工单 {t.number}。", org_id=t.org_id,
                             ticket_id=t.id, work_order_id=wo.id)
     db.session.flush()
@@ -295,16 +385,17 @@ def add_collaborators(actor: Actor, wo_id: int, employee_ids: list[int]) -> Work
 
 @service
 def complete_work_order(actor: Actor, wo_id: int, summary: str | None = None, public_url: str | None = None,
-                        share: bool = False) -> WorkOrder:
+                        share: bool = False, signature: dict | None = None) -> WorkOrder:
     """Finish a work order: with its handling records, or with a summary that becomes its record; a ticket
-    waiting for parts or the customer resumes first. The last open work order completes the ticket."""
-    actor.require("work_order", "edit")
-    wo = _work_order(actor, wo_id, "edit")
-    _member(actor, wo)
-    if wo.status not in WO_OPEN:
-        raise Conflict("工单已结束。", code="work_order_closed")
+    waiting for parts or the customer resumes first. The last open work order completes the ticket.
+    ``signature`` (``media_id``, ``signer_name``) is the customer's 完工确认, required by the
+    ``completion_signature`` setting (by default when the work order has paid-service income)."""
+    wo, t = _open_own(actor, wo_id, "工单已结束。")
     summary = (summary or "").strip()[:2000] or None
-    t = db.session.get(Ticket, wo.ticket_id)
+    if signature:
+        _sign(actor, wo, t, "completion", signature)
+    elif signature_needed(wo):
+        raise Conflict("有偿服务需要客户签字确认后才能完成工单，请让客户在手机上签字。", code="signature_required")
     if db.session.scalar(select(func.count(HandlingRecord.id)).where(HandlingRecord.work_order_id == wo.id)) == 0:
         if not summary:
             raise Conflict("请填写处理总结，或先添加处理记录，再完成工单。", code="no_records")

@@ -143,7 +143,14 @@ def test_follow_verify_submit_dispatch_handle_progress_rate(live):
                       json={"note": "更换密封圈和滤芯，试机正常", "minutes": 30}).raise_for_status()
         done = requests.post(f"{base}/api/v1/work-orders/{wo['id']}/complete", headers=engineer,
                              json={"summary": "已修复"}, timeout=10)
+        # paid service (上门服务费): the customer signs for it before the work order is complete
+        assert done.status_code == 409 and done.json()["error"]["code"] == "signature_required", done.json()
+        sig = requests.post(f"{base}/api/v1/media", headers=engineer, timeout=10, data={"purpose": "signature"},
+                            files={"file": ("signature.png", _png(), "image/png")}).json()
+        done = requests.post(f"{base}/api/v1/work-orders/{wo['id']}/complete", headers=engineer, timeout=10,
+                             json={"summary": "已修复", "signature": {"media_id": sig["id"], "signer_name": "陈建国"}})
         assert done.status_code == 200, done.json()
+        assert done.json()["signatures"][0]["purpose"] == "completion" and done.json()["signatures"][0]["signer_name"] == "陈建国"
 
         # 6. the customer sees progress, the messages are in the sandbox, rates, and it shows in the statistics
         detail = s.get(f"{base}/h5/api/tickets/{ticket['id']}").json()
@@ -210,3 +217,13 @@ def test_warranty_reminders_reach_the_customers_bound_wechat(live):
         db.session.commit()
         notices = db.session.scalars(db.select(OutboxMessage).where(OutboxMessage.recipient == "oWarranty001")).all()
         assert any(n.channel == "wechat_notice" and "保修" in n.payload["text"] for n in notices)
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (300, 120), (255, 255, 255)).save(buf, "PNG")
+    return buf.getvalue()

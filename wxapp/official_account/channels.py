@@ -148,6 +148,24 @@ def send_notice(message) -> outbox.Delivery:
                                        payload={"text": text, "template": template}))
 
 
+_staff_links: list = []
+
+
+def register_staff_link(resolve) -> None:
+    """A feature package's page for a staff notice: ``resolve(payload)`` answers a path (``/h5/staff/...``)
+    or None. The notice's template message then opens it on the employee's phone."""
+    if resolve not in _staff_links:
+        _staff_links.append(resolve)
+
+
+def staff_link(payload: dict) -> str | None:
+    for resolve in _staff_links:
+        path = resolve(payload)
+        if path:
+            return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + path
+    return None
+
+
 def send_staff(message) -> outbox.Delivery:
     """``staff``: notices to employees go as template messages to the WeChat user the
     employee signed in with (``followers.bind_staff``); without one they stay in the log."""
@@ -164,7 +182,7 @@ def send_staff(message) -> outbox.Delivery:
                                   .order_by(Follower.staff_bound_at.desc())).first()
     if follower is None:
         return outbox._log_channel(message)
-    template = template_for(p["text"], p.get("title") or "工作提醒", p.get("url"))
+    template = template_for(p["text"], p.get("title") or "工作提醒", p.get("url") or staff_link(p))
     return send_template(SimpleNamespace(id=message.id, recipient=follower.openid, org_id=message.org_id, payload=template),
                          template, known=follower)
 

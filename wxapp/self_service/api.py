@@ -14,6 +14,7 @@ from crm_core.service import tickets as svc
 from crm_core.service.models import TICKET_KINDS, TICKET_PRIORITIES, Ticket
 from wxapp import exports
 from wxapp.api import bp
+from wxapp.checkin.api import CoordSystem
 from wxapp.csv_export import csv_response
 from wxapp.openapi import Model, PageQuery, UtcDateTime, api
 
@@ -182,6 +183,11 @@ class FeeIn(Model):
     note: str | None = Field(default=None, max_length=500)
 
 
+class SignatureIn(Model):
+    media_id: int = Field(description="the signature image (PNG) uploaded with POST /api/v1/media, purpose signature")
+    signer_name: str | None = Field(default=None, max_length=64, description="the customer's name as they gave it")
+
+
 class RecordIn(Model):
     note: str = Field(min_length=1, max_length=2000)
     visited_at: UtcDateTime | None = None
@@ -190,6 +196,7 @@ class RecordIn(Model):
     parts: list[PartIn] = Field(default_factory=list, max_length=50)
     fees: list[FeeIn] = Field(default_factory=list, max_length=50)
     share_with_customer: bool = Field(default=False, description="the customer's timeline shows this text (default: internal)")
+    signature: SignatureIn | None = Field(default=None, description="the customer confirms the charges (确认收费)")
 
 
 @api.operation(bp, "/work-orders/<int:wo_id>/records", "POST", summary="Add a handling record (visit, parts, fees)",
@@ -220,22 +227,71 @@ def collaborators(wo_id: int, body: CollaboratorsIn):
     return queries.work_order_dict(work_orders.add_collaborators(g.actor, wo_id, body.employee_ids))
 
 
-class CompleteIn(Model):
+class NoteOnlyIn(Model):
     summary: str | None = Field(default=None, max_length=2000)
+
+
+class CompleteIn(NoteOnlyIn):
     share_with_customer: bool = Field(default=False, description="the customer's timeline shows the summary (default: internal)")
+    signature: SignatureIn | None = Field(default=None, description="the customer's 完工确认; required when the "
+                                          "completion_signature setting asks (by default: work with paid-service income)")
+
+
+def complete(actor, wo_id: int, body: CompleteIn):
+    """Complete the work order (the API and the engineer's phone page)."""
+    return work_orders.complete_work_order(actor, wo_id, body.summary, share=body.share_with_customer,
+                                           public_url=ticket_url(work_orders._work_order(actor, wo_id).ticket_id),
+                                           signature=body.signature.model_dump() if body.signature else None)
 
 
 @api.operation(bp, "/work-orders/<int:wo_id>/complete", "POST", summary="Finish the work order", tags=("work-orders",),
                body=CompleteIn)
 def complete_work_order(wo_id: int, body: CompleteIn):
-    wo = work_orders.complete_work_order(g.actor, wo_id, body.summary, share=body.share_with_customer,
-                                         public_url=ticket_url(work_orders._work_order(g.actor, wo_id).ticket_id))
-    return queries.work_order_dict(wo)
+    return queries.work_order_dict(complete(g.actor, wo_id, body))
+
+
+@api.operation(bp, "/work-orders/<int:wo_id>/accept", "POST", summary="Accept the work order (接单); the customer is told",
+               tags=("work-orders",))
+def accept_work_order(wo_id: int):
+    return queries.work_order_dict(work_orders.accept(g.actor, wo_id))
+
+
+class ArrivalIn(Model):
+    lat: float | None = Field(default=None, ge=-90, le=90, description="omit lat and lng to use your latest WeChat location")
+    lng: float | None = Field(default=None, ge=-180, le=180)
+    coord_system: CoordSystem = "wgs84"
+    accuracy_m: float | None = Field(default=None, ge=0, le=100_000)
+    client_time: UtcDateTime | None = None
+    photo_id: int | None = None
+    note: str | None = Field(default=None, max_length=500)
+    mock_location: bool = False
+
+
+def arrive(actor, wo_id: int, body: ArrivalIn):
+    """到达现场: a check-in at the work order's customer (the check-in service's geofence and checks), and the
+    work order's arrival, in one transaction (the API and the engineer's phone page)."""
+    from crm_core.field import checkins
+
+    wo = work_orders._work_order(actor, wo_id, "edit")
+    ticket = get_visible(actor, Ticket, wo.ticket_id)
+    ci = checkins.record(actor, {**body.model_dump(), "kind": "in", "customer_id": ticket.customer_id})
+    work_orders.record_arrival(actor, wo_id, ci.id, ci.distance_m, list(ci.flags or []))
+    return ci
+
+
+@api.operation(bp, "/work-orders/<int:wo_id>/arrival", "POST", summary="Arrive at the customer's site (到达签到)",
+               tags=("work-orders",), body=ArrivalIn, status=201)
+def arrival(wo_id: int, body: ArrivalIn):
+    from crm_core.field import checkins
+
+    ci = arrive(g.actor, wo_id, body)
+    return {"checkin": checkins.to_dict(ci, body.coord_system),
+            "work_order": queries.work_order_dict(work_orders._work_order(g.actor, wo_id))}
 
 
 @api.operation(bp, "/work-orders/<int:wo_id>/undo", "POST", summary="Undo a dispatch (before work starts)",
-               tags=("work-orders",), body=CompleteIn)
-def undo_dispatch(wo_id: int, body: CompleteIn):
+               tags=("work-orders",), body=NoteOnlyIn)
+def undo_dispatch(wo_id: int, body: NoteOnlyIn):
     return queries.work_order_dict(work_orders.undo_dispatch(g.actor, wo_id, body.summary))
 
 
