@@ -1,0 +1,161 @@
+"""The engineer's day on a phone (#18 done-when): the dispatch notice arrives in the phone simulator, the engineer
+opens it, accepts, checks in on arrival, records with a photo, collects the customer's signature and completes;
+the customer's phone shows the completion and the rating invitation. And work typed offline is sent once."""
+from __future__ import annotations
+
+import pytest
+
+from crm_core.db import db
+from tests.conftest import LiveServer, _create_schema, _make_app
+from tests.service.test_self_service_browser import http, phone_context, photo_file, token, verify_on_phone
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def live(tmp_path):
+    """The demo over real HTTP, with the sandbox as WeChat: template messages land in the phone simulator."""
+    from crm_core.demo import load_demo
+
+    app = _make_app(f"sqlite:///{tmp_path}/wb.db")
+    with app.app_context():
+        _create_schema()
+        load_demo()
+        db.session.commit()
+        db.session.remove()
+    with LiveServer(app) as server:
+        app.config["WECHAT_API_BASE"] = server.url + "/sandbox/wechat/"
+        app.config["PUBLIC_BASE_URL"] = server.url
+        yield server
+
+
+def _repair_from_the_phone(page, base, tmp_path) -> int:
+    """The customer (陈建国) verifies and asks for a repair on their phone: the ticket id."""
+    verify_on_phone(page, base, "oWbCustPhone1")
+    page.click("text=在线报修")
+    page.wait_for_selector("#product option:nth-child(2)", state="attached")
+    page.fill("#description", "净水器不出水")
+    page.click("#submit")
+    page.wait_for_selector("#timeline")
+    return int(page.url.rsplit("/", 1)[1])
+
+
+def _bind_engineer(ctx, base, openid: str) -> None:
+    page = ctx.new_page()
+    page.goto(f"{base}/h5/dev-login?openid={openid}&next=/h5/staff/")
+    page.fill("#username", "service.engineer")
+    page.fill("#password", "demo123456")
+    page.click("#bind-btn")
+    page.wait_for_selector("#service-entries")
+    page.close()
+
+
+def _dispatch(base, ticket_id: int) -> int:
+    dispatcher = token(base, "service.dispatcher")
+    eng = next(e["id"] for e in http(base, "GET", "/api/v1/tickets/suggested-engineer", dispatcher)["engineers"] if e["name"] == "郑强")
+    return http(base, "POST", f"/api/v1/tickets/{ticket_id}/dispatch", dispatcher, {"engineer_ids": [eng]})["id"]
+
+
+def _sign(page) -> None:
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + 30, box["y"] + 100)
+    page.mouse.down()
+    for i in range(1, 12):
+        page.mouse.move(box["x"] + 30 + i * 20, box["y"] + 100 + (-1) ** i * 30, steps=3)
+    page.mouse.up()
+
+
+def test_the_engineers_day_on_the_phone_from_the_dispatch_notice_to_the_customers_rating_invitation(live, browser, tmp_path):
+    base = live.url
+    customer = phone_context(browser)
+    engineer = phone_context(browser, located=True)  # at 西湖茶业
+    try:
+        cust_sim = customer.new_page()  # the customer's WeChat: they follow the account first
+        cust_sim.goto(base + "/sandbox/phone")
+        cust_sim.fill("#openid", "oWbCustPhone1")
+        cust_sim.dispatch_event("#openid", "change")
+        cust_sim.click("#follow")
+        cust_sim.wait_for_selector(".passive")
+        cust_page = customer.new_page()
+        ticket_id = _repair_from_the_phone(cust_page, base, tmp_path)
+        sim = engineer.new_page()  # the engineer's WeChat: follows the account, signs in on the workbench once
+        sim.goto(base + "/sandbox/phone")
+        sim.fill("#openid", "oWbEngPhone1")
+        sim.dispatch_event("#openid", "change")
+        sim.click("#follow")
+        sim.wait_for_selector(".passive")
+        _bind_engineer(engineer, base, "oWbEngPhone1")
+        wo_id = _dispatch(base, ticket_id)
+        notice = sim.locator(".template", has_text="新服务工单")
+        notice.wait_for()
+        with engineer.expect_page() as opened:
+            notice.locator("a.detail").click()
+        page = opened.value
+        page.wait_for_selector("#first-steps")
+        assert page.url.endswith(f"/h5/staff/work-orders/{wo_id}")
+        assert "杭州西湖茶业有限公司" in page.inner_text("#customer") and page.get_attribute("#call", "href").startswith("tel:")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # nothing wider than the phone
+
+        page.click("#accept")
+        page.wait_for_selector("#accepted")
+        page.click("#arrive")
+        page.wait_for_selector("#arrive-state:has-text('已签到')")
+        page.wait_for_selector("#arrived")
+        assert "距客户" in page.inner_text("#arrived")
+
+        page.fill("#note", "进水阀堵塞，已清洗更换")
+        page.fill("#minutes", "40")
+        page.set_input_files("#photos", photo_file(tmp_path))
+        page.wait_for_selector("#thumbs img")
+        page.click("#add-fee")
+        page.fill("#fees .item", "上门服务费")
+        page.fill("#fees .amt", "80")
+        page.click("#save-record")
+        page.wait_for_selector("#records .wb-rec:has-text('进水阀堵塞')")
+        assert page.locator("#records .wb-thumbs img").count() == 1
+        assert "本次有偿服务收费 ¥80.00" in page.inner_text("#fee-note")
+
+        page.fill("#summary", "已修复，出水正常")
+        page.click("#complete")  # paid service: not without the customer's signature
+        page.wait_for_selector("#toast:has-text('请客户在签字板上签字')")
+        _sign(page)
+        page.fill("#signer", "陈建国")
+        page.click("#complete")
+        page.wait_for_selector("#wo-status:has-text('已完成')")
+        page.wait_for_selector("#records .signature img")
+        assert page.evaluate("document.querySelector('#records .signature img').naturalWidth > 0")
+
+        cust_sim.bring_to_front()  # the customer's WeChat: the completion and the rating invitation
+        cust_sim.wait_for_selector(".msg:has-text('请为本次服务评分')")
+        cust_page.goto(f"{base}/h5/service/tickets/{ticket_id}")
+        cust_page.wait_for_selector("#rate", state="visible")
+        assert "已完成" in cust_page.inner_text("#detail")
+        assert "工程师已到达现场" in cust_page.inner_text("#timeline")
+    finally:
+        customer.close()
+        engineer.close()
+
+
+def test_a_record_typed_offline_is_kept_on_the_phone_and_sent_once_back_online(live, browser, tmp_path):
+    base = live.url
+    customer, engineer = phone_context(browser), phone_context(browser, located=True)
+    try:
+        ticket_id = _repair_from_the_phone(customer.new_page(), base, tmp_path)
+        _bind_engineer(engineer, base, "oWbEngPhone2")
+        wo_id = _dispatch(base, ticket_id)
+        page = engineer.new_page()
+        page.goto(f"{base}/h5/dev-login?openid=oWbEngPhone2&next=/h5/staff/work-orders/{wo_id}")
+        page.wait_for_selector("#record-form")
+        engineer.set_offline(True)  # in the lift, in the basement
+        page.fill("#note", "地下室无信号，先记下：更换滤芯")
+        page.click("#save-record")
+        page.wait_for_selector("#offline-bar.show:has-text('1 项操作已保存在手机上')")
+        engineer.set_offline(False)  # back online: the page sends it, once
+        page.wait_for_selector("#records .wb-rec:has-text('更换滤芯')", timeout=15000)
+        assert not page.is_visible("#offline-bar")
+        engineer_token = token(base, "service.engineer")
+        records = http(base, "GET", f"/api/v1/work-orders/{wo_id}", engineer_token)["records"]
+        assert [r["note"] for r in records] == ["地下室无信号，先记下：更换滤芯"]
+    finally:
+        customer.close()
+        engineer.close()
