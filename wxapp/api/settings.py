@@ -101,10 +101,15 @@ class CheckIn(Model):
                body=CheckIn)
 def check(body: CheckIn):
     """What saving `data` as `object_type` would hit, for forms that warn as you type."""
-    g.actor.require(body.object_type, "view")
+    return precheck(g.actor, body)
+
+
+def precheck(actor, body: CheckIn) -> dict:
+    """The collision check without saving (the API and the staff phone's 客户备案)."""
+    actor.require(body.object_type, "view")
     allowed = set(collision.FIELDS[body.object_type]) | {"kind", "contact_phones"}
     data = {k: v for k, v in body.data.items() if k in allowed and isinstance(v, (str, int, list))}
-    hits = collision.check(g.actor, body.object_type, data)
+    hits = collision.check(actor, body.object_type, data)
     return {"items": [h.to_dict() for h in hits], "total": len(hits),
             "blocked": any(h.action == "block" for h in hits)}
 

@@ -22,7 +22,7 @@ def _static_text(static_folder: str, name: str) -> str:
 def init_app(app: Flask) -> None:
     from wxapp.h5 import register_entry
     from wxapp.official_account.channels import register_staff_link
-    from wxapp.staff import h5
+    from wxapp.staff import h5, sales
 
     app.register_blueprint(h5.bp)
     # the WeUI subset is inlined in each staff page: on a slow link a separate stylesheet costs a second round trip
@@ -30,3 +30,4 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["weui_css"] = lambda: Markup(_static_text(app.static_folder, WEUI_CSS).replace("</", "<\\/"))
     register_entry("移动工作台", "staff_h5.home", "🧰", "我的工单、上门签到、处理与签字", staff_only=True)
     register_staff_link(h5.work_order_link)
+    register_staff_link(sales.approval_link)

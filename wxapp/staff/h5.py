@@ -61,9 +61,12 @@ def home(actor: Actor):
     """The workbench: what is waiting for me today, and the tools of my roles."""
     cards = _cards(actor)
     counts = {tab: len(rows) for tab, rows in cards.items()}
+    from crm_core.sales.opportunities import pending_approvals
+
     can_service = actor.can("work_order", "view")
     return render_template("h5/staff/home.html", actor=actor, counts=counts, can_service=can_service,
-                           can_checkin=actor.can("checkin", "create"))
+                           can_checkin=actor.can("checkin", "create"), can_customers=actor.can("customer", "create"),
+                           approvals=len(pending_approvals(actor)) if actor.employee_id else 0)
 
 
 @bp.get("/staff/work-orders")

@@ -1,0 +1,195 @@
+"""The salesperson's and the manager's phone pages of the workbench: my customers (search, nearby), 客户备案 with the
+collision check answered inline, a customer with its contacts and opportunities, 活动跟踪 (a visit or call with its
+result, tied to a check-in at the site), an opportunity's stages (what each still needs), advance, win or lose, and the
+manager's approvals. Each action is the API's own service call (``crm_core`` and ``wxapp.api.mobile.log_visit``)."""
+from __future__ import annotations
+
+from flask import jsonify, render_template, request, url_for
+from sqlalchemy import select
+
+from crm_core.activities.models import Activity
+from crm_core.customers import customers as customer_svc
+from crm_core.customers.models import Contact, Customer
+from crm_core.db import db
+from crm_core.org.permissions import Actor, get_visible, scoped_select
+from crm_core.sales import opportunities as opp_svc
+from crm_core.sales.models import Opportunity, OpportunityApproval, SalesStage
+from wxapp import idempotency
+from wxapp.api.mobile import QuickCustomerIn, VisitIn, log_visit
+from wxapp.api.opportunities import AdvanceIn, DecisionIn, LoseIn, WinIn
+from wxapp.auth import wechat_user_required
+from wxapp.openapi import Model, h5_api, parse_json_body
+from wxapp.staff.h5 import _actor, bp, staff_page
+
+
+def _json(data, status: int = 200):
+    resp = jsonify(data)
+    resp.status_code = status
+    return idempotency.commit(resp)
+
+
+@bp.get("/staff/customers")
+@staff_page
+def customers(actor: Actor):
+    q = (request.args.get("q") or "").strip()[:100] or None
+    rows, total = customer_svc.list_customers(actor, q=q, page=1, per_page=50)
+    return render_template("h5/staff/customers.html", rows=rows, total=total, q=q or "")
+
+
+@bp.get("/staff/customers/new")
+@staff_page
+def new_customer(actor: Actor):
+    actor.require("customer", "create")
+    return render_template("h5/staff/customer_new.html")
+
+
+@h5_api.describe("/h5/api/staff/customers", "POST", summary="Salesperson: 客户备案 with the first contact (collision-checked)",
+                 tags=("staff",), body=QuickCustomerIn, status=201)
+@bp.post("/api/staff/customers")
+@wechat_user_required
+def create_customer():
+    actor = _actor()
+    body = parse_json_body(QuickCustomerIn)
+    data = body.model_dump()
+    contact = {"name": data.pop("contact_name"), "phone": data.pop("contact_phone"), "title": data.pop("contact_title"),
+               "is_primary": True}
+    customer, hits = customer_svc.create_customer(actor, {**data, "source": data.get("source") or "manual"}, contacts=[contact])
+    return _json({**customer_svc.customer_dict(customer), "collisions": [h.to_dict() for h in hits],
+                  "url": url_for("staff_h5.customer_page", customer_id=customer.id)}, 201)
+
+
+@h5_api.describe("/h5/api/staff/collisions/check", "POST", summary="Salesperson: the collision check as the form is filled",
+                 tags=("staff",))
+@bp.post("/api/staff/collisions/check")
+@wechat_user_required
+def collisions_check():
+    from wxapp.api.settings import CheckIn as CollisionCheckIn
+    from wxapp.api.settings import precheck
+
+    return jsonify(precheck(_actor(), parse_json_body(CollisionCheckIn)))
+
+
+@bp.get("/staff/customers/<int:customer_id>")
+@staff_page
+def customer_page(actor: Actor, customer_id: int):
+    customer = customer_svc.get_customer(actor, customer_id)
+    contacts = db.session.scalars(scoped_select(actor, Contact).where(Contact.customer_id == customer.id).order_by(Contact.id)).all()
+    opps = db.session.scalars(scoped_select(actor, Opportunity).where(Opportunity.customer_id == customer.id)
+                              .order_by(Opportunity.id.desc()).limit(20)).all()
+    stages = {s.id: s for s in db.session.scalars(select(SalesStage).where(SalesStage.id.in_({o.stage_id for o in opps})))} if opps else {}
+    activities = db.session.scalars(scoped_select(actor, Activity).where(Activity.customer_id == customer.id)
+                                    .order_by(Activity.id.desc()).limit(10)).all()
+    opp_id = request.args.get("opportunity_id", type=int)
+    for_opp = next((o for o in opps if o.id == opp_id and o.status == "open"), None)
+    return render_template("h5/staff/customer.html", customer=customer, contacts=contacts, opps=opps, stages=stages,
+                           activities=activities, can_log=actor.can("activity", "create"), for_opp=for_opp)
+
+
+@h5_api.describe("/h5/api/staff/visits", "POST", summary="Salesperson: log a visit or call with its result, checked in at the site",
+                 tags=("staff",), body=VisitIn, status=201)
+@bp.post("/api/staff/visits")
+@wechat_user_required
+def visit():
+    from crm_core.activities.activities import activity_dict
+    from crm_core.field.checkins import to_dict
+
+    activity, ci = log_visit(_actor(), parse_json_body(VisitIn))
+    return _json({"activity": activity_dict(activity), "checkin": to_dict(ci) if ci else None}, 201)
+
+
+@bp.get("/staff/opportunities/<int:opp_id>")
+@staff_page
+def opportunity_page(actor: Actor, opp_id: int):
+    opp = get_visible(actor, Opportunity, opp_id)
+    d = opp_svc.opportunity_dict(opp, detail=True)
+    customer = db.session.get(Customer, opp.customer_id)
+    asked = dict(db.session.execute(select(OpportunityApproval.stage_id, OpportunityApproval.status).where(
+        OpportunityApproval.opportunity_id == opp.id, OpportunityApproval.status.in_(("pending", "approved")))).all())
+    contacts = db.session.scalars(scoped_select(actor, Contact).where(Contact.customer_id == customer.id).order_by(Contact.id)).all()
+    return render_template("h5/staff/opportunity.html", o=d, customer=customer, asked=asked, contacts=contacts,
+                           can_edit=actor.can("opportunity", "edit"))
+
+
+class OpportunityContactIn(Model):
+    contact_id: int
+
+
+@h5_api.describe("/h5/api/staff/opportunities/{opp_id}/contact", "POST", summary="Salesperson: the opportunity's contact",
+                 tags=("staff",), body=OpportunityContactIn)
+@bp.post("/api/staff/opportunities/<int:opp_id>/contact")
+@wechat_user_required
+def set_contact(opp_id: int):
+    body = parse_json_body(OpportunityContactIn)
+    return _json(opp_svc.opportunity_dict(opp_svc.update_opportunity(_actor(), opp_id, {"contact_id": body.contact_id}),
+                                          detail=True))
+
+
+@h5_api.describe("/h5/api/staff/opportunities/{opp_id}/advance", "POST", summary="Salesperson: move to a stage",
+                 tags=("staff",), body=AdvanceIn)
+@bp.post("/api/staff/opportunities/<int:opp_id>/advance")
+@wechat_user_required
+def advance(opp_id: int):
+    actor = _actor()
+    return _json(opp_svc.opportunity_dict(opp_svc.advance(actor, opp_id, parse_json_body(AdvanceIn).stage_id), detail=True))
+
+
+@h5_api.describe("/h5/api/staff/opportunities/{opp_id}/approvals", "POST", summary="Salesperson: ask for a stage's approval",
+                 tags=("staff",), body=AdvanceIn, status=201)
+@bp.post("/api/staff/opportunities/<int:opp_id>/approvals")
+@wechat_user_required
+def request_approval(opp_id: int):
+    a = opp_svc.request_approval(_actor(), opp_id, parse_json_body(AdvanceIn).stage_id)
+    return _json({"id": a.id, "status": a.status, "approver_id": a.approver_id}, 201)
+
+
+@h5_api.describe("/h5/api/staff/opportunities/{opp_id}/win", "POST", summary="Salesperson: won (赢单)", tags=("staff",), body=WinIn)
+@bp.post("/api/staff/opportunities/<int:opp_id>/win")
+@wechat_user_required
+def win(opp_id: int):
+    body = parse_json_body(WinIn)
+    return _json(opp_svc.opportunity_dict(opp_svc.win(_actor(), opp_id, body.reason, body.amount), detail=True))
+
+
+@h5_api.describe("/h5/api/staff/opportunities/{opp_id}/lose", "POST", summary="Salesperson: lost, with a reason", tags=("staff",),
+                 body=LoseIn)
+@bp.post("/api/staff/opportunities/<int:opp_id>/lose")
+@wechat_user_required
+def lose(opp_id: int):
+    return _json(opp_svc.opportunity_dict(opp_svc.lose(_actor(), opp_id, parse_json_body(LoseIn).reason), detail=True))
+
+
+@bp.get("/staff/approvals")
+@staff_page
+def approvals(actor: Actor):
+    """The manager's approvals waiting: each with the opportunity, its customer, the stage asked for and who asks."""
+    from crm_core.org.models import Employee
+
+    rows = opp_svc.pending_approvals(actor)
+    opps = {o.id: o for o in db.session.scalars(select(Opportunity).where(Opportunity.id.in_({a.opportunity_id for a in rows})))} if rows else {}
+    customers = {c.id: c for c in db.session.scalars(select(Customer).where(
+        Customer.id.in_({o.customer_id for o in opps.values()})))} if opps else {}
+    stages = {s.id: s for s in db.session.scalars(select(SalesStage).where(SalesStage.id.in_({a.stage_id for a in rows})))} if rows else {}
+    people = {e.id: e for e in db.session.scalars(select(Employee).where(Employee.id.in_({a.requested_by_id for a in rows})))} if rows else {}
+    items = [{"id": a.id, "opp": opps[a.opportunity_id], "customer": customers.get(opps[a.opportunity_id].customer_id),
+              "stage": stages.get(a.stage_id), "by": people.get(a.requested_by_id), "at": a.created_at} for a in rows]
+    return render_template("h5/staff/approvals.html", items=items)
+
+
+@h5_api.describe("/h5/api/staff/approvals/{approval_id}/decision", "POST", summary="Manager: approve or reject a stage",
+                 tags=("staff",), body=DecisionIn)
+@bp.post("/api/staff/approvals/<int:approval_id>/decision")
+@wechat_user_required
+def decide(approval_id: int):
+    body = parse_json_body(DecisionIn)
+    a = opp_svc.decide_approval(_actor(), approval_id, body.approve, body.comment)
+    return _json({"id": a.id, "status": a.status, "comment": a.comment})
+
+
+def approval_link(payload: dict) -> str | None:
+    """An approval notice opens the approvals (the approver) or the opportunity (the one who asked)."""
+    if payload.get("kind") == "approval_requested":
+        return "/h5/staff/approvals"
+    if payload.get("kind") == "approval_decided" and payload.get("approval_id"):
+        a = db.session.get(OpportunityApproval, payload["approval_id"])
+        return f"/h5/staff/opportunities/{a.opportunity_id}" if a else None
+    return None
