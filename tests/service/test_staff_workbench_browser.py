@@ -159,3 +159,74 @@ def test_a_record_typed_offline_is_kept_on_the_phone_and_sent_once_back_online(l
     finally:
         customer.close()
         engineer.close()
+
+
+def _staff(ctx, base, openid: str, username: str, path: str = "/h5/staff/"):
+    page = ctx.new_page()
+    page.goto(f"{base}/h5/dev-login?openid={openid}&next={path}")
+    page.fill("#username", username)
+    page.fill("#password", "demo123456")
+    page.click("#bind-btn")
+    page.wait_for_selector(".wb-head")
+    return page
+
+
+def test_the_salespersons_day_and_the_managers_approval_on_the_phone(live, browser):
+    base = live.url
+    zhang_ctx, manager_ctx = phone_context(browser, located=True), phone_context(browser)
+    try:
+        page = _staff(zhang_ctx, base, "oWbZhangPh01", "sales.zhang")
+        page.click("#entry-customers")
+        page.click("#new-customer")
+        page.fill("#name", "浙江钱塘物流股份有限公司")  # 李娜's customer
+        page.fill("#phone", "0571-85003456")
+        page.dispatch_event("#phone", "change")
+        page.wait_for_selector("#collisions:has-text('撞单，不能备案')")
+        assert "浙江钱塘物流股份有限公司" not in page.inner_text("#collisions")  # masked: only the owner shows
+        page.fill("#contact_name", "徐丽")
+        page.click("#save-customer")
+        page.wait_for_selector("#toast:has-text('撞单')")
+        page.fill("#name", "杭州之江新材料有限公司")
+        page.fill("#phone", "0571-81112222")
+        page.fill("#contact_name", "沈工")
+        page.click("#save-customer")
+        page.wait_for_selector("#contacts:has-text('沈工')")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+        page.goto(f"{base}/h5/staff/customers?q=西湖茶业")
+        page.click("#customers a")
+        page.click("#opportunities a:has-text('茶厂车间净水改造')")
+        page.wait_for_selector(".stage-todo .missing")
+        assert "需要至少一项已完成的活动" in page.inner_text("#stages")
+        page.click("#log-visit")
+        page.select_option("#visit-contact", label="陈建国")
+        page.fill("#result", "客户确认车间净水需求，下周报方案")
+        page.click("#save-visit")
+        page.wait_for_selector("#visit-state:has-text('已签到')")
+        page.wait_for_selector("#stages")  # back on the opportunity
+        page.select_option("#contact", label="陈建国")
+        page.wait_for_selector("#toast:has-text('已保存联系人')")
+        page.wait_for_selector(".stage-todo .go")
+        page.click(".stage-todo .go >> nth=0")
+        page.wait_for_selector(".stage-current:has-text('需求确认')")
+
+        page.goto(f"{base}/h5/staff/customers?q=未来酒店")
+        page.click("#customers a")
+        page.click("#opportunities a:has-text('酒店新风系统')")
+        page.click("#stages .ask")
+        page.wait_for_selector("#stages:has-text('待审批')")
+
+        manager = _staff(manager_ctx, base, "oWbManagerPh1", "sales.manager")
+        manager.click("#entry-approvals")
+        manager.wait_for_selector(".approval:has-text('酒店新风系统')")
+        manager.fill(".approval .comment", "同意，注意回款条款")
+        manager.click(".approval .approve")
+        manager.wait_for_selector("#toast:has-text('已通过')")
+
+        page.reload()
+        page.wait_for_selector("#stages:has-text('已批准')")
+        page.click("#win")
+        page.wait_for_selector("#opp-status:has-text('已赢单')")
+    finally:
+        zhang_ctx.close()
+        manager_ctx.close()
