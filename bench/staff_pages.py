@@ -14,7 +14,8 @@ viewport, with Chromium's network emulation (CDP ``Network.emulateNetworkConditi
 Each page is loaded cold (cache disabled) and warm (the second visit, as when going back from a work order to the
 list). First paint is the browser's ``first-contentful-paint``. Bytes: what the browser transferred (compressed) for
 the page's JavaScript and CSS — external files plus the inlined WeUI subset (its gzip size) — and the whole page.
-The check-in page (``/h5/checkin``, built before the workbench, external scripts, no WeUI) is measured alongside.
+The engineer 郑强 sees the salesperson's pages too (customers he was sent to; approvals, empty) — the same templates
+a salesperson gets. The check-in page (``/h5/checkin``, built before the workbench, external scripts, no WeUI) is measured alongside.
 """
 from __future__ import annotations
 
@@ -40,9 +41,9 @@ def build(tmp: str):
         _create_schema()
         load_demo()
         db.session.commit()
-        wo_id = _work_order(app)
+        wo_id, customer_id = _work_order(app)
         db.session.remove()
-    return app, wo_id
+    return app, wo_id, customer_id
 
 
 def _work_order(app) -> int:
@@ -66,7 +67,7 @@ def _work_order(app) -> int:
         followers.bind_staff(wechat_appid(), "oBenchEngineer1", engineer_user)
     work_orders.add_record(load_actor(engineer_user), wo.id, {"note": "电话沟通，约明天上门"})
     db.session.commit()
-    return wo.id
+    return wo.id, customer.id
 
 
 def measure(base: str, paths: list[str], repeat: int) -> dict:
@@ -90,7 +91,10 @@ def measure(base: str, paths: list[str], repeat: int) -> dict:
                         cdp.send("Network.setCacheDisabled", {"cacheDisabled": mode == "cold"})
                         if mode == "warm":
                             page.goto(base + path, wait_until="load")  # the first visit fills the cache
-                        page.goto(base + path, wait_until="load")
+                        resp = page.goto(base + path, wait_until="load")
+                        if resp is None or resp.status != 200:
+                            raise SystemExit(f"{path} answered {resp.status if resp else 'nothing'}")
+                        page.wait_for_function("performance.getEntriesByName('first-contentful-paint').length > 0")
                         m = page.evaluate("""() => {
                           const fcp = performance.getEntriesByName('first-contentful-paint')[0];
                           const nav = performance.getEntriesByType('navigation')[0];
@@ -121,11 +125,12 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("WXCRM_LOG_LEVEL", "WARNING")
-        app, wo_id = build(tmp)
+        app, wo_id, customer_id = build(tmp)
         server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{server.server_port}"
-        paths = ["/h5/staff/", "/h5/staff/work-orders", f"/h5/staff/work-orders/{wo_id}", "/h5/checkin"]
+        paths = ["/h5/staff/", "/h5/staff/work-orders", f"/h5/staff/work-orders/{wo_id}", "/h5/staff/customers",
+                 f"/h5/staff/customers/{customer_id}", "/h5/staff/approvals", "/h5/checkin"]
         results = measure(base, paths, args.repeat)
         server.shutdown()
     print(f"machine: {machine()}; rev {git_rev()}; median of {args.repeat}")

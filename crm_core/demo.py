@@ -105,6 +105,7 @@ def load_demo(password: str = DEMO_PASSWORD) -> list[tuple[str, str, str]]:
         rows = []
         for login, name, role, pos_code, emp_code, phone, who in DEMO_LOGINS:
             emp = upsert_employee(org, emp_code, name, positions[pos_code], phone)
+            emp.wecom_userid = emp.wecom_userid or login  # their 企业微信 UserID in the sandbox's WeCom
             create_user(org, login, password, [role], emp)
             employees[login] = emp
             rows.append((login, password, f"{name} · {who}"))

@@ -108,6 +108,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     checkin.init_app(app)
     self_service.init_app(app)
     staff.init_app(app)  # the staff phone workbench (/h5/staff/)
+    from wxapp import wecom
+
+    wecom.init_app(app)  # 企业微信: staff sign-in and notices, and the sandbox's WeCom
     _wire_marketing(app)
 
     @app.get("/api/v1/openapi.json")

@@ -106,10 +106,44 @@ def wechat_user_required(view):
     return wrapper
 
 
+def wecom_user() -> User | None:
+    """The employee's user signed in by WeCom OAuth in this session (``wxapp.wecom``), if any."""
+    from flask import current_app
+
+    from wxapp import wecom
+
+    userid = session.get(wecom.SESSION_USER)
+    if not userid or session.get(wecom.SESSION_CORP) != current_app.config.get("WECOM_CORP_ID"):
+        return None
+    return wecom.user_for(userid)
+
+
+def staff_user_required(view):
+    """Staff pages and calls: an employee signed in by WeCom OAuth, or a WeChat user (bound to an employee on the
+    page). Inside WeCom (its user agent says ``wxwork``), with WeCom configured, pages go through WeCom OAuth."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if wecom_user() is not None:
+            return view(*args, **kwargs)
+        from wxapp import wecom
+
+        if (wecom.configured() and "wxwork" in (request.headers.get("User-Agent") or "").lower()
+                and request.method == "GET" and not request.path.startswith("/h5/api/")):
+            return redirect(url_for("wecom_oauth.start", next=request.full_path.rstrip("?")))
+        return wechat_user_required(view)(*args, **kwargs)
+
+    return wrapper
+
+
 def staff_actor() -> Actor | None:
-    """The employee acting through this WeChat user (bound on the staff sign-in page)."""
+    """The employee acting in this session: signed in by WeCom OAuth, or through the WeChat user bound to them on
+    the staff sign-in page."""
     from crm_core.wechat.followers import staff_user
 
+    by_wecom = wecom_user()
+    if by_wecom is not None:
+        return _set_actor(load_actor(by_wecom))
     openid = wechat_openid()
     user = staff_user(wechat_appid(), openid) if openid else None
     return _set_actor(load_actor(user)) if user is not None else None

@@ -74,6 +74,11 @@ def load_config(overrides: dict | None = None) -> dict:
         # plain | compatible | safe (SPEC.md); unset = safe when an AES key is set, else plain
         "WECHAT_ENCRYPT_MODE": (os.environ.get("WECHAT_ENCRYPT_MODE") or "").strip().lower() or None,
         "WECHAT_API_BASE": os.environ.get("WECHAT_API_BASE", "https://api.weixin.qq.com/"),
+        # 企业微信 (WeCom) application for staff notices and staff sign-in (SPEC.md); unset = the official account
+        "WECOM_CORP_ID": os.environ.get("WECOM_CORP_ID") or None,
+        "WECOM_AGENT_ID": os.environ.get("WECOM_AGENT_ID") or None,
+        "WECOM_SECRET": os.environ.get("WECOM_SECRET") or None,
+        "WECOM_API_BASE": os.environ.get("WECOM_API_BASE", "https://qyapi.weixin.qq.com/cgi-bin/"),
         "WECHAT_TIMESTAMP_TOLERANCE": _int("WECHAT_TIMESTAMP_TOLERANCE", 300),
         # seconds a router handler may take before the callback answers "success" and the
         # handler's reply goes out later as a customer-service message (WeChat waits 5 s)

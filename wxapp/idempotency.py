@@ -35,6 +35,8 @@ def _scope() -> str | None:
         return f"u:{session['user_id']}"
     from wxapp.auth import H5_OPENID
 
+    if session.get("wecom_uid"):  # an employee signed in by WeCom OAuth (wxapp.wecom)
+        return f"w:{session['wecom_uid']}"[:80]
     if session.get(H5_OPENID):
         return f"o:{session[H5_OPENID]}"[:80]
     return f"a:{request.remote_addr}"  # public calls (material pages): per address

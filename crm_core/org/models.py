@@ -146,7 +146,7 @@ class Position(Audited, TimestampMixin, db.Model):
 
 class Employee(Audited, TimestampMixin, db.Model):
     __audit_type__ = "employee"
-    __table_args__ = (UniqueConstraint("org_id", "code"),)
+    __table_args__ = (UniqueConstraint("org_id", "code"), UniqueConstraint("org_id", "wecom_userid"))
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
     code: Mapped[str] = mapped_column(String(32))
@@ -154,6 +154,8 @@ class Employee(Audited, TimestampMixin, db.Model):
     phone: Mapped[str | None] = mapped_column(String(32))
     email: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
+    # the member's UserID in the company's 企业微信 (WeCom): staff sign-in by WeCom OAuth and WeCom app notices
+    wecom_userid: Mapped[str | None] = mapped_column(String(64))
 
     positions: Mapped[list["EmployeePosition"]] = relationship(back_populates="employee", cascade="all, delete-orphan")
 

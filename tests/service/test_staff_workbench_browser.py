@@ -7,7 +7,7 @@ import pytest
 
 from crm_core.db import db
 from tests.conftest import LiveServer, _create_schema, _make_app
-from tests.service.test_self_service_browser import http, phone_context, photo_file, token, verify_on_phone
+from tests.service.test_self_service_browser import WEST_LAKE_FIX, http, phone_context, photo_file, token, verify_on_phone
 
 pytestmark = pytest.mark.browser
 
@@ -230,3 +230,63 @@ def test_the_salespersons_day_and_the_managers_approval_on_the_phone(live, brows
     finally:
         zhang_ctx.close()
         manager_ctx.close()
+
+
+WECOM = {"WECOM_CORP_ID": "wwsandboxcorp01", "WECOM_AGENT_ID": "1000002", "WECOM_SECRET": "sandbox-wecom-secret"}
+WXWORK_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+             "Mobile/15E148 wxwork/4.1.20 NetType/WIFI Language/zh")
+
+
+@pytest.fixture
+def live_wecom(tmp_path):
+    """The demo with 企业微信 configured against the sandbox's WeCom."""
+    from crm_core.demo import load_demo
+
+    app = _make_app(f"sqlite:///{tmp_path}/wecom.db", **WECOM)
+    with app.app_context():
+        _create_schema()
+        load_demo()
+        db.session.commit()
+        db.session.remove()
+    with LiveServer(app) as server:
+        app.config["WECHAT_API_BASE"] = server.url + "/sandbox/wechat/"
+        app.config["WECOM_API_BASE"] = server.url + "/sandbox/wecom/cgi-bin/"
+        app.config["PUBLIC_BASE_URL"] = server.url
+        yield server
+
+
+def test_the_engineers_day_with_wecom_identity(live_wecom, browser):
+    """The dispatch notice is a WeCom app card; 详情 opens the work order inside WeCom, signed in by WeCom OAuth
+    (no password, no binding); accept, arrive, record and complete as in WeChat."""
+    base = live_wecom.url
+    dispatcher = token(base, "service.dispatcher")
+    customer = next(c for c in http(base, "GET", "/api/v1/customers?per_page=100", dispatcher)["items"] if c["name"] == "杭州西湖茶业有限公司")
+    ticket = http(base, "POST", "/api/v1/tickets", dispatcher, {"customer_id": customer["id"], "kind": "consultation",
+                                                                "description": "滤芯更换咨询，需上门查看"})
+    wo_id = _dispatch(base, ticket["id"])
+    ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True,
+                              user_agent=WXWORK_UA, geolocation=WEST_LAKE_FIX, permissions=["geolocation"])
+    try:
+        phone = ctx.new_page()
+        phone.goto(f"{base}/sandbox/wecom/phone?userid=service.engineer")
+        card = phone.locator(".wecom-card", has_text="新服务工单")
+        card.wait_for()
+        with ctx.expect_page() as opened:
+            card.locator("a.detail").click()
+        page = opened.value
+        page.wait_for_selector("#first-steps")  # through WeCom OAuth, straight to the work order
+        assert page.url.endswith(f"/h5/staff/work-orders/{wo_id}")
+        page.click("#accept")
+        page.wait_for_selector("#accepted")
+        page.click("#arrive")
+        page.wait_for_selector("#arrived")
+        page.fill("#note", "上门查看，滤芯已到更换周期，已更换")
+        page.click("#save-record")
+        page.wait_for_selector("#records .wb-rec:has-text('已到更换周期')")
+        page.fill("#summary", "已更换滤芯")
+        page.click("#complete")
+        page.wait_for_selector("#wo-status:has-text('已完成')")
+    finally:
+        ctx.close()
+    done = http(base, "GET", f"/api/v1/work-orders/{wo_id}", token(base, "service.engineer"))
+    assert done["status"] == "completed" and done["arrived_at"]

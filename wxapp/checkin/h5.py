@@ -16,7 +16,7 @@ from crm_core.errors import NotAuthenticated
 from crm_core.field import checkins as svc
 from crm_core.org.auth import authenticate
 from crm_core.wechat import followers
-from wxapp.auth import staff_actor, wechat_openid, wechat_user_required
+from wxapp.auth import staff_actor, staff_user_required, wechat_openid, wechat_user_required
 from wxapp.checkin.api import CheckinIn, NearbyQuery
 from wxapp.config import wechat_appid
 from wxapp.extensions import login_throttle
@@ -37,7 +37,7 @@ def _is_wechat() -> bool:
 
 
 @bp.get("/checkin")
-@wechat_user_required
+@staff_user_required
 def page():
     actor = staff_actor()
     from crm_core.org.settings import get_setting
@@ -66,7 +66,7 @@ def bind():
 
 @h5_api.describe("/h5/api/checkins/nearby", "GET", summary="Customers near a position (or the last WeChat location)", tags=("staff",), query=NearbyQuery)
 @bp.get("/api/checkins/nearby")
-@wechat_user_required
+@staff_user_required
 def nearby():
     """Near the given position, or — without ``lat``/``lng`` — near the user's recent WeChat location."""
     actor = _actor()
@@ -84,7 +84,7 @@ class H5Checkin(CheckinIn):
 
 @h5_api.describe("/h5/api/checkins", "POST", summary="Check in or out (签到/签退)", tags=("staff",), body=H5Checkin, status=201)
 @bp.post("/api/checkins")
-@wechat_user_required
+@staff_user_required
 def create():
     actor = _actor()
     body = parse_json_body(H5Checkin)
@@ -102,7 +102,7 @@ def create():
 
 @h5_api.describe("/h5/api/checkins/today", "GET", summary="My check-ins today", tags=("staff",))
 @bp.get("/api/checkins/today")
-@wechat_user_required
+@staff_user_required
 def today():
     return jsonify({"items": [_today_row(c) for c in svc.today(_actor())]})
 
@@ -118,7 +118,7 @@ def _today_row(c) -> dict:
 
 @h5_api.describe("/h5/api/checkins/photo", "POST", summary="Upload a check-in photo (multipart: file)", tags=("staff",), status=201)
 @bp.post("/api/checkins/photo")
-@wechat_user_required
+@staff_user_required
 def upload_photo():
     """A photo taken on the page outside WeChat (``<input type=file capture>``)."""
     from wxapp.pages import photo_upload

@@ -167,16 +167,23 @@ def staff_link(payload: dict) -> str | None:
 
 
 def send_staff(message) -> outbox.Delivery:
-    """``staff``: notices to employees go as template messages to the WeChat user the
-    employee signed in with (``followers.bind_staff``); without one they stay in the log."""
+    """``staff``: notices to employees go as WeCom application messages when WeCom is configured and the employee
+    has a WeCom UserID (``wxapp.wecom``); else as template messages to the WeChat user the employee signed in with
+    (``followers.bind_staff``); without either they stay in the log."""
     from crm_core.db import db
     from crm_core.wechat.models import Follower
+    from wxapp import wecom
 
     p = message.payload
     try:
         employee_id = int(message.recipient)
     except ValueError:
         return outbox._log_channel(message)
+    if wecom.configured():  # the company's WeCom app, for employees who have a WeCom UserID
+        userid = wecom.wecom_userid(employee_id)
+        if userid:
+            return outbox.Delivery(provider_message_id=wecom.send_card(userid, p.get("title") or "工作提醒", p["text"],
+                                                                       p.get("url") or staff_link(p)))
     follower = db.session.scalars(db.select(Follower).where(Follower.employee_id == employee_id,
                                                             Follower.appid == wechat_appid())
                                   .order_by(Follower.staff_bound_at.desc())).first()

@@ -25,7 +25,7 @@ from crm_core.service import queries, work_orders
 from crm_core.service.models import StockItem, Ticket, WorkOrder
 from crm_core.service.tickets import WO_OPEN
 from wxapp import idempotency
-from wxapp.auth import staff_actor, wechat_user_required
+from wxapp.auth import staff_actor, staff_user_required
 from wxapp.openapi import h5_api, parse_json_body
 from wxapp.self_service.api import ArrivalIn, CompleteIn, RecordIn, arrive, complete
 
@@ -38,7 +38,7 @@ def staff_page(view):
     """A staff page: the WeChat user must be bound to an employee; the first time they sign in on the page."""
 
     @functools.wraps(view)
-    @wechat_user_required
+    @staff_user_required
     def wrapper(*args, **kwargs):
         actor = staff_actor()
         if actor is None:
@@ -146,7 +146,7 @@ def _commit(wo: WorkOrder, status: int):
 
 @h5_api.describe("/h5/api/staff/work-orders/{wo_id}/accept", "POST", summary="Engineer: accept (接单)", tags=("staff",))
 @bp.post("/api/staff/work-orders/<int:wo_id>/accept")
-@wechat_user_required
+@staff_user_required
 def accept(wo_id: int):
     actor = _actor()
     return _commit(work_orders.accept(actor, wo_id), 200)
@@ -159,7 +159,7 @@ class PhoneArrivalIn(ArrivalIn):
 @h5_api.describe("/h5/api/staff/work-orders/{wo_id}/arrival", "POST", summary="Engineer: arrival check-in at the customer's site",
                  tags=("staff",), body=PhoneArrivalIn, status=201)
 @bp.post("/api/staff/work-orders/<int:wo_id>/arrival")
-@wechat_user_required
+@staff_user_required
 def arrival(wo_id: int):
     from crm_core.field import checkins
 
@@ -180,7 +180,7 @@ class PhoneRecordIn(RecordIn):
 @h5_api.describe("/h5/api/staff/work-orders/{wo_id}/records", "POST", summary="Engineer: a handling record with photos, parts, fees",
                  tags=("staff",), body=PhoneRecordIn, status=201)
 @bp.post("/api/staff/work-orders/<int:wo_id>/records")
-@wechat_user_required
+@staff_user_required
 def add_record(wo_id: int):
     actor = _actor()
     body = parse_json_body(PhoneRecordIn)
@@ -193,7 +193,7 @@ def add_record(wo_id: int):
 @h5_api.describe("/h5/api/staff/work-orders/{wo_id}/complete", "POST", summary="Engineer: complete, with the customer's signature",
                  tags=("staff",), body=CompleteIn)
 @bp.post("/api/staff/work-orders/<int:wo_id>/complete")
-@wechat_user_required
+@staff_user_required
 def complete_work_order(wo_id: int):
     actor = _actor()
     wo = complete(actor, wo_id, parse_json_body(CompleteIn))
@@ -203,7 +203,7 @@ def complete_work_order(wo_id: int):
 @h5_api.describe("/h5/api/staff/uploads", "POST", summary="Upload a photo or a signature from the phone (multipart: file, purpose)",
                  tags=("staff",), status=201)
 @bp.post("/api/staff/uploads")
-@wechat_user_required
+@staff_user_required
 def upload():
     """A photo taken on the page outside WeChat (``<input type=file capture>``), or the signature pad's PNG."""
     from wxapp.pages import photo_upload
@@ -233,7 +233,7 @@ def work_order_link(payload: dict) -> str | None:
 
 
 @bp.get("/api/staff/media/<int:media_id>")
-@wechat_user_required
+@staff_user_required
 def staff_media(media_id: int):
     """A photo or signature the employee may see (the customer's photos on the ticket, the handling records')."""
     from flask import Response

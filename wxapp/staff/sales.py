@@ -17,7 +17,7 @@ from crm_core.sales.models import Opportunity, OpportunityApproval, SalesStage
 from wxapp import idempotency
 from wxapp.api.mobile import QuickCustomerIn, VisitIn, log_visit
 from wxapp.api.opportunities import AdvanceIn, DecisionIn, LoseIn, WinIn
-from wxapp.auth import wechat_user_required
+from wxapp.auth import staff_user_required
 from wxapp.openapi import Model, h5_api, parse_json_body
 from wxapp.staff.h5 import _actor, bp, staff_page
 
@@ -46,7 +46,7 @@ def new_customer(actor: Actor):
 @h5_api.describe("/h5/api/staff/customers", "POST", summary="Salesperson: 客户备案 with the first contact (collision-checked)",
                  tags=("staff",), body=QuickCustomerIn, status=201)
 @bp.post("/api/staff/customers")
-@wechat_user_required
+@staff_user_required
 def create_customer():
     actor = _actor()
     body = parse_json_body(QuickCustomerIn)
@@ -61,7 +61,7 @@ def create_customer():
 @h5_api.describe("/h5/api/staff/collisions/check", "POST", summary="Salesperson: the collision check as the form is filled",
                  tags=("staff",))
 @bp.post("/api/staff/collisions/check")
-@wechat_user_required
+@staff_user_required
 def collisions_check():
     from wxapp.api.settings import CheckIn as CollisionCheckIn
     from wxapp.api.settings import precheck
@@ -74,21 +74,23 @@ def collisions_check():
 def customer_page(actor: Actor, customer_id: int):
     customer = customer_svc.get_customer(actor, customer_id)
     contacts = db.session.scalars(scoped_select(actor, Contact).where(Contact.customer_id == customer.id).order_by(Contact.id)).all()
+    # each section only for the roles that may see it (an engineer sees the customer and its contacts)
     opps = db.session.scalars(scoped_select(actor, Opportunity).where(Opportunity.customer_id == customer.id)
-                              .order_by(Opportunity.id.desc()).limit(20)).all()
+                              .order_by(Opportunity.id.desc()).limit(20)).all() if actor.can("opportunity", "view") else []
     stages = {s.id: s for s in db.session.scalars(select(SalesStage).where(SalesStage.id.in_({o.stage_id for o in opps})))} if opps else {}
     activities = db.session.scalars(scoped_select(actor, Activity).where(Activity.customer_id == customer.id)
-                                    .order_by(Activity.id.desc()).limit(10)).all()
+                                    .order_by(Activity.id.desc()).limit(10)).all() if actor.can("activity", "view") else []
     opp_id = request.args.get("opportunity_id", type=int)
     for_opp = next((o for o in opps if o.id == opp_id and o.status == "open"), None)
     return render_template("h5/staff/customer.html", customer=customer, contacts=contacts, opps=opps, stages=stages,
-                           activities=activities, can_log=actor.can("activity", "create"), for_opp=for_opp)
+                           activities=activities, can_log=actor.can("activity", "create"), for_opp=for_opp,
+                           can_opps=actor.can("opportunity", "view"), can_activities=actor.can("activity", "view"))
 
 
 @h5_api.describe("/h5/api/staff/visits", "POST", summary="Salesperson: log a visit or call with its result, checked in at the site",
                  tags=("staff",), body=VisitIn, status=201)
 @bp.post("/api/staff/visits")
-@wechat_user_required
+@staff_user_required
 def visit():
     from crm_core.activities.activities import activity_dict
     from crm_core.field.checkins import to_dict
@@ -117,7 +119,7 @@ class OpportunityContactIn(Model):
 @h5_api.describe("/h5/api/staff/opportunities/{opp_id}/contact", "POST", summary="Salesperson: the opportunity's contact",
                  tags=("staff",), body=OpportunityContactIn)
 @bp.post("/api/staff/opportunities/<int:opp_id>/contact")
-@wechat_user_required
+@staff_user_required
 def set_contact(opp_id: int):
     body = parse_json_body(OpportunityContactIn)
     return _json(opp_svc.opportunity_dict(opp_svc.update_opportunity(_actor(), opp_id, {"contact_id": body.contact_id}),
@@ -127,7 +129,7 @@ def set_contact(opp_id: int):
 @h5_api.describe("/h5/api/staff/opportunities/{opp_id}/advance", "POST", summary="Salesperson: move to a stage",
                  tags=("staff",), body=AdvanceIn)
 @bp.post("/api/staff/opportunities/<int:opp_id>/advance")
-@wechat_user_required
+@staff_user_required
 def advance(opp_id: int):
     actor = _actor()
     return _json(opp_svc.opportunity_dict(opp_svc.advance(actor, opp_id, parse_json_body(AdvanceIn).stage_id), detail=True))
@@ -136,7 +138,7 @@ def advance(opp_id: int):
 @h5_api.describe("/h5/api/staff/opportunities/{opp_id}/approvals", "POST", summary="Salesperson: ask for a stage's approval",
                  tags=("staff",), body=AdvanceIn, status=201)
 @bp.post("/api/staff/opportunities/<int:opp_id>/approvals")
-@wechat_user_required
+@staff_user_required
 def request_approval(opp_id: int):
     a = opp_svc.request_approval(_actor(), opp_id, parse_json_body(AdvanceIn).stage_id)
     return _json({"id": a.id, "status": a.status, "approver_id": a.approver_id}, 201)
@@ -144,7 +146,7 @@ def request_approval(opp_id: int):
 
 @h5_api.describe("/h5/api/staff/opportunities/{opp_id}/win", "POST", summary="Salesperson: won (赢单)", tags=("staff",), body=WinIn)
 @bp.post("/api/staff/opportunities/<int:opp_id>/win")
-@wechat_user_required
+@staff_user_required
 def win(opp_id: int):
     body = parse_json_body(WinIn)
     return _json(opp_svc.opportunity_dict(opp_svc.win(_actor(), opp_id, body.reason, body.amount), detail=True))
@@ -153,7 +155,7 @@ def win(opp_id: int):
 @h5_api.describe("/h5/api/staff/opportunities/{opp_id}/lose", "POST", summary="Salesperson: lost, with a reason", tags=("staff",),
                  body=LoseIn)
 @bp.post("/api/staff/opportunities/<int:opp_id>/lose")
-@wechat_user_required
+@staff_user_required
 def lose(opp_id: int):
     return _json(opp_svc.opportunity_dict(opp_svc.lose(_actor(), opp_id, parse_json_body(LoseIn).reason), detail=True))
 
@@ -178,7 +180,7 @@ def approvals(actor: Actor):
 @h5_api.describe("/h5/api/staff/approvals/{approval_id}/decision", "POST", summary="Manager: approve or reject a stage",
                  tags=("staff",), body=DecisionIn)
 @bp.post("/api/staff/approvals/<int:approval_id>/decision")
-@wechat_user_required
+@staff_user_required
 def decide(approval_id: int):
     body = parse_json_body(DecisionIn)
     a = opp_svc.decide_approval(_actor(), approval_id, body.approve, body.comment)

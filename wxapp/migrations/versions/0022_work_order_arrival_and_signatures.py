@@ -1,4 +1,5 @@
-"""The engineer's phone day: accepting a work order, the arrival check-in, and the customer's signatures
+"""The staff phone workbench: accepting a work order, the arrival check-in, the customer's signatures, and the
+employee's WeCom (企业微信) UserID
 
 Revision ID: 0022
 Revises: 0021
@@ -37,14 +38,19 @@ def upgrade():
         batch_op.add_column(sa.Column('arrival_checkin_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('arrival_distance_m', sa.Double(), nullable=True))
         batch_op.create_foreign_key(batch_op.f('fk_work_order_arrival_checkin_id_check_in'), 'check_in', ['arrival_checkin_id'], ['id'])
+    with op.batch_alter_table('employee', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('wecom_userid', sa.String(length=64), nullable=True))
+        batch_op.create_unique_constraint(batch_op.f('uq_employee_org_id_wecom_userid'), ['org_id', 'wecom_userid'])
 
     from crm_core.org.builtin_roles import sync_builtin_roles
 
     sync_builtin_roles(op.get_bind())  # engineers check in on arrival
 
 
-
 def downgrade():
+    with op.batch_alter_table('employee', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('uq_employee_org_id_wecom_userid'), type_='unique')
+        batch_op.drop_column('wecom_userid')
     with op.batch_alter_table('work_order', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_work_order_arrival_checkin_id_check_in'), type_='foreignkey')
         batch_op.drop_column('arrival_distance_m')

@@ -1,0 +1,88 @@
+"""企业微信 against the sandbox's WeCom: staff notices as app cards (and the official account as the fallback), what
+the sandbox refuses as WeCom does, and WeCom OAuth (no member, a used code)."""
+from __future__ import annotations
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from crm_core.db import db
+from crm_core.org.models import Employee
+from crm_core.outbox import OutboxMessage
+from tests.conftest import LiveServer, _create_schema, _make_app
+from tests.service.test_staff_workbench_browser import WECOM
+
+
+@pytest.fixture
+def wecom_app(tmp_path):
+    from crm_core.demo import load_demo
+
+    app = _make_app(f"sqlite:///{tmp_path}/wc.db", **WECOM)
+    with app.app_context():
+        _create_schema()
+        load_demo()
+        db.session.commit()
+        with LiveServer(app) as server:
+            app.config["WECOM_API_BASE"] = server.url + "/sandbox/wecom/cgi-bin/"
+            app.config["PUBLIC_BASE_URL"] = server.url
+            app.base = server.url
+            yield app
+        db.session.remove()
+
+
+def _notify(app, employee_name: str) -> OutboxMessage:
+    from crm_core import outbox
+
+    emp = db.session.scalars(select(Employee).where(Employee.name == employee_name)).one()
+    with app.test_request_context():
+        msg = outbox.notify_staff(emp.id, "work_order_assigned", "新服务工单：测试", org_id=emp.org_id, work_order_id=7)
+        db.session.commit()
+        outbox.deliver(msg.id)
+    db.session.expire_all()
+    return db.session.get(OutboxMessage, msg.id)
+
+
+def test_a_staff_notice_is_a_wecom_card_that_opens_its_page(wecom_app):
+    msg = _notify(wecom_app, "郑强")
+    assert msg.status == "sent" and msg.provider_message_id.startswith("SBXWMSG_")
+    card = requests.get(f"{wecom_app.base}/sandbox/wecom/outbox?userid=service.engineer", timeout=5).json()["items"][0]
+    assert card["payload"]["msgtype"] == "textcard" and card["payload"]["agentid"] == 1000002
+    assert card["payload"]["textcard"]["url"].endswith("/h5/staff/work-orders/7")
+
+
+def test_an_employee_without_a_wecom_account_gets_the_official_account_and_a_stranger_is_refused(wecom_app):
+    emp = db.session.scalars(select(Employee).where(Employee.name == "赵磊")).one()
+    emp.wecom_userid = None
+    db.session.commit()
+    msg = _notify(wecom_app, "赵磊")  # not bound on WeChat either: the log channel
+    assert msg.status == "sent" and not (msg.provider_message_id or "").startswith("SBXWMSG_")
+    from crm_core import outbox
+
+    with wecom_app.test_request_context():
+        from wxapp import wecom
+
+        with pytest.raises(outbox.ChannelError) as refused:
+            wecom.send_card("nobody.here", "工作提醒", "测试", None)
+    assert "81013" in str(refused.value) and not refused.value.retryable
+
+
+def test_the_sandbox_refuses_wrong_credentials_and_wecom_oauth_codes_work_once(wecom_app):
+    base = wecom_app.base
+    assert requests.get(f"{base}/sandbox/wecom/cgi-bin/gettoken?corpid=wrong&corpsecret=x", timeout=5).json()["errcode"] == 40013
+    assert requests.get(f"{base}/sandbox/wecom/cgi-bin/gettoken?corpid={WECOM['WECOM_CORP_ID']}&corpsecret=x",
+                        timeout=5).json()["errcode"] == 40001
+    s = requests.Session()
+    r = s.get(f"{base}/h5/wecom/start?next=/h5/staff/", allow_redirects=False, timeout=5)
+    authorize = r.headers["Location"]
+    assert "/sandbox/wecom/connect/oauth2/authorize?appid=" + WECOM["WECOM_CORP_ID"] in authorize and "agentid=1000002" in authorize
+    back = s.get(authorize + "&userid=service.engineer", allow_redirects=False, timeout=5).headers["Location"]
+    home = s.get(back, timeout=5)
+    assert home.status_code == 200 and "郑强" in home.text and "今天的工单" in home.text
+    again = s.get(back, timeout=5)  # the same callback again: the state is spent
+    assert again.status_code == 400 and "登录链接已失效" in again.text
+    stranger = requests.Session()
+    r = stranger.get(f"{base}/h5/wecom/start?next=/h5/staff/", allow_redirects=False, timeout=5)
+    back = stranger.get(r.headers["Location"] + "&userid=visitor.outside", allow_redirects=False, timeout=5).headers["Location"]
+    refused = stranger.get(back, timeout=5)
+    assert refused.status_code == 403 and "仅限本企业成员" in refused.text
+    assert stranger.post(f"{base}/h5/api/staff/work-orders/1/accept", json={}, timeout=5).status_code in (400, 401)
