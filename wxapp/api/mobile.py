@@ -34,11 +34,17 @@ class QuickCustomerIn(Model):
 @api.operation(bp, "/mobile/customers", "POST", summary="客户备案 from a phone: customer and first contact",
                tags=("mobile",), body=QuickCustomerIn, response=CustomerOut, status=201)
 def quick_customer(body: QuickCustomerIn):
+    customer, hits = register_customer(g.actor, body)
+    return {**svc.customer_dict(customer), "collisions": [h.to_dict() for h in hits]}
+
+
+def register_customer(actor, body: QuickCustomerIn):
+    """客户备案 from a phone (the API and the staff workbench): the customer and its first contact, behind the
+    collision check. Answers ``(customer, warn hits)``; a blocking hit is 409 with the masked hits."""
     data = body.model_dump()
     contact = {"name": data.pop("contact_name"), "phone": data.pop("contact_phone"), "title": data.pop("contact_title"),
                "is_primary": True}
-    customer, hits = svc.create_customer(g.actor, {**data, "source": data.get("source") or "manual"}, contacts=[contact])
-    return {**svc.customer_dict(customer), "collisions": [h.to_dict() for h in hits]}
+    return svc.create_customer(actor, {**data, "source": data.get("source") or "manual"}, contacts=[contact])
 
 
 class VisitLocation(Model):

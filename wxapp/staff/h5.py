@@ -21,6 +21,7 @@ from crm_core.errors import NotAuthenticated
 from crm_core.geo import from_wgs84
 from crm_core.org.permissions import Actor, get_visible
 from crm_core.org.settings import org_timezone
+from crm_core.sales.opportunities import pending_approvals
 from crm_core.service import queries, work_orders
 from crm_core.service.models import StockItem, Ticket, WorkOrder
 from crm_core.service.tickets import WO_OPEN
@@ -61,8 +62,6 @@ def home(actor: Actor):
     """The workbench: what is waiting for me today, and the tools of my roles."""
     cards = _cards(actor)
     counts = {tab: len(rows) for tab, rows in cards.items()}
-    from crm_core.sales.opportunities import pending_approvals
-
     can_service = actor.can("work_order", "view")
     return render_template("h5/staff/home.html", actor=actor, counts=counts, can_service=can_service,
                            can_checkin=actor.can("checkin", "create"), can_customers=actor.can("customer", "create"),
@@ -84,7 +83,10 @@ def _cards(actor: Actor) -> dict[str, list[dict]]:
     """My work orders as the list shows them: today (planned today, overdue or not yet planned), upcoming, done."""
     if not actor.can("work_order", "view"):
         return {"today": [], "upcoming": [], "done": []}
-    rows, _ = queries.my_work_orders(actor, open_only=False, page=1, per_page=100)
+    # every open one (an engineer has tens at most), and the latest finished ones
+    open_rows, _ = queries.my_work_orders(actor, open_only=True, page=1, per_page=100)
+    recent, _ = queries.my_work_orders(actor, open_only=False, page=1, per_page=60)
+    rows = open_rows + [w for w in recent if w.status not in WO_OPEN][:30]
     tickets = {t.id: t for t in db.session.scalars(select(Ticket).where(Ticket.id.in_({w.ticket_id for w in rows})))} if rows else {}
     t_dicts = {d["id"]: d for d in queries.ticket_dicts(list(tickets.values()))} if tickets else {}
     customers = {c.id: c for c in db.session.scalars(select(Customer).where(
@@ -101,8 +103,7 @@ def _cards(actor: Actor) -> dict[str, list[dict]]:
                 "accepted": wo.accepted_at is not None, "arrived": wo.arrived_at is not None,
                 "due": t["sla"]["resolution_due"], "required_by": t["required_by"], "completed_at": wo.completed_at}
         if wo.status not in WO_OPEN:
-            if len(out["done"]) < 30:
-                out["done"].append(card)
+            out["done"].append(card)
         elif wo.planned_at is not None and to_local(wo.planned_at, tz).date() > today:
             out["upcoming"].append(card)
         else:
@@ -137,14 +138,19 @@ def _in_wechat() -> bool:
     return "MicroMessenger" in (request.headers.get("User-Agent") or "")
 
 
-def _commit(wo: WorkOrder, status: int):
-    """The work order as it now is, committed with the request's idempotent answer."""
-    resp = jsonify(queries.work_order_dict(wo))
+def _json(data, status: int = 200):
+    """``data`` as the answer, committed with the request's work and its idempotent answer."""
+    resp = jsonify(data)
     resp.status_code = status
     return idempotency.commit(resp)
 
 
-@h5_api.describe("/h5/api/staff/work-orders/{wo_id}/accept", "POST", summary="Engineer: accept (接单)", tags=("staff",))
+def _commit(wo: WorkOrder, status: int):
+    """The work order as it now is."""
+    return _json(queries.work_order_dict(wo), status)
+
+
+@h5_api.describe("/h5/api/staff/work-orders/<int:wo_id>/accept", "POST", summary="Engineer: accept (接单)", tags=("staff",))
 @bp.post("/api/staff/work-orders/<int:wo_id>/accept")
 @staff_user_required
 def accept(wo_id: int):
@@ -156,7 +162,7 @@ class PhoneArrivalIn(ArrivalIn):
     photo_media_id: str | None = Field(default=None, max_length=128, description="wx.uploadImage serverId")
 
 
-@h5_api.describe("/h5/api/staff/work-orders/{wo_id}/arrival", "POST", summary="Engineer: arrival check-in at the customer's site",
+@h5_api.describe("/h5/api/staff/work-orders/<int:wo_id>/arrival", "POST", summary="Engineer: arrival check-in at the customer's site",
                  tags=("staff",), body=PhoneArrivalIn, status=201)
 @bp.post("/api/staff/work-orders/<int:wo_id>/arrival")
 @staff_user_required
@@ -168,16 +174,14 @@ def arrival(wo_id: int):
     if body.photo_media_id and not body.photo_id:
         body.photo_id = _wechat_photos(actor, [body.photo_media_id], "checkin")[0]
     ci = arrive(actor, wo_id, ArrivalIn(**body.model_dump(exclude={"photo_media_id"})))
-    resp = jsonify({"checkin": checkins.to_dict(ci), "work_order": queries.work_order_dict(db.session.get(WorkOrder, wo_id))})
-    resp.status_code = 201
-    return idempotency.commit(resp)
+    return _json({"checkin": checkins.to_dict(ci), "work_order": queries.work_order_dict(db.session.get(WorkOrder, wo_id))}, 201)
 
 
 class PhoneRecordIn(RecordIn):
     photo_media_ids: list[str] = Field(default_factory=list, max_length=9, description="wx.uploadImage serverIds")
 
 
-@h5_api.describe("/h5/api/staff/work-orders/{wo_id}/records", "POST", summary="Engineer: a handling record with photos, parts, fees",
+@h5_api.describe("/h5/api/staff/work-orders/<int:wo_id>/records", "POST", summary="Engineer: a handling record with photos, parts, fees",
                  tags=("staff",), body=PhoneRecordIn, status=201)
 @bp.post("/api/staff/work-orders/<int:wo_id>/records")
 @staff_user_required
@@ -190,7 +194,7 @@ def add_record(wo_id: int):
     return _commit(db.session.get(WorkOrder, wo_id), 201)
 
 
-@h5_api.describe("/h5/api/staff/work-orders/{wo_id}/complete", "POST", summary="Engineer: complete, with the customer's signature",
+@h5_api.describe("/h5/api/staff/work-orders/<int:wo_id>/complete", "POST", summary="Engineer: complete, with the customer's signature",
                  tags=("staff",), body=CompleteIn)
 @bp.post("/api/staff/work-orders/<int:wo_id>/complete")
 @staff_user_required
@@ -232,6 +236,8 @@ def work_order_link(payload: dict) -> str | None:
 
 
 
+@h5_api.describe("/h5/api/staff/media/<int:media_id>", "GET", summary="A photo or signature the employee may see (?thumb=1)",
+                 tags=("staff",))
 @bp.get("/api/staff/media/<int:media_id>")
 @staff_user_required
 def staff_media(media_id: int):

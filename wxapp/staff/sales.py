@@ -14,18 +14,11 @@ from crm_core.db import db
 from crm_core.org.permissions import Actor, get_visible, scoped_select
 from crm_core.sales import opportunities as opp_svc
 from crm_core.sales.models import Opportunity, OpportunityApproval, SalesStage
-from wxapp import idempotency
-from wxapp.api.mobile import QuickCustomerIn, VisitIn, log_visit
+from wxapp.api.mobile import QuickCustomerIn, VisitIn, log_visit, register_customer
 from wxapp.api.opportunities import AdvanceIn, DecisionIn, LoseIn, WinIn
 from wxapp.auth import staff_user_required
 from wxapp.openapi import Model, h5_api, parse_json_body
-from wxapp.staff.h5 import _actor, bp, staff_page
-
-
-def _json(data, status: int = 200):
-    resp = jsonify(data)
-    resp.status_code = status
-    return idempotency.commit(resp)
+from wxapp.staff.h5 import _actor, _json, bp, staff_page
 
 
 @bp.get("/staff/customers")
@@ -48,12 +41,7 @@ def new_customer(actor: Actor):
 @bp.post("/api/staff/customers")
 @staff_user_required
 def create_customer():
-    actor = _actor()
-    body = parse_json_body(QuickCustomerIn)
-    data = body.model_dump()
-    contact = {"name": data.pop("contact_name"), "phone": data.pop("contact_phone"), "title": data.pop("contact_title"),
-               "is_primary": True}
-    customer, hits = customer_svc.create_customer(actor, {**data, "source": data.get("source") or "manual"}, contacts=[contact])
+    customer, hits = register_customer(_actor(), parse_json_body(QuickCustomerIn))
     return _json({**customer_svc.customer_dict(customer), "collisions": [h.to_dict() for h in hits],
                   "url": url_for("staff_h5.customer_page", customer_id=customer.id)}, 201)
 
@@ -116,7 +104,7 @@ class OpportunityContactIn(Model):
     contact_id: int
 
 
-@h5_api.describe("/h5/api/staff/opportunities/{opp_id}/contact", "POST", summary="Salesperson: the opportunity's contact",
+@h5_api.describe("/h5/api/staff/opportunities/<int:opp_id>/contact", "POST", summary="Salesperson: the opportunity's contact",
                  tags=("staff",), body=OpportunityContactIn)
 @bp.post("/api/staff/opportunities/<int:opp_id>/contact")
 @staff_user_required
@@ -126,7 +114,7 @@ def set_contact(opp_id: int):
                                           detail=True))
 
 
-@h5_api.describe("/h5/api/staff/opportunities/{opp_id}/advance", "POST", summary="Salesperson: move to a stage",
+@h5_api.describe("/h5/api/staff/opportunities/<int:opp_id>/advance", "POST", summary="Salesperson: move to a stage",
                  tags=("staff",), body=AdvanceIn)
 @bp.post("/api/staff/opportunities/<int:opp_id>/advance")
 @staff_user_required
@@ -135,7 +123,7 @@ def advance(opp_id: int):
     return _json(opp_svc.opportunity_dict(opp_svc.advance(actor, opp_id, parse_json_body(AdvanceIn).stage_id), detail=True))
 
 
-@h5_api.describe("/h5/api/staff/opportunities/{opp_id}/approvals", "POST", summary="Salesperson: ask for a stage's approval",
+@h5_api.describe("/h5/api/staff/opportunities/<int:opp_id>/approvals", "POST", summary="Salesperson: ask for a stage's approval",
                  tags=("staff",), body=AdvanceIn, status=201)
 @bp.post("/api/staff/opportunities/<int:opp_id>/approvals")
 @staff_user_required
@@ -144,7 +132,7 @@ def request_approval(opp_id: int):
     return _json({"id": a.id, "status": a.status, "approver_id": a.approver_id}, 201)
 
 
-@h5_api.describe("/h5/api/staff/opportunities/{opp_id}/win", "POST", summary="Salesperson: won (赢单)", tags=("staff",), body=WinIn)
+@h5_api.describe("/h5/api/staff/opportunities/<int:opp_id>/win", "POST", summary="Salesperson: won (赢单)", tags=("staff",), body=WinIn)
 @bp.post("/api/staff/opportunities/<int:opp_id>/win")
 @staff_user_required
 def win(opp_id: int):
@@ -152,7 +140,7 @@ def win(opp_id: int):
     return _json(opp_svc.opportunity_dict(opp_svc.win(_actor(), opp_id, body.reason, body.amount), detail=True))
 
 
-@h5_api.describe("/h5/api/staff/opportunities/{opp_id}/lose", "POST", summary="Salesperson: lost, with a reason", tags=("staff",),
+@h5_api.describe("/h5/api/staff/opportunities/<int:opp_id>/lose", "POST", summary="Salesperson: lost, with a reason", tags=("staff",),
                  body=LoseIn)
 @bp.post("/api/staff/opportunities/<int:opp_id>/lose")
 @staff_user_required
@@ -177,7 +165,7 @@ def approvals(actor: Actor):
     return render_template("h5/staff/approvals.html", items=items)
 
 
-@h5_api.describe("/h5/api/staff/approvals/{approval_id}/decision", "POST", summary="Manager: approve or reject a stage",
+@h5_api.describe("/h5/api/staff/approvals/<int:approval_id>/decision", "POST", summary="Manager: approve or reject a stage",
                  tags=("staff",), body=DecisionIn)
 @bp.post("/api/staff/approvals/<int:approval_id>/decision")
 @staff_user_required
