@@ -100,3 +100,13 @@ def test_approval_notices_open_the_approvals_and_the_opportunity(demo):
 
     with demo.test_request_context():
         assert staff_link({"kind": "approval_requested", "approval_id": 1}).endswith("/h5/staff/approvals")
+
+
+def test_my_calendar_shows_my_next_seven_days_by_day_and_not_a_colleagues(demo):
+    phone = staff_phone(demo, "oWbZhang004", "sales.zhang")
+    assert 'id="entry-calendar"' in phone.get("/h5/staff/").get_data(as_text=True)
+    page = phone.get("/h5/staff/calendar").get_data(as_text=True)
+    assert "上门测量车间水质" in page and "电话回访设备使用情况" in page and "杭州西湖茶业有限公司" in page
+    assert "方案讲解会" not in page  # 李娜's meeting
+    li = staff_phone(demo, "oWbLi000001", "sales.li")
+    assert "方案讲解会" in li.get("/h5/staff/calendar").get_data(as_text=True)

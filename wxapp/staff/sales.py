@@ -183,3 +183,25 @@ def approval_link(payload: dict) -> str | None:
         a = db.session.get(OpportunityApproval, payload["approval_id"])
         return f"/h5/staff/opportunities/{a.opportunity_id}" if a else None
     return None
+
+
+@bp.get("/staff/calendar")
+@staff_page
+def calendar_page(actor: Actor):
+    """我的日程: my activities of the next seven days by day (the organisation's time zone), each with its customer."""
+    from datetime import timedelta
+
+    from crm_core.activities.activities import calendar
+    from crm_core.clock import local_today, to_local
+    from crm_core.org.settings import org_timezone
+
+    tz = org_timezone(actor.org_id)
+    today = local_today(tz)
+    rows = calendar(actor, actor.employee_id, today - timedelta(days=1), today + timedelta(days=7))  # UTC days around
+    names = customer_svc.customer_names({a.customer_id for a in rows if a.customer_id})
+    days: dict = {}
+    for a in rows:
+        day = to_local(a.planned_start, tz).date()
+        if today <= day <= today + timedelta(days=6):
+            days.setdefault(day, []).append({"a": a, "customer": names.get(a.customer_id)})
+    return render_template("h5/staff/calendar.html", days=sorted(days.items()), today=today)
