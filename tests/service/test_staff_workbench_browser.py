@@ -12,12 +12,11 @@ from tests.service.test_self_service_browser import WEST_LAKE_FIX, http, phone_c
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def live(tmp_path):
-    """The demo over real HTTP, with the sandbox as WeChat: template messages land in the phone simulator."""
+def _demo_server(tmp_path, **config):
+    """The demo over real HTTP with the sandbox as WeChat (and as WeCom): messages land in the phone simulators."""
     from crm_core.demo import load_demo
 
-    app = _make_app(f"sqlite:///{tmp_path}/wb.db")
+    app = _make_app(f"sqlite:///{tmp_path}/wb.db", **config)
     with app.app_context():
         _create_schema()
         load_demo()
@@ -25,8 +24,14 @@ def live(tmp_path):
         db.session.remove()
     with LiveServer(app) as server:
         app.config["WECHAT_API_BASE"] = server.url + "/sandbox/wechat/"
+        app.config["WECOM_API_BASE"] = server.url + "/sandbox/wecom/cgi-bin/"
         app.config["PUBLIC_BASE_URL"] = server.url
         yield server
+
+
+@pytest.fixture
+def live(tmp_path):
+    yield from _demo_server(tmp_path)
 
 
 def _repair_from_the_phone(page, base, tmp_path) -> int:
@@ -240,19 +245,7 @@ WXWORK_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit
 @pytest.fixture
 def live_wecom(tmp_path):
     """The demo with 企业微信 configured against the sandbox's WeCom."""
-    from crm_core.demo import load_demo
-
-    app = _make_app(f"sqlite:///{tmp_path}/wecom.db", **WECOM)
-    with app.app_context():
-        _create_schema()
-        load_demo()
-        db.session.commit()
-        db.session.remove()
-    with LiveServer(app) as server:
-        app.config["WECHAT_API_BASE"] = server.url + "/sandbox/wechat/"
-        app.config["WECOM_API_BASE"] = server.url + "/sandbox/wecom/cgi-bin/"
-        app.config["PUBLIC_BASE_URL"] = server.url
-        yield server
+    yield from _demo_server(tmp_path, **WECOM)
 
 
 def test_the_engineers_day_with_wecom_identity(live_wecom, browser):
