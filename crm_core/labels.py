@@ -35,6 +35,8 @@ LABELS: dict[str, dict[str, str]] = {
     "opportunity_status": {"open": "进行中", "won": "赢单", "lost": "输单"},
     "checkin_status": {"normal": "正常", "out_of_range": "超出范围", "rejected": "已拒绝"},
     "checkin_kind": {"in": "签到", "out": "签退"},
+    "plan_review_status": {"draft": "未提交", "submitted": "待批阅", "reviewed": "已批阅"},
+    "plan_period": {"daily": "日计划", "weekly": "周计划", "monthly": "月计划"},
 }
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import func, or_, select
 
 from crm_core import jobs, outbox
 from crm_core.activities.models import ACTIVITY_KINDS, PLAN_PERIODS, Activity, WorkPlan
-from crm_core.clock import local_str, utcnow
+from crm_core.clock import local_str, to_utc, utcnow
 from crm_core.context import service
 from crm_core.customers import value
 from crm_core.customers.customers import register_360_section
@@ -222,6 +222,41 @@ def activity_warnings() -> int:
     return sent
 
 
+def my_day(actor: Actor) -> dict:
+    """今日计划: what the employee has today — open activities planned for today (in time order), open ones overdue
+    (past their planned end, or planned before today with no end), what they finished today — and their daily work
+    plan for today, if any. "Today" is the organisation's day; only activities they own or are assigned."""
+    from zoneinfo import ZoneInfo
+
+    from crm_core.clock import local_today
+
+    actor.require("activity", "view")
+    if actor.employee_id is None:
+        return {"date": None, "today": [], "overdue": [], "done": [], "plan": None}
+    tz = org_timezone(actor.org_id)
+    day = local_today(tz)
+    start = to_utc(datetime.combine(day, datetime.min.time()), ZoneInfo(tz))
+    end = start + timedelta(days=1)
+    now, me = utcnow(), actor.employee_id
+    mine = or_(Activity.assignee_id == me, (Activity.assignee_id.is_(None)) & (Activity.owner_id == me))
+    is_open = Activity.status.in_(("planned", "in_progress"))
+    late = or_(Activity.planned_end < now, (Activity.planned_end.is_(None)) & (Activity.planned_start < start))
+    rows = db.session.scalars(select(Activity).where(
+        visible_clause(actor, Activity), mine,
+        or_(is_open & (((Activity.planned_start >= start) & (Activity.planned_start < end)) | late),
+            (Activity.status == "done") & (Activity.actual_end >= start) & (Activity.actual_end < end)))
+        .order_by(Activity.planned_start, Activity.id).limit(500)).all()
+    out: dict[str, list] = {"today": [], "overdue": [], "done": []}
+    for a in rows:
+        overdue = a.status != "done" and ((a.planned_end is not None and a.planned_end < now)
+                                          or (a.planned_end is None and a.planned_start is not None and a.planned_start < start))
+        out["done" if a.status == "done" else "overdue" if overdue else "today"].append(a)
+    plan = db.session.scalars(select(WorkPlan).where(
+        WorkPlan.owner_id == me, WorkPlan.period == "daily", WorkPlan.start_date <= day, WorkPlan.end_date >= day)
+        .order_by(WorkPlan.id.desc())).first()
+    return {"date": day, **out, "plan": plan}
+
+
 # --- work plans ----------------------------------------------------------------------------
 @service
 def create_plan(actor: Actor, data: dict) -> WorkPlan:
@@ -274,6 +309,15 @@ def review_plan(actor: Actor, plan_id: int, comment: str) -> WorkPlan:
     plan.review_status, plan.review_comment, plan.reviewed_at = "reviewed", comment, utcnow()
     db.session.flush()
     return plan
+
+
+def plans_to_review(actor: Actor) -> list[WorkPlan]:
+    """The work plans submitted to me for 批阅, oldest first."""
+    if actor.employee_id is None:
+        return []
+    return list(db.session.scalars(select(WorkPlan).where(
+        WorkPlan.org_id == actor.org_id, WorkPlan.reviewer_id == actor.employee_id, WorkPlan.review_status == "submitted")
+        .order_by(WorkPlan.updated_at, WorkPlan.id)))
 
 
 def plan_vs_actual(actor: Actor, plan_id: int) -> dict:

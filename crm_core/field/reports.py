@@ -6,7 +6,8 @@
 - 活动统计报表: activity counts by status per employee over a date range, with department
   subtotals and a grand total;
 - a day's route per employee as an SVG (no map tiles: check-ins in order, customer sites);
-- the team calendar: activities and visits by day.
+- the team calendar: activities and visits by day;
+- my team today (the manager's phone page): who checked in where, and each person's open and overdue activities.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from crm_core.customers.customers import customer_names
 from crm_core.customers.models import Customer
 from crm_core.db import db
 from crm_core.errors import NotFound, ValidationFailed
-from crm_core.field.checkins import CHINA, STATUS_LABELS
+from crm_core.field.checkins import CHINA, STATUS_LABELS, badge
 from crm_core.field.models import CheckIn
 from crm_core.org.models import Department, Employee, EmployeePosition, Position
 from crm_core.org.organization import employee_names
@@ -288,3 +289,57 @@ def visible_employee(actor: Actor, employee_id: int) -> None:
     if employee_id not in actor.subordinate_employee_ids() and actor.widest_scope("checkin") in ("self", "subordinates"):
         raise NotFound("职员不存在或不在您的数据权限范围内。")
 
+
+
+OPEN_ACTIVITY = ("planned", "in_progress")
+
+
+def team_today(actor: Actor) -> dict:
+    """我的团队今天: for each person of the caller's team (their reporting subtree, and anyone else whose records today
+    the caller's data scope shows) — today's check-ins in order (time, customer, address, distance, badge), the
+    activities planned for today still open, those overdue (open past their planned end, or planned before today and
+    still open), and how many were done today. People with something overdue come first."""
+    actor.require("checkin", "view")
+    actor.require("activity", "view")
+    now = utcnow()
+    day = (now + CHINA).date()
+    start = datetime.combine(day, datetime.min.time()) - CHINA
+    end = start + timedelta(days=1)
+    checkins = db.session.scalars(select(CheckIn).where(visible_clause(actor, CheckIn), CheckIn.local_date == day)
+                                  .order_by(CheckIn.client_time).limit(2000)).all()
+    is_open = Activity.status.in_(OPEN_ACTIVITY)
+    overdue_clause = or_(Activity.planned_end < now, (Activity.planned_end.is_(None)) & (Activity.planned_start < start))
+    activities = db.session.scalars(select(Activity).where(
+        visible_clause(actor, Activity),
+        or_(is_open & ((Activity.planned_start >= start) & (Activity.planned_start < end) | overdue_clause),
+            (Activity.status == "done") & (Activity.actual_end >= start) & (Activity.actual_end < end)))
+        .order_by(Activity.planned_start).limit(2000)).all()
+    members = set(actor.subordinate_employee_ids()) if actor.employee_id else set()
+    members |= {c.owner_id for c in checkins} | {who_id(a) for a in activities}
+    members.discard(None)
+    names = _names(members)
+    customers = customer_names({c.customer_id for c in checkins if c.customer_id}
+                               | {a.customer_id for a in activities if a.customer_id})
+    people = {m: {"employee_id": m, "employee": names.get(m, ""), "checkins": [], "today": [], "overdue": [], "done": 0}
+              for m in members}
+    for c in checkins:
+        people[c.owner_id]["checkins"].append({
+            "id": c.id, "kind": c.kind, "time": _iso_local(c.client_time), "customer": customers.get(c.customer_id),
+            "address": c.address, "distance_m": round(c.distance_m) if c.distance_m is not None else None,
+            "badge": badge(c)})
+    for a in activities:
+        person = people[who_id(a)]
+        if a.status == "done":
+            person["done"] += 1
+            continue
+        late = (a.planned_end is not None and a.planned_end < now) or (a.planned_end is None and a.planned_start is not None
+                                                                        and a.planned_start < start)
+        person["overdue" if late else "today"].append({
+            "id": a.id, "subject": a.subject, "kind": a.kind, "status": a.status, "customer": customers.get(a.customer_id),
+            "planned_start": a.planned_start.isoformat() + "Z" if a.planned_start else None,
+            "planned_end": a.planned_end.isoformat() + "Z" if a.planned_end else None})
+    rows = sorted(people.values(), key=lambda p: (not p["overdue"], not p["checkins"], p["employee"], p["employee_id"]))
+    return {"date": day.isoformat(), "people": rows,
+            "totals": {"people": len(rows), "checked_in": sum(bool(p["checkins"]) for p in rows),
+                       "open": sum(len(p["today"]) for p in rows), "overdue": sum(len(p["overdue"]) for p in rows),
+                       "done": sum(p["done"] for p in rows)}}

@@ -68,6 +68,19 @@ def employee_names(ids) -> dict[int, str]:
     return dict(db.session.execute(select(Employee.id, Employee.name).where(Employee.id.in_(ids))).all()) if ids else {}
 
 
+def manager_of(employee_id: int) -> int | None:
+    """The holder of the position the employee's primary position reports to."""
+    pos_id = db.session.scalars(select(EmployeePosition.position_id).where(
+        EmployeePosition.employee_id == employee_id).order_by(EmployeePosition.primary.desc())).first()
+    boss_pos = db.session.get(Position, pos_id).reports_to_id if pos_id else None
+    while boss_pos is not None:
+        holder = db.session.scalars(select(EmployeePosition.employee_id).where(EmployeePosition.position_id == boss_pos)).first()
+        if holder:
+            return holder
+        boss_pos = db.session.get(Position, boss_pos).reports_to_id
+    return None
+
+
 def employees_with_role(org_id: int, code: str) -> list[Employee]:
     """Active employees whose active user holds the role ``code`` (dispatchers, engineers...)."""
     from crm_core.org.models import UserRole

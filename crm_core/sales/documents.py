@@ -494,7 +494,7 @@ def receipt_dict(r: Receipt) -> dict:
 def notify_overdue_instalments() -> int:
     """逾期提醒: an instalment past its due date and not fully received is reported once to the
     contract's owner and their manager."""
-    from crm_core.sales.opportunities import _manager_of
+    from crm_core.org.organization import manager_of
 
     sent = 0
     rows = db.session.execute(select(Instalment, Contract).join(Contract, Contract.id == Instalment.contract_id).where(
@@ -509,7 +509,7 @@ def notify_overdue_instalments() -> int:
         customer = db.session.get(Customer, c.customer_id)
         text = (f"回款逾期：{customer.name} 合同 {c.number} 第 {inst.seq} 期 {money.fmt(inst.amount - inst.received)} 元"
                 f"已于 {inst.due_date.isoformat()} 到期未收。")
-        for emp in {c.owner_id, _manager_of(c.owner_id) if c.owner_id else None} - {None}:
+        for emp in {c.owner_id, manager_of(c.owner_id) if c.owner_id else None} - {None}:
             outbox.notify_staff(emp, "instalment_overdue", text, org_id=c.org_id,
                                 dedupe_key=f"instalment-overdue:{inst.id}:{emp}", contract_id=c.id)
             sent += 1

@@ -16,7 +16,8 @@ from crm_core.customers.customers import register_360_figures, register_360_sect
 from crm_core.customers.models import Contact, Customer, Product
 from crm_core.db import db, paginate
 from crm_core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from crm_core.org.models import Employee, EmployeePosition, Position
+from crm_core.org.models import Employee
+from crm_core.org.organization import manager_of
 from crm_core.org.permissions import Actor, get_visible, scoped_select
 from crm_core.org.settings import get_setting
 from crm_core.sales.models import (
@@ -244,19 +245,6 @@ def advance(actor: Actor, opp_id: int, stage_id: int) -> Opportunity:
     return opp
 
 
-def _manager_of(employee_id: int) -> int | None:
-    """The holder of the position the employee's primary position reports to."""
-    pos_id = db.session.scalars(select(EmployeePosition.position_id).where(
-        EmployeePosition.employee_id == employee_id).order_by(EmployeePosition.primary.desc())).first()
-    boss_pos = db.session.get(Position, pos_id).reports_to_id if pos_id else None
-    while boss_pos is not None:
-        holder = db.session.scalars(select(EmployeePosition.employee_id).where(EmployeePosition.position_id == boss_pos)).first()
-        if holder:
-            return holder
-        boss_pos = db.session.get(Position, boss_pos).reports_to_id
-    return None
-
-
 @service
 def request_approval(actor: Actor, opp_id: int, stage_id: int) -> OpportunityApproval:
     """Ask for the approval a stage requires; the approver is the owner's manager or the
@@ -273,7 +261,7 @@ def request_approval(actor: Actor, opp_id: int, stage_id: int) -> OpportunityApp
     if pending:
         return pending
     cfg = get_setting(actor.org_id, "opportunity_approval")
-    approver = cfg.get("employee_id") if cfg.get("approver") == "employee" else _manager_of(opp.owner_id)
+    approver = cfg.get("employee_id") if cfg.get("approver") == "employee" else manager_of(opp.owner_id)
     if not approver:
         raise Conflict("没有可用的审批人：请为负责人维护汇报关系，或在设置中指定审批人。", code="no_approver")
     approval = OpportunityApproval(org_id=opp.org_id, opportunity_id=opp.id, stage_id=stage.id,

@@ -155,6 +155,12 @@ def activity_report(query: StatsQuery):
     return data
 
 
+@api.operation(bp, "/reports/team-today", "GET", summary="My team today (我的团队今天): check-ins, open and overdue activities per person",
+               tags=("reports",))
+def team_today():
+    return reports.team_today(g.actor)
+
+
 class RouteQuery(Model):
     employee_id: int
     date: date

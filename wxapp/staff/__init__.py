@@ -1,5 +1,5 @@
-"""The staff phone workbench (移动工作台, ``/h5/staff/``): WeUI pages for engineers (and, as they land, salespeople
-and managers) inside WeChat, on the same services as the console and the API.
+"""The staff phone workbench (移动工作台, ``/h5/staff/``): WeUI pages for engineers, salespeople and managers inside
+WeChat or 企业微信, on the same services as the console and the API.
 
 :func:`init_app` registers the pages, their H5 home entry, and the link a staff notice about a work order opens.
 """
@@ -22,7 +22,7 @@ def _static_text(static_folder: str, name: str) -> str:
 def init_app(app: Flask) -> None:
     from wxapp.h5 import register_entry
     from wxapp.official_account.channels import register_staff_link
-    from wxapp.staff import h5, sales
+    from wxapp.staff import day, h5, sales, team
 
     app.register_blueprint(h5.bp)
     # the WeUI subset is inlined in each staff page: on a slow link a separate stylesheet costs a second round trip
@@ -31,3 +31,5 @@ def init_app(app: Flask) -> None:
     register_entry("移动工作台", "staff_h5.home", "🧰", "我的工单、上门签到、处理与签字", staff_only=True)
     register_staff_link(h5.work_order_link)
     register_staff_link(sales.approval_link)
+    register_staff_link(team.plan_link)
+    register_staff_link(day.activity_link)

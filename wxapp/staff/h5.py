@@ -14,6 +14,7 @@ from pydantic import Field
 from sqlalchemy import select
 
 from crm_core import jobs, media
+from crm_core.activities.activities import my_day, plans_to_review
 from crm_core.clock import local_today, to_local
 from crm_core.customers.models import Contact, Customer
 from crm_core.db import db
@@ -63,9 +64,13 @@ def home(actor: Actor):
     cards = _cards(actor)
     counts = {tab: len(rows) for tab, rows in cards.items()}
     can_service = actor.can("work_order", "view")
-    return render_template("h5/staff/home.html", actor=actor, counts=counts, can_service=can_service,
+    from wxapp.staff.team import leads_a_team  # team.py builds on this module's blueprint
+
+    day = my_day(actor) if actor.can("activity", "view") else None
+    return render_template("h5/staff/home.html", actor=actor, counts=counts, can_service=can_service, day=day,
                            can_checkin=actor.can("checkin", "create"), can_customers=actor.can("customer", "create"),
-                           approvals=len(pending_approvals(actor)) if actor.employee_id else 0)
+                           team=leads_a_team(actor),
+                           approvals=len(pending_approvals(actor)) + len(plans_to_review(actor)) if actor.employee_id else 0)
 
 
 @bp.get("/staff/work-orders")

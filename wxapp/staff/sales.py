@@ -7,10 +7,12 @@ from __future__ import annotations
 from flask import jsonify, render_template, request, url_for
 from sqlalchemy import select
 
+from crm_core.activities import activities as act_svc
 from crm_core.activities.models import Activity
 from crm_core.customers import customers as customer_svc
 from crm_core.customers.models import Contact, Customer
 from crm_core.db import db
+from crm_core.org.organization import employee_names
 from crm_core.org.permissions import Actor, get_visible, scoped_select
 from crm_core.sales import opportunities as opp_svc
 from crm_core.sales.models import Opportunity, OpportunityApproval, SalesStage
@@ -151,7 +153,8 @@ def lose(opp_id: int):
 @bp.get("/staff/approvals")
 @staff_page
 def approvals(actor: Actor):
-    """The manager's approvals waiting: each with the opportunity, its customer, the stage asked for and who asks."""
+    """The manager's approvals waiting: each stage with the opportunity, its customer, the stage asked for and who
+    asks; and the work plans submitted to me for 批阅, with how much of each was done."""
     from crm_core.org.models import Employee
 
     rows = opp_svc.pending_approvals(actor)
@@ -162,7 +165,10 @@ def approvals(actor: Actor):
     people = {e.id: e for e in db.session.scalars(select(Employee).where(Employee.id.in_({a.requested_by_id for a in rows})))} if rows else {}
     items = [{"id": a.id, "opp": opps[a.opportunity_id], "customer": customers.get(opps[a.opportunity_id].customer_id),
               "stage": stages.get(a.stage_id), "by": people.get(a.requested_by_id), "at": a.created_at} for a in rows]
-    return render_template("h5/staff/approvals.html", items=items)
+    plans = act_svc.plans_to_review(actor)
+    owners = employee_names(p.owner_id for p in plans)
+    plan_items = [{"p": p, "owner": owners.get(p.owner_id, ""), "progress": act_svc.plan_vs_actual(actor, p.id)} for p in plans]
+    return render_template("h5/staff/approvals.html", items=items, plans=plan_items)
 
 
 @h5_api.describe("/h5/api/staff/approvals/<int:approval_id>/decision", "POST", summary="Manager: approve or reject a stage",
