@@ -136,7 +136,7 @@ class EmbeddedBackend:
             try:
                 execute(name, list(args))
             except Exception:
-                log.exception("job failed", extra={"job": name, "args": args})
+                log.exception("job failed", extra={"job": name, "job_args": args})
 
     def schedule(self, name: str, args: list, run_at: datetime) -> None:
         # Embedded delayed jobs are rows written in the caller's transaction (see enqueue).

@@ -188,3 +188,17 @@ def wechat_appid() -> str:
     from flask import current_app
 
     return current_app.config.get("WECHAT_APPID") or DEV_WECHAT_APPID
+
+
+def wechat_org_id() -> int | None:
+    """The organisation that runs the official account: ``WXCRM_WECHAT_ORG`` (its code), else the first one; None
+    before any organisation exists. Followers who have not verified who they are belong to it."""
+    from flask import current_app
+
+    from crm_core.db import db
+    from crm_core.org.models import Organization
+
+    code = current_app.config.get("WECHAT_ORG_CODE")
+    stmt = db.select(Organization.id)
+    stmt = stmt.where(Organization.code == code) if code else stmt.order_by(Organization.id)
+    return db.session.scalar(stmt.limit(1))

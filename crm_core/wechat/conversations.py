@@ -244,11 +244,13 @@ def follower_card(actor: Actor, appid: str, openid: str) -> dict:
             "tags": tags.tags_of([f.id]).get(f.id, []) if f else [], "window": window(f)}
 
 
-def ask_for_agent(appid: str, openid: str) -> tuple[Conversation, int | None]:
+def ask_for_agent(appid: str, openid: str, account_org_id: int | None = None) -> tuple[Conversation, int | None]:
     """人工客服: the user asked for a person. The conversation goes to the online agent (console open
     within a minute, accepting) with the fewest open conversations, the longest unassigned first on
     a tie (round-robin); its assignee keeps it while online. With nobody online it waits in the
-    queue (待接入) until an agent takes it. Returns the conversation and the agent chosen, if any."""
+    queue (待接入) until an agent takes it, and the agents are told on their phones (``account_org_id``: the
+    organisation running the account, for a follower not yet bound to one). Returns the conversation and the agent
+    chosen, if any."""
     now = utcnow()
     touch_many([(appid, openid, now)])
     c = db.session.scalars(select(Conversation).where(Conversation.appid == appid, Conversation.openid == openid)).one()
@@ -264,11 +266,30 @@ def ask_for_agent(appid: str, openid: str) -> tuple[Conversation, int | None]:
         c.status = "waiting"
         if c.assignee_id is not None and c.assignee_id not in online:
             c.assignee_id = None  # their agent has gone: anyone who comes may take it
+        org_id = follower.org_id if follower is not None and follower.org_id is not None else account_org_id
+        if org_id is not None:
+            _tell_agents_someone_waits(c, org_id, followers.display_name(follower, openid))
     else:
         c.assignee_id, c.status = agent.employee_id, "open"
         agent.last_assigned_at = now
     db.session.flush()
     return c, c.assignee_id if agent is not None else None
+
+
+def _tell_agents_someone_waits(c: Conversation, org_id: int, who: str) -> None:
+    """Nobody is online to take a 人工客服 request: the organisation's agents (those accepting conversations, else its
+    dispatchers) get a staff notice on their phones that opens the conversation, once per request."""
+    from crm_core import outbox
+    from crm_core.org.organization import employees_with_role
+
+    agents = list(db.session.scalars(select(AgentPresence.employee_id).where(
+        AgentPresence.org_id == org_id, AgentPresence.accepting.is_(True))))
+    if not agents:
+        agents = [e.id for e in employees_with_role(org_id, "dispatcher")]
+    for emp_id in agents[:20]:
+        outbox.notify_staff(emp_id, "conversation_waiting", f"{who} 在公众号请求人工客服，正在排队等待接入。",
+                            org_id=org_id, conversation_id=c.id,
+                            dedupe_key=f"conversation-waiting:{c.id}:{c.requested_at.isoformat()}:{emp_id}")
 
 
 def _online(org_id: int | None, now: datetime) -> dict[int, AgentPresence]:
@@ -461,3 +482,14 @@ def fill_canned(text: str, values: dict[str, str | None]) -> str:
     for name in CANNED_VARIABLES:
         text = text.replace("{" + name + "}", values.get(name) or "")
     return text
+
+
+def filled_canned(actor: Actor, card: dict) -> list[dict]:
+    """The organisation's canned replies with this conversation's values in place: the follower card's customer and
+    contact, its newest ticket's number (when the card lists tickets) and the agent's own name."""
+    from crm_core.org.organization import employee_names
+
+    values = {"客户名称": (card.get("customer") or {}).get("name"), "联系人": (card.get("contact") or {}).get("name"),
+              "工单号": next((t["number"] for t in card.get("tickets") or []), None),
+              "客服": employee_names([actor.employee_id]).get(actor.employee_id)}
+    return [{"title": r["title"], "text": fill_canned(r["text"], values)} for r in canned_replies(actor.org_id)]

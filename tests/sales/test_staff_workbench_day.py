@@ -13,8 +13,8 @@ from crm_core import clock
 from crm_core.activities.models import Activity, WorkPlan
 from crm_core.customers.models import Customer
 from crm_core.db import db
-from crm_core.outbox import OutboxMessage
 from crm_core.org.models import Employee, User
+from crm_core.outbox import OutboxMessage
 from tests.sales.test_staff_workbench_sales import AT_WEST_LAKE
 from tests.service.test_staff_workbench import staff_phone
 

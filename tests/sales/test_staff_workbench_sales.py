@@ -110,3 +110,19 @@ def test_my_calendar_shows_my_next_seven_days_by_day_and_not_a_colleagues(demo):
     assert "方案讲解会" not in page  # 李娜's meeting
     li = staff_phone(demo, "oWbLi000001", "sales.li")
     assert "方案讲解会" in li.get("/h5/staff/calendar").get_data(as_text=True)
+
+
+def test_a_contact_added_from_the_phone_shows_on_the_customer_and_a_colleagues_phone_is_refused(demo):
+    phone = staff_phone(demo, "oWbZhang005", "sales.zhang")
+    tea = db.session.scalars(select(Customer).where(Customer.name == "杭州西湖茶业有限公司")).one()
+    assert 'id="contact-form"' in phone.get(f"/h5/staff/customers/{tea.id}").get_data(as_text=True)
+    r = phone.post("/h5/api/staff/contacts", json={"customer_id": tea.id, "name": "王主任", "phone": "13905718888",
+                                                   "title": "生产主管"})
+    assert r.status_code == 201, r.get_json()
+    page = phone.get(f"/h5/staff/customers/{tea.id}").get_data(as_text=True)
+    assert "王主任 · 生产主管" in page and 'href="tel:13905718888"' in page
+    r = phone.post("/h5/api/staff/contacts", json={"customer_id": tea.id, "name": "徐丽", "phone": "0571-85003456"})
+    assert r.status_code == 409 and "浙江钱塘物流股份有限公司" not in str(r.get_json())  # 李娜's customer's phone, masked
+    assert phone.post("/h5/api/staff/contacts", json={"customer_id": tea.id, "name": ""}).status_code == 422
+    li = staff_phone(demo, "oWbLi000002", "sales.li")
+    assert li.post("/h5/api/staff/contacts", json={"customer_id": tea.id, "name": "越权"}).status_code in (403, 404)

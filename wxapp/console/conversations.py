@@ -100,10 +100,7 @@ def conversation(conversation_id: int):
 
     colleagues = db.session.scalars(db.select(Employee.id).where(Employee.org_id == g.actor.org_id)).all()
     names = employee_names(colleagues)
-    values = {"客户名称": (card.get("customer") or {}).get("name"), "联系人": (card.get("contact") or {}).get("name"),
-              "工单号": next((t["number"] for t in card.get("tickets") or []), None), "客服": names.get(g.actor.employee_id)}
-    canned = [{"title": r["title"], "text": conversations.fill_canned(r["text"], values)}
-              for r in conversations.canned_replies(g.actor.org_id)]
+    canned = conversations.filled_canned(g.actor, card)
     return render_template("console/conversation.html", c=conversations.conversation_dict(c), items=items, card=card,
                            can_reply=g.actor.can("follower", "edit"), can_ticket=g.actor.can("ticket", "create"),
                            colleagues=names, canned=canned)

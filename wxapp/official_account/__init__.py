@@ -34,8 +34,9 @@ def init_app(app: Flask) -> None:
 def _ask_for_agent(ib) -> str:
     """人工客服: the conversation joins the queue of the console's 在线客服."""
     from crm_core.wechat import conversations
+    from wxapp.config import wechat_org_id
 
-    _c, agent_id = conversations.ask_for_agent(ib.appid, ib.openid)
+    _c, agent_id = conversations.ask_for_agent(ib.appid, ib.openid, wechat_org_id())
     if agent_id is None:
         return "已为您转接人工客服。现在没有客服在线，您的消息已排队，客服上线后会尽快在这里回复您。"
     from crm_core.org.organization import employee_names

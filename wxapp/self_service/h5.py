@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 from pydantic import Field
 
 from crm_core import jobs, media
@@ -20,19 +20,14 @@ from crm_core.service.models import TICKET_KINDS
 from crm_core.wechat.models import Follower
 from wxapp import idempotency
 from wxapp.auth import wechat_openid, wechat_user_required
-from wxapp.config import wechat_appid
+from wxapp.config import wechat_appid, wechat_org_id
 from wxapp.openapi import Model, UtcDateTime, h5_api, parse_json_body, parse_query
 
 bp = Blueprint("service_h5", __name__, url_prefix="/h5")
 
 
 def _org_id() -> int:
-    from crm_core.org.models import Organization
-
-    code = current_app.config.get("WECHAT_ORG_CODE")
-    stmt = db.select(Organization.id)
-    stmt = stmt.where(Organization.code == code) if code else stmt.order_by(Organization.id)
-    org_id = db.session.scalar(stmt.limit(1))
+    org_id = wechat_org_id()
     if org_id is None:
         raise DomainError("服务暂不可用（未配置组织）。", code="no_organization")
     return org_id

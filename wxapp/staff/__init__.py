@@ -22,7 +22,7 @@ def _static_text(static_folder: str, name: str) -> str:
 def init_app(app: Flask) -> None:
     from wxapp.h5 import register_entry
     from wxapp.official_account.channels import register_staff_link
-    from wxapp.staff import day, h5, sales, team
+    from wxapp.staff import day, desk, h5, sales, team
 
     app.register_blueprint(h5.bp)
     # the WeUI subset is inlined in each staff page: on a slow link a separate stylesheet costs a second round trip
@@ -33,3 +33,4 @@ def init_app(app: Flask) -> None:
     register_staff_link(sales.approval_link)
     register_staff_link(team.plan_link)
     register_staff_link(day.activity_link)
+    register_staff_link(desk.conversation_link)

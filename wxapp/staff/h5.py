@@ -69,8 +69,18 @@ def home(actor: Actor):
     day = my_day(actor) if actor.can("activity", "view") else None
     return render_template("h5/staff/home.html", actor=actor, counts=counts, can_service=can_service, day=day,
                            can_checkin=actor.can("checkin", "create"), can_customers=actor.can("customer", "create"),
-                           team=leads_a_team(actor),
+                           team=leads_a_team(actor), desk=_waiting(actor),
                            approvals=len(pending_approvals(actor)) + len(plans_to_review(actor)) if actor.employee_id else 0)
+
+
+def _waiting(actor: Actor) -> int | None:
+    """How many followers wait for a person in 在线客服 (None: not an agent)."""
+    if not actor.can("follower", "edit"):
+        return None
+    from crm_core.wechat.conversations import list_conversations
+    from wxapp.config import wechat_appid
+
+    return list_conversations(actor, wechat_appid(), status="waiting", per_page=1)[1]
 
 
 @bp.get("/staff/work-orders")

@@ -16,6 +16,7 @@ from crm_core.org.organization import employee_names
 from crm_core.org.permissions import Actor, get_visible, scoped_select
 from crm_core.sales import opportunities as opp_svc
 from crm_core.sales.models import Opportunity, OpportunityApproval, SalesStage
+from wxapp.api.customers import ContactCreate
 from wxapp.api.mobile import QuickCustomerIn, VisitIn, log_visit, register_customer
 from wxapp.api.opportunities import AdvanceIn, DecisionIn, LoseIn, WinIn
 from wxapp.auth import staff_user_required
@@ -74,7 +75,18 @@ def customer_page(actor: Actor, customer_id: int):
     for_opp = next((o for o in opps if o.id == opp_id and o.status == "open"), None)
     return render_template("h5/staff/customer.html", customer=customer, contacts=contacts, opps=opps, stages=stages,
                            activities=activities, can_log=actor.can("activity", "create"), for_opp=for_opp,
+                           can_add_contact=actor.can("contact", "create") and actor.can("customer", "edit"),
                            can_opps=actor.can("opportunity", "view"), can_activities=actor.can("activity", "view"))
+
+
+@h5_api.describe("/h5/api/staff/contacts", "POST", summary="Salesperson: add a contact to a customer (collision-checked)",
+                 tags=("staff",), body=ContactCreate, status=201)
+@bp.post("/api/staff/contacts")
+@staff_user_required
+def add_contact():
+    body = parse_json_body(ContactCreate)
+    contact, hits = customer_svc.add_contact(_actor(), body.customer_id, body.model_dump(exclude={"customer_id"}))
+    return _json({**customer_svc.contact_dict(contact), "collisions": [h.to_dict() for h in hits]}, 201)
 
 
 @h5_api.describe("/h5/api/staff/visits", "POST", summary="Salesperson: log a visit or call with its result, checked in at the site",
