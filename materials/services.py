@@ -426,6 +426,35 @@ def employee_node(actor: Actor, material_id: int, campaign_id: int | None) -> Sh
     return db.session.get(ShareNode, row.id)
 
 
+def shareable(actor: Actor, q: str | None = None, limit: int = 50) -> list[Material]:
+    """全员营销: the organisation's published materials, newest first — every employee may share them under their own
+    link, whatever their role may edit."""
+    stmt = select(Material).where(Material.org_id == actor.org_id, Material.status == "published")
+    if q:
+        stmt = stmt.where(Material.title.contains(q.strip()[:100]))
+    return list(db.session.scalars(stmt.order_by(Material.published_at.desc(), Material.id.desc()).limit(limit)))
+
+
+def my_results(actor: Actor) -> dict:
+    """我的推广成绩: what the employee's links brought — people reached, leads, won opportunities — per material and
+    in all (every share downstream of their link counts), and their rank among this week's sharers."""
+    if actor.employee_id is None:
+        return {"materials": [], "totals": {"reach": 0, "leads": 0, "opportunities": 0}, "week_rank": None}
+    key = f"e:{actor.employee_id}"
+    counts = {kind: func.sum(case((Attribution.kind == kind, 1), else_=0)) for kind in ("reach", "lead", "opportunity")}
+    rows = db.session.execute(select(Attribution.material_id, counts["reach"], counts["lead"], counts["opportunity"])
+                              .where(Attribution.sharer_key == key).group_by(Attribution.material_id)).all()
+    titles = dict(db.session.execute(select(Material.id, Material.title).where(Material.id.in_([r[0] for r in rows])))
+                  .all()) if rows else {}
+    items = sorted(({"material_id": mid, "title": titles.get(mid, ""), "reach": int(r or 0), "leads": int(ld or 0),
+                     "opportunities": int(o or 0)} for mid, r, ld, o in rows),
+                   key=lambda i: (-i["opportunities"], -i["leads"], -i["reach"], i["material_id"]))
+    totals = {k: sum(i[k] for i in items) for k in ("reach", "leads", "opportunities")}
+    rank = next((r["rank"] for r in top_sharers(since=week_start(), limit=100) if r.get("employee_id") == actor.employee_id),
+                None)
+    return {"materials": items, "totals": totals, "week_rank": rank}
+
+
 # --- intents → leads -------------------------------------------------------------------------------
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 

@@ -22,7 +22,7 @@ def _static_text(static_folder: str, name: str) -> str:
 def init_app(app: Flask) -> None:
     from wxapp.h5 import register_entry
     from wxapp.official_account.channels import register_staff_link
-    from wxapp.staff import day, desk, h5, sales, team
+    from wxapp.staff import day, desk, h5, sales, sharing, team  # noqa: F401 (sharing: its pages register on import)
 
     app.register_blueprint(h5.bp)
     # the WeUI subset is inlined in each staff page: on a slow link a separate stylesheet costs a second round trip
