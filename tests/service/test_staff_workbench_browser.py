@@ -61,8 +61,8 @@ def _dispatch(base, ticket_id: int) -> int:
     return http(base, "POST", f"/api/v1/tickets/{ticket_id}/dispatch", dispatcher, {"engineer_ids": [eng]})["id"]
 
 
-def _sign(page) -> None:
-    box = page.locator("#pad").bounding_box()
+def _sign(page, pad: str = "#pad") -> None:
+    box = page.locator(pad).bounding_box()
     page.mouse.move(box["x"] + 30, box["y"] + 100)
     page.mouse.down()
     for i in range(1, 12):
@@ -115,9 +115,13 @@ def test_the_engineers_day_on_the_phone_from_the_dispatch_notice_to_the_customer
         page.click("#add-fee")
         page.fill("#fees .item", "上门服务费")
         page.fill("#fees .amt", "80")
+        page.wait_for_selector("#fee-sign:has-text('本次有偿收费合计 ¥80.00')")  # 确认收费: the customer signs the charge
+        _sign(page, "#fee-pad")
+        page.fill("#fee-signer", "陈建国")
         page.click("#save-record")
         page.wait_for_selector("#records .wb-rec:has-text('进水阀堵塞')")
-        assert page.locator("#records .wb-thumbs img").count() == 1
+        page.wait_for_selector("#records .signature:has-text('确认收费')")
+        assert page.locator("#records .wb-rec:not(.signature) .wb-thumbs img").count() == 1
         assert "本次有偿服务收费 ¥80.00" in page.inner_text("#fee-note")
 
         page.fill("#summary", "已修复，出水正常")
@@ -127,8 +131,8 @@ def test_the_engineers_day_on_the_phone_from_the_dispatch_notice_to_the_customer
         page.fill("#signer", "陈建国")
         page.click("#complete")
         page.wait_for_selector("#wo-status:has-text('已完成')")
-        page.wait_for_selector("#records .signature img")
-        assert page.evaluate("document.querySelector('#records .signature img').naturalWidth > 0")
+        page.wait_for_selector("#records .signature:has-text('完工确认') img")
+        assert page.evaluate("Array.from(document.querySelectorAll('#records .signature img')).every(i => i.naturalWidth > 0)")
 
         cust_sim.bring_to_front()  # the customer's WeChat: the completion and the rating invitation
         cust_sim.wait_for_selector(".msg:has-text('请为本次服务评分')")
@@ -232,6 +236,40 @@ def test_the_salespersons_day_and_the_managers_approval_on_the_phone(live, brows
         page.wait_for_selector("#stages:has-text('已批准')")
         page.click("#win")
         page.wait_for_selector("#opp-status:has-text('已赢单')")
+
+        # 今日计划: a task added to today, finished with its result; the daily plan written and submitted
+        page.goto(f"{base}/h5/staff/")
+        page.click("#entry-today-plan")
+        page.fill("#new-subject", "整理赢单资料")
+        page.select_option("#new-kind", "task")
+        page.click("#add-activity")
+        page.wait_for_selector(".activity:has-text('整理赢单资料')")
+        box = page.locator(".activity:has-text('整理赢单资料')")
+        box.locator(".finish").click()
+        box.locator(".result").fill("合同资料已交法务")
+        box.locator(".finish").click()
+        page.wait_for_selector("#done .activity:has-text('合同资料已交法务')")
+        page.fill("#plan-content", "跟进酒店新风合同")
+        page.click("#save-plan")
+        page.wait_for_selector("#submit-plan")
+        page.fill("#plan-summary", "酒店新风已赢单")
+        page.click("#submit-plan")
+        page.wait_for_selector("#plan-status:has-text('待批阅')")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+        # the manager: the plan to 批阅, and the team today with 张伟's check-in at the tea company
+        manager.goto(f"{base}/h5/staff/approvals")
+        manager.fill(".plan .comment", "很好，继续跟进回款")
+        manager.click(".plan .review")
+        manager.wait_for_selector("#toast:has-text('已批阅')")
+        manager.goto(f"{base}/h5/staff/")
+        manager.click("#entry-team")
+        manager.wait_for_selector(".person:has-text('张伟') .checkin:has-text('杭州西湖茶业有限公司')")
+        assert manager.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        manager.click("a:has-text('报表')")
+        manager.wait_for_selector("#report:has-text('张伟')")
+        page.reload()
+        page.wait_for_selector("#plan-comment:has-text('很好，继续跟进回款')")
     finally:
         zhang_ctx.close()
         manager_ctx.close()
