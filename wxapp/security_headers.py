@@ -37,7 +37,8 @@ def policy(nonce: str | None, path: str) -> str:
     return ("default-src 'self'; "
             f"script-src {script}; "
             "style-src 'self' 'unsafe-inline'; "  # style attributes in templates; styles cannot run code
-            "img-src 'self' data: blob:; "
+            # wx.chooseImage's localIds are shown as <img src>: wxlocalresource:// (iOS) and weixin://resourceid/ (Android)
+            "img-src 'self' data: blob: wxlocalresource: weixin:; "
             "connect-src 'self'; "
             "font-src 'self' data:; "
             "object-src 'none'; "

@@ -3,6 +3,8 @@ opens it, accepts, checks in on arrival, records with a photo, collects the cust
 the customer's phone shows the completion and the rating invitation. And work typed offline is sent once."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from crm_core.db import db
@@ -165,6 +167,68 @@ def test_a_record_typed_offline_is_kept_on_the_phone_and_sent_once_back_online(l
         engineer_token = token(base, "service.engineer")
         records = http(base, "GET", f"/api/v1/work-orders/{wo_id}", engineer_token)["records"]
         assert [r["note"] for r in records] == ["地下室无信号，先记下：更换滤芯"]
+    finally:
+        customer.close()
+        engineer.close()
+
+
+def _until(page, js: str, timeout: float = 15.0) -> None:
+    """Wait until ``js`` is true on the page, asked from outside (the page's CSP forbids wait_for_function's eval)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not page.evaluate(js):
+        if time.monotonic() > end:
+            raise AssertionError(f"still not true after {timeout} s: {js}")
+        time.sleep(0.1)
+
+
+WECHAT_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.50 NetType/WIFI Language/zh_CN"
+FAKE_JSSDK = Path(__file__).resolve().parent.parent / "fakes" / "jweixin.js"
+
+
+def test_inside_wechat_the_page_uses_the_js_sdk_for_location_photos_and_the_map(live, browser, tmp_path):
+    """Inside WeChat (its user agent) the work order page loads the JS-SDK, signs wx.config (checked by the sandbox as
+    the client would), locates with wx.getLocation (GCJ-02), takes photos with chooseImage/uploadImage (the server
+    downloads them from the sandbox by media id) and navigates with wx.openLocation."""
+    from crm_core.geo import from_wgs84
+
+    base = live.url
+    customer = phone_context(browser)
+    engineer = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True,
+                                   user_agent=WECHAT_UA)  # no browser geolocation: only the JS-SDK knows where it is
+    lat, lng = from_wgs84(WEST_LAKE_FIX["latitude"], WEST_LAKE_FIX["longitude"], "gcj02")
+    engineer.add_init_script(f"window.__wxLocation = {{latitude: {lat}, longitude: {lng}, accuracy: 20}};")
+    engineer.route("https://res.wx.qq.com/open/js/jweixin-1.6.0.js",
+                   lambda route: route.fulfill(body=FAKE_JSSDK.read_text(encoding="utf-8"), content_type="application/javascript"))
+    try:
+        ticket_id = _repair_from_the_phone(customer.new_page(), base, tmp_path)
+        _bind_engineer(engineer, base, "oWbEngWx0001")
+        wo_id = _dispatch(base, ticket_id)
+        page = engineer.new_page()
+        page.goto(f"{base}/h5/dev-login?openid=oWbEngWx0001&next=/h5/staff/work-orders/{wo_id}")
+        _until(page, "(window.__wxCalls || []).some(c => c[0] === 'config:result')")
+        assert ["config:result", "config:ok"] in page.evaluate("window.__wxCalls")  # the signature WeChat would accept
+        page.click("#arrive")
+        page.wait_for_selector("#arrive-state:has-text('已签到')")
+        assert ["getLocation", "gcj02"] in page.evaluate("window.__wxCalls")
+        page.wait_for_selector("#arrived")
+        assert "距客户" in page.inner_text("#arrived")
+
+        page.fill("#note", "微信内拍照：滤芯已更换")
+        page.click(".wb-pick")
+        _until(page, "window.__wxCalls.some(c => c[0] === 'uploadImage')")
+        page.wait_for_selector("#thumbs img")
+        page.click("#save-record")
+        page.wait_for_selector("#records .wb-rec:has-text('微信内拍照')")
+        page.reload()  # the server downloaded the picture from WeChat (the sandbox) by its media id
+        page.wait_for_selector("#records .wb-rec:has-text('微信内拍照') .wb-thumbs img")
+        _until(page, "Array.from(document.querySelectorAll('#records .wb-thumbs img')).every(i => i.complete && i.naturalWidth > 0)")
+
+        _until(page, "(window.__wxCalls || []).some(c => c[1] === 'config:ok')")
+        page.click("#navigate")
+        opened = [c for c in page.evaluate("window.__wxCalls") if c[0] == "openLocation"]
+        assert opened and opened[0][1]["name"] == "杭州西湖茶业有限公司"
     finally:
         customer.close()
         engineer.close()

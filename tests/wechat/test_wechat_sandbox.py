@@ -217,6 +217,20 @@ def test_jssdk_config_signature(live):
     bad = requests.get(live.url + "/h5/api/jssdk-config", params={"url": "javascript:alert(1)"})
     assert bad.status_code == 422
 
+    # what the WeChat client says of it (the sandbox's /sandbox/jssdk/config): only the signed URL of our domain passes
+    page = live.url + "/h5/staff/?a=1"
+    c = requests.get(live.url + "/h5/api/jssdk-config", params={"url": page + "#top"}).json()
+    check = {"appId": c["appId"], "timestamp": c["timestamp"], "nonceStr": c["nonceStr"], "signature": c["signature"]}
+    assert requests.post(live.url + "/sandbox/jssdk/config", json={**check, "url": page}).json()["errMsg"] == "config:ok"
+    assert requests.post(live.url + "/sandbox/jssdk/config",
+                         json={**check, "url": live.url + "/h5/staff/"}).json()["errMsg"] == "config:invalid signature"
+    assert requests.post(live.url + "/sandbox/jssdk/config",
+                         json={**check, "signature": "0" * 40, "url": page}).json()["errMsg"] == "config:invalid signature"
+    assert requests.post(live.url + "/sandbox/jssdk/config",
+                         json={**check, "url": "https://m.example.com/m/abc?x=1"}).json()["errMsg"] == "config:invalid url domain"
+    assert requests.post(live.url + "/sandbox/jssdk/config",
+                         json={**check, "appId": "wxsomeoneelse", "url": page}).json()["errMsg"] == "config:fail,invalid appid"
+
 
 def test_profile_is_fetched_after_a_follow(live):
     import requests

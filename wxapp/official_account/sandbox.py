@@ -20,6 +20,8 @@ WeChat says no (docs/wechat.md has the codes):
   **OAuth** with the redirect domain check (10003), the secret (40125), one use per code
   (40163), refresh_token, sns/auth and a token-checked sns/userinfo (40001, 48001 for a
   snsapi_base token).
+- **JS-SDK**: ``/sandbox/jssdk/config`` checks a page's ``wx.config`` as the WeChat client does (AppID, URL
+  domain, the signature against the tickets it issued).
 - every error carries WeChat's errmsg with a ``rid``. ``POST /sandbox/inject`` still injects
   what cannot happen by itself (a timeout, -1, any code).
 
@@ -550,6 +552,32 @@ def sandbox_saw():
     plays WeChat (a benchmark, a drill) tells the sandbox what the user did."""
     saw(request.get_data(as_text=True))
     return jsonify({"ok": True})
+
+
+@bp.post("/jssdk/config")
+def sandbox_jssdk_config():
+    """``POST /sandbox/jssdk/config`` ({appId, timestamp, nonceStr, signature, url}): what the WeChat client checks on
+    ``wx.config`` — the AppID, and the signature against every jsapi_ticket the sandbox issued in the last two hours
+    (sha1 of ``jsapi_ticket=…&noncestr=…&timestamp=…&url=…``). Answers ``config:ok`` or, as WeChat,
+    ``config:invalid signature`` / ``config:invalid url domain``. Tests' stand-in for the client's JS-SDK uses it."""
+    import hashlib
+
+    body = request.get_json(silent=True) or {}
+    if body.get("appId") != current_app.config.get("WECHAT_APPID"):
+        return jsonify({"errMsg": "config:fail,invalid appid"})
+    url = str(body.get("url") or "").split("#")[0]
+    host = urlparse(url).netloc
+    if not host or host != urlparse(current_app.config.get("PUBLIC_BASE_URL") or "").netloc:
+        return jsonify({"errMsg": "config:invalid url domain"})
+    since = utcnow() - timedelta(seconds=7200)
+    tickets = [r.payload.get("ticket") for r in db.session.scalars(select(SandboxRecord).where(
+        SandboxRecord.api == "ticket", SandboxRecord.created_at >= since).order_by(SandboxRecord.id.desc()).limit(50))]
+    for ticket in tickets:
+        raw = f"jsapi_ticket={ticket}&noncestr={body.get('nonceStr')}&timestamp={body.get('timestamp')}&url={url}"
+        if hashlib.sha1(raw.encode("utf-8")).hexdigest() == body.get("signature"):
+            _record("jssdk_config", {"url": url})
+            return jsonify({"errMsg": "config:ok"})
+    return jsonify({"errMsg": "config:invalid signature"})
 
 
 @bp.post("/media")
