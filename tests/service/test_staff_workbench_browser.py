@@ -385,3 +385,46 @@ def test_the_engineers_day_with_wecom_identity(live_wecom, browser):
         ctx.close()
     done = http(base, "GET", f"/api/v1/work-orders/{wo_id}", token(base, "service.engineer"))
     assert done["status"] == "completed" and done["arrived_at"]
+
+
+def test_the_managers_approval_and_the_salespersons_win_with_wecom_identity(live_wecom, browser):
+    """The approval asked is a WeCom card to the manager; 详情 signs in by WeCom OAuth and opens 待我审批; the decision
+    is a card to the salesperson, whose 详情 opens the opportunity inside WeCom to win it."""
+    base = live_wecom.url
+    zhang = token(base, "sales.zhang")
+    opp = next(o for o in http(base, "GET", "/api/v1/opportunities?per_page=100", zhang)["items"] if o["name"] == "酒店新风系统")
+    talks = next(s for s in http(base, "GET", f"/api/v1/opportunities/{opp['id']}", zhang)["stages"] if s["name"] == "商务谈判")
+    http(base, "POST", f"/api/v1/opportunities/{opp['id']}/approvals", zhang, {"stage_id": talks["id"]})
+    ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True,
+                              user_agent=WXWORK_UA)
+    try:
+        phone = ctx.new_page()
+        phone.goto(f"{base}/sandbox/wecom/phone?userid=sales.manager")
+        card = phone.locator(".wecom-card", has_text="酒店新风系统")
+        card.wait_for()
+        with ctx.expect_page() as opened:
+            card.locator("a.detail").click()
+        page = opened.value
+        page.wait_for_selector(".approval:has-text('酒店新风系统')")  # through WeCom OAuth, no password
+        page.fill(".approval .comment", "同意")
+        page.click(".approval .approve")
+        page.wait_for_selector("#toast:has-text('已通过')")
+        page.close()
+    finally:
+        ctx.close()
+    ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True,
+                              user_agent=WXWORK_UA)  # 张伟's own phone
+    try:
+        phone = ctx.new_page()
+        phone.goto(f"{base}/sandbox/wecom/phone?userid=sales.zhang")
+        card = phone.locator(".wecom-card", has_text="审批已通过")
+        card.wait_for()
+        with ctx.expect_page() as opened:
+            card.locator("a.detail").click()
+        page = opened.value
+        page.wait_for_selector("#stages:has-text('已批准')")
+        page.click("#win")
+        page.wait_for_selector("#opp-status:has-text('已赢单')")
+    finally:
+        ctx.close()
+    assert http(base, "GET", f"/api/v1/opportunities/{opp['id']}", zhang)["status"] == "won"
