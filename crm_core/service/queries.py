@@ -8,7 +8,7 @@ from sqlalchemy import String, cast, func, or_, select
 
 from crm_core import media
 from crm_core.clock import utcnow
-from crm_core.customers.models import Product, ProductArchive
+from crm_core.customers.models import Customer, Product, ProductArchive
 from crm_core.db import db, paginate
 from crm_core.org.models import Employee, RecordShare
 from crm_core.org.permissions import Actor, scoped_select
@@ -27,9 +27,15 @@ from crm_core.service.tickets import CUSTOMER_LABELS, KIND_LABELS, OPEN_STATES, 
 
 # --- views -----------------------------------------------------------------------------------------
 def list_tickets(actor: Actor, *, status: str | None = None, kind: str | None = None, customer_id: int | None = None,
-                 page: int = 1, per_page: int = 20):
+                 q: str | None = None, page: int = 1, per_page: int = 20):
+    """Tickets within the actor's scope; ``q`` matches the number, the description or the customer's name."""
     actor.require("ticket", "view")
     stmt = scoped_select(actor, Ticket)
+    if q and q.strip():
+        like = f"%{q.strip()[:100]}%"
+        stmt = stmt.where(or_(Ticket.number.like(like), Ticket.description.like(like),
+                              Ticket.customer_id.in_(select(Customer.id).where(Customer.org_id == actor.org_id,
+                                                                               Customer.name.like(like)))))
     if status == "open":
         stmt = stmt.where(Ticket.status.in_(OPEN_STATES))
     elif status:

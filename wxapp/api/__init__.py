@@ -18,6 +18,7 @@ from wxapp.api import (  # noqa: E402,F401
                        products,
                        reports,
                        sales_documents,
+                       search,
                        segments,
                        settings,
 )

@@ -267,3 +267,13 @@ def unbind_follower(openid: str):
 
     return act(lambda: follower_service.unbind_contact(g.actor, wechat_appid(), openid), "已解除绑定，客户下次使用时需重新验证手机号。",
                url_for("console.followers"))
+
+
+@bp.get("/search")
+@console_login_required
+def search():
+    """The top bar's search: each kind the user may see, within their data scope (``wxapp.search``)."""
+    from wxapp import search as global_search
+
+    result = global_search.everything(g.actor, request.args.get("q", ""), per_kind=10)
+    return render_template("console/search.html", r=result, min_length=global_search.MIN_LENGTH)
