@@ -311,6 +311,22 @@ def review_plan(actor: Actor, plan_id: int, comment: str) -> WorkPlan:
     return plan
 
 
+@service
+def return_plan(actor: Actor, plan_id: int, comment: str) -> WorkPlan:
+    """退回: the reviewer sends a submitted plan back to its owner with a comment; it is a draft again, to be
+    corrected and submitted anew."""
+    plan = get_visible(actor, WorkPlan, plan_id, object_type="activity")
+    if plan.reviewer_id != actor.employee_id:
+        raise PermissionDenied("只有指定的批阅人可以退回该计划。")
+    if plan.review_status != "submitted":
+        raise Conflict("计划尚未提交或已批阅。")
+    plan.review_status, plan.review_comment = "draft", (comment or "").strip()[:2000] or None
+    db.session.flush()
+    outbox.notify_staff(plan.owner_id, "plan_returned", f"工作计划「{plan.title}」被退回：{plan.review_comment or ''}",
+                        org_id=plan.org_id, plan_id=plan.id)
+    return plan
+
+
 def plans_to_review(actor: Actor) -> list[WorkPlan]:
     """The work plans submitted to me for 批阅, oldest first."""
     if actor.employee_id is None:

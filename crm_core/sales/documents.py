@@ -44,7 +44,8 @@ MAX_INSTALMENTS = 120
 RECEIPT_METHODS = ("bank", "cash", "wechat", "alipay", "cheque", "other")
 QUOTE_LABELS = {"draft": "草稿", "sent": "已发送", "accepted": "客户已接受", "rejected": "客户已拒绝", "expired": "已失效",
                 "superseded": "已被新版本替代"}
-CONTRACT_LABELS = {"pending": "待审批", "approved": "已生效", "completed": "已回款完毕", "cancelled": "已作废"}
+CONTRACT_LABELS = {"pending": "待审批", "approved": "已生效", "completed": "已回款完毕", "cancelled": "已作废",
+                   "rejected": "已驳回"}
 
 
 def _number(org_id: int, prefix: str, tz: str) -> str:
@@ -399,6 +400,37 @@ def approve_contract(actor: Actor, contract_id: int, comment: str | None = None)
     db.session.refresh(c)
     jobs.enqueue(recompute_customer_value, c.customer_id)
     return c
+
+
+@service
+def reject_contract(actor: Actor, contract_id: int, comment: str | None = None) -> Contract:
+    """审批驳回: a pending contract does not take effect; the reason is kept on it and its owner is told. A rejected
+    contract stays on record (its number is used); a corrected one is a new contract."""
+    actor.require("contract", "approve")
+    c = get_visible(actor, Contract, contract_id)
+    moved = db.session.execute(update(Contract).where(Contract.id == c.id, Contract.status == "pending").values(
+        status="rejected", approved_at=utcnow(), approved_by_id=actor.employee_id)).rowcount
+    db.session.refresh(c)
+    if not moved:
+        raise Conflict(f"合同当前为「{CONTRACT_LABELS[c.status]}」，不能驳回。", code="already_decided")
+    reason = (comment or "").strip()[:500]
+    if reason:
+        c.note = ((c.note + "\n") if c.note else "") + f"驳回意见：{reason}"
+    if c.owner_id and c.owner_id != actor.employee_id:
+        outbox.notify_staff(c.owner_id, "contract_rejected", f"合同 {c.number} 审批未通过。{reason}", org_id=c.org_id,
+                            dedupe_key=f"contract-rejected:{c.id}", contract_id=c.id)
+    db.session.flush()
+    return c
+
+
+def pending_contracts(actor: Actor) -> list[Contract]:
+    """Contracts waiting for approval that the actor may approve (within their scope, not their own)."""
+    if not actor.can("contract", "approve"):
+        return []
+    stmt = scoped_select(actor, Contract).where(Contract.status == "pending")
+    if not actor.grants_all and actor.employee_id:
+        stmt = stmt.where((Contract.owner_id.is_(None)) | (Contract.owner_id != actor.employee_id))
+    return list(db.session.scalars(stmt.order_by(Contract.id).limit(200)))
 
 
 def list_contracts(actor: Actor, *, customer_id: int | None = None, status: str | None = None, page: int = 1, per_page: int = 20):

@@ -182,11 +182,48 @@ def request_approval(opp_id: int, body: AdvanceIn):
     return _approval(svc.request_approval(g.actor, opp_id, body.stage_id))
 
 
-@api.operation(bp, "/approvals", "GET", summary="Approvals waiting for me", tags=("opportunities",),
-               response=page_of(ApprovalOut))
-def my_approvals():
-    items = [_approval(a) for a in svc.pending_approvals(g.actor)]
+class InboxQuery(Model):
+    mine: bool = Field(default=True, description="what waits for my decision (the only inbox there is)")
+
+
+class InboxItem(Model):
+    id: str = Field(description="kind and record: stage-12, contract-5, plan-3")
+    kind: Literal["stage", "contract", "plan"]
+    kind_label: str
+    title: str
+    detail: str
+    requested_by: str | None
+    requested_at: str | None
+    record: dict
+
+
+@api.operation(bp, "/approvals", "GET", summary="待我审批: every document waiting for my decision (stages, contracts, plans)",
+               tags=("opportunities",), query=InboxQuery, response=page_of(InboxItem))
+def my_approvals(query: InboxQuery):
+    from crm_core.sales import approvals
+
+    items = approvals.inbox(g.actor)
     return {"items": items, "total": len(items)}
+
+
+class CommentIn(Model):
+    comment: str | None = Field(default=None, max_length=500)
+
+
+@api.operation(bp, "/approvals/<ref>/approve", "POST", summary="Approve an item of the inbox (with an optional comment)",
+               tags=("opportunities",), body=CommentIn)
+def approve_item(ref: str, body: CommentIn):
+    from crm_core.sales import approvals
+
+    return approvals.decide(g.actor, ref[:40], True, body.comment)
+
+
+@api.operation(bp, "/approvals/<ref>/reject", "POST", summary="Reject an item of the inbox (a plan is sent back; say why)",
+               tags=("opportunities",), body=CommentIn)
+def reject_item(ref: str, body: CommentIn):
+    from crm_core.sales import approvals
+
+    return approvals.decide(g.actor, ref[:40], False, body.comment)
 
 
 class DecisionIn(Model):

@@ -26,6 +26,7 @@ NAV = [
     ("客户", "console.customers", "customer", "view"),
     ("线索", "console.leads", "lead", "view"),
     ("商机", "console.opportunities", "opportunity", "view"),
+    ("待我审批", "console.approvals_inbox", None, None),
     ("在线客服", "console.conversation_list", "follower", "view"),
     ("微信粉丝", "console.followers", "follower", "view"),
     ("自动回复", "console.auto_replies", "wechat_account", "view"),
@@ -142,8 +143,9 @@ def _recipient_names(rows) -> dict[int, str]:
                    wechat.get(m.recipient) if m.channel.startswith("wechat") else None) or m.recipient for m in rows}
 
 
-from wxapp.console import (  # noqa: E402,F401  (the CRM, 在线客服, 公众号, 组织设置, 报价与合同 pages)
+from wxapp.console import (  # noqa: E402,F401  (the CRM, 在线客服, 公众号, 组织设置, 报价与合同, 审批 pages)
     account,
+    approvals,
     conversations,
     crm,
     org_setup,

@@ -1,0 +1,25 @@
+"""待我审批 in the console: every document waiting for my decision (``crm_core.sales.approvals``), each approved or
+rejected with a comment, linked to its record (whose page keeps the history)."""
+from __future__ import annotations
+
+from flask import g, render_template, request, url_for
+
+from crm_core.sales import approvals
+from wxapp.auth import console_login_required
+from wxapp.console import bp
+from wxapp.pages import act
+
+
+@bp.get("/approvals")
+@console_login_required
+def approvals_inbox():
+    return render_template("console/approvals.html", items=approvals.inbox(g.actor))
+
+
+@bp.post("/approvals/<ref>")
+@console_login_required
+def approvals_decide(ref: str):
+    approve = request.form.get("decision") == "approve"
+    comment = request.form.get("comment", "")[:500]
+    return act(lambda: approvals.decide(g.actor, ref[:40], approve, comment), "已通过。" if approve else "已驳回（已退回）。",
+               url_for("console.approvals_inbox"))
