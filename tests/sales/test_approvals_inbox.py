@@ -88,3 +88,17 @@ def test_the_console_inbox_approves_and_rejects_with_a_comment(waiting, app):
     assert "退回计划请写明原因" in r.get_data(as_text=True)  # the reason is asked, nothing is lost
     page = c.get("/console/approvals").get_data(as_text=True)
     assert f'id="approval-plan-{waiting["plan"]}"' in page and f'id="approval-contract-{waiting["contract"]}"' not in page
+
+
+def test_the_managers_phone_lists_the_contract_too_and_decides_it(waiting, app):
+    from tests.service.test_staff_workbench import staff_phone
+
+    phone = staff_phone(app, "oWbInbox0001", "sales.manager")
+    home = phone.get("/h5/staff/").get_data(as_text=True)
+    assert '<span class="weui-badge">3</span>' in home.split('id="entry-approvals"')[1][:200]  # stage, contract, plan
+    page = phone.get("/h5/staff/approvals").get_data(as_text=True)
+    assert f'id="approval-contract-{waiting["contract"]}"' in page and "新风系统采购合同" in page
+    r = phone.post(f"/h5/api/staff/approvals/contract-{waiting['contract']}/decide", json={"approve": True, "comment": "同意"})
+    assert r.status_code == 200 and r.get_json()["status"] == "approved"
+    assert db.session.get(Contract, waiting["contract"]).status == "approved"
+    assert f'id="approval-contract-{waiting["contract"]}"' not in phone.get("/h5/staff/approvals").get_data(as_text=True)

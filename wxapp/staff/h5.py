@@ -14,7 +14,7 @@ from pydantic import Field
 from sqlalchemy import select
 
 from crm_core import jobs, media
-from crm_core.activities.activities import my_day, plans_to_review
+from crm_core.activities.activities import my_day
 from crm_core.clock import local_today, to_local
 from crm_core.customers.models import Contact, Customer
 from crm_core.db import db
@@ -22,7 +22,7 @@ from crm_core.errors import NotAuthenticated
 from crm_core.geo import from_wgs84
 from crm_core.org.permissions import Actor, get_visible
 from crm_core.org.settings import org_timezone
-from crm_core.sales.opportunities import pending_approvals
+from crm_core.sales.approvals import inbox as approval_inbox
 from crm_core.service import queries, work_orders
 from crm_core.service.models import StockItem, Ticket, WorkOrder
 from crm_core.service.tickets import WO_OPEN
@@ -70,7 +70,7 @@ def home(actor: Actor):
     return render_template("h5/staff/home.html", actor=actor, counts=counts, can_service=can_service, day=day,
                            can_checkin=actor.can("checkin", "create"), can_customers=actor.can("customer", "create"),
                            team=leads_a_team(actor), desk=_waiting(actor),
-                           approvals=len(pending_approvals(actor)) + len(plans_to_review(actor)) if actor.employee_id else 0)
+                           approvals=len(approval_inbox(actor)) if actor.employee_id else 0)
 
 
 def _waiting(actor: Actor) -> int | None:

@@ -5,6 +5,7 @@ manager's approvals. Each action is the API's own service call (``crm_core`` and
 from __future__ import annotations
 
 from flask import jsonify, render_template, request, url_for
+from pydantic import Field
 from sqlalchemy import select
 
 from crm_core.activities import activities as act_svc
@@ -177,10 +178,13 @@ def approvals(actor: Actor):
     people = {e.id: e for e in db.session.scalars(select(Employee).where(Employee.id.in_({a.requested_by_id for a in rows})))} if rows else {}
     items = [{"id": a.id, "opp": opps[a.opportunity_id], "customer": customers.get(opps[a.opportunity_id].customer_id),
               "stage": stages.get(a.stage_id), "by": people.get(a.requested_by_id), "at": a.created_at} for a in rows]
+    from crm_core.sales.approvals import inbox
+
+    contracts = [i for i in inbox(actor) if i["kind"] == "contract"]
     plans = act_svc.plans_to_review(actor)
     owners = employee_names(p.owner_id for p in plans)
     plan_items = [{"p": p, "owner": owners.get(p.owner_id, ""), "progress": act_svc.plan_vs_actual(actor, p.id)} for p in plans]
-    return render_template("h5/staff/approvals.html", items=items, plans=plan_items)
+    return render_template("h5/staff/approvals.html", items=items, plans=plan_items, contracts=contracts)
 
 
 @h5_api.describe("/h5/api/staff/approvals/<int:approval_id>/decision", "POST", summary="Manager: approve or reject a stage",
@@ -191,6 +195,22 @@ def decide(approval_id: int):
     body = parse_json_body(DecisionIn)
     a = opp_svc.decide_approval(_actor(), approval_id, body.approve, body.comment)
     return _json({"id": a.id, "status": a.status, "comment": a.comment})
+
+
+class ItemDecisionIn(Model):
+    approve: bool
+    comment: str | None = Field(default=None, max_length=500)
+
+
+@h5_api.describe("/h5/api/staff/approvals/<ref>/decide", "POST", summary="Manager: approve or reject an item of 待我审批 (stage-, contract-, plan-)",
+                 tags=("staff",), body=ItemDecisionIn)
+@bp.post("/api/staff/approvals/<ref>/decide")
+@staff_user_required
+def decide_item(ref: str):
+    from crm_core.sales.approvals import decide
+
+    body = parse_json_body(ItemDecisionIn)
+    return _json(decide(_actor(), ref[:40], body.approve, body.comment))
 
 
 def approval_link(payload: dict) -> str | None:
