@@ -65,3 +65,38 @@ def test_h5_layout_on_a_phone(live_app, browser):
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 375  # no horizontal scrolling on a phone
     ctx.close()
+
+
+CONSOLE_PAGES = ["/console/", "/console/customers", "/console/leads", "/console/opportunities", "/console/approvals",
+                 "/console/service/tickets", "/console/conversations", "/console/outbox", "/console/search?q=杭州"]
+
+
+@pytest.mark.parametrize("width", [390, 820])
+def test_the_console_reads_on_a_phone_and_a_tablet_without_sideways_scrolling(live_app, browser, width):
+    """At a phone's width the menu is a strip and every table a stack of cards, each cell labelled with its column;
+    at a tablet's the layout stays, narrower. Nothing is wider than the screen (#16 item 9)."""
+    ctx = browser.new_context(viewport={"width": width, "height": 900}, locale="zh-CN", is_mobile=width < 600,
+                              has_touch=width < 600)
+    try:
+        page = ctx.new_page()
+        login(page, live_app.url, "admin")
+        page.wait_for_selector("nav")
+        for path in CONSOLE_PAGES:
+            page.goto(live_app.url + path)
+            page.wait_for_selector("main")
+            wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert wide <= 1, f"{path} is {wide}px wider than a {width}px screen"
+        page.goto(f"{live_app.url}/console/customers")
+        if width < 600:
+            cell = page.locator("main table tbody tr").first.locator("td").first
+            assert cell.get_attribute("data-label") == "客户名称"
+            assert page.evaluate("getComputedStyle(document.querySelector('main table thead')).display") == "none"
+            assert page.evaluate("getComputedStyle(document.querySelector('main table tbody tr')).display") == "block"
+            label = page.evaluate("getComputedStyle(document.querySelector('main table tbody td'), '::before').content")
+            assert "：" in label  # the column's name before the value
+            assert page.evaluate("getComputedStyle(document.querySelector('nav.side')).overflowX") == "auto"
+            page.screenshot(path="/tmp/wxcrm-console-phone.png", full_page=True)
+        else:
+            assert page.evaluate("getComputedStyle(document.querySelector('main table thead')).display") != "none"
+    finally:
+        ctx.close()
