@@ -48,8 +48,11 @@ BUILTIN_ROLES: list[dict] = [
     {
         "code": "marketer", "name": "市场专员", "grants_all": False,
         "permissions": _grant(MARKETING_OBJECTS, _ALL) + [("lead", "view"), ("lead", "create"), ("follower", "view"), ("product", "view"),
-                                                          ("wechat_account", "view"), ("wechat_account", "edit")],  # runs the 公众号
-        "scopes": {"material": "organization", "campaign": "organization", "lead": "organization"},
+                                                          ("wechat_account", "view"), ("wechat_account", "edit"),  # runs the 公众号
+                                                          # reads customers and contacts to build the segments it pushes to
+                                                          ("customer", "view"), ("contact", "view")],
+        "scopes": {"material": "organization", "campaign": "organization", "lead": "organization",
+                   "customer": "organization", "contact": "organization"},
     },
 ]
 

@@ -291,3 +291,21 @@ def test_a_salespersons_personal_code_scanned_replies_with_the_material_under_th
     assert f"/m/{m['code']}?s={mine['share_token']}" in reply and m["title"] in reply
     f = db.session.scalars(select(Follower).where(Follower.openid == "oScanner001")).one()
     assert f.scene == f"mkt_{mine['share_token']}"
+
+
+def test_the_built_in_marketer_builds_the_segment_it_pushes_to(demo, client):
+    """#16 item 4: the marketer's own role creates a segment over customers, sees its members (read-only, the whole
+    organisation) and pushes a campaign to it; it still cannot change a customer."""
+    mk = staff(client)
+    seg = client.post("/api/v1/segments", headers=mk, json={"name": "杭州茶业客户", "target": "customer",
+                                                            "conditions": [{"field": "name", "op": "contains", "value": "茶业"}]})
+    assert seg.status_code == 201, seg.get_json()
+    members = client.get(f"/api/v1/segments/{seg.get_json()['id']}/members", headers=mk).get_json()
+    assert [m["name"] for m in members["items"]] == ["杭州西湖茶业有限公司"]
+    m = material(client, mk)
+    c = client.post("/api/v1/campaigns", headers=mk, json={"name": "茶业客户回访", "segment_id": seg.get_json()["id"],
+                                                          "material_ids": [m["id"]]})
+    assert c.status_code == 201
+    assert client.post(f"/api/v1/campaigns/{c.get_json()['id']}/push", headers=mk, json={}).get_json()["members"] == 1
+    customer = members["items"][0]
+    assert client.patch(f"/api/v1/customers/{customer['id']}", headers=mk, json={"note": "x"}).status_code == 403
