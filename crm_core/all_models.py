@@ -19,6 +19,7 @@ from crm_core.org import models as _org_models  # noqa: F401
 from crm_core.sales import documents as _documents  # noqa: F401  (the quote expiry and overdue jobs)
 from crm_core.sales import models as _sales_models  # noqa: F401
 from crm_core.sales import opportunities as _opportunities  # noqa: F401
+from crm_core.sales import pool as _pool  # noqa: F401  (the 公海 recycle job)
 from crm_core.service import models as _service_models  # noqa: F401
 from crm_core.service import warranty as _warranty  # noqa: F401
 from crm_core.wechat import models as _wechat_models  # noqa: F401

@@ -78,6 +78,22 @@ class Contact(Audited, OwnedRecord, TimestampMixin, db.Model):
     customer: Mapped[Customer] = relationship(back_populates="contacts", foreign_keys=[customer_id])
 
 
+class CustomerHolding(db.Model):
+    """Who held a customer, from when to when (公海: the history of its owners). A holding ends when the customer
+    is released or recycled to the pool, or handed to someone else; the open one (``ended_at`` None) is the owner's."""
+
+    __table_args__ = (Index("ix_customer_holding_customer", "customer_id", "started_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"), index=True)
+    started_at: Mapped[datetime]
+    how: Mapped[str] = mapped_column(String(12), default="claimed")  # claimed / assigned
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(12))  # released / recycled / transferred
+    note: Mapped[str | None] = mapped_column(String(500))
+
+
 class ContactRelation(Audited, TimestampMixin, db.Model):
     """关系人: how two contacts relate (同事, 上级, 配偶, 介绍人...)."""
 

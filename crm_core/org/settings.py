@@ -38,6 +38,13 @@ DEFAULTS: dict[str, dict] = {
         # the customer's signature to complete a work order: "paid" (when it has paid-service income), "always", "never"
         "completion_signature": "paid",
     },
+    # 公海 (the customer pool): customers without an owner, claimed by salespeople
+    "customer_pool": {
+        "return_after_days": 30,     # an owned customer with no follow-up (done activity) this long goes back; 0: never
+        "exempt_trading": True,      # customers who have traded are not returned by the rule
+        "claim_limit": 50,           # the pool refuses a claim by someone who already owns this many customers (0: no limit)
+        "reclaim_after_days": 7,     # the previous holder may claim it again only after this many days
+    },
     # field check-ins (移动签到): the checks every check-in goes through
     "checkin": {
         "radius_m": 500,                 # default distance allowed from a customer's site

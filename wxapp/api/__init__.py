@@ -15,6 +15,7 @@ from wxapp.api import (  # noqa: E402,F401
                        org,
                        org_setup,
                        outbox,
+                       pool,
                        products,
                        reports,
                        sales_documents,

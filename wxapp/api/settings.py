@@ -183,3 +183,16 @@ def put_approval(body: ApprovalSettingIn):
     if body.approver == "employee" and not body.employee_id:
         raise ValidationFailed("请指定审批人。", fields={"employee_id": "required when approver is employee"})
     return settings_svc.put_setting(g.actor, "opportunity_approval", body.model_dump())
+
+
+class PoolSettingIn(Model):
+    return_after_days: int = Field(default=30, ge=0, le=3650, description="0: owned customers are never returned by the rule")
+    exempt_trading: bool = True
+    claim_limit: int = Field(default=50, ge=0, le=100_000, description="0: no limit")
+    reclaim_after_days: int = Field(default=7, ge=0, le=3650)
+
+
+@api.operation(bp, "/settings/customer-pool", "PUT", summary="公海 rules: return after N days without follow-up, claim limit",
+               tags=("settings",), body=PoolSettingIn)
+def put_pool(body: PoolSettingIn):
+    return settings_svc.put_setting(g.actor, "customer_pool", body.model_dump())

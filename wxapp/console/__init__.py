@@ -24,6 +24,7 @@ NAV = [
     ("组织架构", "console.org_chart", "organization", "view"),
     ("组织设置", "console.org_setup", "organization", "edit"),
     ("客户", "console.customers", "customer", "view"),
+    ("公海", "console.customer_pool", "customer", "edit"),
     ("线索", "console.leads", "lead", "view"),
     ("商机", "console.opportunities", "opportunity", "view"),
     ("待我审批", "console.approvals_inbox", None, None),

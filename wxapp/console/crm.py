@@ -277,3 +277,36 @@ def search():
 
     result = global_search.everything(g.actor, request.args.get("q", ""), per_kind=10)
     return render_template("console/search.html", r=result, min_length=global_search.MIN_LENGTH)
+
+
+@bp.get("/customer-pool")
+@console_login_required
+def customer_pool():
+    """公海: customers without an owner, each with 领取."""
+    from crm_core.sales import pool
+
+    q = request.args.get("q", "").strip()[:100] or None
+    try:
+        rows, total = pool.pool_customers(g.actor, q, _page(), 20)
+    except DomainError as exc:
+        return _denied(exc)
+    return render_template("console/customer_pool.html", rows=rows, total=total, q=q or "", page=_page(),
+                           cfg=pool.settings(g.actor.org_id))
+
+
+@bp.post("/customer-pool/<int:customer_id>/claim")
+@console_login_required
+def pool_claim(customer_id: int):
+    from crm_core.sales import pool
+
+    return act(lambda: pool.claim(g.actor, customer_id), "已领取，客户已归入您的名下。", url_for("console.customer_pool"),
+               then=lambda c: url_for("console.customer_360", customer_id=c.id))
+
+
+@bp.post("/customers/<int:customer_id>/release")
+@console_login_required
+def pool_release(customer_id: int):
+    from crm_core.sales import pool
+
+    return act(lambda: pool.release(g.actor, customer_id, request.form.get("reason")), "已退回公海。",
+               url_for("console.customer_360", customer_id=customer_id), then=lambda c: url_for("console.customer_pool"))
