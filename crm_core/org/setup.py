@@ -9,6 +9,8 @@ with an audit entry each, as the data-scope rules expect of a hand-over.
 """
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, select
 
 from crm_core.db import db
@@ -204,10 +206,31 @@ def _place(actor: Actor, e: Employee, position_ids: list[int]) -> None:
     e.positions = [EmployeePosition(position_id=p.id, primary=(i == 0)) for i, p in enumerate(positions)]
 
 
-def hire(actor: Actor, name: str, position_ids: list[int], phone: str | None = None, email: str | None = None) -> Employee:
+WECOM_USERID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+def _wecom_userid(actor: Actor, e: Employee, value: str | None) -> None:
+    """The employee's 企业微信 UserID (account), which WeCom OAuth and the app's messages use: letters, digits and
+    ``_ . @ -``, one employee each in the organisation."""
+    value = (value or "").strip()
+    if not value:
+        e.wecom_userid = None
+        return
+    if not WECOM_USERID.match(value):
+        raise ValidationFailed("企业微信账号只能包含字母、数字和 _ . @ -，最多 64 位。", fields={"wecom_userid": "invalid"})
+    taken = db.session.scalar(select(Employee.name).where(Employee.org_id == actor.org_id, Employee.wecom_userid == value,
+                                                          Employee.id != (e.id or 0)))
+    if taken:
+        raise Conflict(f"企业微信账号 {value} 已绑定职员「{taken}」。", code="wecom_userid_taken")
+    e.wecom_userid = value
+
+
+def hire(actor: Actor, name: str, position_ids: list[int], phone: str | None = None, email: str | None = None,
+         wecom_userid: str | None = None) -> Employee:
     actor.require("organization", "edit")
     e = Employee(org_id=actor.org_id, code=_next_code(Employee, "E", actor.org_id), name=_name(name, "职员", 100),
                  phone=(phone or "").strip()[:32] or None, email=(email or "").strip()[:200] or None)
+    _wecom_userid(actor, e, wecom_userid)
     db.session.add(e)
     _place(actor, e, position_ids)
     db.session.flush()
@@ -215,7 +238,7 @@ def hire(actor: Actor, name: str, position_ids: list[int], phone: str | None = N
 
 
 def update_employee(actor: Actor, employee_id: int, *, name: str | None = None, phone: str | None = None,
-                    position_ids: list[int] | None = None) -> Employee:
+                    position_ids: list[int] | None = None, wecom_userid: str | None = None) -> Employee:
     """Rename, change the phone, or move to other positions (调岗). Records saved before keep their department."""
     actor.require("organization", "edit")
     e = _employee(actor, employee_id)
@@ -227,6 +250,8 @@ def update_employee(actor: Actor, employee_id: int, *, name: str | None = None, 
         e.phone = phone.strip()[:32] or None
     if position_ids is not None:
         _place(actor, e, position_ids)
+    if wecom_userid is not None:
+        _wecom_userid(actor, e, wecom_userid)
     db.session.flush()
     return e
 

@@ -88,3 +88,18 @@ def test_only_administrators_set_up_the_organisation(admin, client):
     rep = token_for(client, "rep1", "rep1-pass-1")
     assert client.post("/api/v1/departments", headers=rep, json={"name": "x"}).status_code == 403
     assert client.post("/api/v1/employees", headers=rep, json={"name": "x", "position_ids": [1]}).status_code == 403
+
+
+def test_an_employees_wecom_account_is_set_checked_and_one_per_person(admin, client):
+    h = admin
+    dept = client.post("/api/v1/departments", headers=h, json={"name": "服务部"}).get_json()
+    pos = client.post("/api/v1/positions", headers=h, json={"name": "工程师", "department_id": dept["id"]}).get_json()
+    a = client.post("/api/v1/employees", headers=h, json={"name": "郑强", "position_ids": [pos["id"]], "wecom_userid": "ZhengQiang"})
+    assert a.status_code == 201 and a.get_json()["wecom_userid"] == "ZhengQiang"
+    dup = client.post("/api/v1/employees", headers=h, json={"name": "王五", "position_ids": [pos["id"]], "wecom_userid": "ZhengQiang"})
+    assert dup.status_code == 409 and "郑强" in dup.get_json()["error"]["message"]
+    bad = client.post("/api/v1/employees", headers=h, json={"name": "王五", "position_ids": [pos["id"]], "wecom_userid": "郑 强"})
+    assert bad.status_code == 422 and bad.get_json()["error"]["fields"]["wecom_userid"]
+    b = client.post("/api/v1/employees", headers=h, json={"name": "王五", "position_ids": [pos["id"]]}).get_json()
+    assert client.patch(f"/api/v1/employees/{b['id']}", headers=h, json={"wecom_userid": "WangWu"}).get_json()["wecom_userid"] == "WangWu"
+    assert client.patch(f"/api/v1/employees/{b['id']}", headers=h, json={"wecom_userid": ""}).get_json()["wecom_userid"] is None

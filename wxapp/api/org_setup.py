@@ -139,12 +139,14 @@ class EmployeeIn(Model):
     phone: str | None = Field(default=None, max_length=32)
     email: str | None = Field(default=None, max_length=200)
     position_ids: list[int] = Field(min_length=1, max_length=10, description="first = primary position")
+    wecom_userid: str | None = Field(default=None, max_length=64, description="企业微信 UserID (account)")
 
 
 class EmployeePatch(Model):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     phone: str | None = Field(default=None, max_length=32)
     position_ids: list[int] | None = Field(default=None, min_length=1, max_length=10, description="调岗")
+    wecom_userid: str | None = Field(default=None, max_length=64, description="企业微信 UserID; empty string removes it")
 
 
 class EmployeeFull(Model):
@@ -156,18 +158,19 @@ class EmployeeFull(Model):
     active: bool
     position_ids: list[int]
     department_id: int | None
+    wecom_userid: str | None
 
 
 def _emp(e: Employee) -> dict:
     return {"id": e.id, "code": e.code, "name": e.name, "phone": e.phone, "email": e.email, "active": e.active,
             "position_ids": [ep.position_id for ep in sorted(e.positions, key=lambda ep: not ep.primary)],
-            "department_id": setup.primary_department(e)}
+            "department_id": setup.primary_department(e), "wecom_userid": e.wecom_userid}
 
 
 @api.operation(bp, "/employees", "POST", summary="Hire an employee into positions", tags=("organization",), body=EmployeeIn,
                response=EmployeeFull, status=201)
 def hire_employee(body: EmployeeIn):
-    return _emp(setup.hire(g.actor, body.name, body.position_ids, body.phone, body.email))
+    return _emp(setup.hire(g.actor, body.name, body.position_ids, body.phone, body.email, body.wecom_userid))
 
 
 @api.operation(bp, "/employees/<int:employee_id>", "GET", summary="One employee", tags=("organization",), response=EmployeeFull)
@@ -179,7 +182,8 @@ def get_employee(employee_id: int):
 @api.operation(bp, "/employees/<int:employee_id>", "PATCH", summary="Rename, change the phone, move to other positions",
                tags=("organization",), body=EmployeePatch, response=EmployeeFull)
 def update_employee(employee_id: int, body: EmployeePatch):
-    return _emp(setup.update_employee(g.actor, employee_id, name=body.name, phone=body.phone, position_ids=body.position_ids))
+    return _emp(setup.update_employee(g.actor, employee_id, name=body.name, phone=body.phone, position_ids=body.position_ids,
+                                      wecom_userid=body.wecom_userid))
 
 
 class LeaveIn(Model):

@@ -98,7 +98,7 @@ def org_position_edit(position_id: int):
 def org_hire():
     f = request.form
     return act(lambda: setup.hire(g.actor, f.get("name", ""), [p for p in [form_int(f.get("position_id"))] if p],
-                                  f.get("phone"), f.get("email")), "已入职。", url_for(BACK))
+                                  f.get("phone"), f.get("email"), f.get("wecom_userid")), "已入职。", url_for(BACK))
 
 
 @bp.post("/org/setup/employees/<int:employee_id>")
@@ -113,7 +113,8 @@ def org_employee_edit(employee_id: int):
         return act(run, lambda: "已办理离职" + (f"，{sum(holder['moved'].values())} 条记录已交接" if holder["moved"] else "") + "。",
                    url_for(BACK))
     pos = form_int(f.get("position_id"))
-    return act(lambda: setup.update_employee(g.actor, employee_id, phone=f.get("phone"), position_ids=[pos] if pos else None),
+    return act(lambda: setup.update_employee(g.actor, employee_id, phone=f.get("phone"), position_ids=[pos] if pos else None,
+                                             wecom_userid=f.get("wecom_userid")),
                "已保存（调岗后，此前保存的记录仍留在原部门）。", url_for(BACK))
 
 
