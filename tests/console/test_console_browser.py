@@ -100,3 +100,25 @@ def test_the_console_reads_on_a_phone_and_a_tablet_without_sideways_scrolling(li
             assert page.evaluate("getComputedStyle(document.querySelector('main table thead')).display") != "none"
     finally:
         ctx.close()
+
+
+def test_sales_analysis_draws_the_funnel_the_pyramid_and_the_sources_with_echarts(live_app, page):
+    """#16 item 6: the funnel, the value pyramid and customers by source as ECharts charts, each with its figures; the
+    manager's charts count the team's opportunities (the four of the demo) and customers."""
+    login(page, live_app.url, "sales.manager")
+    page.wait_for_selector("nav")
+    page.click("nav >> text=销售分析")
+    page.wait_for_selector("#chart-funnel canvas")
+    for key in ("funnel", "pyramid", "sources"):
+        assert page.locator(f"#chart-{key} canvas").count() == 1
+    series = page.evaluate("wxcrmCharts.funnel.getOption().series[0].data.map(d => [d.name, d.raw])")
+    assert series[0] == ["初步接洽", 4] and [s[0] for s in series][:2] == ["初步接洽", "需求确认"]
+    pie = page.evaluate("wxcrmCharts.sources.getOption().series[0].data.reduce((n, d) => n + d.value, 0)")
+    assert pie == 6  # every customer of the team, by source
+    assert "初步接洽" in page.inner_text("#card-funnel table") and "¥732,000" in page.inner_text("#card-funnel table")
+    # a salesperson sees only their own figures
+    page.click("header button")
+    login(page, live_app.url, "sales.zhang")
+    page.goto(f"{live_app.url}/console/analysis")
+    page.wait_for_selector("#chart-sources canvas")
+    assert page.evaluate("wxcrmCharts.sources.getOption().series[0].data.reduce((n, d) => n + d.value, 0)") == 3

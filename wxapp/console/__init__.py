@@ -28,6 +28,7 @@ NAV = [
     ("线索", "console.leads", "lead", "view"),
     ("商机", "console.opportunities", "opportunity", "view"),
     ("待我审批", "console.approvals_inbox", None, None),
+    ("销售分析", "console.sales_analysis", "opportunity", "view"),
     ("在线客服", "console.conversation_list", "follower", "view"),
     ("微信粉丝", "console.followers", "follower", "view"),
     ("自动回复", "console.auto_replies", "wechat_account", "view"),
@@ -146,6 +147,7 @@ def _recipient_names(rows) -> dict[int, str]:
 
 from wxapp.console import (  # noqa: E402,F401  (the CRM, 在线客服, 公众号, 组织设置, 报价与合同, 审批 pages)
     account,
+    analysis,
     approvals,
     conversations,
     crm,
