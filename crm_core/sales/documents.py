@@ -20,6 +20,7 @@ from crm_core.customers.models import Customer, Product
 from crm_core.db import db, paginate
 from crm_core.errors import Conflict, ValidationFailed
 from crm_core.numbering import next_value
+from crm_core.org.organization import manager_of
 from crm_core.org.permissions import Actor, get_visible, resolve_reference, scoped_select
 from crm_core.org.settings import org_timezone
 from crm_core.sales import money
@@ -369,6 +370,10 @@ def create_contract(actor: Actor, data: dict) -> Contract:
                      for i, (due, part) in enumerate(plan)]
     db.session.add(c)
     db.session.flush()
+    approver = manager_of(c.owner_id) if c.owner_id else None
+    if approver and approver != actor.employee_id:  # the owner's manager approves (待我审批); tell them
+        outbox.notify_staff(approver, "contract_submitted", f"合同 {c.number}（{customer.name}，{money.fmt(amount)} 元）待您审批。",
+                            org_id=c.org_id, dedupe_key=f"contract-submitted:{c.id}", contract_id=c.id)
     return c
 
 

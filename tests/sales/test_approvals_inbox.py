@@ -68,6 +68,14 @@ def test_the_managers_inbox_holds_a_stage_a_contract_and_a_plan_and_each_is_deci
     assert "contract_rejected" in told and "plan_returned" in told
     assert client.get("/api/v1/approvals", headers=h).get_json()["total"] == 0
     assert client.post("/api/v1/approvals/bogus-1/approve", headers=h, json={}).status_code == 404
+    # the manager was told of the contract when it was submitted; the notice opens it in 待我审批 on the phone
+    from wxapp.official_account.channels import staff_link
+
+    submitted = [m for m in db.session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "staff"))
+                 if m.payload.get("kind") == "contract_submitted"]
+    assert len(submitted) == 1 and "待您审批" in submitted[0].payload["text"]
+    with client.application.test_request_context():
+        assert staff_link(submitted[0].payload).endswith(f"/h5/staff/approvals#approval-contract-{waiting['contract']}")
     assert client.post("/api/v1/approvals/contract-x/approve", headers=h, json={}).status_code == 404
 
 

@@ -214,9 +214,12 @@ def decide_item(ref: str):
 
 
 def approval_link(payload: dict) -> str | None:
-    """An approval notice opens the approvals (the approver) or the opportunity (the one who asked)."""
+    """An approval notice opens the approvals (the approver; a contract submitted, at the contract) or the opportunity
+    (the one who asked)."""
     if payload.get("kind") == "approval_requested":
         return "/h5/staff/approvals"
+    if payload.get("kind") == "contract_submitted" and payload.get("contract_id"):
+        return f"/h5/staff/approvals#approval-contract-{int(payload['contract_id'])}"
     if payload.get("kind") == "approval_decided" and payload.get("approval_id"):
         a = db.session.get(OpportunityApproval, payload["approval_id"])
         return f"/h5/staff/opportunities/{a.opportunity_id}" if a else None
