@@ -128,6 +128,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
+        # the session cookie is sent only when the session changes: with Flask's default (refresh on every request), a
+        # poll begun before a sign-in in another tab answers after it with the old session and signs the user out again
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         "SQLALCHEMY_RECORD_QUERIES": False,
     }
