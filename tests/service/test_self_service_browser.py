@@ -29,9 +29,12 @@ def token(base, username):
 WEST_LAKE_FIX = {"latitude": 30.2273, "longitude": 120.1230, "accuracy": 20}  # beside the demo's 西湖茶业
 
 
-def phone_context(browser, located: bool = False):
-    """A phone-sized, touch browser context in Chinese; ``located``: geolocation allowed, at West Lake."""
+def phone_context(browser, located: bool = False, user_agent: str | None = None):
+    """A phone-sized, touch browser context in Chinese; ``located``: geolocation allowed, at West Lake;
+    ``user_agent``: the app it plays (WeChat's, WeCom's)."""
     extra = {"geolocation": WEST_LAKE_FIX, "permissions": ["geolocation"]} if located else {}
+    if user_agent:
+        extra["user_agent"] = user_agent
     return browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True,
                                **extra)
 

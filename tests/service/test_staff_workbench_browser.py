@@ -195,8 +195,7 @@ def test_inside_wechat_the_page_uses_the_js_sdk_for_location_photos_and_the_map(
 
     base = live.url
     customer = phone_context(browser)
-    engineer = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True,
-                                   user_agent=WECHAT_UA)  # no browser geolocation: only the JS-SDK knows where it is
+    engineer = phone_context(browser, user_agent=WECHAT_UA)  # no browser geolocation: only the JS-SDK knows where it is
     lat, lng = from_wgs84(WEST_LAKE_FIX["latitude"], WEST_LAKE_FIX["longitude"], "gcj02")
     engineer.add_init_script(f"window.__wxLocation = {{latitude: {lat}, longitude: {lng}, accuracy: 20}};")
     engineer.route("https://res.wx.qq.com/open/js/jweixin-1.6.0.js",
@@ -359,8 +358,7 @@ def test_the_engineers_day_with_wecom_identity(live_wecom, browser):
     ticket = http(base, "POST", "/api/v1/tickets", dispatcher, {"customer_id": customer["id"], "kind": "consultation",
                                                                 "description": "滤芯更换咨询，需上门查看"})
     wo_id = _dispatch(base, ticket["id"])
-    ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True,
-                              user_agent=WXWORK_UA, geolocation=WEST_LAKE_FIX, permissions=["geolocation"])
+    ctx = phone_context(browser, located=True, user_agent=WXWORK_UA)
     try:
         phone = ctx.new_page()
         phone.goto(f"{base}/sandbox/wecom/phone?userid=service.engineer")
@@ -395,8 +393,7 @@ def test_the_managers_approval_and_the_salespersons_win_with_wecom_identity(live
     opp = next(o for o in http(base, "GET", "/api/v1/opportunities?per_page=100", zhang)["items"] if o["name"] == "酒店新风系统")
     talks = next(s for s in http(base, "GET", f"/api/v1/opportunities/{opp['id']}", zhang)["stages"] if s["name"] == "商务谈判")
     http(base, "POST", f"/api/v1/opportunities/{opp['id']}/approvals", zhang, {"stage_id": talks["id"]})
-    ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True,
-                              user_agent=WXWORK_UA)
+    ctx = phone_context(browser, user_agent=WXWORK_UA)
     try:
         phone = ctx.new_page()
         phone.goto(f"{base}/sandbox/wecom/phone?userid=sales.manager")
@@ -412,8 +409,7 @@ def test_the_managers_approval_and_the_salespersons_win_with_wecom_identity(live
         page.close()
     finally:
         ctx.close()
-    ctx = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True,
-                              user_agent=WXWORK_UA)  # 张伟's own phone
+    ctx = phone_context(browser, user_agent=WXWORK_UA)  # 张伟's own phone
     try:
         phone = ctx.new_page()
         phone.goto(f"{base}/sandbox/wecom/phone?userid=sales.zhang")
