@@ -9,7 +9,7 @@ from crm_core.db import db
 from crm_core.outbox import OutboxMessage
 from crm_core.wechat.models import Conversation
 from tests.service.test_staff_workbench import staff_phone
-from tests.wechat_helpers import message_xml, post, reply_text
+from tests.wechat_helpers import message_xml, post, reply_text, settle
 
 
 @pytest.fixture
@@ -44,6 +44,7 @@ def test_a_follower_waiting_for_a_person_is_answered_from_the_agents_phone(demo,
     # asking again in the same wait tells nobody twice
     post(client, message_xml("text", "oDesk00001", content="转人工"))
     assert len(_waiting_notices()) == 1
+    settle()  # the plain text went through the callback spool; the agent reads it once written
 
     phone = staff_phone(demo, "oWbDesk0001", "service.dispatcher")
     home = phone.get("/h5/staff/").get_data(as_text=True)
