@@ -73,7 +73,7 @@ def test_customer_verifies_submits_follows_progress_and_rates_on_a_phone(live_ap
     page = ctx.new_page()
     try:
         verify_on_phone(page, base, "oPhoneCust01")
-        assert "还没有服务请求" in page.inner_text("#tickets")
+        page.wait_for_selector("#tickets:has-text('还没有服务请求')")  # the list loads after the page
 
         page.click("text=在线报修")
         page.wait_for_selector("#product option:nth-child(2)", state="attached")
