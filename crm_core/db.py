@@ -46,6 +46,22 @@ def _sqlite_pragmas(dbapi_connection, connection_record):  # pragma: no cover - 
     cursor.close()
 
 
+def begin_savepoint():
+    """``db.session.begin_nested()`` that is a savepoint on SQLite too.
+
+    Python's sqlite3 opens its transaction only at the first INSERT, UPDATE or DELETE, so a SAVEPOINT
+    issued before any write starts a transaction of its own, and its RELEASE commits it: the rows
+    would be saved for good whatever the request or the import batch did next. Here the outer
+    transaction is begun first (a deferred BEGIN, as sqlite3 itself would), so RELEASE only releases.
+    """
+    conn = db.session.connection()
+    if conn.dialect.name == "sqlite":
+        raw = conn.connection.dbapi_connection
+        if not raw.in_transaction:
+            conn.exec_driver_sql("BEGIN")
+    return db.session.begin_nested()
+
+
 def paginate(stmt, *order_by, page: int = 1, per_page: int = 20) -> tuple[list, int]:
     """One page of ``stmt`` in ``order_by`` order, and the total row count: what every list
     endpoint answers as ``{items, total}``."""

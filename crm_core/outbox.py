@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core import jobs
 from crm_core.clock import utcnow
-from crm_core.db import db
+from crm_core.db import begin_savepoint, db
 from crm_core.errors import NotFound, ValidationFailed
 
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed")
@@ -134,7 +134,7 @@ def queue_message(channel: str, recipient: str, payload: dict, *, org_id: int | 
                         status="pending", attempts=0, max_attempts=max_attempts, created_at=now, next_attempt_at=first)
     if dedupe_key:
         try:
-            with db.session.begin_nested():
+            with begin_savepoint():
                 db.session.add(msg)
         except IntegrityError:  # raced with another writer of the same event
             return db.session.scalars(select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key)).one()

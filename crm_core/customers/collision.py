@@ -14,7 +14,9 @@ checks ran before either committed.
 """
 from __future__ import annotations
 
+import contextvars
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, func, insert, select
@@ -22,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from crm_core import normalize
 from crm_core.customers.models import CollisionClaim, CollisionGram, CollisionKey, CollisionRule, Contact, Customer
-from crm_core.db import db
+from crm_core.db import begin_savepoint, db
 from crm_core.errors import Conflict, ValidationFailed
 from crm_core.org import organization
 from crm_core.org.models import Employee
@@ -129,10 +131,30 @@ def ensure_default_rules(org_id: int) -> list[CollisionRule]:
     return rules
 
 
+_rules_cache: contextvars.ContextVar[dict | None] = contextvars.ContextVar("collision_rules_cache", default=None)
+
+
+@contextmanager
+def rules_held():
+    """Read each organisation's rules once inside this block (an import checks thousands of rows
+    against rules nobody changes meanwhile; everywhere else every check reads them afresh)."""
+    token = _rules_cache.set({})
+    try:
+        yield
+    finally:
+        _rules_cache.reset(token)
+
+
 def active_rules(org_id: int, object_type: str) -> list[CollisionRule]:
     """The organisation's active rules for ``object_type`` (one query; defaults on first use)."""
-    return sorted((r for r in ensure_default_rules(org_id) if r.object_type == object_type and r.active),
-                  key=lambda r: r.id)
+    cache = _rules_cache.get()
+    if cache is not None and (org_id, object_type) in cache:
+        return cache[(org_id, object_type)]
+    rules = sorted((r for r in ensure_default_rules(org_id) if r.object_type == object_type and r.active),
+                   key=lambda r: r.id)
+    if cache is not None:
+        cache[(org_id, object_type)] = rules
+    return rules
 
 
 # --- keys ----------------------------------------------------------------------------------
@@ -193,11 +215,11 @@ def index_record(object_type: str, obj, fresh: bool = False) -> None:
         return  # merged customers no longer collide
     keys, grams = _keys_for(record_values(object_type, obj))
     if keys:
-        db.session.execute(insert(CollisionKey), [
+        db.session.connection().execute(insert(CollisionKey.__table__), [  # Core: the ORM bulk path costs more than the insert
             {"org_id": obj.org_id, "object_type": object_type, "record_id": obj.id, "dimension": d, "method": m, "value": v}
             for d, m, v in sorted(keys)])
     if grams:
-        db.session.execute(insert(CollisionGram), [
+        db.session.connection().execute(insert(CollisionGram.__table__), [
             {"org_id": obj.org_id, "object_type": object_type, "record_id": obj.id, "dimension": d, "gram": g}
             for d, g in sorted(grams)])
 
@@ -373,10 +395,11 @@ def claims_for(object_type: str, data: dict, org_id: int) -> list[str]:
     return sorted(set(out))
 
 
-def claim(object_type: str, obj, data: dict, fresh: bool = False) -> None:
+def claim(object_type: str, obj, data: dict, fresh: bool = False, savepoint: bool = True) -> None:
     """Reserve the record's blocking keys; a concurrent save of the same key fails here.
 
-    Raises :class:`ClaimTaken` so the caller can re-run the check and answer 409.
+    Raises :class:`ClaimTaken` so the caller can re-run the check and answer 409 (``savepoint=False``:
+    the caller already holds one it rolls back).
     """
     if not fresh:
         db.session.execute(delete(CollisionClaim).where(CollisionClaim.object_type == object_type,
@@ -384,10 +407,13 @@ def claim(object_type: str, obj, data: dict, fresh: bool = False) -> None:
     keys = claims_for(object_type, data, obj.org_id)
     if not keys:
         return
+    rows = [{"org_id": obj.org_id, "claim": k, "object_type": object_type, "record_id": obj.id} for k in keys]
     try:
-        with db.session.begin_nested():
-            db.session.execute(insert(CollisionClaim), [
-                {"org_id": obj.org_id, "claim": k, "object_type": object_type, "record_id": obj.id} for k in keys])
+        if savepoint:
+            with begin_savepoint():
+                db.session.connection().execute(insert(CollisionClaim.__table__), rows)
+        else:
+            db.session.connection().execute(insert(CollisionClaim.__table__), rows)
     except IntegrityError:
         raise ClaimTaken() from None
 
@@ -403,17 +429,25 @@ def guarded_save(actor, object_type: str, data: dict, save, exclude_id: int | No
     record (it has no keys or claims yet to replace)."""
     hits = check(actor, object_type, data, exclude_id)
     raise_if_blocked(object_type, hits)
-    obj = save()
-    db.session.flush()
-    index_record(object_type, obj, fresh=exclude_id is None)
+    # a savepoint, so a lost race undoes this record only (an import's earlier rows in the same
+    # transaction stay)
+    savepoint = begin_savepoint()
     try:
-        claim(object_type, obj, data, fresh=exclude_id is None)
+        obj = save()
+        db.session.flush()
+        index_record(object_type, obj, fresh=exclude_id is None)
+        claim(object_type, obj, data, fresh=exclude_id is None, savepoint=False)
+        savepoint.commit()
     except ClaimTaken:
-        db.session.rollback()
+        savepoint.rollback()
         hits = check(actor, object_type, data, exclude_id)
         raise_if_blocked(object_type, hits)
         raise Conflict("撞单：另一位同事刚刚保存了相同的记录，请刷新后重试。", code="collision",
                        extra={"hits": [h.to_dict() for h in hits]})
+    except BaseException:
+        if savepoint.is_active:
+            savepoint.rollback()  # nothing of a refused save stays (a contact's bad name after its customer)
+        raise
     return obj, hits
 
 

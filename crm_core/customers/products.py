@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from crm_core.clock import utcnow
 from crm_core.context import service
 from crm_core.customers.models import Customer, Product, ProductArchive
-from crm_core.db import db, paginate
+from crm_core.db import begin_savepoint, db, paginate
 from crm_core.errors import Conflict, NotFound, ValidationFailed
 from crm_core.org.permissions import Actor, get_visible, scoped_select
 
@@ -107,7 +107,7 @@ def create_archives(actor: Actor, items: list[dict], *, shipment_ref: str | None
                                   shipment_ref=shipment_ref or item.get("shipment_ref")))
     db.session.add_all(out)
     try:
-        with db.session.begin_nested():
+        with begin_savepoint():
             db.session.flush()
     except IntegrityError:
         raise Conflict("序列号已被其他档案使用（可能刚被同时导入）。", code="duplicate_serial") from None

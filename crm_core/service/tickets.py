@@ -30,7 +30,7 @@ from crm_core.activities.models import Activity
 from crm_core.clock import local_str, local_today, utcnow
 from crm_core.context import service
 from crm_core.customers.models import Contact, Customer, Product, ProductArchive
-from crm_core.db import db, paginate
+from crm_core.db import begin_savepoint, db, paginate
 from crm_core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from crm_core.org.models import Employee, EmployeePosition, Position
 from crm_core.org.organization import employees_with_role
@@ -171,7 +171,7 @@ def _save_numbered(t: Ticket) -> None:
     for _ in range(5):
         t.number = _number(t.org_id)
         try:
-            with db.session.begin_nested():
+            with begin_savepoint():
                 db.session.add(t)
                 db.session.flush()
             return

@@ -10,6 +10,7 @@ from typing import Literal
 from flask import current_app, g
 from pydantic import Field
 
+from crm_core.db import begin_savepoint
 from crm_core.errors import DomainError, ValidationFailed
 from crm_core.wechat import autoreply, menus
 from wxapp.api import bp
@@ -94,7 +95,7 @@ def try_reply(appid: str, text: str) -> dict:
         return {"rule": rule.name, "label": label, "reply": "（转入在线客服排队，并回复：已为您转接人工客服…）"}
     reply = None
     try:
-        savepoint = db.session.begin_nested()
+        savepoint = begin_savepoint()
         reply = rule.handler(ib)
         savepoint.rollback()
     except Exception:

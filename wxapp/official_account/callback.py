@@ -31,7 +31,7 @@ from wechatpy.utils import WeChatSigner
 
 from crm_core import outbox
 from crm_core.clock import to_utc, utcnow
-from crm_core.db import db
+from crm_core.db import begin_savepoint, db
 from crm_core.wechat import conversations, followers
 from crm_core.wechat.models import InboundMessage
 from wxapp.config import wechat_appid
@@ -542,7 +542,7 @@ def run_held(row_id: int) -> str | None:
 
 def _run_inline(handler, ib: Inbound, name: str) -> tuple[str | None, str | None, str]:
     try:
-        with db.session.begin_nested():
+        with begin_savepoint():
             result = handler(ib)
     except Exception as exc:
         if held.dependency_away(exc):
@@ -622,7 +622,7 @@ def _bookkeeping(ib: Inbound) -> None:
     """Follower state the gateway owns: interaction time, follow/unfollow, location. Runs in a
     savepoint of the message's transaction; a failure here never loses the message."""
     try:
-        with db.session.begin_nested():
+        with begin_savepoint():
             _follower_state(ib)
     except Exception:
         log.exception("follower bookkeeping failed", extra={"openid": ib.openid})
