@@ -10,6 +10,7 @@ registries are complete wherever the models are.
 # into another area's extension points (activities, collision, opportunities) or register periodic
 # jobs (warranty)
 from crm_core import audit, idempotency, jobs, media, numbering, outbox, sms  # noqa: F401
+from crm_core import imports as _imports  # noqa: F401  (the Excel import jobs and their tables; above the areas)
 from crm_core.activities import activities as _activities  # noqa: F401
 from crm_core.activities import models as _activities_models  # noqa: F401
 from crm_core.customers import collision as _collision  # noqa: F401

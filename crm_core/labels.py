@@ -37,6 +37,11 @@ LABELS: dict[str, dict[str, str]] = {
     "checkin_kind": {"in": "签到", "out": "签退"},
     "plan_review_status": {"draft": "未提交", "submitted": "待批阅", "reviewed": "已批阅"},
     "plan_period": {"daily": "日计划", "weekly": "周计划", "monthly": "月计划"},
+    "import_status": {"draft": "待确认", "queued": "排队中", "running": "导入中", "done": "已完成", "failed": "失败"},
+    # where a customer or lead came from (both tables share the words)
+    "source": {"manual": "手工录入", "wechat": "微信", "wechat_campaign": "微信营销", "wechat_intent": "微信意向",
+               "import": "导入", "website": "官网", "exhibition": "展会", "referral": "转介绍", "other": "其他",
+               "lead": "线索转换", "demo": "演示数据", "self_service": "微信自助"},
 }
 
 

@@ -123,6 +123,14 @@ def sheet_response(title: str, columns: list[Column], rows: list[dict], fmt: str
     return resp
 
 
+def file_response(data: bytes, filename: str, mimetype: str) -> Response:
+    """A download named ``filename`` (Chinese names travel in ``filename*``, RFC 5987)."""
+    ext = filename.rsplit(".", 1)[-1]
+    resp = Response(data, mimetype=mimetype)
+    resp.headers["Content-Disposition"] = f"attachment; filename=download.{ext}; filename*=UTF-8''{quote(filename)}"
+    return resp
+
+
 def register(bp, api, path: str, title: str, object_type: str, query_model, list_fn: Callable[..., tuple[list, int]],
              to_dicts: Callable[[list], list[dict]], columns: list[Column], exclude: tuple[str, ...] = ()) -> None:
     """Add ``GET {path}/export`` to ``bp``: ``list_fn(actor, **filters, page=, per_page=)`` with the

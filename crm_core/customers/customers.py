@@ -72,11 +72,13 @@ def _check_data(c: Customer, contact_phones: list[str] | None = None) -> dict:
 
 
 @service
-def create_customer(actor: Actor, data: dict, *, contacts: list[dict] | None = None) -> tuple[Customer, list]:
+def create_customer(actor: Actor, data: dict, *, contacts: list[dict] | None = None,
+                    score: bool = True) -> tuple[Customer, list]:
     """Register a customer (客户备案), optionally with contacts, behind the collision check.
 
     Returns ``(customer, hits)``: warn-rule hits come back with the new customer; a
-    block-rule hit raises 409 with the hits.
+    block-rule hit raises 409 with the hits. ``score=False``: the caller scores the value level
+    itself (an import scores each batch in one pass instead of a job a customer).
     """
     actor.require("customer", "create")
     owner = _owner(actor, data.get("owner_id"), "customer")
@@ -96,15 +98,17 @@ def create_customer(actor: Actor, data: dict, *, contacts: list[dict] | None = N
         db.session.add(customer)
         db.session.flush()
         for cdata in contacts:
-            _new_contact(actor, customer, cdata, owner)
-        return customer
+            _new_contact(actor, customer, cdata, owner, flush=False)
+        return customer  # guarded_save flushes the contacts with their index
 
     customer, hits = collision.guarded_save(actor, "customer", check_data, save)
-    jobs.enqueue(recompute_customer_value, customer.id)
+    if score:
+        jobs.enqueue(recompute_customer_value, customer.id)
     return customer, hits
 
 
-def _new_contact(actor: Actor, customer: Customer, data: dict, owner: Employee | None = None) -> Contact:
+def _new_contact(actor: Actor, customer: Customer, data: dict, owner: Employee | None = None,
+                 flush: bool = True) -> Contact:
     owner = owner or db.session.get(Employee, customer.owner_id)
     name = (data.get("name") or "").strip()
     if not name:
@@ -115,7 +119,8 @@ def _new_contact(actor: Actor, customer: Customer, data: dict, owner: Employee |
         if data.get(key) is not None:
             setattr(contact, key, data[key])
     db.session.add(contact)
-    db.session.flush()
+    if flush:
+        db.session.flush()
     return contact
 
 
@@ -279,14 +284,7 @@ def _customer_references():
     return refs
 
 
-@service
-def merge_customers(actor: Actor, keep_id: int, merge_id: int) -> dict:
-    """客户合并: move everything linked to ``merge_id`` onto ``keep_id`` and retire it.
-
-    Contacts, activities, opportunities, leads, product archives and anything else with a
-    customer reference (tickets, followers, check-ins...) move; the merged customer keeps
-    its row with status ``merged`` and ``merged_into_id``; each moved row is audited.
-    """
+def _merge_pair(actor: Actor, keep_id: int, merge_id: int) -> tuple[Customer, Customer]:
     actor.require("customer", "edit")
     actor.require("customer", "delete")
     if keep_id == merge_id:
@@ -295,6 +293,33 @@ def merge_customers(actor: Actor, keep_id: int, merge_id: int) -> dict:
     gone = get_visible(actor, Customer, merge_id, action="edit")
     if keep.status != "active" or gone.status != "active":
         raise Conflict("已合并的客户不能再次合并。")
+    return keep, gone
+
+
+def merge_preview(actor: Actor, keep_id: int, merge_id: int) -> dict:
+    """What :func:`merge_customers` would do, without doing it: the rows that would move per table, the
+    fields the survivor would take over, the tags after. The same checks as the merge."""
+    keep, gone = _merge_pair(actor, keep_id, merge_id)
+    moves: dict[str, int] = {}
+    for model, col in _customer_references():
+        n = db.session.scalar(select(func.count()).select_from(model).where(col == gone.id)) or 0
+        if n:
+            moves[model.__tablename__] = moves.get(model.__tablename__, 0) + n
+    fills = {k: getattr(gone, k) for k in ("phone", "email", "address", "industry")
+             if not getattr(keep, k) and getattr(gone, k)}
+    return {"kept": customer_dict(keep), "merged": customer_dict(gone), "moves": moves, "fills": fills,
+            "tags": sorted(set(keep.tags or []) | set(gone.tags or []))}
+
+
+@service
+def merge_customers(actor: Actor, keep_id: int, merge_id: int) -> dict:
+    """客户合并: move everything linked to ``merge_id`` onto ``keep_id`` and retire it.
+
+    Contacts, activities, opportunities, leads, product archives and anything else with a
+    customer reference (tickets, followers, check-ins...) move; the merged customer keeps
+    its row with status ``merged`` and ``merged_into_id``; each moved row is audited.
+    """
+    keep, gone = _merge_pair(actor, keep_id, merge_id)
     moved: dict[str, int] = {}
     for model, col in _customer_references():
         rows = db.session.scalars(select(model).where(col == gone.id)).all()

@@ -10,6 +10,7 @@ from crm_core.customers import customers as customer_service
 from crm_core.customers.models import CollisionRule, Customer
 from crm_core.db import db, paginate
 from crm_core.errors import DomainError
+from crm_core.labels import LABELS
 from crm_core.org.organization import employee_names
 from crm_core.org.permissions import get_visible
 from crm_core.sales import leads as lead_service
@@ -20,9 +21,7 @@ from wxapp.console import bp
 from wxapp.pages import act, denied
 
 LEAD_STATUS = {"new": "新线索", "working": "跟进中", "converted": "已转换", "closed": "已关闭"}
-SOURCE_LABELS = {"manual": "手工录入", "wechat_campaign": "微信营销", "wechat_intent": "微信意向", "import": "导入",
-                 "website": "官网", "exhibition": "展会", "referral": "转介绍", "other": "其他", "lead": "线索转换",
-                 "demo": "演示数据", "self_service": "微信自助"}
+SOURCE_LABELS = LABELS["source"]
 
 
 _denied = denied  # kept under its old name for the modules that import it
