@@ -30,9 +30,9 @@ def build(n_sites: int, with_report: bool = True):
     from sqlalchemy import insert, text
 
     from crm_core import geo
+    from crm_core.customers.models import Customer
     from crm_core.db import db
     from crm_core.field.models import CheckIn
-    from crm_core.customers.models import Customer
     from crm_core.org.models import Employee
     from crm_core.org.organization import create_user
 
@@ -99,14 +99,14 @@ def build(n_sites: int, with_report: bool = True):
 
 
 def run(url: str, label: str, n: int, repeat: int, with_report: bool = True, redis_url: str | None = None):
+    import crm_core.security
     from crm_core import geo
     from crm_core.db import db
+    from crm_core.field import checkins
+    from crm_core.field import reports as checkin_reports
     from crm_core.org.models import User
     from crm_core.org.permissions import load_actor
-    from crm_core.field import reports as checkin_reports, checkins
     from wxapp import create_app
-
-    import crm_core.security
     crm_core.security.HASH_METHOD = "pbkdf2:sha256:1000"
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "TESTING": True, "LOG_LEVEL": "WARNING",
                       "JOBS_EAGER": False, "JOBS_TICKER": False, "MEDIA_ROOT": tempfile.mkdtemp(),

@@ -40,14 +40,14 @@ def company_name(rng: random.Random) -> str:
 def build(n_customers: int):
     from sqlalchemy import insert, text
 
-    from crm_core.customers import collision
-    from crm_core.db import db
     from crm_core.activities.models import Activity
+    from crm_core.customers import collision
     from crm_core.customers.models import Contact, Customer, Product, ProductArchive
+    from crm_core.db import db
     from crm_core.org.models import Employee
+    from crm_core.org.organization import create_user
     from crm_core.sales.models import Opportunity
     from crm_core.sales.opportunities import ensure_default_method
-    from crm_core.org.organization import create_user
 
     org, emp_ids, emp_dept = build_hierarchy(LEVELS)
     rng = random.Random(7)
@@ -142,10 +142,10 @@ def plain_scan(org_id: int, company: str, phone: str, threshold: float = 0.8) ->
 
 def run(url: str, label: str, n: int, repeat: int):
     from crm_core.customers import collision
+    from crm_core.customers.customers import customer_360, list_customers
     from crm_core.db import db
     from crm_core.org.models import User
     from crm_core.org.permissions import load_actor
-    from crm_core.customers.customers import customer_360, list_customers
     from wxapp import create_app
 
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "TESTING": True, "LOG_LEVEL": "WARNING"})

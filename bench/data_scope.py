@@ -20,12 +20,11 @@ import tempfile
 from _common import LEVELS, build_hierarchy, git_rev, machine, median, run_on_postgresql, timed
 
 
-
 def build(n_customers: int):
     from sqlalchemy import insert, text
 
-    from crm_core.db import db
     from crm_core.customers.models import Customer
+    from crm_core.db import db
     from crm_core.org.models import Employee
     from crm_core.org.organization import create_user
 
@@ -62,11 +61,11 @@ def build(n_customers: int):
 def run(url: str, label: str, n_customers: int, repeat: int):
     from sqlalchemy import func, select
 
-    from crm_core.db import db
+    from crm_core.customers.customers import list_customers
     from crm_core.customers.models import Customer
+    from crm_core.db import db
     from crm_core.org.models import User
     from crm_core.org.permissions import load_actor
-    from crm_core.customers.customers import list_customers
     from wxapp import create_app
 
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "TESTING": True, "LOG_LEVEL": "WARNING"})

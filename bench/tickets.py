@@ -27,9 +27,9 @@ from _common import git_rev, machine, median, run_on_postgresql, timed
 def build(n: int):
     from sqlalchemy import insert, select, text
 
+    from crm_core.customers.models import Customer
     from crm_core.db import db
     from crm_core.demo import load_demo
-    from crm_core.customers.models import Customer
     from crm_core.org.models import Employee, Organization
     from crm_core.service.models import HandlingRecord, Ticket, TicketEvent, WorkOrder
 

@@ -29,3 +29,35 @@ def parse_amount(raw: str | None, field: str, label: str, *, allow_negative: boo
     if value >= Decimal("1e16"):
         raise ValidationFailed(f"{label}超出范围。", fields={field: "数值超出范围"})
     return -value if negative else value
+
+
+def form_values(model, data: dict, labels: dict[str, str]):
+    """``data`` (what a console form sent, empty fields as None) checked by the API's own pydantic
+    ``model``: the same limits as the JSON API, refused with the field's Chinese name and what is wrong
+    (「电话」最多 32 个字符), the fields marked for the form to show."""
+    from pydantic import ValidationError
+
+    from wxapp.openapi import field_errors
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = field_errors(exc)
+        first, why = next(iter(fields.items()))
+        name = labels.get(first.split(".")[0], first)
+        raise ValidationFailed(f"「{name}」{why}。", fields=fields) from None
+
+
+def text_fields(form, names, none_if_empty=()) -> dict:
+    """The named form fields, trimmed. An emptied text stays "" (it clears the field; a required one is
+    refused by its model's minimum length); ``none_if_empty`` fields (dates, choices) are None when empty."""
+    out = {n: (form.get(n) or "").strip() for n in names}
+    for n in none_if_empty:
+        if n in out and not out[n]:
+            out[n] = None
+    return out
+
+
+def split_list(raw: str | None) -> list[str]:
+    """Tags and the like as people type them: separated by commas (either width), 顿号 or spaces."""
+    return [p for p in re.split(r"[,，、;；\s]+", raw or "") if p]

@@ -1,7 +1,7 @@
 """Organisation, users and roles (seed section 2.1–2.3)."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crm_core.clock import utcnow
 from crm_core.context import service
@@ -281,3 +281,67 @@ def org_chart(actor: Actor) -> dict:
 
     return {"organization": {"id": org.id, "code": org.code, "name": org.name, "functions": org.functions},
             "departments": roots, "reporting": [line(p) for p in kids.get(None, [])]}
+
+
+# --- the role editor (#16 item 1) ----------------------------------------------------------------
+@service
+def copy_role(actor: Actor, from_role_id: int, name: str) -> Role:
+    """复制角色: a new organisation role with another's permissions and data scopes, to edit (built-in
+    roles are shared by every organisation and stay as shipped). An all-powerful source (the
+    administrator) is copied as every permission with organisation-wide scopes, so it can be narrowed."""
+    actor.require("role", "create")
+    source = db.session.get(Role, from_role_id)
+    if source is None or source.org_id not in (None, actor.org_id):
+        raise NotFound("角色不存在。")
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed("请填写新角色的名称。", fields={"name": "required"})
+    if len(name) > 100:
+        raise ValidationFailed("角色名称最多 100 个字。", fields={"name": "too_long"})
+    if db.session.scalar(select(Role.id).where(Role.org_id == actor.org_id, Role.name == name)):
+        raise Conflict(f"已有名为「{name}」的角色。", fields={"name": "taken"})
+    n = db.session.scalar(select(func.count(Role.id)).where(Role.org_id == actor.org_id)) or 0
+    code = f"custom_{n + 1}"
+    while db.session.scalar(select(Role.id).where(Role.code == code, (Role.org_id == actor.org_id) | Role.org_id.is_(None))):
+        n += 1
+        code = f"custom_{n + 1}"
+    role = Role(org_id=actor.org_id, code=code, name=name)
+    db.session.add(role)
+    db.session.flush()
+    if source.grants_all:
+        perms = [(o, a) for o in OBJECTS for a in ACTIONS]
+        scopes = {o: {"scope": "organization"} for o in _scoped_models()}
+    else:
+        perms = [(p.object_type, p.action) for p in source.permissions]
+        scopes = {s.object_type: {"scope": s.scope, "department_ids": s.department_ids, "employee_ids": s.employee_ids}
+                  for s in source.data_scopes}
+    return set_role_grants(actor, role.id, perms, scopes)
+
+
+def visibility_preview(actor: Actor, user_id: int) -> dict:
+    """这个用户能看到什么: for one user, per business object, what they may do, which records their data
+    scope covers, and how many records that is now — worked out by the very filter every list uses."""
+    from crm_core.errors import DomainError
+    from crm_core.org.permissions import SCOPE_LABELS, load_actor, visible_clause
+
+    actor.require("role", "view")
+    user = db.session.get(User, user_id)
+    if user is None or user.org_id != actor.org_id:
+        raise NotFound("用户不存在。")
+    them = load_actor(user)
+    models = _scoped_models()
+    rows = []
+    for obj, (label, function) in OBJECTS.items():
+        actions = [ACTIONS[a] for a in ACTIONS if them.can(obj, a)]
+        row = {"object": obj, "label": label, "actions": actions, "function_off": bool(function and function not in them.enabled_functions),
+               "scope": None, "count": None}
+        if obj in models and them.can(obj, "view"):
+            row["scope"] = SCOPE_LABELS.get(them.widest_scope(obj))
+            try:
+                row["count"] = db.session.scalar(select(func.count()).select_from(models[obj]).where(
+                    visible_clause(them, models[obj], obj))) or 0
+            except DomainError as exc:  # e.g. a user without an employee sees no owned records
+                row["scope"], row["count"] = exc.message, 0
+        rows.append(row)
+    return {"user": {"id": user.id, "username": user.username, "roles": [r.name for r in user.roles],
+                     "employee": them.label}, "rows": rows}

@@ -317,15 +317,27 @@ def win(actor: Actor, opp_id: int, reason: str | None = None, amount=None) -> Op
 
 
 @service
-def lose(actor: Actor, opp_id: int, reason: str) -> Opportunity:
+def lose(actor: Actor, opp_id: int, reason: str, lost_to: str | None = None) -> Opportunity:
+    """输单 with the reason; ``lost_to``: the competitor who won it — added to the opportunity's
+    competitors when not listed yet, and marked 赢得此单 (竞争对手分析 counts it)."""
     opp = get_visible(actor, Opportunity, opp_id, action="edit")
     if not (reason or "").strip():
         raise ValidationFailed("输单需要填写原因。", fields={"reason": "required"})
     if opp.status != "open":
         raise Conflict("商机已关闭。")
     opp.status, opp.close_reason, opp.closed_at = "lost", reason.strip(), utcnow()
+    name = (lost_to or "").strip()[:200]
+    if name:
+        winner = next((c for c in opp.competitors if c.name == name), None)
+        if winner is None:
+            winner = Competitor(name=name)
+            opp.competitors.append(winner)
+        winner.note = WON_THIS_DEAL
     db.session.flush()
     return opp
+
+
+WON_THIS_DEAL = "赢得此单"
 
 
 @jobs.periodic(every=3600)

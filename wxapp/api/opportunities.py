@@ -153,12 +153,13 @@ def win(opp_id: int, body: WinIn):
 
 class LoseIn(Model):
     reason: str = Field(min_length=1, max_length=200)
+    lost_to: str | None = Field(default=None, max_length=200, description="the competitor who won it (added and marked)")
 
 
 @api.operation(bp, "/opportunities/<int:opp_id>/lose", "POST", summary="Lost, with a reason", tags=("opportunities",),
                body=LoseIn, response=OpportunityOut)
 def lose(opp_id: int, body: LoseIn):
-    return svc.opportunity_dict(svc.lose(g.actor, opp_id, body.reason))
+    return svc.opportunity_dict(svc.lose(g.actor, opp_id, body.reason, body.lost_to))
 
 
 class ApprovalOut(Model):
