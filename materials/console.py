@@ -10,7 +10,6 @@ from crm_core.db import db, paginate
 from crm_core.errors import DomainError
 from crm_core.org.organization import employee_names
 from crm_core.org.permissions import get_visible, scoped_select
-from crm_core.service.reports import bar_chart_svg
 from crm_core.wechat.followers import display_names
 from materials import services as svc
 from materials import tree_svg
@@ -85,7 +84,7 @@ def material(material_id: int):
                            tree_svg=tree_svg.render(tree, _names(tree), expand=request.args.get("expand")), stats=stats,
                            preview_url=f"{_base()}/m/{m.code}?preview={preview_token(m.id, m.version)}",
                            versions=svc.versions(g.actor, m.id),
-                           chart=bar_chart_svg("每日阅读", [(d["date"][5:], d["reads"]) for d in stats["daily"][-14:]]))
+                           charts=_charts(stats))
 
 
 @bp.post("/materials/<int:material_id>/status")
@@ -147,10 +146,22 @@ def campaign(campaign_id: int):
     return render_template("materials/console_campaign.html", c=svc.campaign_dict(c, _base()), stats=stats, tree=tree,
                            tree_svg=tree_svg.render(tree, _names(tree), expand=request.args.get("expand")),
                            week=svc.top_sharers(c.id, since=svc.week_start()), all_time=svc.top_sharers(c.id),
-                           reads_chart=bar_chart_svg("每日阅读", [(d["date"][5:], d["reads"]) for d in stats["daily"][-14:]]),
-                           depth_chart=bar_chart_svg("传播层级分布（人）", [(f"第 {k} 层", v) for k, v in stats["depth_distribution"].items()]),
+                           charts=_charts(stats),
                            recipients=recipients,
                            recipient_names=display_names(r["openid"] for r in recipients[0]))
+
+
+def _charts(stats: dict) -> dict:
+    """每日阅读 (the last 30 days with reads and readers) and 传播层级 (how many people at each depth of the share
+    tree) as ECharts charts (wxapp's static/charts.js)."""
+    daily = stats["daily"][-30:]
+    return {
+        "reads": {"kind": "line", "x": [d["date"][5:] for d in daily], "unit": "次", "integer": True,
+                  "series": [{"name": "阅读", "data": [d["reads"] for d in daily]}]
+                  + ([{"name": "阅读人数", "data": [d["readers"] for d in daily]}] if daily and "readers" in daily[0] else [])},
+        "depth": {"kind": "bar", "x": [f"第 {k} 层" for k in stats["depth_distribution"]], "unit": "人", "integer": True,
+                  "series": [{"name": "人数", "data": list(stats["depth_distribution"].values())}]},
+    }
 
 
 @bp.post("/campaigns/<int:campaign_id>/push")

@@ -77,26 +77,101 @@ def segment_clause(actor: Actor, segment_id: int, target: str):
     seg = get_segment(actor, segment_id)
     if seg.target != target:
         raise ValidationFailed("细分对象不匹配。", fields={"segment_id": f"segment targets {seg.target}"})
-    validate_conditions(target, seg.conditions or [])  # a stored segment edited by hand still answers cleanly
-    conds = [_condition(target, c) for c in seg.conditions]
-    if target == "contact" and any(c["field"].startswith("customer_") for c in seg.conditions):
-        inner = select(Customer.id).where(and_(*[_condition(target, c) for c in seg.conditions if c["field"].startswith("customer_")]))
-        conds = [_condition(target, c) for c in seg.conditions if not c["field"].startswith("customer_")]
+    return conditions_clause(target, seg.match, seg.conditions or [])
+
+
+def conditions_clause(target: str, match: str, conditions: list[dict]):
+    """The WHERE clause of ``conditions`` over the target (checked first, so hand-edited ones answer cleanly)."""
+    conditions = clean_conditions(target, conditions)
+    conds = [_condition(target, c) for c in conditions]
+    if target == "contact" and any(c["field"].startswith("customer_") for c in conditions):
+        inner = select(Customer.id).where(and_(*[_condition(target, c) for c in conditions if c["field"].startswith("customer_")]))
+        conds = [_condition(target, c) for c in conditions if not c["field"].startswith("customer_")]
         conds.append(Contact.customer_id.in_(inner))
     if not conds:
         return Customer.id.is_not(None) if target == "customer" else Contact.id.is_not(None)
-    return and_(*conds) if seg.match == "all" else or_(*conds)
+    return and_(*conds) if match == "all" else or_(*conds)
+
+
+def _number(value, what: str, i: int, *, integer: bool, low: float | None = None, high: float | None = None):
+    try:
+        n = int(str(value).strip()) if integer else float(str(value).strip())
+    except (TypeError, ValueError):
+        raise ValidationFailed(f"第 {i + 1} 个条件：{what}应为{'整数' if integer else '数字'}。",
+                               fields={f"conditions.{i}.value": "number"}) from None
+    if (low is not None and n < low) or (high is not None and n > high):
+        raise ValidationFailed(f"第 {i + 1} 个条件：{what}应在 {low:g}–{high:g} 之间。", fields={f"conditions.{i}.value": "range"})
+    return n
+
+
+def clean_conditions(target: str, conditions: list[dict]) -> list[dict]:
+    """Conditions checked and their values turned into what the operator compares (a console sends text):
+    numbers for days, scores, months and owners, true/false for yes/no fields, lists for ``in``."""
+    validate_conditions(target, conditions)
+    out = []
+    for i, c in enumerate(conditions):
+        kind = FIELDS[target][c["field"]][1]
+        op, value = c["op"], c.get("value")
+        if op == "in" and isinstance(value, str):
+            value = [v for v in (p.strip() for p in value.replace("，", ",").replace("、", ",").split(",")) if v]
+        if kind == "bool" or op == "empty":
+            value = value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "是", "on")
+        elif kind == "datetime":
+            value = _number(value, "天数", i, integer=True, low=0, high=36500)
+        elif kind == "num":
+            value = _number(value, "分数", i, integer=False, low=0, high=100)
+        elif kind == "month":
+            value = [_number(v, "月份", i, integer=True, low=1, high=12) for v in (value if isinstance(value, list) else [value])]
+        elif kind == "int":
+            value = [_number(v, "编号", i, integer=True) for v in value] if isinstance(value, list) else _number(value, "编号", i, integer=True)
+        elif kind in ("str", "list") and (value is None or (isinstance(value, str) and not value.strip())):
+            raise ValidationFailed(f"第 {i + 1} 个条件还没有填写值。", fields={f"conditions.{i}.value": "required"})
+        elif isinstance(value, str):
+            value = value.strip()[:200]
+        out.append({"field": c["field"], "op": op, "value": value})
+    return out
+
+
+def count_matching(actor: Actor, target: str, match: str, conditions: list[dict]) -> int:
+    """How many customers (or contacts) the conditions pick, within the actor's data scope — the live count a
+    marketer sees while building a segment."""
+    from crm_core.org.permissions import visible_clause
+
+    model = Customer if target == "customer" else Contact
+    actor.require(target, "view")
+    stmt = select(func.count()).select_from(model).where(visible_clause(actor, model), conditions_clause(target, match, conditions))
+    if target == "customer":
+        stmt = stmt.where(Customer.status == "active")
+    return db.session.scalar(stmt) or 0
 
 
 @service
 def create_segment(actor: Actor, data: dict) -> Segment:
     actor.require("customer", "view")
-    validate_conditions(data.get("target", "customer"), data.get("conditions") or [])
+    target = data.get("target", "customer")
+    conditions = clean_conditions(target, data.get("conditions") or [])
     if db.session.scalars(select(Segment).where(Segment.org_id == actor.org_id, Segment.name == data["name"])).first():
         raise Conflict(f"细分名称已存在：{data['name']}", fields={"name": "taken"})
-    seg = Segment(org_id=actor.org_id, name=data["name"], target=data.get("target", "customer"),
-                  match=data.get("match", "all"), conditions=data.get("conditions") or [], created_by_id=actor.employee_id)
+    seg = Segment(org_id=actor.org_id, name=data["name"], target=target,
+                  match=data.get("match", "all"), conditions=conditions, created_by_id=actor.employee_id)
     db.session.add(seg)
+    db.session.flush()
+    return seg
+
+
+@service
+def update_segment(actor: Actor, segment_id: int, data: dict) -> Segment:
+    """Rename a segment or change its conditions (the target stays: campaigns sent to it name one kind)."""
+    actor.require("customer", "view")
+    seg = get_segment(actor, segment_id)
+    name = (data.get("name") or seg.name).strip()
+    if name != seg.name and db.session.scalars(select(Segment).where(Segment.org_id == actor.org_id, Segment.name == name)).first():
+        raise Conflict(f"细分名称已存在：{name}", fields={"name": "taken"})
+    seg.name = name
+    if data.get("match") in ("all", "any"):
+        seg.match = data["match"]
+    if data.get("conditions") is not None:
+        seg.conditions = clean_conditions(seg.target, data["conditions"])
     db.session.flush()
     return seg
 
@@ -117,4 +192,5 @@ def segment_dict(s: Segment) -> dict:
     return {"id": s.id, "name": s.name, "target": s.target, "match": s.match, "conditions": s.conditions}
 
 
-__all__ = ["create_segment", "segment_clause", "get_segment", "list_segments", "segment_dict"]
+__all__ = ["create_segment", "update_segment", "segment_clause", "conditions_clause", "clean_conditions", "count_matching",
+           "get_segment", "list_segments", "segment_dict"]

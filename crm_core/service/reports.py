@@ -185,6 +185,38 @@ def sla_compliance(actor: Actor, date_from: date | None = None, date_to: date | 
     return {"date_from": d0.isoformat(), "date_to": d1.isoformat(), "rows": rows, "total": total}
 
 
+def trend(actor: Actor, date_from: date | None = None, date_to: date | None = None) -> dict:
+    """Per day of the range: requests received, the share of that day's requests resolved within their SLA (of
+    those already judged: resolved, or past their deadline), and the average rating given that day. The days
+    and the range are China's (as the other service reports); within the data scope on tickets."""
+    actor.require("ticket", "view")
+    start, end, d0, d1 = _range(date_from, date_to)
+    days = [d0 + timedelta(days=i) for i in range((d1 - d0).days + 1)]
+    per = {d: {"tickets": 0, "met": 0, "missed": 0, "scores": []} for d in days}
+    for t in db.session.scalars(select(Ticket).where(visible_clause(actor, Ticket), Ticket.created_at >= start,
+                                                     Ticket.created_at < end).limit(20000)):
+        row = per.get((t.created_at + CHINA).date())
+        if row is None:
+            continue
+        row["tickets"] += 1
+        met = sla(t)["resolution_met"]
+        if met is True:
+            row["met"] += 1
+        elif met is False:
+            row["missed"] += 1
+    for score, at in db.session.execute(select(Rating.score, Rating.created_at).join(Ticket, Ticket.id == Rating.ticket_id)
+                                        .where(visible_clause(actor, Ticket), Rating.created_at >= start, Rating.created_at < end)):
+        row = per.get((at + CHINA).date())
+        if row is not None:
+            row["scores"].append(score)
+    return {"date_from": d0.isoformat(), "date_to": d1.isoformat(), "days": [d.isoformat() for d in days],
+            "tickets": [per[d]["tickets"] for d in days],
+            "resolution_rate": [round(per[d]["met"] * 100 / (per[d]["met"] + per[d]["missed"]), 1)
+                                if per[d]["met"] + per[d]["missed"] else None for d in days],
+            "satisfaction": [round(sum(per[d]["scores"]) / len(per[d]["scores"]), 2) if per[d]["scores"] else None
+                             for d in days]}
+
+
 SLA_COLUMNS = [("label", "类型"), ("tickets", "请求数"), ("response_met", "响应达标"), ("response_missed", "响应超时"),
                ("response_rate", "响应达标率"), ("resolution_met", "解决达标"), ("resolution_missed", "解决超时"),
                ("resolution_rate", "解决达标率"), ("open_in_time", "处理中未超时")]

@@ -9,6 +9,7 @@ import pytest
 
 from tests.console.test_console_browser import login
 from tests.service.test_self_service_browser import staff_on_phone
+from tests.service.test_staff_workbench_browser import _until
 
 pytestmark = pytest.mark.browser
 
@@ -87,7 +88,7 @@ def test_manager_sees_the_report_the_route_and_reviews_a_flag(live_app, page):
     assert "张伟" in row
     page.click("#checkin-report tbody tr >> text=查看路线")
     page.wait_for_selector("#route")
-    assert page.evaluate("document.getElementById('route').complete && document.getElementById('route').naturalWidth > 0")
+    _until(page, "document.getElementById('route').complete && document.getElementById('route').naturalWidth > 0")
 
     page.click("nav >> text=签到异常复核")
     item = page.locator(f"#checkin-{far['id']}")

@@ -52,3 +52,32 @@ def members(segment_id: int, query: PageQuery):
     rows, total = segment_members(g.actor, segment_id, query.page, min(query.per_page, 100))
     to_dict = customer_dict if rows and rows[0].__tablename__ == "customer" else contact_dict
     return {"items": [to_dict(r) for r in rows], "total": total}
+
+
+class SegmentPatch(Model):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    match: Literal["all", "any"] | None = None
+    conditions: list[Condition] | None = Field(default=None, max_length=20)
+
+
+@api.operation(bp, "/segments/<int:segment_id>", "PUT", summary="Rename a segment or change its conditions",
+               tags=("segments",), body=SegmentPatch, response=SegmentOut)
+def update_segment(segment_id: int, body: SegmentPatch):
+    data = body.model_dump(exclude_unset=True)
+    return svc.segment_dict(svc.update_segment(g.actor, segment_id, data))
+
+
+class CountIn(Model):
+    target: Literal["customer", "contact"] = "customer"
+    match: Literal["all", "any"] = "all"
+    conditions: list[Condition] = Field(default_factory=list, max_length=20)
+
+
+class CountOut(Model):
+    count: int
+
+
+@api.operation(bp, "/segments/count", "POST", summary="How many customers or contacts conditions pick, within your scope",
+               tags=("segments",), body=CountIn, response=CountOut)
+def count_segment(body: CountIn):
+    return {"count": svc.count_matching(g.actor, body.target, body.match, [c.model_dump() for c in body.conditions])}

@@ -44,7 +44,29 @@ def checkin_report():
     if request.args.get("format") == "csv":
         return csv_response(f"移动签到报表_{data['date_from']}_{data['date_to']}.csv", reports.CHECKIN_REPORT_COLUMNS,
                             data["rows"] + [{"employee": "合计", **data["totals"]}])
-    return render_template("console/checkin_report.html", r=data)
+    return render_template("console/checkin_report.html", r=data, charts=activity_charts(data))
+
+
+def activity_charts(data: dict) -> dict:
+    """签到活动 per day of the range (every day, none left out): check-ins, customer visits and those out of range, and
+    the people who checked in — from the report's own rows (ECharts, static/charts.js)."""
+    from datetime import timedelta
+
+    d0, d1 = date.fromisoformat(data["date_from"]), date.fromisoformat(data["date_to"])
+    days = [(d0 + timedelta(days=i)).isoformat() for i in range((d1 - d0).days + 1)]
+    per = {d: {"checkins": 0, "visits": 0, "out_of_range": 0, "people": set()} for d in days}
+    for row in data["rows"]:
+        p = per.get(row["date"])
+        if p is not None:
+            p["checkins"] += row["checkins"]
+            p["visits"] += row["visits"]
+            p["out_of_range"] += row["out_of_range"]
+            p["people"].add(row["employee_id"])
+    return {"activity": {"kind": "bar", "x": [d[5:] for d in days], "unit": "次", "unit2": "人", "integer": True,
+                         "series": [{"name": "签到", "data": [per[d]["checkins"] for d in days]},
+                                    {"name": "拜访", "data": [per[d]["visits"] for d in days]},
+                                    {"name": "超出范围", "data": [per[d]["out_of_range"] for d in days]},
+                                    {"name": "签到人数", "type": "line", "axis": 1, "data": [len(per[d]["people"]) for d in days]}]}}
 
 
 @bp.get("/field/route")

@@ -27,6 +27,7 @@ NAV = [
     ("客户", "console.customers", "customer", "view"),
     ("公海", "console.customer_pool", "customer", "edit"),
     ("数据导入", "console.imports_home", "customer", "create"),
+    ("客户细分", "console.segments", "customer", "view"),
     ("线索", "console.leads", "lead", "view"),
     ("商机", "console.opportunities", "opportunity", "view"),
     ("待我审批", "console.approvals_inbox", None, None),
@@ -158,4 +159,5 @@ from wxapp.console import (  # noqa: E402,F401  (the CRM, 在线客服, 公众�
     org_setup,
     roles,
     sales_documents,
+    segments,
 )

@@ -219,15 +219,32 @@ def service_reports():
         sla = reports.sla_compliance(g.actor, d0, d1)
     except DomainError as exc:
         return _denied(exc)
-    sat_chart = reports.bar_chart_svg("满意度分布（评价数）", [(f"{s} 分", n) for s, n in sat["distribution"].items()])
-    eng_chart = reports.bar_chart_svg("工程师平均分", [(r["engineer"], r["average"] or 0) for r in sat["by_engineer"]], " 分")
     summary = reports.tracking_summary(g.actor, d0, d1)
-    tracking_chart = reports.bar_chart_svg("服务请求（按状态）", list(summary["by_status"].items())) + \
-        reports.bar_chart_svg("解决用时分布", list(summary["resolution"].items()))
-    sla_chart = reports.bar_chart_svg("解决时限达标率（%）", [(r["label"], round((r["resolution_rate"] or 0) * 100, 1))
-                                                         for r in sla["rows"]], "%")
-    return render_template("console/service_reports.html", tracking=tracking, sat=sat, sla=sla, sat_chart=sat_chart,
-                           eng_chart=eng_chart, sla_chart=sla_chart, tracking_chart=tracking_chart, page=_page())
+    trend = reports.trend(g.actor, d0, d1)
+    charts = {  # ECharts (static/charts.js), the figures in the tables below each
+        "trend": {"kind": "bar", "x": [d[5:] for d in trend["days"]], "unit": "请求数", "unit2": "%", "integer": True,
+                  "series": [{"name": "服务请求", "data": trend["tickets"]},
+                             {"name": "解决时限达标率（%）", "type": "line", "axis": 1, "data": trend["resolution_rate"]}]},
+        "satisfaction_trend": {"kind": "line", "x": [d[5:] for d in trend["days"]], "unit": "分",
+                               "series": [{"name": "当日平均满意度", "data": trend["satisfaction"]}]},
+        "satisfaction": {"kind": "bar", "x": [f"{k} 分" for k in sat["distribution"]], "unit": "评价数", "integer": True,
+                         "series": [{"name": "评价数", "data": list(sat["distribution"].values())}]},
+        "engineers": {"kind": "bar", "x": [r["engineer"] for r in sat["by_engineer"]], "unit": "分",
+                      "series": [{"name": "平均分", "data": [r["average"] for r in sat["by_engineer"]]}]},
+        "sla": {"kind": "bar", "x": [r["label"] for r in sla["rows"]], "unit": "%",
+                "series": [{"name": "响应达标率（%）", "data": [_pct(r["response_rate"]) for r in sla["rows"]]},
+                           {"name": "解决达标率（%）", "data": [_pct(r["resolution_rate"]) for r in sla["rows"]]}]},
+        "status": {"kind": "bar", "x": [label for label in summary["by_status"]], "unit": "请求数", "integer": True,
+                   "series": [{"name": "服务请求", "data": list(summary["by_status"].values())}]},
+        "resolution": {"kind": "bar", "x": list(summary["resolution"]), "unit": "请求数", "integer": True,
+                       "series": [{"name": "已解决", "data": list(summary["resolution"].values())}]},
+    }
+    return render_template("console/service_reports.html", tracking=tracking, sat=sat, sla=sla, trend=trend, summary=summary,
+                           charts=charts, page=_page())
+
+
+def _pct(rate: float | None) -> float | None:
+    return round(rate * 100, 1) if rate is not None else None
 
 
 @bp.get("/service/photos/<int:photo_id>")
