@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from crm_core.customers.models import Segment
 from crm_core.db import db, paginate
-from crm_core.errors import DomainError
+from crm_core.errors import DomainError, ValidationFailed
 from crm_core.org.organization import employee_names
 from crm_core.org.permissions import get_visible, scoped_select
 from crm_core.wechat.followers import display_names
@@ -19,6 +19,7 @@ from wxapp.forms import parse_amount
 from wxapp.pages import act as _act
 from wxapp.pages import denied as _denied
 
+KIND_LABELS = {"campaign": "营销方案", "exhibition": "展会", "talk": "讲座", "promotion": "产品推广"}
 bp = Blueprint("marketing_console", __name__, url_prefix="/console/marketing", template_folder="templates")
 
 
@@ -87,6 +88,61 @@ def material(material_id: int):
                            charts=_charts(stats))
 
 
+@bp.get("/materials/<int:material_id>/edit")
+@console_login_required
+def material_edit(material_id: int):
+    try:
+        m = get_visible(g.actor, Material, material_id, action="edit")
+    except DomainError as exc:
+        return _denied(exc)
+    return render_template("materials/console_material_edit.html", m=svc.material_dict(m, _base()))
+
+
+def _cover_upload() -> int | None:
+    """The cover picked in the form (checked, cleaned and stored like every image), or None to keep the old one."""
+    from crm_core import media
+
+    f = request.files.get("cover")
+    if f is None or not f.filename:
+        return None
+    return media.save_upload(f.read(media.MAX_IMAGE_BYTES + 1), "material", org_id=g.actor.org_id,
+                             employee_id=g.actor.employee_id).id
+
+
+@bp.post("/materials/<int:material_id>/edit")
+@console_login_required
+def material_save(material_id: int):
+    f = request.form
+
+    def run():
+        if not (f.get("title") or "").strip():  # before the cover is stored
+            raise ValidationFailed("素材标题不能为空。", fields={"title": "required"})
+        return svc.update_material(g.actor, material_id, {
+            "title": f.get("title", ""), "summary": f.get("summary", ""), "category": f.get("category", ""),
+            "body_html": f.get("body_html", ""), "cover_media_id": _cover_upload()})
+
+    return _act(run, "已保存为新版本。", url_for("marketing_console.material_edit", material_id=material_id),
+                then=lambda m: url_for("marketing_console.material", material_id=material_id))
+
+
+@bp.get("/materials/<int:material_id>/versions/<int:version>")
+@console_login_required
+def material_version(material_id: int, version: int):
+    try:
+        m = get_visible(g.actor, Material, material_id)
+        v = svc.version_of(g.actor, material_id, version)
+    except DomainError as exc:
+        return _denied(exc)
+    return render_template("materials/console_material_version.html", m=svc.material_dict(m, _base()), v=v)
+
+
+@bp.post("/materials/<int:material_id>/versions/<int:version>/restore")
+@console_login_required
+def material_restore(material_id: int, version: int):
+    return _act(lambda: svc.restore_version(g.actor, material_id, version), lambda: f"已恢复 v{version} 的内容（保存为新版本）。",
+                url_for("marketing_console.material", material_id=material_id))
+
+
 @bp.post("/materials/<int:material_id>/status")
 @console_login_required
 def material_status(material_id: int):
@@ -117,18 +173,57 @@ def create_campaign():
     f = request.form
     holder = {}
 
+    def run():
+        holder["c"] = svc.create_campaign(g.actor, _campaign_form(f))
+    resp = _act(run, "方案已创建。", url_for("marketing_console.campaigns"))
+    return redirect(url_for("marketing_console.campaign", campaign_id=holder["c"].id)) if "c" in holder else resp
+
+
+def _campaign_form(f) -> dict:
+    from datetime import date
+
     def num(key, label):
         value = parse_amount(f.get(key), key, label)
         return float(value) if value is not None else None
 
-    def run():
-        holder["c"] = svc.create_campaign(g.actor, {
-            "name": f.get("name", ""), "kind": f.get("kind") or "campaign",
+    def day(key, label):
+        raw = (f.get(key) or "").strip()
+        try:
+            return date.fromisoformat(raw) if raw else None
+        except ValueError:
+            raise ValidationFailed(f"「{label}」不是日期。", fields={key: "日期格式不正确"}) from None
+
+    leads = (f.get("target_leads") or "").strip()
+    if leads and not leads.isdigit():
+        raise ValidationFailed("「目标线索数」请填写整数。", fields={"target_leads": "请填写整数"})
+    return {"name": f.get("name", ""), "kind": f.get("kind") or "campaign",
             "segment_id": int(f["segment_id"]) if (f.get("segment_id") or "").isdigit() else None,
-            "material_ids": [int(x) for x in f.getlist("material_ids") if x.isdigit()], "goal": f.get("goal") or None,
-            "budget": num("budget", "预算"), "actual_cost": num("actual_cost", "实际花费")})
-    resp = _act(run, "方案已创建。", url_for("marketing_console.campaigns"))
-    return redirect(url_for("marketing_console.campaign", campaign_id=holder["c"].id)) if "c" in holder else resp
+            "material_ids": [int(x) for x in f.getlist("material_ids") if x.isdigit()], "goal": (f.get("goal") or "").strip() or None,
+            "starts_on": day("starts_on", "开始日期"), "ends_on": day("ends_on", "结束日期"),
+            "target_leads": int(leads) if leads else None,
+            "budget": num("budget", "预算"), "actual_cost": num("actual_cost", "实际花费")}
+
+
+@bp.get("/campaigns/<int:campaign_id>/edit")
+@console_login_required
+def campaign_edit(campaign_id: int):
+    try:
+        c = get_visible(g.actor, Campaign, campaign_id, action="edit")
+        mats, _ = paginate(scoped_select(g.actor, Material).where(Material.status != "archived"), Material.id.desc(),
+                           page=1, per_page=100)
+    except DomainError as exc:
+        return _denied(exc)
+    segments = db.session.scalars(select(Segment).where(Segment.org_id == g.actor.org_id).order_by(Segment.name)).all()
+    return render_template("materials/console_campaign_edit.html", c=svc.campaign_dict(c), materials=mats, segments=segments,
+                           kinds=KIND_LABELS)
+
+
+@bp.post("/campaigns/<int:campaign_id>/edit")
+@console_login_required
+def campaign_save(campaign_id: int):
+    return _act(lambda: svc.update_campaign(g.actor, campaign_id, _campaign_form(request.form)), "方案已保存。",
+                url_for("marketing_console.campaign_edit", campaign_id=campaign_id),
+                then=lambda c: url_for("marketing_console.campaign", campaign_id=campaign_id))
 
 
 @bp.get("/campaigns/<int:campaign_id>")

@@ -144,7 +144,8 @@ def test_double_clicks_on_console_create_and_move_buttons_make_one_of_each(live_
         login(page, base, "marketing.wang")
         page.goto(f"{base}/console/marketing/materials")
         page.fill("#material-form input[name=title]", "双击巡检素材")
-        page.fill("#material-form textarea[name=body_html]", "<p>双击巡检</p>")
+        page.locator("#material-form .ql-editor").click()
+        page.keyboard.type("双击巡检")
         page.check("#material-form input[name=publish]")
         page.dblclick("#material-form button[type=submit]")
         assert _notices(page) == ["素材已保存。"]

@@ -18,7 +18,7 @@ RAW |= {"waiting_customer", "waiting_parts", "work_order", "dispatcher"}
 def visible_text(html: str) -> str:
     html = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", html)
     # identifiers people type as they are (logins), marked translate="no" as HTML has it, are not labels
-    html = re.sub(r'(?is)<(span|code)\b[^>]*translate="no"[^>]*>.*?</\1>', " ", html)
+    html = re.sub(r'(?is)<(span|code|option)\b[^>]*translate="no"[^>]*>.*?</\1>', " ", html)
     html = re.sub(r"(?s)<[^>]+>", " ", html)  # tags and their attributes are not read
     return unescape(html)
 
