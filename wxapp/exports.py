@@ -24,6 +24,8 @@ from crm_core.org.settings import org_timezone
 from wxapp.csv_export import safe_cell
 
 MAX_ROWS = 50_000
+# list path ("customers") -> (export function, its query model, title): filled by :func:`register`
+REGISTERED: dict[str, tuple[Callable, Any, str]] = {}
 CHUNK = 500
 
 
@@ -152,5 +154,6 @@ def register(bp, api, path: str, title: str, object_type: str, query_model, list
         return sheet_response(title, columns, rows, query.format, total)
 
     export.__name__ = f"export_{object_type}s"
+    REGISTERED[path.strip("/")] = (export, query, title)  # the console's 导出 links run the very same export
     api.operation(bp, f"{path}/export", "GET", summary=f"Export {title} (xlsx or csv) with the list's filters, within scope",
                   tags=("exports",), query=query)(export)

@@ -327,6 +327,61 @@ def return_plan(actor: Actor, plan_id: int, comment: str) -> WorkPlan:
     return plan
 
 
+def _own_plan(actor: Actor, plan_id: int) -> WorkPlan:
+    plan = get_visible(actor, WorkPlan, plan_id, object_type="activity", action="edit")
+    if plan.owner_id != actor.employee_id:
+        raise PermissionDenied("只有计划的制定人可以修改。")
+    return plan
+
+
+@service
+def update_plan(actor: Actor, plan_id: int, data: dict) -> WorkPlan:
+    """The owner changes a plan not yet submitted (or sent back): title, content, dates, summary."""
+    plan = _own_plan(actor, plan_id)
+    if plan.review_status != "draft":
+        raise Conflict("已提交的计划不能修改；请批阅人退回后再改。")
+    title = (data.get("title") or plan.title).strip()
+    if not title:
+        raise ValidationFailed("请填写计划标题。", fields={"title": "required"})
+    start, end = data.get("start_date") or plan.start_date, data.get("end_date") or plan.end_date
+    if end < start:
+        raise ValidationFailed("结束日期不能早于开始日期。", fields={"end_date": "before start_date"})
+    plan.title, plan.start_date, plan.end_date = title[:200], start, end
+    for key in ("content", "summary"):
+        if data.get(key) is not None:
+            setattr(plan, key, data[key].strip()[:4000] or None)
+    db.session.flush()
+    return plan
+
+
+@service
+def change_reviewer(actor: Actor, plan_id: int, reviewer_id: int) -> WorkPlan:
+    """换批阅人: the owner hands a plan not yet reviewed to another reviewer — anyone in the organisation; a
+    submitted plan goes to the new reviewer's 待我审批 at once (and leaves the old one's)."""
+    plan = _own_plan(actor, plan_id)
+    if plan.review_status == "reviewed":
+        raise Conflict("计划已批阅，不能再换批阅人。")
+    reviewer = _employee(actor, reviewer_id, "reviewer_id")
+    if reviewer is None:
+        raise ValidationFailed("请选择批阅人。", fields={"reviewer_id": "required"})
+    if reviewer.id == plan.reviewer_id:
+        return plan
+    plan.reviewer_id = reviewer.id
+    db.session.flush()
+    if plan.review_status == "submitted":
+        outbox.notify_staff(reviewer.id, "plan_submitted", f"工作计划「{plan.title}」待您批阅。", org_id=plan.org_id,
+                            plan_id=plan.id)
+    return plan
+
+
+def my_plans(actor: Actor, limit: int = 50) -> list[WorkPlan]:
+    """The plans I made, newest first."""
+    if actor.employee_id is None:
+        return []
+    return list(db.session.scalars(select(WorkPlan).where(WorkPlan.org_id == actor.org_id, WorkPlan.owner_id == actor.employee_id)
+                                   .order_by(WorkPlan.start_date.desc(), WorkPlan.id.desc()).limit(limit)))
+
+
 def plans_to_review(actor: Actor) -> list[WorkPlan]:
     """The work plans submitted to me for 批阅, oldest first."""
     if actor.employee_id is None:

@@ -128,3 +128,31 @@ def test_work_plan_review_by_a_chosen_reviewer_and_plan_vs_actual(team, client, 
                        headers=auth_headers(team["manager"])).status_code == 403
     reviewed = client.post(f"/api/v1/work-plans/{plan['id']}/review", json={"comment": "继续努力"}, headers=rev).get_json()
     assert reviewed["review_status"] == "reviewed" and reviewed["review_comment"] == "继续努力"
+
+
+def test_a_submitted_plan_handed_to_another_reviewer_leaves_the_first_and_reaches_the_second(team):
+    from datetime import date
+
+    from crm_core.activities import activities as svc
+    from crm_core.errors import Conflict, PermissionDenied
+    from crm_core.org.permissions import load_actor
+
+    rep, manager, peer = (load_actor(team[k]) for k in ("rep1", "manager", "peer"))
+    plan = svc.create_plan(rep, {"period": "weekly", "title": "本周计划", "start_date": date(2026, 12, 7),
+                                 "end_date": date(2026, 12, 11), "reviewer_id": manager.employee_id})
+    svc.submit_plan(rep, plan.id)
+    with pytest.raises(PermissionDenied):
+        svc.change_reviewer(manager, plan.id, peer.employee_id)  # only the owner hands it over
+    with pytest.raises(Conflict):
+        svc.update_plan(rep, plan.id, {"title": "改了"})  # submitted: sent back first
+    svc.change_reviewer(rep, plan.id, peer.employee_id)
+    db.session.commit()
+    assert [p.id for p in svc.plans_to_review(peer)] == [plan.id] and svc.plans_to_review(manager) == []
+    notices = db.session.query(OutboxMessage).filter(OutboxMessage.channel == "staff",
+                                                     OutboxMessage.recipient == str(peer.employee_id)).all()
+    assert any("待您批阅" in (m.payload or {}).get("text", "") for m in notices)
+    with pytest.raises(PermissionDenied):
+        svc.review_plan(manager, plan.id, "已阅")  # the first reviewer no longer decides
+    svc.review_plan(peer, plan.id, "已阅")
+    with pytest.raises(Conflict):
+        svc.change_reviewer(rep, plan.id, manager.employee_id)

@@ -115,3 +115,23 @@ def import_result(import_id: int):
         flash(exc.message, "error")
         return redirect(url_for("console.import_page", import_id=import_id))
     return file_response(data, name, svc.XLSX)
+
+
+@bp.get("/exports/<name>")
+@console_login_required
+def export_list(name: str):
+    """导出 from a console list: the JSON API's own export of that list (``wxapp.exports.register``), with the
+    page's filters, within the user's scope and export permission, audited — run for the signed-in user."""
+    from wxapp.exports import REGISTERED
+    from wxapp.openapi import parse_query
+
+    if name not in REGISTERED:
+        abort(404)
+    export, query_model, _ = REGISTERED[name]
+    try:
+        return export(parse_query(query_model))
+    except DomainError as exc:
+        db.session.rollback()
+        from wxapp.pages import denied
+
+        return denied(exc)
