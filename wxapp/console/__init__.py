@@ -151,6 +151,7 @@ def _recipient_names(rows) -> dict[int, str]:
 
 from wxapp.console import (  # noqa: E402,F401  (the CRM, 在线客服, 公众号, 组织设置, 报价与合同, 审批 pages)
     account,
+    activity_pages,
     analysis,
     approvals,
     conversations,
