@@ -51,6 +51,7 @@ def test_the_marketer_builds_a_segment_with_a_live_count_and_pushes_to_it(live_a
 
     page.click("#segment-form button[type=submit]")  # no name
     assert "请填写细分名称" in page.inner_text("[role=alert]")
+    page.wait_for_selector(".seg-row >> nth=1")  # the builder rebuilds the rows once the page has loaded
     assert page.locator(".seg-row").count() == 2  # what was built came back
     assert page.locator(".seg-row").nth(1).locator(".seg-value").input_value() == "3650"
     page.fill("#seg-name", "近十年的企业客户")
