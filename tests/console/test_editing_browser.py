@@ -67,6 +67,18 @@ def test_a_salesperson_edits_customers_contacts_leads_and_opportunities(live_app
     page.fill("#contact-form input[name=title]", "采购经理")
     page.click("#contact-form button[type=submit]")
     assert "联系人已保存" in _ok(page)
+    # 关系人: the other contact must be chosen
+    page.goto(page.url.split("#")[0])
+    page.locator("#contacts tr", has_text="周采购").locator("text=编辑").click()
+    page.fill("#relation-form input[name=relation]", "下属")
+    page.click("#relation-form button")
+    assert "请选择关系人" in _alert(page)
+    expect(page.locator("#relation-form input[name=relation]")).to_have_value("下属")  # kept as typed
+    boss = page.locator("#relation-form select option").nth(1).inner_text()
+    page.select_option("#relation-form select", label=boss)
+    page.click("#relation-form button")
+    assert "关系已记录" in _ok(page) and f"周采购 的下属：{boss}" in page.inner_text("#relations")
+    page.click("text=‹ 杭州西湖茶业有限公司")
     assert "采购经理" in page.locator("#contacts tr", has_text="周采购").inner_text()
 
     # the opportunity: an amount in words is refused; then saved; then lost to a competitor (no reason first)
@@ -117,6 +129,10 @@ def test_the_administrator_merges_a_duplicate_after_seeing_what_moves(live_app, 
     page.fill("#merge-search input[name=q]", "西湖茶业")
     page.click("#merge-search button")
     page.click("#merge-candidates >> text=预览合并")
+    # the survivor can be swapped, and swapped back
+    page.click("#merge-swap")
+    assert "「杭州滨江智造科技有限公司」并入「杭州西湖茶业有限公司」" in page.inner_text("#merge-preview")
+    page.click("#merge-swap")
     preview = page.inner_text("#merge-preview")
     assert "「杭州西湖茶业有限公司」并入「杭州滨江智造科技有限公司」" in preview
     assert "联系人" in preview and "商机" in preview
@@ -132,3 +148,27 @@ def test_the_administrator_merges_a_duplicate_after_seeing_what_moves(live_app, 
     page.fill("#merge-search input[name=q]", "不存在的公司")
     page.click("#merge-search button")
     assert "没有找到其他客户" in page.inner_text("#merge-candidates")
+
+
+def test_a_follow_up_is_logged_on_the_360_page_and_finished_with_its_result(live_app, page):
+    base = live_app.url
+    login(page, base, "sales.zhang")
+    page.wait_for_selector("text=工作台")
+    _customer_page(page, base, "杭州余杭未来酒店管理有限公司")
+    page.click("#add-activity summary")
+    page.select_option("#add-activity select[name=kind]", label="电话")
+    page.click("#add-activity button[type=submit]")  # no subject
+    assert "「主题」不能为空" in _alert(page)
+    page.click("#add-activity summary")
+    page.fill("#add-activity input[name=subject]", "电话回访入住率")
+    page.fill("#add-activity input[name=planned_start]", "2026-12-09T14:00")
+    page.click("#add-activity button[type=submit]")
+    assert "活动已记录" in _ok(page)
+    page.click("#activities >> text=电话回访入住率")
+    assert "电话" in page.inner_text("main") and "2026-12-09 14:00" in page.inner_text("main")  # China time, as typed
+    page.click("#activity-move button[value=done]")
+    assert "完成活动时请填写结果" in _alert(page)
+    page.fill("#mv-result", "客户计划下月加购 20 台")
+    page.click("#activity-move button[value=done]")
+    assert "活动状态已更新" in _ok(page) and page.inner_text("#activity-status") == "已完成"
+    assert "客户计划下月加购 20 台" in page.inner_text("#activity-result")

@@ -16,7 +16,7 @@ from crm_core.org.permissions import get_visible
 from crm_core.sales import leads as lead_service
 from crm_core.sales import opportunities as opp_service
 from crm_core.sales.models import Lead, Opportunity
-from wxapp.api.customers import ContactIn, ContactPatch, CustomerPatch
+from wxapp.api.customers import ContactIn, ContactPatch, CustomerPatch, RelationIn
 from wxapp.api.leads import CloseIn, LeadPatch
 from wxapp.api.opportunities import LoseIn, OpportunityPatch, WinIn
 from wxapp.auth import console_login_required
@@ -106,8 +106,27 @@ def contact_add(customer_id: int):
 @bp.get("/contacts/<int:contact_id>/edit")
 @console_login_required
 def contact_edit(contact_id: int):
-    return _edit_page(Contact, contact_id, "console/contact_edit.html", "contact",
-                      lambda contact: {"customer": db.session.get(Customer, contact.customer_id)})
+    def extra(contact):
+        others = db.session.scalars(select(Contact).where(Contact.customer_id == contact.customer_id, Contact.id != contact.id)
+                                    .order_by(Contact.name)).all()
+        return {"customer": db.session.get(Customer, contact.customer_id), "others": others,
+                "relations": customer_service.contact_relations(g.actor, contact.id)}
+    return _edit_page(Contact, contact_id, "console/contact_edit.html", "contact", extra)
+
+
+@bp.post("/contacts/<int:contact_id>/relations")
+@console_login_required
+def contact_relate(contact_id: int):
+    def relate():
+        if not (request.form.get("to_contact_id") or "").isdigit():
+            raise ValidationFailed("请选择关系人。", fields={"to_contact_id": "required"})
+        body = form_values(RelationIn, {"to_contact_id": request.form.get("to_contact_id") or None,
+                                        "relation": (request.form.get("relation") or "").strip(),
+                                        "note": (request.form.get("note") or "").strip() or None},
+                           {"to_contact_id": "关系人", "relation": "关系", "note": "备注"})
+        return customer_service.relate_contacts(g.actor, contact_id, body.to_contact_id, body.relation, body.note)
+
+    return act(relate, "关系已记录。", url_for("console.contact_edit", contact_id=contact_id) + "#relations")
 
 
 @bp.post("/contacts/<int:contact_id>/edit")
