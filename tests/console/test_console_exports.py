@@ -44,6 +44,10 @@ def test_console_lists_export_what_they_show(demo):
 
     tickets = c.get("/console/service/tickets?status=all").get_data(as_text=True)
     assert "status=" not in _link(tickets, "Excel")  # 全部: no filter
+    for name, header in (("quotes", "报价单号"), ("contracts", "合同号")):  # the money chain's lists too
+        page = c.get(f"/console/{name}").get_data(as_text=True)
+        r = c.get(_link(page, "CSV"))
+        assert r.status_code == 200 and r.get_data(as_text=True).lstrip("\ufeff").startswith(header), name
     leads = c.get("/console/leads?status=new").get_data(as_text=True)
     assert "status=new" in _link(leads, "Excel") and c.get(_link(leads, "Excel")).status_code == 200
 

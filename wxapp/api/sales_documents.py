@@ -13,6 +13,7 @@ from pydantic import Field
 from crm_core.org.permissions import get_visible
 from crm_core.sales import documents as svc
 from crm_core.sales.models import Contract, Quote
+from wxapp import exports
 from wxapp.api import bp
 from wxapp.openapi import Model, Money, PageQuery, Percent, api, page_of
 from wxapp.pages import quote_pdf_response, tell_quote_customer
@@ -273,3 +274,18 @@ class TargetsOut(Model):
                tags=("sales",), body=TargetsIn, response=TargetsOut)
 def set_targets(body: TargetsIn):
     return {"saved": svc.set_targets(g.actor, [t.model_dump() for t in body.targets])}
+
+
+exports.register(bp, api, "/quotes", "报价单", "quote", QuoteQuery, svc.list_quotes,
+                 lambda rows: [svc.quote_dict(q) for q in rows], [
+                     exports.Column("number", "报价单号"), exports.Column("version", "版本"), exports.Column("status_label", "状态"),
+                     exports.Column("customer_id", "客户", "customer"), exports.Column("valid_until", "有效期至"),
+                     exports.Column("subtotal", "小计"), exports.Column("discount", "折扣"), exports.Column("tax", "税额"),
+                     exports.Column("total", "合计"), exports.Column("expected_profit", "预计毛利"),
+                     exports.Column("owner_id", "负责人", "employee")])
+exports.register(bp, api, "/contracts", "合同", "contract", ContractQuery, svc.list_contracts,
+                 lambda rows: [svc.contract_dict(c) for c in rows], [
+                     exports.Column("number", "合同号"), exports.Column("title", "名称"), exports.Column("status_label", "状态"),
+                     exports.Column("customer_id", "客户", "customer"), exports.Column("signed_on", "签订日期"),
+                     exports.Column("amount", "合同金额"), exports.Column("received", "已回款"), exports.Column("outstanding", "未收"),
+                     exports.Column("owner_id", "负责人", "employee")])
