@@ -23,6 +23,7 @@ LABELS: dict[str, dict[str, str]] = {
                       "demo": "演示", "other": "其他"},
     "activity_status": {"planned": "计划中", "in_progress": "进行中", "done": "已完成", "cancelled": "已取消"},
     "material_status": {"draft": "草稿", "published": "已发布", "archived": "已归档"},
+    "campaign_kind": {"campaign": "营销方案", "exhibition": "展会", "talk": "讲座", "promotion": "产品推广"},
     "campaign_status": {"draft": "草稿", "active": "进行中", "paused": "已暂停", "ended": "已结束", "archived": "已归档"},
     "recipient_status": {"pending": "待发送", "queued": "排队中", "sending": "发送中", "sent": "已发送", "failed": "发送失败",
                          "skipped": "未发送"},

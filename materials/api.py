@@ -10,6 +10,7 @@ from pydantic import Field
 from crm_core.org.permissions import get_visible
 from materials import services as svc
 from materials.models import CAMPAIGN_KINDS, Campaign, Material
+from wxapp import exports
 from wxapp.api import bp
 from wxapp.csv_export import csv_response
 from wxapp.openapi import Model, PageQuery, api
@@ -160,11 +161,21 @@ def create_campaign(body: CampaignIn):
 
 @api.operation(bp, "/campaigns", "GET", summary="Campaigns and events", tags=("marketing",), query=PageQuery)
 def list_campaigns(query: PageQuery):
-    from crm_core.db import paginate
-    from crm_core.org.permissions import scoped_select
-
-    rows, total = paginate(scoped_select(g.actor, Campaign), Campaign.id.desc(), page=query.page, per_page=min(query.per_page, 100))
+    rows, total = svc.list_campaigns(g.actor, page=query.page, per_page=min(query.per_page, 100))
     return {"items": [svc.campaign_dict(c, _base()) for c in rows], "total": total}
+
+
+exports.register(bp, api, "/materials", "营销素材", "material", MaterialQuery, svc.list_materials,
+                 lambda rows: [svc.material_dict(m, _base()) for m in rows], [
+                     exports.Column("title", "标题"), exports.Column("category", "分类"), exports.Column("status", "状态", "label:material_status"),
+                     exports.Column("version", "版本"), exports.Column("url", "页面"), exports.Column("published_at", "发布时间"),
+                     exports.Column("owner_id", "负责人", "employee")])
+exports.register(bp, api, "/campaigns", "营销方案", "campaign", PageQuery, svc.list_campaigns,
+                 lambda rows: [svc.campaign_dict(c, _base()) for c in rows], [
+                     exports.Column("name", "名称"), exports.Column("kind", "类型", "label:campaign_kind"),
+                     exports.Column("status", "状态", "label:campaign_status"), exports.Column("starts_on", "开始日期"),
+                     exports.Column("ends_on", "结束日期"), exports.Column("goal", "目标"), exports.Column("target_leads", "目标线索数"),
+                     exports.Column("budget", "预算"), exports.Column("actual_cost", "实际花费"), exports.Column("owner_id", "负责人", "employee")])
 
 
 @api.operation(bp, "/campaigns/<int:campaign_id>", "GET", summary="One campaign", tags=("marketing",))

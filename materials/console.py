@@ -8,6 +8,7 @@ from sqlalchemy import select
 from crm_core.customers.models import Segment
 from crm_core.db import db, paginate
 from crm_core.errors import DomainError, ValidationFailed
+from crm_core.labels import LABELS
 from crm_core.org.organization import employee_names
 from crm_core.org.permissions import get_visible, scoped_select
 from crm_core.wechat.followers import display_names
@@ -19,7 +20,7 @@ from wxapp.forms import parse_amount
 from wxapp.pages import act as _act
 from wxapp.pages import denied as _denied
 
-KIND_LABELS = {"campaign": "营销方案", "exhibition": "展会", "talk": "讲座", "promotion": "产品推广"}
+KIND_LABELS = LABELS["campaign_kind"]
 bp = Blueprint("marketing_console", __name__, url_prefix="/console/marketing", template_folder="templates")
 
 

@@ -184,6 +184,11 @@ def versions(actor: Actor, material_id: int) -> list[dict]:
             for v in rows]
 
 
+def list_campaigns(actor: Actor, *, page: int = 1, per_page: int = 20):
+    """Campaigns and events within the data scope, newest first."""
+    return paginate(scoped_select(actor, Campaign), Campaign.id.desc(), page=page, per_page=per_page)
+
+
 def list_materials(actor: Actor, *, status: str | None = None, q: str | None = None, page: int = 1, per_page: int = 20):
     stmt = scoped_select(actor, Material)
     if status:

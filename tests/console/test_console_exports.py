@@ -59,3 +59,22 @@ def test_a_salesperson_without_the_export_permission_gets_no_link_and_no_file(de
     r = c.get("/console/exports/customers?format=xlsx")
     assert r.status_code == 403 and "没有权限" in r.get_data(as_text=True)
     assert c.get("/console/exports/nothing").status_code == 404
+
+
+def test_the_marketer_exports_materials_and_campaigns(demo):
+    from crm_core.org.models import User
+    from crm_core.org.permissions import load_actor
+    from materials import services as msvc
+
+    marketer = load_actor(db.session.query(User).filter_by(username="marketing.wang").one())
+    m = msvc.create_material(marketer, {"title": "导出用素材", "body_html": "<p>正文</p>", "publish": True})
+    msvc.create_campaign(marketer, {"name": "导出用方案", "kind": "exhibition", "material_ids": [m.id]})
+    db.session.commit()
+    c, _ = console_login(demo, "marketing.wang", "demo123456")
+    g.pop("csrf_token", None)
+    for page_url, first, expected in (("/console/marketing/materials", "标题", "导出用素材"),
+                                      ("/console/marketing/campaigns", "名称", "导出用方案")):
+        page = c.get(page_url).get_data(as_text=True)
+        text = c.get(_link(page, "CSV")).get_data(as_text=True).lstrip("\ufeff")
+        assert text.startswith(first) and expected in text, page_url
+    assert "展会" in c.get(_link(c.get("/console/marketing/campaigns").get_data(as_text=True), "CSV")).get_data(as_text=True)
