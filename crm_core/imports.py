@@ -123,7 +123,7 @@ def _sources(allowed: tuple[str, ...]) -> dict[str, str]:
 
 
 OWNER = Col("负责人", "owner", hint="职员姓名或工号；不填为导入人")
-_LIST_SPLIT = re.compile(r"[,，、;；\s]+")
+_LIST_SPLIT = re.compile(r"[,，、;；\n]+")  # not on spaces: a tag may hold one
 _DATE_TEXT = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 
 
@@ -164,7 +164,7 @@ def _parse(col: Col, value: Any):
             return text
         raise RowError(f"「{col.header}」只能填 {'、'.join(col.choices)}：{text[:20]}")
     if col.type == "list":
-        return [part[:col.max_len] for part in _LIST_SPLIT.split(text) if part][:30]
+        return [part.strip()[:col.max_len] for part in _LIST_SPLIT.split(text) if part.strip()][:30]
     if len(text) > col.max_len:
         raise RowError(f"「{col.header}」最多 {col.max_len} 个字。")
     return text
@@ -417,6 +417,9 @@ def _employee_check(ctx: Context, data: dict, row_no: int):
         return "error", "「企业微信账号」只能含字母、数字和 _ . @ -。"
     if data.get("phone") and data["phone"] in _employee_phones(ctx):
         return "collision", f"手机号已属于在职职员「{_employee_phones(ctx)[data['phone']]}」"
+    if data.get("wecom_userid") and db.session.scalar(select(Employee.id).where(
+            Employee.org_id == ctx.actor.org_id, Employee.wecom_userid == data["wecom_userid"])):
+        return "collision", f"企业微信账号 {data['wecom_userid']} 已属于其他职员"
     keys = [f"phone|{data['phone']}"] if data.get("phone") else []
     keys += [f"wecom|{data['wecom_userid']}"] if data.get("wecom_userid") else []
     dup = ctx.take(keys, row_no)
@@ -801,16 +804,26 @@ def _finish(job: ImportJob, sheet: Sheet) -> None:
     results = {r.row_no: r for r in db.session.scalars(select(ImportRow).where(ImportRow.import_id == job.id))}
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("导入结果")
-    ws.append(["导入结果", "说明"] + sheet.headers)
+    ws.append(["导入结果", "说明"] + [_inert(h) for h in sheet.headers])
     for row_no, cells in sheet.rows:
         r = results.get(row_no)
-        ws.append([RESULT_LABELS.get(r.status, r.status) if r else "", (r.message or "") if r else ""] + list(cells))
+        ws.append([RESULT_LABELS.get(r.status, r.status) if r else "", (r.message or "") if r else ""] + [_inert(c) for c in cells])
     out = io.BytesIO()
     wb.save(out)
     job.result_key = job.file_key.replace(".xlsx", "-result.xlsx")
     media.storage().put(job.result_key, out.getvalue(), XLSX)
     job.status, job.finished_at = "done", utcnow()
     db.session.commit()
+
+
+def _inert(value):
+    """A cell written back as text, never as a formula (what someone typed as =HYPERLINK(...) stays words)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
 
 
 def result_file(actor: Actor, import_id: int) -> tuple[bytes, str]:

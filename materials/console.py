@@ -212,6 +212,9 @@ def campaign_edit(campaign_id: int):
         c = get_visible(g.actor, Campaign, campaign_id, action="edit")
         mats, _ = paginate(scoped_select(g.actor, Material).where(Material.status != "archived"), Material.id.desc(),
                            page=1, per_page=100)
+        have = {m.id for m in mats}  # the campaign's own materials stay offered (ticked), archived or older ones too
+        mats += [m for m in db.session.scalars(scoped_select(g.actor, Material).where(Material.id.in_(c.material_ids or [0])))
+                 if m.id not in have]
     except DomainError as exc:
         return _denied(exc)
     segments = db.session.scalars(select(Segment).where(Segment.org_id == g.actor.org_id).order_by(Segment.name)).all()

@@ -59,5 +59,6 @@ def text_fields(form, names, none_if_empty=()) -> dict:
 
 
 def split_list(raw: str | None) -> list[str]:
-    """Tags and the like as people type them: separated by commas (either width), 顿号 or spaces."""
-    return [p for p in re.split(r"[,，、;；\s]+", raw or "") if p]
+    """Tags and the like as people type them: separated by commas (either width), 顿号 or semicolons (a tag may hold
+    a space: "Key Account")."""
+    return [p.strip() for p in re.split(r"[,，、;；\n]+", raw or "") if p.strip()]

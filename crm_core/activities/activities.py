@@ -273,6 +273,7 @@ def create_plan(actor: Actor, data: dict) -> WorkPlan:
         raise NoEmployeeLinked(NO_EMPLOYEE_MESSAGE)
     me = db.session.get(Employee, actor.employee_id)
     reviewer = _employee(actor, data.get("reviewer_id"), "reviewer_id")
+    _not_own_reviewer(me.id, reviewer)
     plan = WorkPlan(org_id=actor.org_id, owner_id=me.id, department_id=me.department_id, period=data["period"],
                     start_date=data["start_date"], end_date=data["end_date"], title=data["title"],
                     content=data.get("content"), reviewer_id=reviewer.id if reviewer else None, review_status="draft")
@@ -327,6 +328,11 @@ def return_plan(actor: Actor, plan_id: int, comment: str) -> WorkPlan:
     return plan
 
 
+def _not_own_reviewer(owner_id: int, reviewer: Employee | None) -> None:
+    if reviewer is not None and (reviewer.id == owner_id or not reviewer.active):
+        raise ValidationFailed("批阅人不能是自己，也不能是已离职的职员。", fields={"reviewer_id": "invalid"})
+
+
 def _own_plan(actor: Actor, plan_id: int) -> WorkPlan:
     plan = get_visible(actor, WorkPlan, plan_id, object_type="activity", action="edit")
     if plan.owner_id != actor.employee_id:
@@ -364,6 +370,7 @@ def change_reviewer(actor: Actor, plan_id: int, reviewer_id: int) -> WorkPlan:
     reviewer = _employee(actor, reviewer_id, "reviewer_id")
     if reviewer is None:
         raise ValidationFailed("请选择批阅人。", fields={"reviewer_id": "required"})
+    _not_own_reviewer(plan.owner_id, reviewer)
     if reviewer.id == plan.reviewer_id:
         return plan
     plan.reviewer_id = reviewer.id

@@ -126,8 +126,14 @@ def clean_conditions(target: str, conditions: list[dict]) -> list[dict]:
             value = [_number(v, "编号", i, integer=True) for v in value] if isinstance(value, list) else _number(value, "编号", i, integer=True)
         elif kind in ("str", "list") and (value is None or (isinstance(value, str) and not value.strip())):
             raise ValidationFailed(f"第 {i + 1} 个条件还没有填写值。", fields={f"conditions.{i}.value": "required"})
-        elif isinstance(value, str):
-            value = value.strip()[:200]
+        elif op == "in":
+            if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value) or not value:
+                raise ValidationFailed(f"第 {i + 1} 个条件的值应为一组文字。", fields={f"conditions.{i}.value": "list"})
+            value = [str(v).strip()[:200] for v in value][:100]
+        elif not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ValidationFailed(f"第 {i + 1} 个条件的值应为文字。", fields={f"conditions.{i}.value": "text"})
+        else:
+            value = str(value).strip()[:200]
         out.append({"field": c["field"], "op": op, "value": value})
     return out
 
@@ -164,6 +170,10 @@ def update_segment(actor: Actor, segment_id: int, data: dict) -> Segment:
     """Rename a segment or change its conditions (the target stays: campaigns sent to it name one kind)."""
     actor.require("customer", "view")
     seg = get_segment(actor, segment_id)
+    if seg.created_by_id != actor.employee_id and not actor.can("campaign", "edit"):
+        from crm_core.errors import PermissionDenied
+
+        raise PermissionDenied("只有细分的创建人或营销人员可以修改它（营销方案按它推送）。")
     name = (data.get("name") or seg.name).strip()
     if name != seg.name and db.session.scalars(select(Segment).where(Segment.org_id == actor.org_id, Segment.name == name)).first():
         raise Conflict(f"细分名称已存在：{name}", fields={"name": "taken"})

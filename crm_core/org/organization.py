@@ -237,12 +237,25 @@ def share_record(actor: Actor, object_type: str, object_id: int, employee_id: in
     return share
 
 
-def _scoped_models() -> dict:
+def _owned_models() -> list:
+    """Every owned model (several may share a data-scope object: activity — activities and work plans; contract —
+    contracts and sales targets), in a stable order."""
     from crm_core.db import Base
     from crm_core.mixins import OwnedRecord
 
-    return {m.class_.__scope_object__: m.class_ for m in Base.registry.mappers
-            if issubclass(m.class_, OwnedRecord) and m.class_.__scope_object__}
+    return sorted((m.class_ for m in Base.registry.mappers if issubclass(m.class_, OwnedRecord) and m.class_.__scope_object__),
+                  key=lambda cls: cls.__tablename__)
+
+
+def _scoped_models() -> dict:
+    """Data-scope object -> its main model (the table of that name when several share the object; the registry's
+    order is arbitrary, so this must not depend on it)."""
+    out: dict = {}
+    for cls in _owned_models():
+        obj = cls.__scope_object__
+        if obj not in out or cls.__tablename__ == obj:
+            out[obj] = cls
+    return out
 
 
 def org_chart(actor: Actor) -> dict:

@@ -268,7 +268,7 @@ def leave(actor: Actor, employee_id: int, handover_to: int) -> dict[str, int]:
     """离职: the employee's owned records go to ``handover_to`` (owner and department, audited), their
     users are disabled and signed out, their positions freed. Returns how many records moved per kind."""
     from crm_core.org.auth import revoke_all_tokens
-    from crm_core.org.organization import _scoped_models
+    from crm_core.org.organization import _owned_models
 
     actor.require("organization", "edit")
     e = _employee(actor, employee_id)
@@ -283,12 +283,13 @@ def leave(actor: Actor, employee_id: int, handover_to: int) -> dict[str, int]:
         revoke_all_tokens(u.id)
     dept = primary_department(heir)
     moved = {}
-    for kind, model in _scoped_models().items():
+    for model in _owned_models():  # every owned table (a work plan as well as an activity, a target as well as a contract)
+        kind = model.__scope_object__
         rows = db.session.scalars(select(model).where(model.owner_id == e.id)).all()
         for obj in rows:  # through the ORM, so each change is audited (who held the record, when)
             obj.owner_id, obj.department_id = heir.id, dept
         if rows:
-            moved[kind] = len(rows)
+            moved[kind] = moved.get(kind, 0) + len(rows)
     e.active = False
     e.positions = []
     db.session.flush()

@@ -332,7 +332,8 @@ def lose(actor: Actor, opp_id: int, reason: str, lost_to: str | None = None) -> 
         if winner is None:
             winner = Competitor(name=name)
             opp.competitors.append(winner)
-        winner.note = WON_THIS_DEAL
+        if WON_THIS_DEAL not in (winner.note or ""):
+            winner.note = f"{WON_THIS_DEAL}；{winner.note}"[:500] if winner.note else WON_THIS_DEAL
     db.session.flush()
     return opp
 

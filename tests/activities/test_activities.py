@@ -134,7 +134,7 @@ def test_a_submitted_plan_handed_to_another_reviewer_leaves_the_first_and_reache
     from datetime import date
 
     from crm_core.activities import activities as svc
-    from crm_core.errors import Conflict, PermissionDenied
+    from crm_core.errors import Conflict, PermissionDenied, ValidationFailed
     from crm_core.org.permissions import load_actor
 
     rep, manager, peer = (load_actor(team[k]) for k in ("rep1", "manager", "peer"))
@@ -145,6 +145,8 @@ def test_a_submitted_plan_handed_to_another_reviewer_leaves_the_first_and_reache
         svc.change_reviewer(manager, plan.id, peer.employee_id)  # only the owner hands it over
     with pytest.raises(Conflict):
         svc.update_plan(rep, plan.id, {"title": "改了"})  # submitted: sent back first
+    with pytest.raises(ValidationFailed):
+        svc.change_reviewer(rep, plan.id, rep.employee_id)  # not one's own reviewer
     svc.change_reviewer(rep, plan.id, peer.employee_id)
     db.session.commit()
     assert [p.id for p in svc.plans_to_review(peer)] == [plan.id] and svc.plans_to_review(manager) == []

@@ -38,6 +38,10 @@ def test_console_lists_export_what_they_show(demo):
     assert r.status_code == 200 and r.mimetype.endswith("spreadsheetml.sheet")
     rows = list(load_workbook(io.BytesIO(r.data)).active.iter_rows(values_only=True))
     assert rows[0][0] == "客户名称" and len(rows) - 1 == shown and all("杭州" in (row[0] or "") or "杭州" in str(row) for row in rows[1:])
+    from crm_core.audit import AuditEntry
+
+    db.session.expire_all()
+    assert db.session.query(AuditEntry).filter_by(action="export", object_type="customer").count() == 1  # audited
     everyone = c.get(_link(c.get("/console/customers").get_data(as_text=True), "CSV"))
     lines = list(csv.reader(io.StringIO(everyone.get_data(as_text=True).lstrip("\ufeff"))))
     assert len(lines) - 1 > shown

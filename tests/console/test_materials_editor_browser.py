@@ -56,6 +56,11 @@ def test_a_marketer_writes_edits_and_restores_a_material_and_edits_a_campaign(li
     page.click("#material-edit button[type=submit]")
     assert "已保存为新版本" in page.inner_text("[role=status]")
     assert "v2" in page.inner_text("h1") and "到店还送滤芯一支" in page.inner_text("main")
+    assert "&nbsp;" not in page.inner_html("main") and "立减 500 元" in page.inner_html("main")  # spaces stay spaces
+    # saved untouched, the body goes back as it came: no new version
+    page.click("#edit-material")
+    page.click("#material-edit button[type=submit]")
+    assert "v2" in page.inner_text("h1")
     page.click("#edit-material")
     assert page.locator("#cover-now").count() == 1  # the cover is kept
     page.goto(material_url)

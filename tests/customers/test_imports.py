@@ -32,6 +32,10 @@ def xlsx(headers, rows) -> bytes:
     ws.append(headers)
     for r in rows:
         ws.append(r)
+    for row in ws.iter_rows(min_row=2):
+        for cell in row:
+            if isinstance(cell.value, str) and cell.value.startswith("="):
+                cell.data_type = "s"  # text someone typed that looks like a formula (as a sheet exported from elsewhere has)
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
@@ -105,7 +109,7 @@ def test_the_import_runs_as_a_job_with_progress_and_a_result_file(team, client, 
         ["宁波已有贸易有限公司", None, None, None, None, None, None, "x"],
         ["绍兴另一家公司", None, "13800000001", None, None, None, None, "x"],
         ["湖州个人客户", "个人", "13800000002", None, None, None, None, "x"],
-        ["温州某某公司", "集团", None, None, None, None, None, "x"],
+        ["温州某某公司", "集团", None, None, None, None, None, '=HYPERLINK("http://evil/","点此")'],
     ])
     resp = upload(client, h, "customers", data)
     assert resp.status_code == 202, resp.get_json()
@@ -126,6 +130,7 @@ def test_the_import_runs_as_a_job_with_progress_and_a_result_file(team, client, 
     assert sheet[0][:3] == ("导入结果", "说明", "客户名称*") and sheet[0][-1] == "无关的列"
     assert [r[0] for r in sheet[1:]] == ["已导入", "撞单未导入", "撞单未导入", "已导入", "有误未导入"]
     assert "员工rep2" in sheet[2][1] and "集团" in sheet[5][1]
+    assert sheet[5][-1] == '\'=HYPERLINK("http://evil/","点此")'  # what was typed comes back as text, not a formula
     # nobody else follows rep1's import; the administrator does
     assert client.get(f"/api/v1/jobs/{job_id}", headers=auth_headers(team["rep2"])).status_code == 404
     assert client.get(f"/api/v1/jobs/{job_id}", headers=auth_headers(team["admin"])).status_code == 200

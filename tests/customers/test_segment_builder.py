@@ -37,6 +37,12 @@ def test_the_count_matches_the_members_and_bad_values_are_named(team, client, au
         "name": "餐饮", "conditions": [{"field": "name", "op": "contains", "value": "餐饮"}]})
     assert changed.status_code == 200 and changed.get_json()["name"] == "餐饮"
     assert client.get(f"/api/v1/segments/{seg['id']}/members", headers=h).get_json()["total"] == 1
+    # another salesperson cannot rewrite it (campaigns push to segments): only its creator or a marketer
+    r = client.put(f"/api/v1/segments/{seg['id']}", headers=auth_headers(team["rep2"]), json={"conditions": []})
+    assert r.status_code == 403
+    # a value of the wrong shape is refused, not a database error
+    r = client.post("/api/v1/segments/count", headers=h, json={"conditions": [{"field": "industry", "op": "eq", "value": ["茶", "酒"]}]})
+    assert r.status_code == 422 and "应为文字" in r.get_json()["error"]["message"]
 
 
 def test_the_built_in_marketer_builds_the_segments_it_pushes_to(team, client, auth_headers):

@@ -27,9 +27,25 @@ NEXT = {"planned": ("in_progress", "done", "cancelled"), "in_progress": ("done",
 MOVE_LABELS = {"in_progress": "开始", "done": "完成", "cancelled": "取消", "planned": "恢复为计划"}
 
 
+def _local(raw: str | None) -> str | None:
+    """A datetime-local value (what the person typed, in the organisation's zone) with its offset, for the model."""
+    if not raw:
+        return None
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from crm_core.org.settings import org_timezone
+
+    try:
+        return datetime.fromisoformat(raw).replace(tzinfo=ZoneInfo(org_timezone(g.actor.org_id))).isoformat()
+    except ValueError:
+        return raw  # the model names what is wrong with it
+
+
 def _form() -> dict:
     data = text_fields(request.form, ("subject", "planned_start", "planned_end", "result"),
                        none_if_empty=("planned_start", "planned_end", "result"))
+    data["planned_start"], data["planned_end"] = _local(data["planned_start"]), _local(data["planned_end"])
     if request.form.get("assignee_id", "").isdigit():
         data["assignee_id"] = int(request.form["assignee_id"])
     return data

@@ -129,7 +129,9 @@ def export_list(name: str):
         abort(404)
     export, query_model, _ = REGISTERED[name]
     try:
-        return export(parse_query(query_model))
+        resp = export(parse_query(query_model))
+        db.session.commit()  # the export's audit entry (the API commits it through its own wrapper)
+        return resp
     except DomainError as exc:
         db.session.rollback()
         from wxapp.pages import denied

@@ -72,10 +72,15 @@ def role_save(role_id: int):
         for item in request.form.getlist("perm"):
             obj, _, action = item.partition(":")
             perms.append((obj, action))
+        role = db.session.get(Role, role_id)
+        kept = {s.object_type: s for s in role.data_scopes} if role is not None else {}
         scopes = {}
         for obj in org_service._scoped_models():
             value = request.form.get(f"scope_{obj}")
-            if value:
+            if value == "listed" and obj in kept and kept[obj].scope == "listed":  # set in the API: kept as it is
+                scopes[obj] = {"scope": "listed", "department_ids": list(kept[obj].department_ids or []),
+                               "employee_ids": list(kept[obj].employee_ids or [])}
+            elif value:
                 if value not in EDITABLE_SCOPES:
                     raise ValidationFailed("数据权限只能选本人、本人及下属、本部门及下级部门或本组织。", fields={f"scope_{obj}": "invalid"})
                 scopes[obj] = {"scope": value}

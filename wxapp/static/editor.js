@@ -13,16 +13,21 @@
       var input = document.getElementById(box.dataset.input), form = input.form;
       var key = 'wxcrm-draft:' + form.getAttribute('action');
       var quill = new Quill(box, { theme: 'snow', modules: { toolbar: TOOLBAR }, placeholder: box.dataset.placeholder || '' });
-      var kept = refused ? window.sessionStorage.getItem(key) : null;
+      var kept = refused ? window.sessionStorage.getItem(key) : null, edited = false;
       if (kept !== null) {
         quill.clipboard.dangerouslyPasteHTML(kept);
+        edited = true;
       } else {
         window.sessionStorage.removeItem(key);
       }
+      quill.on('text-change', function () { edited = true; });
       window.wxcrmEditors = window.wxcrmEditors || {};
       window.wxcrmEditors[box.dataset.input] = quill;
       form.addEventListener('submit', function () {
-        var html = quill.getLength() > 1 ? quill.getSemanticHTML() : '';
+        // untouched, the body goes back as it came (Quill would drop what it has no format for, such as <hr>)
+        if (!edited) return;
+        // getSemanticHTML writes every space as &nbsp;, which would stop text wrapping on the phone
+        var html = quill.getLength() > 1 ? quill.getSemanticHTML().replace(/&nbsp;/g, ' ') : '';
         input.value = html;
         try { window.sessionStorage.setItem(key, html); } catch (e) { /* storage full: the server keeps short texts */ }
       });
