@@ -78,3 +78,16 @@ def insert_for(model):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(model)
+
+
+def apply_changes(obj, data: dict, fields) -> None:
+    """A change (PATCH) to ``obj``: each of ``fields`` present in ``data`` is set. ``None`` empties a field that may be
+    empty (an address, a birthday, a note); a field that must hold a value (a name) keeps the one it has."""
+    columns = obj.__table__.c
+    for key in fields:
+        if key not in data:
+            continue
+        value = data[key]
+        if value is None and key in columns and not columns[key].nullable:
+            continue
+        setattr(obj, key, list(value) if isinstance(value, (list, tuple)) else value)

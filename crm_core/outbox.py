@@ -272,6 +272,20 @@ def retry_failed(actor, message_id: int) -> OutboxMessage:
     return msg
 
 
+def list_messages(actor, *, status: str | None = None, recipient: str | None = None, page: int = 1,
+                  per_page: int = 20) -> tuple[list[OutboxMessage], int]:
+    """消息发件箱, newest first: the organisation's messages and the account's own (no organisation)."""
+    from crm_core.db import paginate
+
+    actor.require("outbox", "view")
+    stmt = select(OutboxMessage).where((OutboxMessage.org_id == actor.org_id) | OutboxMessage.org_id.is_(None))
+    if status:
+        stmt = stmt.where(OutboxMessage.status == status)
+    if recipient:
+        stmt = stmt.where(OutboxMessage.recipient == recipient)
+    return paginate(stmt, OutboxMessage.id.desc(), page=page, per_page=per_page)
+
+
 def message_dict(m: OutboxMessage) -> dict:
     return {
         "id": m.id, "channel": m.channel, "recipient": m.recipient, "payload": m.payload, "status": m.status,

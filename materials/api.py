@@ -168,7 +168,7 @@ def list_campaigns(query: PageQuery):
 exports.register(bp, api, "/materials", "营销素材", "material", MaterialQuery, svc.list_materials,
                  lambda rows: [svc.material_dict(m, _base()) for m in rows], [
                      exports.Column("title", "标题"), exports.Column("category", "分类"), exports.Column("status", "状态", "label:material_status"),
-                     exports.Column("version", "版本"), exports.Column("url", "页面"), exports.Column("published_at", "发布时间"),
+                     exports.Column("version", "版本"), exports.Column("url", "页面"), exports.Column("published_at", "发布时间", "time"),
                      exports.Column("owner_id", "负责人", "employee")])
 exports.register(bp, api, "/campaigns", "营销方案", "campaign", PageQuery, svc.list_campaigns,
                  lambda rows: [svc.campaign_dict(c, _base()) for c in rows], [

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from flask import Response, g
 from pydantic import Field
 
-from crm_core.clock import local_today
+from crm_core.clock import local_str, local_today
 from crm_core.org.settings import org_timezone
 from wxapp.csv_export import safe_cell
 
@@ -33,14 +33,14 @@ CHUNK = 500
 class Column:
     key: str
     label: str
-    kind: str = "text"  # text / employee (an id shown as the name) / customer / yes_no / list / label:<table>
+    kind: str = "text"  # text / time (in the organisation's zone) / employee (an id shown as the name) / customer / yes_no / list / label:<table>
 
 
 def _lookup(columns, rows) -> dict:
     from crm_core.customers.customers import customer_names
     from crm_core.org.organization import employee_names
 
-    out = {}
+    out = {"tz": org_timezone(g.actor.org_id)}
     for kind, fn in (("employee", employee_names), ("customer", customer_names)):
         keys = [c.key for c in columns if c.kind == kind]
         if keys:
@@ -57,6 +57,8 @@ def _cell(col: Column, value, names: dict):
         from crm_core.labels import label
 
         value = label(col.kind[6:], value)
+    elif col.kind == "time":
+        value = local_str(value, tz=names["tz"])  # stored UTC, shown as the people who read it live: 2026-12-02 18:30
     elif col.kind == "yes_no":
         return "是" if value else "否"
     elif col.kind == "list":
@@ -153,7 +155,7 @@ def register(bp, api, path: str, title: str, object_type: str, query_model, list
         audit.record_export(g.actor, object_type, len(rows), {k: v for k, v in filters.items() if v is not None})
         return sheet_response(title, columns, rows, query.format, total)
 
-    export.__name__ = f"export_{object_type}s"
+    export.__name__ = "export_" + re.sub(r"\W", "_", path.strip("/"))  # one endpoint per list (公海 and 客户 are both customers)
     REGISTERED[path.strip("/")] = (export, query, title)  # the console's 导出 links run the very same export
     api.operation(bp, f"{path}/export", "GET", summary=f"Export {title} (xlsx or csv) with the list's filters, within scope",
                   tags=("exports",), query=query)(export)

@@ -11,7 +11,7 @@ from crm_core.customers import collision
 from crm_core.customers.models import Contact, ContactRelation, Customer, ProductArchive
 from crm_core.customers.segments import get_segment, segment_clause
 from crm_core.customers.value import score_customers
-from crm_core.db import Base, db, paginate
+from crm_core.db import Base, apply_changes, db, paginate
 from crm_core.errors import Conflict, ValidationFailed
 from crm_core.org.models import Employee, RecordShare
 from crm_core.org.permissions import Actor, get_visible, scoped_select
@@ -130,9 +130,7 @@ def update_customer(actor: Actor, customer_id: int, data: dict) -> tuple[Custome
     customer = get_visible(actor, Customer, customer_id, action="edit")
     if customer.status != "active":
         raise Conflict("该客户已被合并，不能修改。")
-    for key in CUSTOMER_FIELDS:
-        if key in data and data[key] is not None:
-            setattr(customer, key, list(data[key]) if key == "tags" else data[key])
+    apply_changes(customer, data, CUSTOMER_FIELDS)
     _apply_site(customer, data.get("site"))
     if data.get("owner_id") and data["owner_id"] != customer.owner_id:
         owner = _owner(actor, data["owner_id"], "customer")
@@ -210,9 +208,7 @@ def add_contact(actor: Actor, customer_id: int, data: dict) -> tuple[Contact, li
 @service
 def update_contact(actor: Actor, contact_id: int, data: dict) -> Contact:
     contact = get_visible(actor, Contact, contact_id, action="edit")
-    for key in ("name", "phone", "email", "title", "gender", "birthday", "note", "is_primary", "interests"):
-        if key in data and data[key] is not None:
-            setattr(contact, key, data[key])
+    apply_changes(contact, data, ("name", "phone", "email", "title", "gender", "birthday", "note", "is_primary", "interests"))
     db.session.flush()
     collision.index_record("customer", db.session.get(Customer, contact.customer_id))
     return contact

@@ -7,7 +7,7 @@ from crm_core.clock import utcnow
 from crm_core.context import service
 from crm_core.customers import collision
 from crm_core.customers.models import Contact, Customer
-from crm_core.db import db, paginate
+from crm_core.db import apply_changes, db, paginate
 from crm_core.errors import Conflict, DomainError, ValidationFailed
 from crm_core.normalize import company as norm_company
 from crm_core.normalize import phone as norm_phone
@@ -75,9 +75,7 @@ def update_lead(actor: Actor, lead_id: int, data: dict) -> tuple[Lead, list]:
     lead = get_visible(actor, Lead, lead_id, action="edit")
     if lead.status in ("converted", "closed"):
         raise Conflict("已转换或已关闭的线索不能修改。")
-    for key in LEAD_FIELDS:
-        if key in data and data[key] is not None:
-            setattr(lead, key, data[key])
+    apply_changes(lead, data, LEAD_FIELDS)
     return collision.guarded_save(actor, "lead", _check_data(lead), lambda: lead, exclude_id=lead.id)
 
 

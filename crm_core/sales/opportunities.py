@@ -14,7 +14,7 @@ from crm_core.context import service
 from crm_core.customers import collision, value
 from crm_core.customers.customers import register_360_figures, register_360_section
 from crm_core.customers.models import Contact, Customer, Product
-from crm_core.db import db, paginate
+from crm_core.db import apply_changes, db, paginate
 from crm_core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from crm_core.org.models import Employee
 from crm_core.org.organization import manager_of
@@ -154,11 +154,8 @@ def update_opportunity(actor: Actor, opp_id: int, data: dict) -> Opportunity:
     opp = get_visible(actor, Opportunity, opp_id, action="edit")
     if opp.status != "open":
         raise Conflict("已赢单或输单的商机不能修改。")
-    for key in ("name", "expected_close_date", "note"):
-        if data.get(key) is not None:
-            setattr(opp, key, data[key])
-    if data.get("amount") is not None:
-        opp.amount = Decimal(str(data["amount"]))
+    apply_changes(opp, {**data, **({"amount": Decimal(str(data["amount"]))} if data.get("amount") is not None else {})},
+                  ("name", "expected_close_date", "note", "amount"))
     if data.get("contact_id") is not None:
         contact = db.session.get(Contact, data["contact_id"])
         if contact is None or contact.customer_id != opp.customer_id:

@@ -47,15 +47,31 @@ def list_tickets(actor: Actor, *, status: str | None = None, kind: str | None = 
     return paginate(stmt, Ticket.id.desc(), page=page, per_page=per_page)
 
 
-def my_work_orders(actor: Actor, *, open_only: bool = True, page: int = 1, per_page: int = 20):
-    actor.require("work_order", "view")
-    shared = select(RecordShare.object_id).where(RecordShare.object_type == "work_order",
-                                                 RecordShare.employee_id == actor.employee_id)
-    stmt = select(WorkOrder).where(WorkOrder.org_id == actor.org_id,
-                                   or_(WorkOrder.engineer_id == actor.employee_id, WorkOrder.id.in_(shared)))
+def my_work_orders(actor: Actor, *, open_only: bool = True, mine: bool = True, page: int = 1, per_page: int = 20):
+    """The actor's work orders (main engineer or collaborator); ``mine=False``: every work order the actor's data
+    scope covers (the dispatcher's view, and its 导出)."""
+    if mine:
+        actor.require("work_order", "view")
+        shared = select(RecordShare.object_id).where(RecordShare.object_type == "work_order",
+                                                     RecordShare.employee_id == actor.employee_id)
+        stmt = select(WorkOrder).where(WorkOrder.org_id == actor.org_id,
+                                       or_(WorkOrder.engineer_id == actor.employee_id, WorkOrder.id.in_(shared)))
+    else:
+        stmt = scoped_select(actor, WorkOrder)
     if open_only:
         stmt = stmt.where(WorkOrder.status.in_(WO_OPEN))
     return paginate(stmt, WorkOrder.id.desc(), page=page, per_page=per_page)
+
+
+def work_order_rows(orders: list[WorkOrder]) -> list[dict]:
+    """Work orders for a sheet: each with its ticket's number, kind, customer and problem."""
+    out = work_order_dicts(orders)
+    tickets = {t.id: t for t in db.session.scalars(select(Ticket).where(Ticket.id.in_({wo.ticket_id for wo in orders})))} if orders else {}
+    for row in out:
+        t = tickets[row["ticket_id"]]
+        row.update(number=t.number, kind=t.kind, customer_id=t.customer_id, description=t.description,
+                   collaborator_names=[c["name"] for c in row["collaborators"]])
+    return out
 
 
 def _iso(d):

@@ -218,6 +218,27 @@ def search(appid: str, q: str | None = None, subscribed: bool | None = None):
     return stmt
 
 
+def list_followers(actor, appid: str, *, q: str | None = None, subscribed: bool | None = None, tag_id: int | None = None,
+                   page: int = 1, per_page: int = 20) -> tuple[list[Follower], int]:
+    """微信粉丝 of the account, newest first: the console list, the API and their 导出."""
+    from crm_core.db import paginate
+    from crm_core.wechat.models import FollowerTagLink
+
+    actor.require("follower", "view")
+    stmt = search(appid, q, subscribed)
+    if tag_id:
+        stmt = stmt.where(Follower.id.in_(select(FollowerTagLink.follower_id).where(FollowerTagLink.tag_id == tag_id)))
+    return paginate(stmt, Follower.id.desc(), page=page, per_page=per_page)
+
+
+def follower_rows(rows: list[Follower]) -> list[dict]:
+    """Followers as dicts with their tags (the API list and its export)."""
+    from crm_core.wechat import tags
+
+    named = tags.tags_of([f.id for f in rows])
+    return [{**follower_dict(f), "tags": named.get(f.id, [])} for f in rows]
+
+
 def bind_staff(appid: str, openid: str, user) -> Follower:
     """A member of staff signed in on their phone: this WeChat user acts as their employee
     on staff pages (check-ins) and receives their staff notices."""

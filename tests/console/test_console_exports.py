@@ -82,3 +82,84 @@ def test_the_marketer_exports_materials_and_campaigns(demo):
         text = c.get(_link(page, "CSV")).get_data(as_text=True).lstrip("\ufeff")
         assert text.startswith(first) and expected in text, page_url
     assert "展会" in c.get(_link(c.get("/console/marketing/campaigns").get_data(as_text=True), "CSV")).get_data(as_text=True)
+
+
+def _csv(c, page_html: str) -> list[list[str]]:
+    r = c.get(_link(page_html, "CSV"))
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    return list(csv.reader(io.StringIO(r.get_data(as_text=True).lstrip("\ufeff"))))
+
+
+def test_work_orders_followers_pool_and_outbox_export_with_local_times(demo):
+    """The lists that had no 导出: 派工单 (the dispatcher's 全部派工单 and an engineer's own), 微信粉丝, 公海 and the
+    outbox — and every time in a sheet is the organisation's (China) time, not UTC."""
+    from crm_core.clock import local_str
+    from crm_core.outbox import OutboxMessage
+    from crm_core.wechat.models import Follower
+    from tests.conftest import token_for
+
+    api = demo.test_client()
+    h = token_for(api, "service.dispatcher", "demo123456")
+    customer = api.get("/api/v1/customers?q=杭州", headers=h).get_json()["items"][0]
+    t = api.post("/api/v1/tickets", headers=h, json={"customer_id": customer["id"], "kind": "repair", "description": "导出测试：设备异响",
+                                                   "product_note": "商用净水器"})
+    assert t.status_code == 201, t.get_json()
+    engineer = next(e for e in api.get("/api/v1/tickets/suggested-engineer", headers=h).get_json()["engineers"] if e["name"] == "郑强")
+    wo = api.post(f"/api/v1/tickets/{t.get_json()['id']}/dispatch", headers=h, json={"engineer_ids": [engineer["id"]]})
+    assert wo.status_code in (200, 201), wo.get_json()
+    db.session.add(Follower(appid=demo.config["WECHAT_APPID"], openid="oExportFollower01", subscribed=True, scene="qrscene_expo",
+                            first_scene="qrscene_expo", org_id=customer.get("org_id") or 1))
+    db.session.commit()
+
+    c, _ = console_login(demo, "service.dispatcher", "demo123456")
+    g.pop("csrf_token", None)
+    mine = c.get("/console/service/work-orders").get_data(as_text=True)
+    assert "导出测试" not in mine and "全部派工单" in mine  # the dispatcher is nobody's engineer
+    every = c.get("/console/service/work-orders?mine=0").get_data(as_text=True)
+    assert "导出测试" in every and "郑强" in every
+    rows = _csv(c, every)
+    assert rows[0][:4] == ["派工单", "反馈单号", "类型", "状态"]
+    row = next(r for r in rows[1:] if "导出测试" in r[rows[0].index("问题")])
+    assert row[2:5] == ["报修", "待处理", customer["name"]] and row[rows[0].index("工程师")] == "郑强"
+
+    engineer_c, _ = console_login(demo, "service.engineer", "demo123456")
+    g.pop("csrf_token", None)
+    own = engineer_c.get("/console/service/work-orders?mine=0").get_data(as_text=True)
+    assert "导出测试" in own and "全部派工单" not in own and "导出：" not in own  # his own; no dispatch, no export right
+    assert engineer_c.get("/console/exports/work-orders?format=csv&mine=false").status_code == 403
+
+    admin, _ = console_login(demo, "admin", "demo123456")
+    g.pop("csrf_token", None)
+    fans = _csv(admin, admin.get("/console/followers").get_data(as_text=True))
+    assert fans[0][:3] == ["粉丝", "OpenID", "关注中"]
+    assert any(r[1] == "oExportFollower01" and r[2] == "是" and r[4] == "qrscene_expo" for r in fans[1:])
+
+    sent = _csv(admin, admin.get("/console/outbox").get_data(as_text=True))
+    head = sent[0]
+    notice = next(r for r in sent[1:] if r[head.index("接收人")] == "郑强")  # the engineer's dispatch notice, by name
+    stored = db.session.get(OutboxMessage, int(notice[0]))
+    assert notice[head.index("创建时间")] == local_str(stored.created_at, tz="Asia/Shanghai")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", notice[head.index("创建时间")])
+
+    release = api.post(f"/api/v1/customers/{customer['id']}/release", headers=token_for(api, "admin", "demo123456"),
+                       json={"reason": "导出测试退回"})
+    assert release.status_code == 200, release.get_json()
+    pool = _csv(admin, admin.get("/console/customer-pool").get_data(as_text=True))
+    assert pool[0][0] == "客户名称" and any(r[0] == customer["name"] and "*" in r[3] for r in pool[1:])  # phone masked
+
+
+def test_the_activities_list_filters_and_exports_what_it_shows(demo):
+    c, _ = console_login(demo, "admin", "demo123456")
+    g.pop("csrf_token", None)
+    page = c.get("/console/activities").get_data(as_text=True)
+    total = int(re.search(r"共 (\d+) 条", page).group(1))
+    assert total > 0 and "活动" in page
+    done = c.get("/console/activities?status=done").get_data(as_text=True)
+    shown = int(re.search(r"共 (\d+) 条", done).group(1))
+    assert shown < total
+    link = _link(done, "Excel")
+    assert "status=done" in link
+    rows = list(load_workbook(io.BytesIO(c.get(link).data)).active.iter_rows(values_only=True))
+    assert rows[0][:3] == ("主题", "类型", "状态") and len(rows) - 1 == shown and {r[2] for r in rows[1:]} <= {"已完成"}
+    assert c.get("/console/activities?status=bogus&assignee_id=²&date_from=yesterday&page=x").status_code == 200
+    assert "活动" in c.get("/console/").get_data(as_text=True)  # in the menu

@@ -36,6 +36,23 @@ def test_register_with_contacts_site_and_tags(team, client, auth_headers):
     assert client.get("/api/v1/customers?tag=VI", headers=h).get_json()["total"] == 0
 
 
+def test_a_change_with_null_empties_a_field_and_keeps_a_required_one(team, client, auth_headers):
+    """PATCH with null: an address, a birthday, a lead's company are emptied (they used to stay as they were);
+    a name, which every record must have, keeps its value."""
+    h = auth_headers(team["rep1"])
+    c = _customer(client, h, address="杭州市西湖区文三路1号", industry="制造",
+                  contacts=[{"name": "陈经理", "phone": "13900000002", "birthday": "1980-05-20"}])
+    r = client.patch(f"/api/v1/customers/{c['id']}", json={"address": None, "name": None, "industry": "零售"}, headers=h)
+    assert r.status_code == 200, r.get_json()
+    assert (r.get_json()["address"], r.get_json()["name"], r.get_json()["industry"]) == (None, "杭州测试有限公司", "零售")
+    contact = client.get(f"/api/v1/contacts?customer_id={c['id']}", headers=h).get_json()["items"][0]
+    r = client.patch(f"/api/v1/contacts/{contact['id']}", json={"birthday": None}, headers=h)
+    assert r.status_code == 200 and r.get_json()["birthday"] is None and r.get_json()["name"] == "陈经理"
+    lead = client.post("/api/v1/leads", json={"name": "林女士", "company": "宁波某厂", "phone": "13700002222"}, headers=h).get_json()
+    r = client.patch(f"/api/v1/leads/{lead['id']}", json={"company": None}, headers=h)
+    assert r.status_code == 200 and r.get_json()["company"] is None
+
+
 def test_trading_is_an_explicit_step(team, client, auth_headers):
     h = auth_headers(team["rep1"])
     c = _customer(client, h)

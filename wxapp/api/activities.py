@@ -211,5 +211,5 @@ exports.register(bp, api, "/activities", "活动", "activity", ActivityQuery, sv
                  lambda rows: [svc.activity_dict(a) for a in rows], [
                      exports.Column("subject", "主题"), exports.Column("kind", "类型", "label:activity_kind"),
                      exports.Column("status", "状态", "label:activity_status"), exports.Column("customer_id", "客户", "customer"),
-                     exports.Column("planned_start", "计划开始"), exports.Column("actual_end", "完成时间"),
+                     exports.Column("planned_start", "计划开始", "time"), exports.Column("actual_end", "完成时间", "time"),
                      exports.Column("assignee_id", "执行人", "employee"), exports.Column("result", "结果")])

@@ -189,4 +189,4 @@ def convert(lead_id: int, body: ConvertIn):
 exports.register(bp, api, "/leads", "线索", "lead", LeadQuery, svc.list_leads, lambda rows: [svc.lead_dict(x) for x in rows], [
     exports.Column("name", "姓名"), exports.Column("company", "公司"), exports.Column("phone", "电话"),
     exports.Column("product_interest", "意向产品"), exports.Column("source", "来源"), exports.Column("status", "状态", "label:lead_status"),
-    exports.Column("owner_id", "负责人", "employee"), exports.Column("created_at", "创建时间")])
+    exports.Column("owner_id", "负责人", "employee"), exports.Column("created_at", "创建时间", "time")])

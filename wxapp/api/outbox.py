@@ -5,11 +5,9 @@ from typing import Literal
 
 from flask import g
 from pydantic import Field
-from sqlalchemy import select
 
 from crm_core import outbox
-from crm_core.db import paginate
-from crm_core.outbox import OutboxMessage
+from wxapp import exports
 from wxapp.api import bp
 from wxapp.openapi import Model, PageQuery, api, page_of
 
@@ -40,14 +38,38 @@ class OutboxOut(Model):
 @api.operation(bp, "/outbox", "GET", summary="Outbox messages with delivery status", tags=("outbox",),
                query=OutboxQuery, response=page_of(OutboxOut))
 def list_outbox(query: OutboxQuery):
-    g.actor.require("outbox", "view")
-    stmt = select(OutboxMessage).where((OutboxMessage.org_id == g.actor.org_id) | OutboxMessage.org_id.is_(None))
-    if query.status:
-        stmt = stmt.where(OutboxMessage.status == query.status)
-    if query.recipient:
-        stmt = stmt.where(OutboxMessage.recipient == query.recipient)
-    rows, total = paginate(stmt, OutboxMessage.id.desc(), page=query.page, per_page=query.per_page)
+    rows, total = outbox.list_messages(g.actor, **query.model_dump(exclude={"page", "per_page"}), page=query.page,
+                                       per_page=query.per_page)
     return {"items": [outbox.message_dict(m) for m in rows], "total": total}
+
+
+def recipient_names(rows) -> dict[int, str]:
+    """Who each message is for, as a person reads it: the employee's name for staff notices, the
+    follower's name (bound contact, else 微信用户…) for WeChat messages, else the address as is."""
+    from crm_core.org.organization import employee_names
+    from crm_core.wechat.followers import display_names
+
+    staff = employee_names(int(m.recipient) for m in rows if m.channel == "staff" and m.recipient.isdigit())
+    wechat = display_names(m.recipient for m in rows if m.channel.startswith("wechat"))
+    return {m.id: (staff.get(int(m.recipient)) if m.channel == "staff" and m.recipient.isdigit() else
+                   wechat.get(m.recipient) if m.channel.startswith("wechat") else None) or m.recipient for m in rows}
+
+
+_RECEIPTS = {"success": "已送达", "failed:user block": "用户拒收"}
+
+
+def _sheet_rows(rows) -> list[dict]:
+    names = recipient_names(rows)
+    return [{**outbox.message_dict(m), "recipient_name": names[m.id],
+             "receipt": _RECEIPTS.get(m.provider_status, "发送失败" if m.provider_status else None),
+             "tries": f"{m.attempts}/{m.max_attempts}"} for m in rows]
+
+
+exports.register(bp, api, "/outbox", "消息发件箱", "outbox", OutboxQuery, outbox.list_messages, _sheet_rows, [
+    exports.Column("id", "编号"), exports.Column("channel", "通道", "label:outbox_channel"),
+    exports.Column("recipient_name", "接收人"), exports.Column("recipient", "接收地址"),
+    exports.Column("status", "状态", "label:outbox_status"), exports.Column("receipt", "送达回执"), exports.Column("tries", "尝试"),
+    exports.Column("last_error", "最后错误"), exports.Column("created_at", "创建时间", "time"), exports.Column("sent_at", "发送时间", "time")])
 
 
 @api.operation(bp, "/outbox/<int:message_id>/retry", "POST", summary="Send a failed message again", tags=("outbox",),

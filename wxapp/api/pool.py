@@ -6,6 +6,7 @@ from pydantic import Field
 
 from crm_core.customers.customers import customer_dict
 from crm_core.sales import pool as svc
+from wxapp import exports
 from wxapp.api import bp
 from wxapp.openapi import Model, PageQuery, api
 
@@ -20,6 +21,14 @@ class PoolQuery(PageQuery):
 def pool_list(query: PoolQuery):
     items, total = svc.pool_customers(g.actor, query.q, query.page, query.per_page)
     return {"items": items, "total": total, "settings": svc.settings(g.actor.org_id)}
+
+
+exports.register(bp, api, "/customer-pool", "公海客户", "customer", PoolQuery,
+                 lambda actor, q=None, page=1, per_page=20: svc.pool_customers(actor, q, page, per_page), list, [
+                     exports.Column("name", "客户名称"), exports.Column("industry", "行业"), exports.Column("address", "地址"),
+                     exports.Column("phone", "电话（领取后可见）"), exports.Column("trading", "交易客户", "yes_no"),
+                     exports.Column("last_holder", "上一位负责人"), exports.Column("why", "进入公海原因"),
+                     exports.Column("in_pool_since", "进入公海时间", "time")])
 
 
 @api.operation(bp, "/customer-pool/<int:customer_id>/claim", "POST", summary="领取: take a customer from the pool",

@@ -206,7 +206,7 @@ def team_calendar(query: CalendarQuery):
 exports.register(bp, api, "/checkins", "移动签到", "checkin", CheckinQuery, svc.list_checkins,
                  lambda rows: [svc.to_dict(c) for c in rows], [
                      exports.Column("employee_id", "职员", "employee"), exports.Column("kind", "类型", "label:checkin_kind"),
-                     exports.Column("client_time", "时间"), exports.Column("customer_id", "客户", "customer"),
+                     exports.Column("client_time", "时间", "time"), exports.Column("customer_id", "客户", "customer"),
                      exports.Column("distance_m", "距离(米)"), exports.Column("status", "状态", "label:checkin_status"),
                      exports.Column("flags", "标记", "list"), exports.Column("lat", "纬度"), exports.Column("lng", "经度")],
                  exclude=("coord_system",))

@@ -30,6 +30,7 @@ NAV = [
     ("客户细分", "console.segments", "customer", "view"),
     ("线索", "console.leads", "lead", "view"),
     ("商机", "console.opportunities", "opportunity", "view"),
+    ("活动", "console.activities", "activity", "view"),
     ("待我审批", "console.approvals_inbox", None, None),
     ("工作计划", "console.plans", "activity", "view"),
     ("销售分析", "console.sales_analysis", "opportunity", "view"),
@@ -121,32 +122,18 @@ def customers():
 @bp.get("/outbox")
 @console_login_required
 def outbox():
-    from sqlalchemy import select
+    from crm_core import outbox as outbox_service
+    from wxapp.api.outbox import recipient_names
 
-    from crm_core.outbox import OutboxMessage
+    status = request.args.get("status") if request.args.get("status") in ("pending", "sending", "sent", "failed") else None
+    from wxapp.pages import form_int
 
+    page = max(1, min(form_int(request.args.get("page")) or 1, 10_000))
     try:
-        g.actor.require("outbox", "view")
+        rows, total = outbox_service.list_messages(g.actor, status=status, page=page, per_page=50)
     except DomainError as exc:
         return render_template("console/denied.html", message=exc.message), exc.status
-    status = request.args.get("status") or None
-    stmt = select(OutboxMessage).where((OutboxMessage.org_id == g.actor.org_id) | OutboxMessage.org_id.is_(None))
-    if status in ("pending", "sending", "sent", "failed"):
-        stmt = stmt.where(OutboxMessage.status == status)
-    rows = db.session.scalars(stmt.order_by(OutboxMessage.id.desc()).limit(100)).all()
-    return render_template("console/outbox.html", rows=rows, status=status, names=_recipient_names(rows))
-
-
-def _recipient_names(rows) -> dict[int, str]:
-    """Who each message is for, as a person reads it: the employee's name for staff notices, the
-    follower's name (bound contact, else 微信用户…) for WeChat messages, else the address as is."""
-    from crm_core.org.organization import employee_names
-    from crm_core.wechat.followers import display_names
-
-    staff = employee_names(int(m.recipient) for m in rows if m.channel == "staff" and m.recipient.isdigit())
-    wechat = display_names(m.recipient for m in rows if m.channel.startswith("wechat"))
-    return {m.id: (staff.get(int(m.recipient)) if m.channel == "staff" and m.recipient.isdigit() else
-                   wechat.get(m.recipient) if m.channel.startswith("wechat") else None) or m.recipient for m in rows}
+    return render_template("console/outbox.html", rows=rows, total=total, page=page, status=status, names=recipient_names(rows))
 
 
 from wxapp.console import (  # noqa: E402,F401  (the CRM, 在线客服, 公众号, 组织设置, 报价与合同, 审批 pages)

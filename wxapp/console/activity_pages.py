@@ -19,7 +19,7 @@ from wxapp.api.activities import ActivityIn, ActivityPatch
 from wxapp.auth import console_login_required
 from wxapp.console import bp
 from wxapp.forms import form_values, text_fields
-from wxapp.pages import act, denied
+from wxapp.pages import act, denied, form_int
 
 LABELS_ = {"subject": "主题", "kind": "类型", "planned_start": "计划开始", "planned_end": "计划结束", "result": "结果",
            "assignee_id": "执行人"}
@@ -102,3 +102,36 @@ def activity_move(activity_id: int):
 
     return act(move, lambda: "活动状态已更新。", url_for("console.activity_page", activity_id=activity_id))
 
+
+
+@bp.get("/activities")
+@console_login_required
+def activities():
+    """活动: every activity the user's scope covers — filtered by status, who does it and the planned day (China time),
+    the same filters the 导出 links carry to the API's export."""
+    from datetime import date
+
+    from crm_core.customers.customers import customer_names
+
+    args = request.args
+    status = args.get("status") if args.get("status") in LABELS["activity_status"] else None
+    assignee_id = form_int(args.get("assignee_id"))
+    days = {}
+    for key in ("date_from", "date_to"):
+        try:
+            days[key] = date.fromisoformat(args[key]) if args.get(key) else None
+        except ValueError:
+            days[key] = None
+    page = max(1, min(form_int(args.get("page")) or 1, 10_000))
+    try:
+        rows, total = svc.list_activities(g.actor, status=status, assignee_id=assignee_id, page=page, per_page=20, **days)
+    except DomainError as exc:
+        return denied(exc)
+    people = list(db.session.scalars(select(Employee).where(Employee.org_id == g.actor.org_id, Employee.active.is_(True))
+                                     .order_by(Employee.name)))
+    filters = {k: v for k, v in {"status": status, "assignee_id": assignee_id,
+                                 **{k: d.isoformat() for k, d in days.items() if d}}.items() if v}
+    return render_template("console/activities.html", rows=rows, total=total, page=page, filters=filters,
+                           people=people, names=employee_names(r.assignee_id or r.owner_id for r in rows),
+                           customers=customer_names(r.customer_id for r in rows),
+                           kinds=LABELS["activity_kind"], statuses=LABELS["activity_status"])

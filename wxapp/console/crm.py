@@ -8,7 +8,7 @@ from sqlalchemy import select
 from crm_core.customers import collision
 from crm_core.customers import customers as customer_service
 from crm_core.customers.models import CollisionRule, Customer
-from crm_core.db import db, paginate
+from crm_core.db import db
 from crm_core.errors import DomainError
 from crm_core.labels import LABELS
 from crm_core.org.organization import employee_names
@@ -18,7 +18,7 @@ from crm_core.sales import opportunities as opp_service
 from crm_core.sales.models import Opportunity
 from wxapp.auth import console_login_required
 from wxapp.console import bp
-from wxapp.pages import act, denied
+from wxapp.pages import act, denied, form_int
 
 LEAD_STATUS = {"new": "新线索", "working": "跟进中", "converted": "已转换", "closed": "已关闭"}
 SOURCE_LABELS = LABELS["source"]
@@ -232,25 +232,15 @@ def save_collision_rule():
 def followers():
     """微信粉丝: who follows the account, from which scene, bound to which contact."""
     from crm_core.wechat import followers as follower_service
-    from crm_core.wechat.models import Follower
+    from crm_core.wechat import tags
     from wxapp.config import wechat_appid
 
+    q = request.args.get("q", "").strip()[:64]
+    tag_id = form_int(request.args.get("tag_id"))
     try:
-        g.actor.require("follower", "view")
+        rows, total = follower_service.list_followers(g.actor, wechat_appid(), q=q or None, tag_id=tag_id, page=_page(), per_page=50)
     except DomainError as exc:
         return _denied(exc)
-    from sqlalchemy import select
-
-    from crm_core.wechat import tags
-    from crm_core.wechat.models import FollowerTagLink
-
-    q = request.args.get("q", "").strip()[:64]
-    raw = request.args.get("tag_id", "")
-    tag_id = int(raw) if raw.isascii() and raw.isdecimal() and len(raw) < 10 else None
-    stmt = follower_service.search(wechat_appid(), q or None)
-    if tag_id:
-        stmt = stmt.where(Follower.id.in_(select(FollowerTagLink.follower_id).where(FollowerTagLink.tag_id == tag_id)))
-    rows, total = paginate(stmt, Follower.id.desc(), page=_page(), per_page=50)
     return render_template("console/followers.html", rows=rows, total=total, q=q, tag_id=tag_id,
                            names=follower_service.display_names(f.openid for f in rows),
                            tags=tags.list_tags(wechat_appid()), tags_of=tags.tags_of([f.id for f in rows]),

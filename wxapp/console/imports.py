@@ -117,7 +117,7 @@ def import_result(import_id: int):
     return file_response(data, name, svc.XLSX)
 
 
-@bp.get("/exports/<name>")
+@bp.get("/exports/<path:name>")
 @console_login_required
 def export_list(name: str):
     """导出 from a console list: the JSON API's own export of that list (``wxapp.exports.register``), with the

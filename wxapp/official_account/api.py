@@ -11,7 +11,8 @@ from crm_core import outbox as outbox_service
 from crm_core.db import paginate
 from crm_core.outbox import OutboxMessage
 from crm_core.wechat import followers
-from crm_core.wechat.models import Follower, InboundMessage
+from crm_core.wechat.models import InboundMessage
+from wxapp import exports
 from wxapp.api import bp
 from wxapp.config import wechat_appid
 from wxapp.official_account import fastpath, held
@@ -57,16 +58,17 @@ class FollowerQuery(PageQuery):
 @api.operation(bp, "/wechat/followers", "GET", summary="Followers (粉丝), searchable", tags=("wechat",),
                query=FollowerQuery, response=page_of(FollowerOut))
 def list_followers(query: FollowerQuery):
-    g.actor.require("follower", "view")
-    from crm_core.wechat import tags
-    from crm_core.wechat.models import FollowerTagLink
+    rows, total = followers.list_followers(g.actor, wechat_appid(), **query.model_dump(exclude={"page", "per_page"}),
+                                           page=query.page, per_page=query.per_page)
+    return {"items": followers.follower_rows(rows), "total": total}
 
-    stmt = followers.search(wechat_appid(), query.q, query.subscribed)
-    if query.tag_id:
-        stmt = stmt.where(Follower.id.in_(select(FollowerTagLink.follower_id).where(FollowerTagLink.tag_id == query.tag_id)))
-    rows, total = paginate(stmt, Follower.id.desc(), page=query.page, per_page=query.per_page)
-    named = tags.tags_of([f.id for f in rows])
-    return {"items": [{**followers.follower_dict(f), "tags": named.get(f.id, [])} for f in rows], "total": total}
+
+exports.register(bp, api, "/wechat/followers", "微信粉丝", "follower", FollowerQuery,
+                 lambda actor, **kw: followers.list_followers(actor, wechat_appid(), **kw), followers.follower_rows, [
+                     exports.Column("display_name", "粉丝"), exports.Column("openid", "OpenID"),
+                     exports.Column("subscribed", "关注中", "yes_no"), exports.Column("first_subscribed_at", "首次关注", "time"),
+                     exports.Column("first_scene", "来源场景"), exports.Column("customer_id", "客户", "customer"),
+                     exports.Column("tags", "标签", "list"), exports.Column("last_interaction_at", "最近互动", "time")])
 
 
 @api.operation(bp, "/wechat/followers/<openid>", "GET", summary="One follower", tags=("wechat",), response=FollowerOut)

@@ -155,13 +155,24 @@ def close_ticket(ticket_id: int):
 class WorkOrderQuery(PageQuery):
     per_page: int = Field(default=20, ge=1, le=100)
     open_only: bool = True
+    mine: bool = Field(default=True, description="false: every work order within the caller's data scope (the dispatcher's view)")
 
 
-@api.operation(bp, "/work-orders", "GET", summary="My work orders (main engineer or collaborator)", tags=("work-orders",),
-               query=WorkOrderQuery)
+@api.operation(bp, "/work-orders", "GET", summary="My work orders (main engineer or collaborator), or all within scope",
+               tags=("work-orders",), query=WorkOrderQuery)
 def my_work_orders(query: WorkOrderQuery):
-    rows, total = queries.my_work_orders(g.actor, open_only=query.open_only, page=query.page, per_page=query.per_page)
+    rows, total = queries.my_work_orders(g.actor, open_only=query.open_only, mine=query.mine, page=query.page,
+                                         per_page=query.per_page)
     return {"items": queries.work_order_dicts(rows), "total": total}
+
+
+exports.register(bp, api, "/work-orders", "服务工单", "work_order", WorkOrderQuery, queries.my_work_orders, queries.work_order_rows, [
+    exports.Column("id", "派工单"), exports.Column("number", "反馈单号"), exports.Column("kind", "类型", "label:ticket_kind"),
+    exports.Column("status", "状态", "label:work_order_status"), exports.Column("customer_id", "客户", "customer"),
+    exports.Column("description", "问题"), exports.Column("engineer_id", "工程师", "employee"),
+    exports.Column("collaborator_names", "协作人", "list"), exports.Column("accepted_at", "接单时间", "time"),
+    exports.Column("arrived_at", "到达时间", "time"), exports.Column("completed_at", "完工时间", "time"),
+    exports.Column("summary", "完工说明"), exports.Column("fee_total", "收费合计"), exports.Column("income_total", "其他收入")])
 
 
 @api.operation(bp, "/work-orders/<int:wo_id>", "GET", summary="One work order", tags=("work-orders",))
@@ -360,5 +371,5 @@ def sla_report(query: ReportRange):
 exports.register(bp, api, "/tickets", "客户反馈", "ticket", TicketQuery, queries.list_tickets, queries.ticket_dicts, [
     exports.Column("number", "工单号"), exports.Column("kind", "类型", "label:ticket_kind"),
     exports.Column("status", "状态", "label:ticket_status"), exports.Column("customer_id", "客户", "customer"),
-    exports.Column("description", "描述"), exports.Column("product_name", "产品"), exports.Column("created_at", "提交时间"),
-    exports.Column("handler_id", "处理人", "employee"), exports.Column("completed_at", "完成时间")])
+    exports.Column("description", "描述"), exports.Column("product_name", "产品"), exports.Column("created_at", "提交时间", "time"),
+    exports.Column("handler_id", "处理人", "employee"), exports.Column("completed_at", "完成时间", "time")])

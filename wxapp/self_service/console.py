@@ -10,6 +10,7 @@ from crm_core.clock import local_today
 from crm_core.customers.models import Customer
 from crm_core.db import db
 from crm_core.errors import DomainError, ValidationFailed
+from crm_core.org.organization import employee_names
 from crm_core.org.permissions import get_visible
 from crm_core.org.settings import org_timezone
 from crm_core.service import queries, work_orders
@@ -113,15 +114,19 @@ def ticket_action(ticket_id: int):
 @bp.get("/service/work-orders")
 @console_login_required
 def my_work_orders():
+    """我的服务工单; a dispatcher also sees 全部派工单 (every work order of the scope: mine=0); 含已完成 adds the done ones."""
+    open_only = request.args.get("all") != "1"
+    mine = request.args.get("mine") != "0" or not g.actor.can("work_order", "dispatch")
     try:
-        rows, total = queries.my_work_orders(g.actor, open_only=request.args.get("all") != "1", page=_page())
+        rows, total = queries.my_work_orders(g.actor, open_only=open_only, mine=mine, page=_page())
     except DomainError as exc:
         return _denied(exc)
     items = []
     for wo in rows:
         t = db.session.get(Ticket, wo.ticket_id)
         items.append((wo, t, db.session.get(Customer, t.customer_id)))
-    return render_template("console/service_work_orders.html", items=items, total=total, kinds=svc.KIND_LABELS)
+    return render_template("console/service_work_orders.html", items=items, total=total, kinds=svc.KIND_LABELS,
+                           mine=mine, open_only=open_only, page=_page(), engineers=employee_names(wo.engineer_id for wo in rows))
 
 
 @bp.get("/service/work-orders/<int:wo_id>")
