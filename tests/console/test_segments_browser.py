@@ -63,3 +63,21 @@ def test_the_marketer_builds_a_segment_with_a_live_count_and_pushes_to_it(live_a
     page.goto(f"{base}/console/marketing/campaigns")
     assert "近十年的企业客户" in page.inner_text("select[name=segment_id]")
 
+    # 负责人 属于其中之一: the owners are picked by name from a list (several at once), not typed as ids
+    page.goto(f"{base}/console/segments")
+    page.click("#seg-add")
+    row = page.locator(".seg-row").nth(0)
+    row.locator(".seg-field").select_option(label="负责人")
+    row.locator(".seg-op").select_option(label="属于其中之一")
+    picker = row.locator("select.seg-value[multiple]")
+    options = picker.locator("option").evaluate_all("os => os.map(o => [o.value, o.textContent])")
+    assert len(options) >= 2 and all(not name.isdigit() for _, name in options)
+
+    def count(owner_ids):
+        return requests.post(f"{base}/api/v1/segments/count", headers=h, timeout=10, json={
+            "target": "customer", "match": "all", "conditions": [{"field": "owner_id", "op": "in", "value": owner_ids}]}).json()["count"]
+
+    owning = [(v, name) for v, name in options if count([int(v)]) > 0][:2]  # two owners who hold customers
+    assert len(owning) == 2, options
+    picker.select_option(label=[name for _, name in owning])
+    _count_becomes(page, str(count([int(v) for v, _ in owning])))  # both owners' customers, not one's

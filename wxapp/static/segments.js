@@ -18,7 +18,13 @@
     return e;
   }
   function valueInput(fs, op, value) {
-    if (op === 'empty' || (fs.choices && op !== 'in')) {
+    if (fs.choices && op === 'in') {  // 属于其中之一 of a closed list (owners, sources, months): pick several, no ids typed
+      var picked = (Array.isArray(value) ? value : String(value === undefined || value === null ? '' : value).split(',')).map(String);
+      var multi = el('select', { 'class': 'seg-value', 'aria-label': '值（可多选）', multiple: 'multiple', size: String(Math.min(fs.choices.length, 5)) });
+      fs.choices.forEach(function (c) { var o = el('option', { value: c[0] }, c[1]); if (picked.indexOf(c[0]) >= 0) o.selected = true; multi.appendChild(o); });
+      return multi;
+    }
+    if (op === 'empty' || fs.choices) {
       var sel = el('select', { 'class': 'seg-value', 'aria-label': '值' });
       var options = op === 'empty' ? [['true', '是'], ['false', '否']] : fs.choices;
       options.forEach(function (c) { var o = el('option', { value: c[0] }, c[1]); if (String(value) === c[0]) o.selected = true; sel.appendChild(o); });
@@ -55,7 +61,9 @@
   }
   function collect() {
     return Array.prototype.map.call(box.querySelectorAll('.seg-row'), function (r) {
-      return { field: r.querySelector('.seg-field').value, op: r.querySelector('.seg-op').value, value: r.querySelector('.seg-value').value };
+      var v = r.querySelector('.seg-value');
+      var value = v.multiple ? Array.prototype.map.call(v.selectedOptions, function (o) { return o.value; }).join(',') : v.value;
+      return { field: r.querySelector('.seg-field').value, op: r.querySelector('.seg-op').value, value: value };
     });
   }
   function changed() {
