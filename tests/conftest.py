@@ -85,6 +85,9 @@ def postgres_server():
 def redis_server():
     server = RedisServer()
     url = server.start()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...: each worker flushes a database of its own
+    if worker.startswith("gw") and url.rsplit("/", 1)[-1].isdigit():
+        url = f"{url.rsplit('/', 1)[0]}/{int(worker[2:]) % 15 + 1}"
     yield url
     server.stop()
 
