@@ -118,6 +118,18 @@ def wecom_user() -> User | None:
     return wecom.user_for(userid)
 
 
+def jssdk_client() -> str | None:
+    """Which JS-SDK the page's client runs: ``"wecom"`` inside 企业微信 (its user agent says ``wxwork``, next to
+    ``MicroMessenger``) when WeCom is configured, ``"wechat"`` inside WeChat, None elsewhere (and inside WeCom without
+    WeCom set up: the official account's signature is refused there) — then the pages use the browser's own APIs."""
+    ua = request.headers.get("User-Agent") or ""
+    if "wxwork" in ua.lower():
+        from wxapp import wecom
+
+        return "wecom" if wecom.configured() else None
+    return "wechat" if "MicroMessenger" in ua else None
+
+
 def staff_user_required(view):
     """Staff pages and calls: an employee signed in by WeCom OAuth, or a WeChat user (bound to an employee on the
     page). Inside WeCom (its user agent says ``wxwork``), with WeCom configured, pages go through WeCom OAuth."""

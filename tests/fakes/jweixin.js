@@ -7,8 +7,9 @@
   var ready = [], errors = [], state = null, calls = window.__wxCalls = [];
   window.wx = {
     config: function (c) {
-      calls.push(['config', c.jsApiList]);
-      fetch('/sandbox/jssdk/config', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      calls.push(['config', c.jsApiList, !!c.beta]);
+      // inside 企业微信 (its user agent says wxwork) the WeCom client checks it against the company's ticket
+      fetch(/wxwork/i.test(navigator.userAgent) ? '/sandbox/wecom/jssdk/config' : '/sandbox/jssdk/config', { method: 'POST', headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ appId: c.appId, timestamp: c.timestamp, nonceStr: c.nonceStr, signature: c.signature, url: location.href.split('#')[0] }) })
         .then(function (r) { return r.json(); }).then(function (r) {
           state = r.errMsg; calls.push(['config:result', r.errMsg]);

@@ -86,3 +86,29 @@ def test_the_sandbox_refuses_wrong_credentials_and_wecom_oauth_codes_work_once(w
     refused = stranger.get(back, timeout=5)
     assert refused.status_code == 403 and "仅限本企业成员" in refused.text
     assert stranger.post(f"{base}/h5/api/staff/work-orders/1/accept", json={}, timeout=5).status_code in (400, 401)
+
+
+def test_inside_wecom_the_js_sdk_is_signed_for_the_company_and_without_wecom_set_up_the_browser_is_used(wecom_app, tmp_path):
+    """wx.config inside 企业微信 (its user agent says wxwork next to MicroMessenger) is signed with the company's
+    jsapi_ticket and CorpID, which the sandbox's WeCom client accepts; the official account's would be refused there.
+    Inside WeCom with WeCom not configured, the pages do not load the JS-SDK (file input and browser location)."""
+    from tests.service.test_staff_workbench_browser import WXWORK_UA
+
+    page_url = f"{wecom_app.base}/h5/staff/work-orders/1"
+    c = requests.get(f"{wecom_app.base}/h5/api/jssdk-config", params={"url": page_url + "#x"},
+                     headers={"User-Agent": WXWORK_UA}, timeout=5).json()
+    assert c["appId"] == WECOM["WECOM_CORP_ID"] and c["beta"] is True and "chooseImage" in c["jsApiList"]
+    check = {k: c[k] for k in ("appId", "timestamp", "nonceStr", "signature")}
+    ok = requests.post(f"{wecom_app.base}/sandbox/wecom/jssdk/config", json={**check, "url": page_url}, timeout=5).json()
+    assert ok["errMsg"] == "config:ok"
+    tampered = requests.post(f"{wecom_app.base}/sandbox/wecom/jssdk/config", timeout=5,
+                             json={**check, "url": page_url + "?other=1"}).json()
+    assert tampered["errMsg"] == "config:fail,invalid signature"  # signed for another page
+
+    plain = _make_app(f"sqlite:///{tmp_path}/plain.db")  # no WECOM_* settings
+    with plain.app_context(), plain.test_request_context(headers={"User-Agent": WXWORK_UA}):
+        from wxapp.auth import jssdk_client
+
+        assert jssdk_client() is None
+    with plain.test_request_context(headers={"User-Agent": WXWORK_UA.replace("wxwork/4.1.20 ", "")}):
+        assert jssdk_client() == "wechat"

@@ -243,44 +243,53 @@ def _staff(ctx, base, openid: str, username: str, path: str = "/h5/staff/"):
     return page
 
 
+def _register_colliding_then_new(page, name: str, phone: str) -> None:
+    """客户备案 from the phone: 李娜's customer collides (masked hit, refused), a new one is saved with its contact."""
+    page.click("#new-customer")
+    page.fill("#name", "浙江钱塘物流股份有限公司")  # 李娜's customer
+    page.fill("#phone", "0571-85003456")
+    page.dispatch_event("#phone", "change")
+    page.wait_for_selector("#collisions:has-text('撞单，不能备案')")
+    assert "浙江钱塘物流股份有限公司" not in page.inner_text("#collisions")  # masked: only the owner shows
+    page.fill("#contact_name", "徐丽")
+    page.click("#save-customer")
+    page.wait_for_selector("#toast:has-text('撞单')")
+    page.fill("#name", name)
+    page.fill("#phone", phone)
+    page.fill("#contact_name", "沈工")
+    page.click("#save-customer")
+    page.wait_for_selector("#contacts:has-text('沈工')")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def _visit_at_the_site_and_advance(page, base) -> None:
+    """A visit logged at 西湖茶业 with its check-in unlocks the opportunity's next stage, advanced from the phone."""
+    page.goto(f"{base}/h5/staff/customers?q=西湖茶业")
+    page.click("#customers a")
+    page.click("#opportunities a:has-text('茶厂车间净水改造')")
+    page.wait_for_selector(".stage-todo .missing")
+    assert "需要至少一项已完成的活动" in page.inner_text("#stages")
+    page.click("#log-visit")
+    page.select_option("#visit-contact", label="陈建国")
+    page.fill("#result", "客户确认车间净水需求，下周报方案")
+    page.click("#save-visit")
+    page.wait_for_selector("#visit-state:has-text('已签到')")
+    page.wait_for_selector("#stages")  # back on the opportunity
+    page.select_option("#contact", label="陈建国")
+    page.wait_for_selector("#toast:has-text('已保存联系人')")
+    page.wait_for_selector(".stage-todo .go")
+    page.click(".stage-todo .go >> nth=0")
+    page.wait_for_selector(".stage-current:has-text('需求确认')")
+
+
 def test_the_salespersons_day_and_the_managers_approval_on_the_phone(live, browser):
     base = live.url
     zhang_ctx, manager_ctx = phone_context(browser, located=True), phone_context(browser)
     try:
         page = _staff(zhang_ctx, base, "oWbZhangPh01", "sales.zhang")
         page.click("#entry-customers")
-        page.click("#new-customer")
-        page.fill("#name", "浙江钱塘物流股份有限公司")  # 李娜's customer
-        page.fill("#phone", "0571-85003456")
-        page.dispatch_event("#phone", "change")
-        page.wait_for_selector("#collisions:has-text('撞单，不能备案')")
-        assert "浙江钱塘物流股份有限公司" not in page.inner_text("#collisions")  # masked: only the owner shows
-        page.fill("#contact_name", "徐丽")
-        page.click("#save-customer")
-        page.wait_for_selector("#toast:has-text('撞单')")
-        page.fill("#name", "杭州之江新材料有限公司")
-        page.fill("#phone", "0571-81112222")
-        page.fill("#contact_name", "沈工")
-        page.click("#save-customer")
-        page.wait_for_selector("#contacts:has-text('沈工')")
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-
-        page.goto(f"{base}/h5/staff/customers?q=西湖茶业")
-        page.click("#customers a")
-        page.click("#opportunities a:has-text('茶厂车间净水改造')")
-        page.wait_for_selector(".stage-todo .missing")
-        assert "需要至少一项已完成的活动" in page.inner_text("#stages")
-        page.click("#log-visit")
-        page.select_option("#visit-contact", label="陈建国")
-        page.fill("#result", "客户确认车间净水需求，下周报方案")
-        page.click("#save-visit")
-        page.wait_for_selector("#visit-state:has-text('已签到')")
-        page.wait_for_selector("#stages")  # back on the opportunity
-        page.select_option("#contact", label="陈建国")
-        page.wait_for_selector("#toast:has-text('已保存联系人')")
-        page.wait_for_selector(".stage-todo .go")
-        page.click(".stage-todo .go >> nth=0")
-        page.wait_for_selector(".stage-current:has-text('需求确认')")
+        _register_colliding_then_new(page, "杭州之江新材料有限公司", "0571-81112222")
+        _visit_at_the_site_and_advance(page, base)
 
         page.goto(f"{base}/h5/staff/customers?q=未来酒店")
         page.click("#customers a")
@@ -340,7 +349,7 @@ def test_the_salespersons_day_and_the_managers_approval_on_the_phone(live, brows
 
 WECOM = {"WECOM_CORP_ID": "wwsandboxcorp01", "WECOM_AGENT_ID": "1000002", "WECOM_SECRET": "sandbox-wecom-secret"}
 WXWORK_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-             "Mobile/15E148 wxwork/4.1.20 NetType/WIFI Language/zh")
+             "Mobile/15E148 wxwork/4.1.20 MicroMessenger/7.0.1 NetType/WIFI Language/zh")  # as WeCom on an iPhone sends it
 
 
 @pytest.fixture
@@ -349,17 +358,37 @@ def live_wecom(tmp_path):
     yield from _demo_server(tmp_path, **WECOM)
 
 
-def test_the_engineers_day_with_wecom_identity(live_wecom, browser):
+def test_the_engineers_day_with_wecom_identity(live_wecom, browser, tmp_path):
     """The dispatch notice is a WeCom app card; 详情 opens the work order inside WeCom, signed in by WeCom OAuth
-    (no password, no binding); accept, arrive, record and complete as in WeChat."""
+    (no password, no binding); the JS-SDK is signed with the company's ticket (not the official account's), the photo
+    goes through chooseImage/uploadImage, the customer signs, the order completes — and the customer's WeChat shows
+    the completion and the rating invitation."""
     base = live_wecom.url
-    dispatcher = token(base, "service.dispatcher")
-    customer = next(c for c in http(base, "GET", "/api/v1/customers?per_page=100", dispatcher)["items"] if c["name"] == "杭州西湖茶业有限公司")
-    ticket = http(base, "POST", "/api/v1/tickets", dispatcher, {"customer_id": customer["id"], "kind": "consultation",
-                                                                "description": "滤芯更换咨询，需上门查看"})
-    wo_id = _dispatch(base, ticket["id"])
-    ctx = phone_context(browser, located=True, user_agent=WXWORK_UA)
+    customer = phone_context(browser)
+    from crm_core.geo import from_wgs84
+
+    ctx = phone_context(browser, user_agent=WXWORK_UA)  # inside WeCom the JS-SDK locates (GCJ-02), at 西湖茶业
+    lat, lng = from_wgs84(WEST_LAKE_FIX["latitude"], WEST_LAKE_FIX["longitude"], "gcj02")
+    ctx.add_init_script(f"window.__wxLocation = {{latitude: {lat}, longitude: {lng}, accuracy: 20}};")
+    ctx.route("https://res.wx.qq.com/open/js/jweixin-1.6.0.js",
+              lambda route: route.fulfill(body=FAKE_JSSDK.read_text(encoding="utf-8"), content_type="application/javascript"))
     try:
+        cust_sim = customer.new_page()
+        cust_sim.goto(base + "/sandbox/phone")
+        cust_sim.fill("#openid", "oWbCustWecom1")
+        cust_sim.dispatch_event("#openid", "change")
+        cust_sim.click("#follow")
+        cust_sim.wait_for_selector(".passive")
+        cust_page = customer.new_page()
+        verify_on_phone(cust_page, base, "oWbCustWecom1")
+        cust_page.click("text=在线报修")
+        cust_page.wait_for_selector("#product option:nth-child(2)", state="attached")
+        cust_page.fill("#description", "净水器滤芯报警")
+        cust_page.click("#submit")
+        cust_page.wait_for_selector("#timeline")
+        ticket_id = int(cust_page.url.rsplit("/", 1)[1])
+        wo_id = _dispatch(base, ticket_id)
+
         phone = ctx.new_page()
         phone.goto(f"{base}/sandbox/wecom/phone?userid=service.engineer")
         card = phone.locator(".wecom-card", has_text="新服务工单")
@@ -369,17 +398,36 @@ def test_the_engineers_day_with_wecom_identity(live_wecom, browser):
         page = opened.value
         page.wait_for_selector("#first-steps")  # through WeCom OAuth, straight to the work order
         assert page.url.endswith(f"/h5/staff/work-orders/{wo_id}")
+        _until(page, "(window.__wxCalls || []).some(c => c[0] === 'config:result')")
+        calls = page.evaluate("window.__wxCalls")
+        assert ["config:result", "config:ok"] in calls  # the company's signature, which WeCom accepts
+        assert next(c for c in calls if c[0] == "config")[2] is True  # beta: WeCom's JS-SDK
         page.click("#accept")
         page.wait_for_selector("#accepted")
         page.click("#arrive")
         page.wait_for_selector("#arrived")
         page.fill("#note", "上门查看，滤芯已到更换周期，已更换")
+        page.click(".wb-pick")
+        _until(page, "window.__wxCalls.some(c => c[0] === 'uploadImage')")
+        page.wait_for_selector("#thumbs img")
         page.click("#save-record")
         page.wait_for_selector("#records .wb-rec:has-text('已到更换周期')")
         page.fill("#summary", "已更换滤芯")
+        _sign(page)
+        page.fill("#signer", "陈建国")
         page.click("#complete")
         page.wait_for_selector("#wo-status:has-text('已完成')")
+        page.wait_for_selector("#records .signature:has-text('完工确认') img")
+        page.reload()  # the photo was downloaded from WeChat's side by its media id
+        page.wait_for_selector("#records .wb-rec:has-text('已到更换周期') .wb-thumbs img")
+
+        cust_sim.bring_to_front()  # the customer's WeChat: the completion and the rating invitation
+        cust_sim.wait_for_selector(".msg:has-text('请为本次服务评分')")
+        cust_page.goto(f"{base}/h5/service/tickets/{ticket_id}")
+        cust_page.wait_for_selector("#rate", state="visible")
+        assert "已完成" in cust_page.inner_text("#detail")
     finally:
+        customer.close()
         ctx.close()
     done = http(base, "GET", f"/api/v1/work-orders/{wo_id}", token(base, "service.engineer"))
     assert done["status"] == "completed" and done["arrived_at"]
@@ -409,7 +457,7 @@ def test_the_managers_approval_and_the_salespersons_win_with_wecom_identity(live
         page.close()
     finally:
         ctx.close()
-    ctx = phone_context(browser, user_agent=WXWORK_UA)  # 张伟's own phone
+    ctx = phone_context(browser, located=True, user_agent=WXWORK_UA)  # 张伟's own phone, at 西湖茶业
     try:
         phone = ctx.new_page()
         phone.goto(f"{base}/sandbox/wecom/phone?userid=sales.zhang")
@@ -421,6 +469,14 @@ def test_the_managers_approval_and_the_salespersons_win_with_wecom_identity(live
         page.wait_for_selector("#stages:has-text('已批准')")
         page.click("#win")
         page.wait_for_selector("#opp-status:has-text('已赢单')")
+        page.goto(f"{base}/h5/staff/customers")  # the rest of his day inside WeCom: 客户备案 and a visit at the site
+        _register_colliding_then_new(page, "杭州之江新材料有限公司", "0571-81112222")
+        _visit_at_the_site_and_advance(page, base)
     finally:
         ctx.close()
     assert http(base, "GET", f"/api/v1/opportunities/{opp['id']}", zhang)["status"] == "won"
+    visit = next(a for a in http(base, "GET", "/api/v1/activities?per_page=100", zhang)["items"]
+                 if (a.get("result") or "").startswith("客户确认车间净水需求"))
+    assert visit["status"] == "done"
+    assert any(c.get("activity_id") == visit["id"]  # tied to the check-in at the site
+               for c in http(base, "GET", "/api/v1/checkins?per_page=100", zhang)["items"])

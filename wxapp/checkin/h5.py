@@ -16,7 +16,7 @@ from crm_core.errors import NotAuthenticated
 from crm_core.field import checkins as svc
 from crm_core.org.auth import authenticate
 from crm_core.wechat import followers
-from wxapp.auth import staff_actor, staff_user_required, wechat_openid, wechat_user_required
+from wxapp.auth import jssdk_client, staff_actor, staff_user_required, wechat_openid, wechat_user_required
 from wxapp.checkin.api import CheckinIn, NearbyQuery
 from wxapp.config import wechat_appid
 from wxapp.extensions import login_throttle
@@ -32,10 +32,6 @@ def _actor():
     return actor
 
 
-def _is_wechat() -> bool:
-    return "MicroMessenger" in (request.headers.get("User-Agent") or "")
-
-
 @bp.get("/checkin")
 @staff_user_required
 def page():
@@ -44,7 +40,7 @@ def page():
 
     threshold = get_setting(actor.org_id, "checkin")["accuracy_threshold_m"] if actor else 200
     return render_template("h5/checkin.html", bound=actor is not None, name=actor.label if actor else None,
-                           in_wechat=_is_wechat(), accuracy_threshold=threshold)
+                           in_wechat=jssdk_client() is not None, accuracy_threshold=threshold)
 
 
 class StaffLogin(Model):

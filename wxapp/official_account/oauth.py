@@ -7,12 +7,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
 from pydantic import Field
-from wechatpy.exceptions import WeChatOAuthException
+from wechatpy.exceptions import WeChatClientException, WeChatOAuthException
 from wechatpy.oauth import WeChatOAuth
 
 from crm_core.errors import ValidationFailed
-from wxapp.auth import start_wechat_session, wechat_openid
+from wxapp.auth import jssdk_client, start_wechat_session, wechat_openid
 from wxapp.config import wechat_appid
+from wxapp.errors import error_response
 from wxapp.guards import safe_next
 from wxapp.openapi import Model, h5_api
 
@@ -87,15 +88,23 @@ class JssdkQuery(Model):
                  query=JssdkQuery, auth=False)
 @bp.get("/api/jssdk-config")
 def jssdk_config():
-    """``wx.config`` for a page URL (the fragment is removed before signing)."""
+    """``wx.config`` for a page URL (the fragment is removed before signing), signed for the client asking: the
+    official account's inside WeChat, the company's (CorpID, ``beta``) inside 企业微信."""
     from wxapp.official_account.client import get_client
 
     url = request.args.get("url", "")
     if not url.startswith(("http://", "https://")) or len(url) > 1000:
         raise ValidationFailed("url 必须是完整的页面地址。", fields={"url": "absolute http(s) URL required"})
-    client = get_client()
     noncestr, timestamp = secrets.token_hex(8), int(time.time())
-    signature = client.jsapi.get_jsapi_signature(noncestr, client.jsapi_ticket(), timestamp, _strip_fragment(url))
+    try:
+        if jssdk_client() == "wecom":  # inside 企业微信: the corp's jsapi_ticket and CorpID sign it (wx.config beta)
+            from wxapp import wecom
+
+            return jsonify(wecom.jssdk_config(_strip_fragment(url), noncestr, timestamp, JS_APIS))
+        client = get_client()
+        signature = client.jsapi.get_jsapi_signature(noncestr, client.jsapi_ticket(), timestamp, _strip_fragment(url))
+    except WeChatClientException as exc:
+        return error_response(502, "wechat_unavailable", f"微信接口暂时无法签名（{exc.errcode}），拍照和定位将使用浏览器功能。")
     return jsonify({"appId": client.appid, "timestamp": timestamp, "nonceStr": noncestr, "signature": signature,
                     "jsApiList": JS_APIS})
 

@@ -27,7 +27,7 @@ from crm_core.service import queries, work_orders
 from crm_core.service.models import StockItem, Ticket, WorkOrder
 from crm_core.service.tickets import WO_OPEN
 from wxapp import idempotency
-from wxapp.auth import staff_actor, staff_user_required
+from wxapp.auth import jssdk_client, staff_actor, staff_user_required
 from wxapp.openapi import h5_api, parse_json_body
 from wxapp.self_service.api import ArrivalIn, CompleteIn, RecordIn, arrive, complete
 
@@ -145,12 +145,8 @@ def work_order_page(actor: Actor, wo_id: int):
     return render_template("h5/staff/work_order.html", wo=w, t=t, customer=customer, contact=contact, site=site,
                            phone=ticket.contact_phone or (contact.phone if contact else None) or customer.phone,
                            stock=stock, open=wo.status in WO_OPEN, signature_needed=work_orders.signature_needed(wo),
-                           is_engineer=wo.engineer_id == actor.employee_id, in_wechat=_in_wechat(),
+                           is_engineer=wo.engineer_id == actor.employee_id, in_wechat=jssdk_client() is not None,
                            back=url_for("staff_h5.work_order_list"))
-
-
-def _in_wechat() -> bool:
-    return "MicroMessenger" in (request.headers.get("User-Agent") or "")
 
 
 def _json(data, status: int = 200):

@@ -72,6 +72,15 @@ def send_card(userid: str, title: str, description: str, url: str | None) -> str
     return str(res.get("msgid") or "") or None
 
 
+def jssdk_config(url: str, noncestr: str, timestamp: int, apis: list[str]) -> dict:
+    """``wx.config`` inside 企业微信: signed with the company's jsapi_ticket (cached by the client, 7,200 s), the
+    CorpID as appId and ``beta`` on, as WeCom's JS-SDK wants."""
+    c = client()
+    signature = c.jsapi.get_jsapi_signature(noncestr, c.jsapi.get_jsapi_ticket(), timestamp, url)
+    return {"appId": current_app.config["WECOM_CORP_ID"], "timestamp": timestamp, "nonceStr": noncestr,
+            "signature": signature, "jsApiList": apis, "beta": True}
+
+
 def wecom_userid(employee_id: int) -> str | None:
     from crm_core.org.models import Employee
 

@@ -89,6 +89,40 @@ def message_send():
     return jsonify({"errcode": 0, "errmsg": "ok", "invaliduser": invalid, "msgid": msgid})
 
 
+@bp.get("/cgi-bin/get_jsapi_ticket")
+def get_jsapi_ticket():
+    """The company's jsapi_ticket (WeCom's JS-SDK signature inside 企业微信)."""
+    bad = _token_ok()
+    if bad:
+        return _err(bad, "wecom_ticket")
+    ticket = "SBXW_TICKET_" + secrets.token_hex(8)
+    _record("wecom_ticket", {"ticket": ticket})
+    return jsonify({"errcode": 0, "errmsg": "ok", "ticket": ticket, "expires_in": 7200})
+
+
+@bp.post("/jssdk/config")
+def jssdk_config():
+    """``POST /sandbox/wecom/jssdk/config`` ({appId, timestamp, nonceStr, signature, url}): what the WeCom client checks
+    on ``wx.config`` — the CorpID, the page's domain, the signature against the tickets of the last two hours. Answers
+    ``config:ok`` or WeCom's ``config:fail`` wording (the tests' stand-in JS-SDK asks it inside 企业微信)."""
+    import hashlib
+
+    body = request.get_json(silent=True) or {}
+    if body.get("appId") != current_app.config.get("WECOM_CORP_ID"):
+        return jsonify({"errMsg": "config:fail,invalid corpid"})
+    url = str(body.get("url") or "").split("#")[0]
+    if not urlparse(url).netloc or urlparse(url).netloc != urlparse(current_app.config.get("PUBLIC_BASE_URL") or "").netloc:
+        return jsonify({"errMsg": "config:fail,invalid url domain"})
+    since = utcnow() - timedelta(seconds=7200)
+    for row in db.session.scalars(select(SandboxRecord).where(SandboxRecord.api == "wecom_ticket", SandboxRecord.created_at >= since)
+                                  .order_by(SandboxRecord.id.desc()).limit(50)):
+        raw = f"jsapi_ticket={row.payload['ticket']}&noncestr={body.get('nonceStr')}&timestamp={body.get('timestamp')}&url={url}"
+        if hashlib.sha1(raw.encode("utf-8")).hexdigest() == body.get("signature"):
+            _record("wecom_jssdk_config", {"url": url})
+            return jsonify({"errMsg": "config:ok"})
+    return jsonify({"errMsg": "config:fail,invalid signature"})
+
+
 @bp.get("/connect/oauth2/authorize")
 def authorize():
     """WeCom's authorize page: the member of the sandbox phone (``?userid=`` or its cookie) consents at once."""
