@@ -67,7 +67,8 @@ def _work_order(app) -> int:
     wo = work_orders.dispatch(dispatcher, t.id, [eng.id])
     with app.test_request_context():
         followers.bind_staff(wechat_appid(), "oBenchEngineer1", engineer_user)
-        for openid, login in (("oBenchManager01", "sales.manager"), ("oBenchDispatch1", "service.dispatcher")):
+        for openid, login in (("oBenchManager01", "sales.manager"), ("oBenchDispatch1", "service.dispatcher"),
+                             ("oBenchSales0001", "sales.zhang")):
             followers.bind_staff(wechat_appid(), openid, db.session.scalars(select(User).where(User.username == login)).one())
     _manager_pages_content(app)
     work_orders.add_record(load_actor(engineer_user), wo.id, {"note": "电话沟通，约明天上门"})
@@ -122,8 +123,13 @@ def _ids(app) -> dict:
     from crm_core.wechat.models import Conversation
     from materials.models import Material
 
+    from crm_core.customers.models import Customer
+    from crm_core.sales.models import Opportunity
+
     with app.app_context():
-        return {"material": db.session.scalar(select(Material.id)), "conversation": db.session.scalar(select(Conversation.id))}
+        tea = db.session.scalar(select(Customer.id).where(Customer.name == "杭州西湖茶业有限公司"))
+        return {"material": db.session.scalar(select(Material.id)), "conversation": db.session.scalar(select(Conversation.id)),
+                "opportunity": db.session.scalar(select(Opportunity.id).where(Opportunity.customer_id == tea)), "customer": tea}
 
 
 def measure(base: str, groups: list[tuple[str, list[str]]], repeat: int) -> dict:
@@ -193,7 +199,10 @@ def main() -> None:
                                        "/h5/staff/customers", f"/h5/staff/customers/{customer_id}", "/h5/checkin"]),
                   ("oBenchManager01", ["/h5/staff/approvals", "/h5/staff/today", "/h5/staff/team", "/h5/staff/reports",
                                        "/h5/staff/materials", f"/h5/staff/materials/{ids['material']}"]),
-                  ("oBenchDispatch1", ["/h5/staff/conversations", f"/h5/staff/conversations/{ids['conversation']}"])]
+                  ("oBenchDispatch1", ["/h5/staff/conversations", f"/h5/staff/conversations/{ids['conversation']}"]),
+                  # the salesperson 张伟: 客户备案, his customer with its opportunities, an opportunity, his calendar
+                  ("oBenchSales0001", ["/h5/staff/customers/new", f"/h5/staff/customers/{ids['customer']}",
+                                       f"/h5/staff/opportunities/{ids['opportunity']}", "/h5/staff/calendar"])]
         if args.only:
             groups = [(o, [p for p in ps if args.only in p]) for o, ps in groups]
         results = measure(base, groups, args.repeat)
