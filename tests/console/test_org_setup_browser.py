@@ -36,7 +36,7 @@ def _ok(page) -> str:
 
 
 def _customers_sheet(path) -> None:
-    """200 customers: 120 for 王小明, 80 for 李四; row 5 repeats row 4's phone (a collision in the file)."""
+    """201 rows: 121 for 王小明, 80 for 李四, of which row 5 repeats row 4's phone (a collision in the file): 200 import."""
     from openpyxl import Workbook
 
     wb = Workbook()
