@@ -309,6 +309,21 @@ def test_the_salespersons_day_and_the_managers_approval_on_the_phone(live, brows
         page.click("#win")
         page.wait_for_selector("#opp-status:has-text('已赢单')")
 
+        # 输单 from the phone: not without a reason; with one it is lost and the reason kept
+        zhang = token(base, "sales.zhang")
+        other = next(o for o in http(base, "GET", "/api/v1/opportunities?per_page=100", zhang)["items"]
+                     if o["name"] == "茶厂车间净水改造")  # advanced above, still open
+        page.goto(f"{base}/h5/staff/opportunities/{other['id']}")
+        page.click("#lose")
+        page.click("#confirm-lose")
+        page.wait_for_selector("#toast:has-text('原因')")
+        assert http(base, "GET", f"/api/v1/opportunities/{other['id']}", zhang)["status"] == "open"
+        page.fill("#lose-reason", "客户预算取消")
+        page.click("#confirm-lose")
+        page.wait_for_selector("#opp-status:has-text('已输单')")
+        lost = http(base, "GET", f"/api/v1/opportunities/{other['id']}", zhang)
+        assert lost["status"] == "lost" and lost["close_reason"] == "客户预算取消"
+
         # 今日计划: a task added to today, finished with its result; the daily plan written and submitted
         page.goto(f"{base}/h5/staff/")
         page.click("#entry-today-plan")
