@@ -32,6 +32,10 @@ def test_a_salesperson_shares_a_material_from_the_phone_and_sees_the_reach_and_t
     assert token in poster
     img = client.get(poster)
     assert img.status_code == 200 and img.mimetype == "image/png" and Image.open(io.BytesIO(img.data)).size[1] > 400
+    qr = re.search(r'id="qr" src="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert token in qr  # the QR carries my share token: a scan counts as my share
+    code = client.get(qr)
+    assert code.status_code == 200 and code.mimetype in ("image/png", "image/svg+xml") and len(code.data) > 200
     # the same link again: the same token (what it brings stays mine)
     again = phone.get(f"/h5/staff/materials/{published['id']}").get_data(as_text=True)
     assert f"?s={token}" in again
