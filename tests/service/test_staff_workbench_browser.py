@@ -3,6 +3,7 @@ opens it, accepts, checks in on arrival, records with a photo, collects the cust
 the customer's phone shows the completion and the rating invitation. And work typed offline is sent once."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -417,6 +418,12 @@ def test_the_engineers_day_with_wecom_identity(live_wecom, browser, tmp_path):
         calls = page.evaluate("window.__wxCalls")
         assert ["config:result", "config:ok"] in calls  # the company's signature, which WeCom accepts
         assert next(c for c in calls if c[0] == "config")[2] is True  # beta: WeCom's JS-SDK
+        assert re.match(r"SLA 剩余 \d", page.locator(".sla").first.inner_text())  # the countdown ticks
+        page.goto(f"{base}/h5/staff/work-orders?tab=today")  # 我的工单: the card with customer, product and SLA
+        card_text = page.inner_text(f"#wo-{wo_id}")
+        assert "杭州西湖茶业有限公司" in card_text and re.search(r"SLA 剩余 \d", card_text) and "待接单" in card_text
+        page.click(f"#wo-{wo_id}")
+        page.wait_for_selector("#first-steps")
         page.click("#accept")
         page.wait_for_selector("#accepted")
         page.click("#arrive")
