@@ -65,6 +65,7 @@ def _dispatch(base, ticket_id: int) -> int:
 
 
 def _sign(page, pad: str = "#pad") -> None:
+    page.locator(pad).scroll_into_view_if_needed()  # the mouse draws only where the screen shows the pad
     box = page.locator(pad).bounding_box()
     page.mouse.move(box["x"] + 30, box["y"] + 100)
     page.mouse.down()
@@ -424,16 +425,25 @@ def test_the_engineers_day_with_wecom_identity(live_wecom, browser, tmp_path):
         assert "杭州西湖茶业有限公司" in card_text and re.search(r"SLA 剩余 \d", card_text) and "待接单" in card_text
         page.click(f"#wo-{wo_id}")
         page.wait_for_selector("#first-steps")
+        _until(page, "(window.__wxCalls || []).some(c => c[1] === 'config:ok')")  # the JS-SDK locates the arrival
         page.click("#accept")
         page.wait_for_selector("#accepted")
         page.click("#arrive")
         page.wait_for_selector("#arrived")
         page.fill("#note", "上门查看，滤芯已到更换周期，已更换")
+        page.click("#add-part")  # one part from stock, and a spare machine beyond what is on hand (requested)
+        page.fill("#parts .line >> nth=0 >> .code", "LY-FILTER-1")
+        page.click("#add-part")
+        page.fill("#parts .line >> nth=1 >> .code", "LY-WP-100")
+        page.fill("#parts .line >> nth=1 >> .qty", "5")
         page.click(".wb-pick")
         _until(page, "window.__wxCalls.some(c => c[0] === 'uploadImage')")
         page.wait_for_selector("#thumbs img")
         page.click("#save-record")
         page.wait_for_selector("#records .wb-rec:has-text('已到更换周期')")
+        page.reload()
+        page.wait_for_selector(".wb-rec:has-text('WP100 复合滤芯 × 1（已预留）')")
+        page.wait_for_selector(".wb-rec:has-text('× 5（缺货，已申请）')")
         page.fill("#summary", "已更换滤芯")
         _sign(page)
         page.fill("#signer", "陈建国")
