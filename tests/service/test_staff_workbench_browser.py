@@ -37,9 +37,30 @@ def live(tmp_path):
     yield from _demo_server(tmp_path)
 
 
-def _repair_from_the_phone(page, base, tmp_path) -> int:
+def _follow(ctx, base, openid: str):
+    """The user's WeChat (the phone simulator): they follow the account; the page stays open to read what arrives."""
+    sim = ctx.new_page()
+    sim.goto(base + "/sandbox/phone")
+    sim.fill("#openid", openid)
+    sim.dispatch_event("#openid", "change")
+    sim.click("#follow")
+    sim.wait_for_selector(".passive")
+    return sim
+
+
+def _js_sdk_client(ctx) -> None:
+    """The context plays WeChat's/WeCom's client: its JS-SDK (the tests' stand-in) locates at 西湖茶业 in GCJ-02."""
+    from crm_core.geo import from_wgs84
+
+    lat, lng = from_wgs84(WEST_LAKE_FIX["latitude"], WEST_LAKE_FIX["longitude"], "gcj02")
+    ctx.add_init_script(f"window.__wxLocation = {{latitude: {lat}, longitude: {lng}, accuracy: 20}};")
+    ctx.route("https://res.wx.qq.com/open/js/jweixin-1.6.0.js",
+              lambda route: route.fulfill(body=FAKE_JSSDK.read_text(encoding="utf-8"), content_type="application/javascript"))
+
+
+def _repair_from_the_phone(page, base, tmp_path, openid: str = "oWbCustPhone1") -> int:
     """The customer (陈建国) verifies and asks for a repair on their phone: the ticket id."""
-    verify_on_phone(page, base, "oWbCustPhone1")
+    verify_on_phone(page, base, openid)
     page.click("text=在线报修")
     page.wait_for_selector("#product option:nth-child(2)", state="attached")
     page.fill("#description", "净水器不出水")
@@ -79,20 +100,10 @@ def test_the_engineers_day_on_the_phone_from_the_dispatch_notice_to_the_customer
     customer = phone_context(browser)
     engineer = phone_context(browser, located=True)  # at 西湖茶业
     try:
-        cust_sim = customer.new_page()  # the customer's WeChat: they follow the account first
-        cust_sim.goto(base + "/sandbox/phone")
-        cust_sim.fill("#openid", "oWbCustPhone1")
-        cust_sim.dispatch_event("#openid", "change")
-        cust_sim.click("#follow")
-        cust_sim.wait_for_selector(".passive")
+        cust_sim = _follow(customer, base, "oWbCustPhone1")  # the customer's WeChat: they follow the account first
         cust_page = customer.new_page()
         ticket_id = _repair_from_the_phone(cust_page, base, tmp_path)
-        sim = engineer.new_page()  # the engineer's WeChat: follows the account, signs in on the workbench once
-        sim.goto(base + "/sandbox/phone")
-        sim.fill("#openid", "oWbEngPhone1")
-        sim.dispatch_event("#openid", "change")
-        sim.click("#follow")
-        sim.wait_for_selector(".passive")
+        sim = _follow(engineer, base, "oWbEngPhone1")  # the engineer's WeChat: follows, signs in on the workbench once
         _bind_engineer(engineer, base, "oWbEngPhone1")
         wo_id = _dispatch(base, ticket_id)
         notice = sim.locator(".template", has_text="新服务工单")
@@ -193,15 +204,10 @@ def test_inside_wechat_the_page_uses_the_js_sdk_for_location_photos_and_the_map(
     """Inside WeChat (its user agent) the work order page loads the JS-SDK, signs wx.config (checked by the sandbox as
     the client would), locates with wx.getLocation (GCJ-02), takes photos with chooseImage/uploadImage (the server
     downloads them from the sandbox by media id) and navigates with wx.openLocation."""
-    from crm_core.geo import from_wgs84
-
     base = live.url
     customer = phone_context(browser)
     engineer = phone_context(browser, user_agent=WECHAT_UA)  # no browser geolocation: only the JS-SDK knows where it is
-    lat, lng = from_wgs84(WEST_LAKE_FIX["latitude"], WEST_LAKE_FIX["longitude"], "gcj02")
-    engineer.add_init_script(f"window.__wxLocation = {{latitude: {lat}, longitude: {lng}, accuracy: 20}};")
-    engineer.route("https://res.wx.qq.com/open/js/jweixin-1.6.0.js",
-                   lambda route: route.fulfill(body=FAKE_JSSDK.read_text(encoding="utf-8"), content_type="application/javascript"))
+    _js_sdk_client(engineer)
     try:
         ticket_id = _repair_from_the_phone(customer.new_page(), base, tmp_path)
         _bind_engineer(engineer, base, "oWbEngWx0001")
@@ -382,28 +388,12 @@ def test_the_engineers_day_with_wecom_identity(live_wecom, browser, tmp_path):
     the completion and the rating invitation."""
     base = live_wecom.url
     customer = phone_context(browser)
-    from crm_core.geo import from_wgs84
-
     ctx = phone_context(browser, user_agent=WXWORK_UA)  # inside WeCom the JS-SDK locates (GCJ-02), at 西湖茶业
-    lat, lng = from_wgs84(WEST_LAKE_FIX["latitude"], WEST_LAKE_FIX["longitude"], "gcj02")
-    ctx.add_init_script(f"window.__wxLocation = {{latitude: {lat}, longitude: {lng}, accuracy: 20}};")
-    ctx.route("https://res.wx.qq.com/open/js/jweixin-1.6.0.js",
-              lambda route: route.fulfill(body=FAKE_JSSDK.read_text(encoding="utf-8"), content_type="application/javascript"))
+    _js_sdk_client(ctx)
     try:
-        cust_sim = customer.new_page()
-        cust_sim.goto(base + "/sandbox/phone")
-        cust_sim.fill("#openid", "oWbCustWecom1")
-        cust_sim.dispatch_event("#openid", "change")
-        cust_sim.click("#follow")
-        cust_sim.wait_for_selector(".passive")
+        cust_sim = _follow(customer, base, "oWbCustWecom1")
         cust_page = customer.new_page()
-        verify_on_phone(cust_page, base, "oWbCustWecom1")
-        cust_page.click("text=在线报修")
-        cust_page.wait_for_selector("#product option:nth-child(2)", state="attached")
-        cust_page.fill("#description", "净水器滤芯报警")
-        cust_page.click("#submit")
-        cust_page.wait_for_selector("#timeline")
-        ticket_id = int(cust_page.url.rsplit("/", 1)[1])
+        ticket_id = _repair_from_the_phone(cust_page, base, tmp_path, "oWbCustWecom1")
         wo_id = _dispatch(base, ticket_id)
 
         phone = ctx.new_page()
