@@ -122,12 +122,16 @@ def jssdk_client() -> str | None:
     """Which JS-SDK the page's client runs: ``"wecom"`` inside 企业微信 (its user agent says ``wxwork``, next to
     ``MicroMessenger``) when WeCom is configured, ``"wechat"`` inside WeChat, None elsewhere (and inside WeCom without
     WeCom set up: the official account's signature is refused there) — then the pages use the browser's own APIs."""
-    ua = request.headers.get("User-Agent") or ""
-    if "wxwork" in ua.lower():
+    if in_wecom_client():
         from wxapp import wecom
 
         return "wecom" if wecom.configured() else None
-    return "wechat" if "MicroMessenger" in ua else None
+    return "wechat" if "MicroMessenger" in (request.headers.get("User-Agent") or "") else None
+
+
+def in_wecom_client() -> bool:
+    """The request comes from 企业微信's browser (its user agent says ``wxwork``)."""
+    return "wxwork" in (request.headers.get("User-Agent") or "").lower()
 
 
 def staff_user_required(view):
@@ -140,7 +144,7 @@ def staff_user_required(view):
             return view(*args, **kwargs)
         from wxapp import wecom
 
-        if (wecom.configured() and "wxwork" in (request.headers.get("User-Agent") or "").lower()
+        if (wecom.configured() and in_wecom_client()
                 and request.method == "GET" and not request.path.startswith("/h5/api/")):
             return redirect(url_for("wecom_oauth.start", next=request.full_path.rstrip("?")))
         return wechat_user_required(view)(*args, **kwargs)

@@ -560,24 +560,34 @@ def sandbox_jssdk_config():
     ``wx.config`` — the AppID, and the signature against every jsapi_ticket the sandbox issued in the last two hours
     (sha1 of ``jsapi_ticket=…&noncestr=…&timestamp=…&url=…``). Answers ``config:ok`` or, as WeChat,
     ``config:invalid signature`` / ``config:invalid url domain``. Tests' stand-in for the client's JS-SDK uses it."""
+    body = request.get_json(silent=True) or {}
+    refused, url = js_config_refusal(body, current_app.config.get("WECHAT_APPID"), "ticket")
+    if refused is None:
+        _record("jssdk_config", {"url": url})
+    return jsonify({"errMsg": {None: "config:ok", "appid": "config:fail,invalid appid", "domain": "config:invalid url domain",
+                               "signature": "config:invalid signature"}[refused]})
+
+
+def js_config_refusal(body: dict, app_id: str | None, ticket_api: str) -> tuple[str | None, str]:
+    """What a client's JS-SDK checks on ``wx.config`` (WeChat's and WeCom's alike): the app id, the page's domain
+    (``PUBLIC_BASE_URL``'s) and the signature — sha1 of ``jsapi_ticket=…&noncestr=…&timestamp=…&url=…`` — against
+    every ticket recorded under ``ticket_api`` in the last two hours. Answers (None, url) when accepted, else
+    ("appid" | "domain" | "signature", url)."""
     import hashlib
 
-    body = request.get_json(silent=True) or {}
-    if body.get("appId") != current_app.config.get("WECHAT_APPID"):
-        return jsonify({"errMsg": "config:fail,invalid appid"})
     url = str(body.get("url") or "").split("#")[0]
+    if body.get("appId") != app_id:
+        return "appid", url
     host = urlparse(url).netloc
     if not host or host != urlparse(current_app.config.get("PUBLIC_BASE_URL") or "").netloc:
-        return jsonify({"errMsg": "config:invalid url domain"})
+        return "domain", url
     since = utcnow() - timedelta(seconds=7200)
-    tickets = [r.payload.get("ticket") for r in db.session.scalars(select(SandboxRecord).where(
-        SandboxRecord.api == "ticket", SandboxRecord.created_at >= since).order_by(SandboxRecord.id.desc()).limit(50))]
-    for ticket in tickets:
-        raw = f"jsapi_ticket={ticket}&noncestr={body.get('nonceStr')}&timestamp={body.get('timestamp')}&url={url}"
+    for row in db.session.scalars(select(SandboxRecord).where(SandboxRecord.api == ticket_api, SandboxRecord.created_at >= since)
+                                  .order_by(SandboxRecord.id.desc()).limit(50)):
+        raw = f"jsapi_ticket={row.payload.get('ticket')}&noncestr={body.get('nonceStr')}&timestamp={body.get('timestamp')}&url={url}"
         if hashlib.sha1(raw.encode("utf-8")).hexdigest() == body.get("signature"):
-            _record("jssdk_config", {"url": url})
-            return jsonify({"errMsg": "config:ok"})
-    return jsonify({"errMsg": "config:invalid signature"})
+            return None, url
+    return "signature", url
 
 
 @bp.post("/media")

@@ -105,22 +105,13 @@ def jssdk_config():
     """``POST /sandbox/wecom/jssdk/config`` ({appId, timestamp, nonceStr, signature, url}): what the WeCom client checks
     on ``wx.config`` — the CorpID, the page's domain, the signature against the tickets of the last two hours. Answers
     ``config:ok`` or WeCom's ``config:fail`` wording (the tests' stand-in JS-SDK asks it inside 企业微信)."""
-    import hashlib
+    from wxapp.official_account.sandbox import js_config_refusal
 
-    body = request.get_json(silent=True) or {}
-    if body.get("appId") != current_app.config.get("WECOM_CORP_ID"):
-        return jsonify({"errMsg": "config:fail,invalid corpid"})
-    url = str(body.get("url") or "").split("#")[0]
-    if not urlparse(url).netloc or urlparse(url).netloc != urlparse(current_app.config.get("PUBLIC_BASE_URL") or "").netloc:
-        return jsonify({"errMsg": "config:fail,invalid url domain"})
-    since = utcnow() - timedelta(seconds=7200)
-    for row in db.session.scalars(select(SandboxRecord).where(SandboxRecord.api == "wecom_ticket", SandboxRecord.created_at >= since)
-                                  .order_by(SandboxRecord.id.desc()).limit(50)):
-        raw = f"jsapi_ticket={row.payload['ticket']}&noncestr={body.get('nonceStr')}&timestamp={body.get('timestamp')}&url={url}"
-        if hashlib.sha1(raw.encode("utf-8")).hexdigest() == body.get("signature"):
-            _record("wecom_jssdk_config", {"url": url})
-            return jsonify({"errMsg": "config:ok"})
-    return jsonify({"errMsg": "config:fail,invalid signature"})
+    refused, url = js_config_refusal(request.get_json(silent=True) or {}, current_app.config.get("WECOM_CORP_ID"), "wecom_ticket")
+    if refused is None:
+        _record("wecom_jssdk_config", {"url": url})
+    return jsonify({"errMsg": {None: "config:ok", "appid": "config:fail,invalid corpid", "domain": "config:fail,invalid url domain",
+                               "signature": "config:fail,invalid signature"}[refused]})
 
 
 @bp.get("/connect/oauth2/authorize")
