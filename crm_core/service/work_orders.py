@@ -79,13 +79,24 @@ def _share(object_type: str, object_id: int, employee_id: int, actor: Actor) -> 
 
 @service
 def dispatch(actor: Actor, ticket_id: int, engineer_ids: list[int] | None = None, *, auto: bool = False,
-             planned_at: datetime | None = None, note: str | None = None, public_url: str | None = None) -> WorkOrder:
+             planned_at: datetime | None = None, note: str | None = None, public_url: str | None = None,
+             append: bool = False) -> WorkOrder:
     """Dispatch as a work order to one or more engineers (the first is the main engineer;
-    the others collaborate). Without engineers and with ``auto``: least open work."""
+    the others collaborate). Without engineers and with ``auto``: least open work.
+
+    A ticket that already has an open work order takes another one only when the dispatcher says so
+    (``append``, 追加派工): two dispatchers who both saw a new ticket and picked different engineers
+    must not both send someone — the second is told who has it (409 ``already_dispatched``)."""
     actor.require("ticket", "dispatch")
     t = get_visible(actor, Ticket, ticket_id)
     if t.status not in OPEN_STATES:
         raise Conflict(f"工单当前为「{STAFF_LABELS[t.status]}」，不能派工。", code="illegal_transition")
+    open_now = _open_work_orders(t)
+    if open_now and not append:
+        names = "、".join(sorted({e.name for e in db.session.scalars(select(Employee).where(
+            Employee.id.in_([w.engineer_id for w in open_now])))}))
+        raise Conflict(f"这张工单已派给 {names}，请刷新后查看；如需再派一位工程师，请使用「追加派工」。",
+                       code="already_dispatched", extra={"engineers": names})
     ids = list(dict.fromkeys(engineer_ids or []))
     if not ids:
         if not auto:

@@ -415,7 +415,11 @@ def test_the_engineer_is_never_stuck(demo, client):
     # a duplicate work order (another engineer) is cancelled by the dispatcher; then the first completes the ticket
     t3 = ticket("重复派工")
     first = client.post(f"/api/v1/tickets/{t3}/dispatch", json={"engineer_ids": [engineer_id()]}, headers=disp).get_json()
-    dup = client.post(f"/api/v1/tickets/{t3}/dispatch", json={"engineer_ids": [engineer_id("赵磊")]}, headers=disp).get_json()
+    again = client.post(f"/api/v1/tickets/{t3}/dispatch", json={"engineer_ids": [engineer_id("赵磊")]}, headers=disp)
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "already_dispatched"
+    assert "郑强" in again.get_json()["error"]["message"] and "追加派工" in again.get_json()["error"]["message"]
+    dup = client.post(f"/api/v1/tickets/{t3}/dispatch", json={"engineer_ids": [engineer_id("赵磊")], "append": True},
+                      headers=disp).get_json()
     client.post(f"/api/v1/work-orders/{dup['id']}/records", json={"note": "到场"}, headers=staff(client, "service.engineer2"))
     from crm_core.org.models import User
     from crm_core.org.permissions import load_actor

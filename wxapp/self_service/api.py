@@ -87,13 +87,15 @@ class DispatchIn(Model):
     auto: bool = False
     planned_at: UtcDateTime | None = None
     note: str | None = Field(default=None, max_length=500)
+    append: bool = Field(default=False, description="追加派工: another work order on a ticket that already has an open one "
+                                                    "(without it: 409 already_dispatched)")
 
 
 @api.operation(bp, "/tickets/<int:ticket_id>/dispatch", "POST", summary="Dispatch as a work order (派工)", tags=("tickets",),
                body=DispatchIn, status=201)
 def dispatch_ticket(ticket_id: int, body: DispatchIn):
     wo = work_orders.dispatch(g.actor, ticket_id, body.engineer_ids, auto=body.auto, planned_at=body.planned_at, note=body.note,
-                      public_url=ticket_url(ticket_id))
+                              public_url=ticket_url(ticket_id), append=body.append)
     return queries.work_order_dict(wo)
 
 

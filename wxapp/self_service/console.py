@@ -87,7 +87,7 @@ def console_dispatch(ticket_id: int):
     ids = [int(x) for x in request.form.getlist("engineer_ids") if x.isdigit()]
     auto = request.form.get("auto") == "1"
     return _act(lambda: work_orders.dispatch(g.actor, ticket_id, ids, auto=auto or not ids, note=request.form.get("note") or None,
-                                     public_url=ticket_url(ticket_id)),
+                                             public_url=ticket_url(ticket_id), append=request.form.get("append") == "1"),
                 "已派工，工程师会收到通知。", url_for("console.ticket_detail", ticket_id=ticket_id))
 
 
