@@ -33,6 +33,30 @@ def test_a_budget_typed_5000_with_a_comma_is_saved_and_words_are_refused_keeping
     assert saved["budget"] == 5000.0
 
 
+def test_what_is_typed_before_the_page_script_runs_is_not_overwritten_by_the_refused_values(live_app, page):
+    """A slow phone: the refused form is back on screen and the user types into it before once.js has loaded
+    and put the refused values back. What they typed stays; the fields they did not touch are restored."""
+    base = live_app.url
+    login(page, base, "marketing.wang")
+    page.goto(f"{base}/console/marketing/campaigns")
+    page.fill("#campaign-form input[name=name]", "慢网络方案")
+    page.fill("#campaign-form input[name=goal]", "旧目标")
+    page.fill("#campaign-form input[name=budget]", "五千元")
+    held = []
+    page.route("**/static/once.js", lambda route: held.append(route))  # the script is held back until the user has typed
+    page.click("#campaign-form button[type=submit]")
+    page.wait_for_selector("[role=alert]")
+    page.fill("#campaign-form input[name=goal]", "新目标")
+    page.fill("#campaign-form input[name=budget]", "5,000")
+    assert held, "the page asked for once.js"
+    held[0].continue_()
+    page.unroute("**/static/once.js")
+    page.wait_for_selector("#campaign-form .field-error")  # the script ran: the refused field is marked
+    assert page.input_value("#campaign-form input[name=name]") == "慢网络方案"  # untouched: restored
+    assert page.input_value("#campaign-form input[name=goal]") == "新目标"
+    assert page.input_value("#campaign-form input[name=budget]") == "5,000"
+
+
 def test_primary_buttons_in_inline_forms_are_visible(live_app, page):
     base = live_app.url
     marketer = token(base, "marketing.wang")

@@ -48,6 +48,16 @@
     }
     return JSON.stringify(body === undefined ? null : body);
   }
+  function touched(el) {  /* changed since the page was parsed */
+    if (el.type === 'checkbox' || el.type === 'radio') { return el.checked !== el.defaultChecked; }
+    if (el.tagName === 'SELECT') {
+      var opts = Array.prototype.slice.call(el.options);
+      if (el.multiple) { return opts.some(function (o) { return o.selected !== o.defaultSelected; }); }
+      var first = opts.findIndex(function (o) { return o.defaultSelected; });
+      return el.selectedIndex !== (first < 0 ? 0 : first);
+    }
+    return 'defaultValue' in el && el.value !== el.defaultValue;
+  }
   /* a refused form comes back as it was sent, with the fields in error marked */
   var kept = document.getElementById('form-retry');
   if (kept) {
@@ -58,6 +68,7 @@
         Object.keys(retry.values || {}).forEach(function (name) {
           var els = target.querySelectorAll('[name="' + name + '"]'), vals = retry.values[name];
           els.forEach(function (el, i) {
+            if (touched(el)) { return; }  /* typed into before this script ran (a slow phone): what was typed wins */
             if (el.type === 'checkbox' || el.type === 'radio') { el.checked = vals.indexOf(el.value) >= 0; }
             else if (el.type !== 'file' && el.type !== 'hidden') { el.value = vals[Math.min(i, vals.length - 1)]; }
           });
