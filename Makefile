@@ -47,8 +47,8 @@ run: install
 
 ## make test: the whole suite (service-backed and browser tests skip with a reason when
 ## PostgreSQL, Redis or Chromium are missing; REQUIRE_SERVICES=1 turns skips into failures)
-## TEST_JOBS=1 runs it in one process (one file by one; -n 0 also turns xdist off)
-TEST_JOBS ?= 0
+## on both cores, file by file (pytest-xdist); TEST_JOBS=0 runs it in one process
+TEST_JOBS ?= 2
 test: install
 	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
