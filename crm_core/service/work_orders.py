@@ -92,6 +92,8 @@ def dispatch(actor: Actor, ticket_id: int, engineer_ids: list[int] | None = None
     if t.status not in OPEN_STATES:
         raise Conflict(f"工单当前为「{STAFF_LABELS[t.status]}」，不能派工。", code="illegal_transition")
     open_now = _open_work_orders(t)
+    if open_now and append and not engineer_ids:  # another engineer on purpose: which one is the dispatcher's choice
+        raise ValidationFailed("追加派工请选择工程师。", fields={"engineer_ids": "required"})
     if open_now and not append:
         names = "、".join(sorted({e.name for e in db.session.scalars(select(Employee).where(
             Employee.id.in_([w.engineer_id for w in open_now])))}))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.console.test_console_browser import login
 
@@ -67,24 +68,60 @@ def test_opportunity_stage_picture_and_blocked_advance(live_app, page):
 
 
 def test_collision_rule_settings(live_app, page):
-    login(page, live_app.url, "admin")
+    """撞单规则 as a form: fields picked by name with their comparison, a threshold out of range refused in words with
+    the form kept, a default rule edited in place — and the saved rule is the one the next save is checked against."""
+    import urllib.error
+
+    from tests.service.test_self_service_browser import http, token
+
+    base = live_app.url
+    login(page, base, "admin")
     page.click("nav >> text=撞单规则")
     page.wait_for_selector("#rules")
     assert page.locator("#rules tbody tr").count() == 3
+    assert "电话 · 电话" in page.inner_text("#rules")  # fields by their names, not phone:phone
     page.select_option("#object_type", "lead")
-    page.fill("#name", "线索邮箱重复")
-    page.fill("#fields", "email:exact")
+    page.fill("#name", "线索邮箱或公司相近")
+    fields = page.locator("#rule-fields tr.rule-field")
+    fields.nth(0).locator("select[name=field]").select_option(label="邮箱")
+    fields.nth(0).locator("select[name=method]").select_option("exact")
+    fields.nth(1).locator("select[name=field]").select_option(label="公司名称")
+    fields.nth(1).locator("select[name=method]").select_option("similar")
+    fields.nth(1).locator("input[name=threshold]").fill("1.5")
     page.check("input[name=targets][value=lead]")
     page.select_option("#action", "block")
     page.click("#new-rule button[type=submit]")
+    page.wait_for_selector(".err")
+    assert "第 2 个字段的相似度请填 0.3 到 1 之间的数" in page.inner_text(".err")
+    expect(page.locator("#name")).to_have_value("线索邮箱或公司相近")  # the refused form is back as it was typed
+    expect(fields.nth(1).locator("input[name=threshold]")).to_have_value("1.5")
+    assert page.locator("#rules tbody tr").count() == 3
+    fields.nth(1).locator("input[name=threshold]").fill("0.9")
+    page.click("#new-rule button[type=submit]")
     page.wait_for_selector(".ok")
     assert page.locator("#rules tbody tr").count() == 4
-    assert "线索邮箱重复" in page.inner_text("#rules")
-    page.fill("#fields", "shoe_size:exact")
+    row = page.locator("#rules tbody tr", has_text="线索邮箱或公司相近")
+    assert "邮箱 · 完全相同" in row.inner_text() and "公司名称 · 名称相似 ≥ 0.9" in row.inner_text()
+    assert "阻止保存" in row.inner_text()
+    # the rule works: a second lead with the same e-mail is refused
+    zhang = token(base, "sales.zhang")
+    assert http(base, "POST", "/api/v1/leads", zhang, {"name": "邮箱甲", "company": "甲公司", "email": "same@example.cn"})["id"]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        http(base, "POST", "/api/v1/leads", zhang, {"name": "邮箱乙", "company": "乙公司", "email": "same@example.cn"})
+    assert refused.value.code == 409 and "线索邮箱或公司相近" in refused.value.read().decode()
+
+    # a default rule edited in place: the customer rule's name comparison becomes 名称相似 ≥ 0.85
+    page.locator("#rules tbody tr", has_text="客户：电话或名称相同").locator("a.edit").click()
+    assert "编辑规则：客户：电话或名称相同" in page.inner_text("#rule-form h3")
+    expect(fields.nth(0).locator("select[name=field]")).to_have_value("customer.phone")
+    fields.nth(1).locator("select[name=method]").select_option("similar")
+    fields.nth(1).locator("input[name=threshold]").fill("0.85")
+    page.fill("#name", "客户：电话相同或名称相近")
     page.click("#new-rule button[type=submit]")
-    page.wait_for_selector(".err")
-    assert "撞单规则设置有误" in page.inner_text(".err")
+    page.wait_for_selector(".ok")
+    assert page.locator("#rules tbody tr").count() == 4
+    assert "客户名称 · 名称相似 ≥ 0.85" in page.locator("#rules tbody tr", has_text="客户：电话相同或名称相近").inner_text()
     # a salesperson has no access to the settings
     page.click("header button")
-    login(page, live_app.url, "sales.zhang")
+    login(page, base, "sales.zhang")
     assert "撞单规则" not in page.inner_text("nav")

@@ -72,5 +72,14 @@ def test_a_double_click_on_dispatch_makes_one_work_order_and_one_notice(live_app
             page.wait_for_load_state()
         detail = http(base, "GET", f"/api/v1/tickets/{ticket['id']}", dispatcher)
         assert len(detail["work_orders"]) == 1, detail["work_orders"]
+        # the page loaded afresh (Back without the browser's page cache does so): it now offers 追加派工, nobody ticked;
+        # sent as it is, it is refused — a second engineer is never sent by a repeated tap
+        page.goto(f"{base}/console/service/tickets/{ticket['id']}")
+        assert "追加派工" in page.inner_text("#dispatch-form")
+        assert page.locator("#dispatch-form input[name=engineer_ids]:checked").count() == 0
+        page.click("#dispatch-form button[type=submit]")
+        page.wait_for_selector("text=追加派工请选择工程师")
+        detail = http(base, "GET", f"/api/v1/tickets/{ticket['id']}", dispatcher)
+        assert len(detail["work_orders"]) == 1, detail["work_orders"]
     finally:
         ctx.close()

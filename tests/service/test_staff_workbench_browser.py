@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from crm_core.db import db
 from tests.conftest import LiveServer, _create_schema, _make_app
@@ -160,16 +161,24 @@ def test_the_engineers_day_on_the_phone_from_the_dispatch_notice_to_the_customer
         engineer.close()
 
 
+def _work_order_on_the_engineers_phone(customer, engineer, base, tmp_path, openid: str):
+    """The customer reports a repair from their phone, 郑强 binds ``openid`` and gets it dispatched: the work order's id,
+    the address that opens it on his phone, and his page with it open."""
+    ticket_id = _repair_from_the_phone(customer.new_page(), base, tmp_path)
+    _bind_engineer(engineer, base, openid)
+    wo_id = _dispatch(base, ticket_id)
+    url = f"{base}/h5/dev-login?openid={openid}&next=/h5/staff/work-orders/{wo_id}"
+    page = engineer.new_page()
+    page.goto(url)
+    page.wait_for_selector("#record-form")
+    return wo_id, url, page
+
+
 def test_a_record_typed_offline_is_kept_on_the_phone_and_sent_once_back_online(live, browser, tmp_path):
     base = live.url
     customer, engineer = phone_context(browser), phone_context(browser, located=True)
     try:
-        ticket_id = _repair_from_the_phone(customer.new_page(), base, tmp_path)
-        _bind_engineer(engineer, base, "oWbEngPhone2")
-        wo_id = _dispatch(base, ticket_id)
-        page = engineer.new_page()
-        page.goto(f"{base}/h5/dev-login?openid=oWbEngPhone2&next=/h5/staff/work-orders/{wo_id}")
-        page.wait_for_selector("#record-form")
+        wo_id, url, page = _work_order_on_the_engineers_phone(customer, engineer, base, tmp_path, "oWbEngPhone2")
         engineer.set_offline(True)  # in the lift, in the basement
         page.fill("#note", "地下室无信号，先记下：更换滤芯")
         page.click("#save-record")
@@ -180,6 +189,72 @@ def test_a_record_typed_offline_is_kept_on_the_phone_and_sent_once_back_online(l
         engineer_token = token(base, "service.engineer")
         records = http(base, "GET", f"/api/v1/work-orders/{wo_id}", engineer_token)["records"]
         assert [r["note"] for r in records] == ["地下室无信号，先记下：更换滤芯"]
+    finally:
+        customer.close()
+        engineer.close()
+
+
+_PAD_INKED = ("(sel) => { const c = document.querySelector(sel), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+              " for (let i = 0; i < d.length; i += 4) { if (d[i] < 128) return true; } return false; }")
+
+
+def test_a_closed_page_keeps_the_typed_record_and_the_signature_and_the_completion_is_sent_once_back_online(
+        live, browser, tmp_path):
+    """WeChat closes the page (a call comes in) after the engineer has typed the record with a part and a cost, the
+    summary and the customer's signature: reopened, all of it is back. The record is saved; the completion, tapped
+    offline with the signature, is kept on the phone and sent once when the network is back."""
+    base = live.url
+    customer, engineer = phone_context(browser), phone_context(browser, located=True)
+    try:
+        wo_id, url, page = _work_order_on_the_engineers_phone(customer, engineer, base, tmp_path, "oWbEngPhone3")
+        page.fill("#note", "更换密封圈两只")
+        page.fill("#minutes", "40")
+        page.click("#add-part")
+        page.fill("#parts .line .code", "LY-SEAL-1")
+        page.fill("#parts .line .qty", "2")
+        page.click("#add-fee")
+        page.select_option("#fees .line .kind", "fee")
+        page.fill("#fees .line .item", "停车费")
+        page.fill("#fees .line .amt", "15")
+        page.fill("#summary", "密封圈已更换，不再漏水")
+        page.fill("#signer", "王女士")
+        _sign(page)
+        page.close()
+
+        page = engineer.new_page()
+        page.goto(url)
+        page.wait_for_selector("#record-form")
+        expect(page.locator("#note")).to_have_value("更换密封圈两只")
+        assert page.input_value("#minutes") == "40"
+        assert page.input_value("#parts .line .code") == "LY-SEAL-1" and page.input_value("#parts .line .qty") == "2"
+        assert page.input_value("#fees .line .kind") == "fee" and page.input_value("#fees .line .item") == "停车费"
+        assert page.input_value("#fees .line .amt") == "15"
+        assert page.input_value("#summary") == "密封圈已更换，不再漏水" and page.input_value("#signer") == "王女士"
+        assert page.evaluate(_PAD_INKED, "#pad"), "the signature is drawn again"
+
+        page.click("#save-record")
+        page.wait_for_selector("#records .wb-rec:has-text('更换密封圈两只')")
+        page.wait_for_selector("#records .wb-rec:has-text('停车费')")
+        expect(page.locator("#note")).to_have_value("")  # the saved record's fields are empty after the reload ...
+        assert page.locator("#parts .line").count() == 0
+        expect(page.locator("#summary")).to_have_value("密封圈已更换，不再漏水")  # ... the completion is still there
+        assert page.evaluate(_PAD_INKED, "#pad")
+
+        engineer.set_offline(True)
+        page.click("#complete")
+        page.wait_for_selector("#offline-bar.show:has-text('1 项操作已保存在手机上')")
+        engineer.set_offline(False)
+        _until(page, "!document.getElementById('offline-bar').classList.contains('show')", 20)
+        engineer_token = token(base, "service.engineer")
+        wo = http(base, "GET", f"/api/v1/work-orders/{wo_id}", engineer_token)
+        assert wo["status"] == "completed"
+        assert [s["signer_name"] for s in wo["signatures"]] == ["王女士"]
+        notes = [r["note"] for r in wo["records"]]
+        assert notes.count("更换密封圈两只") == 1 and [p["code"] for p in wo["parts"]] == ["LY-SEAL-1"]
+        page.goto(url)
+        page.wait_for_selector("#records")
+        assert page.locator("#summary").count() == 0  # completed: no form, and no draft left behind
+        assert page.evaluate(f"localStorage.getItem('wxcrm-draft-wo-{wo_id}')") is None
     finally:
         customer.close()
         engineer.close()
@@ -249,6 +324,33 @@ def _staff(ctx, base, openid: str, username: str, path: str = "/h5/staff/"):
     page.click("#bind-btn")
     page.wait_for_selector(".wb-head")
     return page
+
+
+@pytest.mark.parametrize("client", ["browser", "wechat"])
+def test_nearby_lists_the_salespersons_customers_around_him_nearest_first(live, browser, client):
+    """附近 on 我的客户 at 西湖茶业: on a phone browser the position comes from the browser (WGS-84); inside WeChat,
+    where a page's geolocation has nothing, from wx.getLocation (GCJ-02). Either way 西湖茶业 heads the list, a few
+    metres away, and its row opens the customer."""
+    base = live.url
+    ctx = phone_context(browser, located=True) if client == "browser" else phone_context(browser, user_agent=WECHAT_UA)
+    if client == "wechat":
+        _js_sdk_client(ctx)
+    try:
+        page = _staff(ctx, base, f"oWbNearby{client[:2]}01", "sales.zhang", "/h5/staff/customers")
+        if client == "wechat":
+            _until(page, "(window.__wxCalls || []).some(c => c[0] === 'config:result')")
+        page.click("#nearby")
+        page.wait_for_selector("#customers a .weui-cell__ft:has-text('米')")
+        first = page.locator("#customers a").first
+        assert "杭州西湖茶业有限公司" in first.inner_text()
+        assert int(first.locator(".weui-cell__ft").inner_text().split()[0]) < 200
+        if client == "wechat":
+            assert ["getLocation", "gcj02"] in page.evaluate("window.__wxCalls")
+        first.click()
+        page.wait_for_selector("#opportunities")
+        assert "杭州西湖茶业有限公司" in page.inner_text(".wb-head")
+    finally:
+        ctx.close()
 
 
 def _register_colliding_then_new(page, name: str, phone: str) -> None:

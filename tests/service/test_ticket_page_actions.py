@@ -70,6 +70,10 @@ def test_the_dispatch_form_on_a_dispatched_ticket_appends_and_a_stale_one_is_tol
     assert db.session.scalar(select(func.count(WorkOrder.id)).where(WorkOrder.ticket_id == t["id"])) == 1
     fresh, token2 = open_page(second)
     assert 'name="append" value="1"' in fresh and "已派给 郑强" in fresh
+    r = second.post(f"/console/service/tickets/{t['id']}/dispatch", data={"csrf_token": token2, "append": "1"},
+                    follow_redirects=True)  # 追加派工 with nobody ticked is not an automatic second engineer
+    assert "追加派工请选择工程师" in r.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(WorkOrder.id)).where(WorkOrder.ticket_id == t["id"])) == 1
     r = second.post(f"/console/service/tickets/{t['id']}/dispatch",
                     data={"csrf_token": token2, "engineer_ids": [str(zhao)], "append": "1"}, follow_redirects=True)
     assert "已派工" in r.get_data(as_text=True)

@@ -166,6 +166,14 @@ def advance_opportunity(opp_id: int):
     return redirect(url_for("console.opportunity", opp_id=opp_id))
 
 
+COLLISION_METHODS = {"exact": "完全相同", "phone": "电话（去掉区号、空格后相同）", "company": "公司名（去掉“有限公司”等后相同）",
+                     "similar": "名称相似"}
+COLLISION_FIELD_LABELS = {"lead": {"name": "姓名", "company": "公司名称", "phone": "电话", "email": "邮箱", "address": "地址"},
+                          "customer": {"name": "客户名称", "phone": "电话", "email": "邮箱", "address": "地址"},
+                          "opportunity": {"name": "商机名称", "customer_id": "所属客户"}}
+RULE_FIELD_ROWS = 4  # the form's field rows (empty ones are skipped); no rule of the defaults uses more than two
+
+
 @bp.get("/settings/collision-rules")
 @console_login_required
 def collision_rules():
@@ -176,55 +184,87 @@ def collision_rules():
     collision.ensure_default_rules(g.actor.org_id)
     db.session.commit()
     rules = db.session.scalars(select(CollisionRule).where(CollisionRule.org_id == g.actor.org_id).order_by(CollisionRule.id)).all()
-    return render_template("console/collision_rules.html", rules=rules, fields=collision.FIELDS,
-                           methods={"exact": "完全相同", "phone": "电话（规范化）", "company": "公司名（规范化）",
-                                    "similar": "相似度"},
-                           labels=collision.LABELS)
+    editing = next((r for r in rules if r.id == form_int(request.args.get("edit"))), None)
+    rows = [dict(f) for f in (editing.fields if editing else [])]
+    rows += [{}] * max(RULE_FIELD_ROWS - len(rows), 0)
+    return render_template("console/collision_rules.html", rules=rules, editing=editing, rows=rows,
+                           methods=COLLISION_METHODS, field_labels=COLLISION_FIELD_LABELS, labels=collision.LABELS)
 
 
-def _parse_fields(text: str) -> list[dict]:
-    """``phone:phone, company:similar:0.8`` → rule field specs."""
-    out = []
-    for part in filter(None, (p.strip() for p in text.replace("，", ",").split(","))):
-        bits = part.split(":")
-        spec = {"field": bits[0].strip(), "method": bits[1].strip() if len(bits) > 1 else "exact"}
-        if len(bits) > 2:
+def _rule_from_form(form) -> dict:
+    """The form's rule: its field rows (字段 · 方式 · 阈值; empty rows skipped), checked by the service; refusals in words."""
+    from crm_core.errors import ValidationFailed
+
+    obj = form.get("object_type")
+    specs, problems = [], {}
+    for i, (field, method, threshold) in enumerate(zip(form.getlist("field"), form.getlist("method"), form.getlist("threshold"))):
+        if not field:
+            continue
+        owner, _, name = field.partition(".")
+        n = len(specs) + 1
+        if owner != obj:
+            problems[f"field.{i}"] = f"第 {n} 个字段不属于所选对象（{collision.LABELS.get(obj, obj)}）。"
+        spec = {"field": name, "method": method or "exact"}
+        if spec["method"] == "similar":
             try:
-                spec["threshold"] = float(bits[2])
+                spec["threshold"] = float((threshold or "0.8").strip())
             except ValueError:
-                spec["threshold"] = -1  # rejected by validate_rule with a message
-        out.append(spec)
-    return out
+                spec["threshold"] = -1.0
+            if not 0.3 <= spec["threshold"] <= 1:
+                problems[f"threshold.{i}"] = f"第 {n} 个字段的相似度请填 0.3 到 1 之间的数，例如 0.8。"
+        specs.append(spec)
+    if not specs:
+        problems["field"] = "请至少选择一个匹配字段。"
+    if problems:
+        # only "no field at all" marks a field (the first row's); a row's problem is named by its number in the message
+        raise ValidationFailed(" ".join(dict.fromkeys(problems.values())),
+                               fields={k: v for k, v in problems.items() if k == "field"})
+    return collision.validate_rule({
+        "object_type": obj, "name": (form.get("name") or "").strip()[:100] or "未命名规则", "fields": specs,
+        "match": form.get("match", "any"), "targets": form.getlist("targets") or collision.DEFAULT_TARGETS.get(obj, []),
+        "action": form.get("action", "warn"), "result_fields": []})
 
 
 @bp.post("/settings/collision-rules")
 @console_login_required
 def save_collision_rule():
+    from wxapp.pages import keep_form
+
+    rule_id = form_int(request.form.get("rule_id"))
+    op = request.form.get("op") or "save"
+    back = url_for("console.collision_rules")
     try:
         g.actor.require("organization", "edit")
-        rule_id = request.form.get("rule_id")
-        if rule_id and request.form.get("op") in ("toggle", "action"):
-            rule = db.session.get(CollisionRule, int(rule_id))
+        rule = None
+        if rule_id:
+            rule = db.session.get(CollisionRule, rule_id)
             if rule is None or rule.org_id != g.actor.org_id:
                 raise DomainError("撞单规则不存在。")
-            if request.form["op"] == "toggle":
-                rule.active = not rule.active
-            else:
-                rule.action = "block" if rule.action == "warn" else "warn"
+        if op == "toggle" and rule:
+            rule.active = not rule.active
+            done = f"已{'启用' if rule.active else '停用'}「{rule.name}」。"
+        elif op == "action" and rule:
+            rule.action = "block" if rule.action == "warn" else "warn"
+            done = f"「{rule.name}」命中后改为{'阻止保存' if rule.action == 'block' else '仅提醒'}。"
         else:
-            data = collision.validate_rule({
-                "object_type": request.form.get("object_type"), "name": (request.form.get("name") or "").strip() or "未命名规则",
-                "fields": _parse_fields(request.form.get("fields", "")), "match": request.form.get("match", "any"),
-                "targets": request.form.getlist("targets"), "action": request.form.get("action", "warn"),
-                "result_fields": []})
-            db.session.add(CollisionRule(org_id=g.actor.org_id, **data))
+            data = _rule_from_form(request.form)
+            if rule:
+                for k, v in data.items():
+                    if k != "result_fields" or not rule.result_fields:
+                        setattr(rule, k, v)
+            else:
+                db.session.add(CollisionRule(org_id=g.actor.org_id, **data))
+            done = f"撞单规则「{data['name']}」已保存。"
         db.session.commit()
-        flash("撞单规则已保存。", "ok")
+        flash(done, "ok")
     except DomainError as exc:
         db.session.rollback()
-        detail = "；".join(f"{k}: {v}" for k, v in exc.fields.items())
-        flash(exc.message + (f"（{detail}）" if detail else ""), "error")
-    return redirect(url_for("console.collision_rules"))
+        flash(exc.message, "error")
+        if op == "save":
+            keep_form(exc.fields)
+            if rule_id:
+                back = url_for("console.collision_rules", edit=rule_id)
+    return redirect(back)
 
 
 @bp.get("/followers")

@@ -19,7 +19,7 @@ from wxapp.openapi import Model, h5_api
 
 bp = Blueprint("wechat_oauth", __name__, url_prefix="/h5")
 
-JS_APIS = ["updateTimelineShareData", "updateAppMessageShareData", "getLocation", "chooseImage", "uploadImage"]
+JS_APIS = ["updateTimelineShareData", "updateAppMessageShareData", "getLocation", "openLocation", "chooseImage", "uploadImage"]
 
 
 def _oauth(scope: str, state: str) -> WeChatOAuth:

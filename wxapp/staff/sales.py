@@ -20,7 +20,7 @@ from crm_core.sales.models import Opportunity, OpportunityApproval, SalesStage
 from wxapp.api.customers import ContactCreate
 from wxapp.api.mobile import QuickCustomerIn, VisitIn, log_visit, register_customer
 from wxapp.api.opportunities import AdvanceIn, DecisionIn, LoseIn, WinIn
-from wxapp.auth import staff_user_required
+from wxapp.auth import jssdk_client, staff_user_required
 from wxapp.openapi import Model, h5_api, parse_json_body
 from wxapp.staff.h5 import _actor, _json, bp, staff_page
 
@@ -30,7 +30,7 @@ from wxapp.staff.h5 import _actor, _json, bp, staff_page
 def customers(actor: Actor):
     q = (request.args.get("q") or "").strip()[:100] or None
     rows, total = customer_svc.list_customers(actor, q=q, page=1, per_page=50)
-    return render_template("h5/staff/customers.html", rows=rows, total=total, q=q or "")
+    return render_template("h5/staff/customers.html", rows=rows, total=total, q=q or "", in_wechat=jssdk_client() is not None)
 
 
 @bp.get("/staff/customers/new")

@@ -62,8 +62,13 @@
   var kept = document.getElementById('form-retry');
   if (kept) {
     try {
-      var retry = JSON.parse(kept.textContent), target = null;
-      document.querySelectorAll('form').forEach(function (f) { if (!target && f.getAttribute('action') === retry.action) { target = f; } });
+      var retry = JSON.parse(kept.textContent), target = null, best = -1;
+      /* of the forms that post there (a page may have a row's small forms too), the one holding most of what was sent */
+      document.querySelectorAll('form').forEach(function (f) {
+        if (f.getAttribute('action') !== retry.action) { return; }
+        var held = Object.keys(retry.values || {}).filter(function (name) { return f.querySelector('[name="' + name + '"]'); }).length;
+        if (held > best) { target = f; best = held; }
+      });
       if (target) {
         Object.keys(retry.values || {}).forEach(function (name) {
           var els = target.querySelectorAll('[name="' + name + '"]'), vals = retry.values[name];
