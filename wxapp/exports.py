@@ -21,7 +21,7 @@ from pydantic import Field
 
 from crm_core.clock import local_str, local_today
 from crm_core.org.settings import org_timezone
-from wxapp.csv_export import safe_cell
+from wxapp.csv_export import XLSX, safe_cell, xlsx_bytes
 
 MAX_ROWS = 50_000
 # list path ("customers") -> (export function, its query model, title): filled by :func:`register`
@@ -98,27 +98,7 @@ def sheet_response(title: str, columns: list[Column], rows: list[dict], fmt: str
         writer.writerows([["" if v is None else v for v in row] for row in table])
         body, mimetype, ext = buf.getvalue().encode("utf-8"), "text/csv", "csv"
     else:
-        from openpyxl import Workbook
-        from openpyxl.cell import WriteOnlyCell
-        from openpyxl.styles import Font
-
-        wb = Workbook(write_only=True)
-        ws = wb.create_sheet(title[:31])
-        ws.freeze_panes = "A2"
-        for i, c in enumerate(columns):
-            ws.column_dimensions[chr(65 + i) if i < 26 else "A" + chr(65 + i - 26)].width = max(10, min(40, len(c.label) * 2 + 4))
-        header = []
-        for c in columns:
-            cell = WriteOnlyCell(ws, value=c.label)
-            cell.font = Font(bold=True)
-            header.append(cell)
-        ws.append(header)
-        for row in table:
-            ws.append(row)
-        buf = io.BytesIO()
-        wb.save(buf)
-        body, ext = buf.getvalue(), "xlsx"
-        mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        body, ext, mimetype = xlsx_bytes(title, [c.label for c in columns], table), "xlsx", XLSX
     resp = Response(body, mimetype=mimetype)
     resp.headers["Content-Disposition"] = f"attachment; filename=export.{ext}; filename*=UTF-8''{quote(f'{title}_{day}.{ext}')}"
     resp.headers["X-Total-Rows"] = str(total)

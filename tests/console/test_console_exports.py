@@ -163,3 +163,50 @@ def test_the_activities_list_filters_and_exports_what_it_shows(demo):
     assert rows[0][:3] == ("主题", "类型", "状态") and len(rows) - 1 == shown and {r[2] for r in rows[1:]} <= {"已完成"}
     assert c.get("/console/activities?status=bogus&assignee_id=²&date_from=yesterday&page=x").status_code == 200
     assert "活动" in c.get("/console/").get_data(as_text=True)  # in the menu
+
+
+def _workbook(resp):
+    assert resp.status_code == 200 and resp.mimetype.endswith("spreadsheetml.sheet"), resp.status_code
+    return list(load_workbook(io.BytesIO(resp.data)).active.iter_rows(values_only=True))
+
+
+def test_the_reports_download_as_excel_as_well_as_csv_with_their_range(demo):
+    """服务报表 (tracking, satisfaction, SLA), 派工日程, 移动签到报表, 活动统计报表 and 销售报表 give an Excel workbook next to
+    the CSV: the same headers and rows, the page's date range carried over, every row of the range (not a page)."""
+    from datetime import date, timedelta
+
+    from crm_core.service.models import Ticket
+
+    api = demo.test_client()
+    h = {"Authorization": "Bearer " + api.post("/api/v1/auth/token", json={"username": "service.dispatcher",
+                                                                          "password": "demo123456"}).get_json()["access_token"]}
+    cust = api.get("/api/v1/customers", headers=h).get_json()["items"][0]
+    for i in range(52):  # more than the page's 50
+        assert api.post("/api/v1/tickets", headers=h, json={"customer_id": cust["id"], "kind": "consultation",
+                                                            "description": f"报表导出 {i}"}).status_code == 201
+    c, _ = console_login(demo, "admin", "demo123456")
+    g.pop("csrf_token", None)
+    d1 = date.today() + timedelta(days=1)
+    d0 = d1 - timedelta(days=360)
+    page = c.get(f"/console/service/reports?date_from={d0}&date_to={d1}").get_data(as_text=True)
+    for name, header in (("tracking", "单号"), ("satisfaction", "维度"), ("sla", "类型")):
+        box = re.search(rf'id="export-{name}">(.*?)</span>', page, re.S).group(1)
+        xlsx, csv_link = _link(box, "Excel"), _link(box, "CSV")
+        assert f"date_from={d0}" in xlsx and f"date_to={d1}" in xlsx
+        rows = _workbook(c.get(xlsx))
+        lines = list(csv.reader(io.StringIO(c.get(csv_link).get_data(as_text=True).lstrip("\ufeff"))))
+        assert rows[0][0] == header and [str(v) for v in rows[0]] == lines[0], name
+        assert len(rows) == len(lines), name
+        if name == "tracking":
+            assert len(rows) - 1 == db.session.query(Ticket).count() >= 52  # every ticket of the range, not the page's 50
+    calendar = c.get("/console/service/calendar").get_data(as_text=True)
+    assert _workbook(c.get(_link(re.search(r'id="export-dispatch-calendar">(.*?)</span>', calendar, re.S).group(1),
+                                       "Excel")))[0][0] == "工程师"
+    for path, header in (("/console/field/checkins", None), ("/console/field/activities", None),
+                         ("/console/sales/reports?view=receivables", None)):
+        html = c.get(path).get_data(as_text=True)
+        link = _link(html, "Excel")
+        rows = _workbook(c.get(path.split("?")[0] + link if link.startswith("?") else link))
+        assert rows and all(rows[0]), path
+        if header:
+            assert rows[0][0] == header, (path, rows[0])

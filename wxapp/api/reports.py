@@ -50,14 +50,14 @@ def pyramid(query: PyramidQuery):
 
 class AsOfQuery(Model):
     as_of: date | None = Field(default=None, description="default: today in the organisation's time zone")
-    format: Literal["json", "csv"] = "json"
+    format: Literal["json", "csv", "xlsx"] = "json"
 
 
 @api.operation(bp, "/reports/receivables", "GET", summary="应收款汇总表: outstanding per customer by ageing bucket",
                tags=("reports",), query=AsOfQuery)
 def receivables(query: AsOfQuery):
     data = svc.receivables(g.actor, query.as_of)
-    if query.format == "csv":
+    if query.format in ("csv", "xlsx"):
         return csv_response(*svc.csv_table("receivables", data))
     return data
 
@@ -65,13 +65,13 @@ def receivables(query: AsOfQuery):
 class DueQuery(RangeQuery):
     page: int = Field(default=1, ge=1, le=100_000)
     per_page: int = Field(default=100, ge=1, le=500)
-    format: Literal["json", "csv"] = Field(default="json", description="csv: every row, not a page")
+    format: Literal["json", "csv", "xlsx"] = Field(default="json", description="csv: every row, not a page")
 
 
 @api.operation(bp, "/reports/overdue", "GET", summary="到期债权表: instalments due and not fully received (a page; totals of all)",
                tags=("reports",), query=DueQuery)
 def overdue(query: DueQuery):
-    if query.format == "csv":
+    if query.format in ("csv", "xlsx"):
         return csv_response(*svc.csv_table("overdue", svc.overdue(g.actor, query.date_from, query.date_to, 1, 1_000_000)))
     return svc.overdue(g.actor, query.date_from, query.date_to, query.page, query.per_page)
 
@@ -79,26 +79,26 @@ def overdue(query: DueQuery):
 class PerformanceQuery(Model):
     year: int = Field(ge=2000, le=2100)
     by: Literal["person", "department"] = "person"
-    format: Literal["json", "csv"] = "json"
+    format: Literal["json", "csv", "xlsx"] = "json"
 
 
 @api.operation(bp, "/reports/sales-performance", "GET", tags=("reports",), query=PerformanceQuery,
                summary="销售业绩统计: contracted, received and target per person or department and month")
 def sales_performance(query: PerformanceQuery):
     data = svc.sales_performance(g.actor, query.year, query.by)
-    if query.format == "csv":
+    if query.format in ("csv", "xlsx"):
         return csv_response(*svc.csv_table("performance", data))
     return data
 
 
 class CompetitorQuery(RangeQuery):
-    format: Literal["json", "csv"] = "json"
+    format: Literal["json", "csv", "xlsx"] = "json"
 
 
 @api.operation(bp, "/reports/competitors", "GET", summary="竞争对手分析: wins and losses by competitor", tags=("reports",),
                query=CompetitorQuery)
 def competitor_report(query: CompetitorQuery):
     data = svc.competitors(g.actor, query.date_from, query.date_to)
-    if query.format == "csv":
+    if query.format in ("csv", "xlsx"):
         return csv_response(*svc.csv_table("competitors", data))
     return data

@@ -125,7 +125,7 @@ class ReportQuery(Model):
     date_from: date | None = None
     date_to: date | None = None
     employee_id: int | None = None
-    format: Literal["json", "csv"] = "json"
+    format: Literal["json", "csv", "xlsx"] = "json"
 
 
 @api.operation(bp, "/reports/checkins", "GET", summary="Mobile check-in report per employee and day (移动签到报表)",
@@ -133,7 +133,7 @@ class ReportQuery(Model):
 def checkin_report(query: ReportQuery):
     """Managers see their reporting subtree; a salesperson sees their own days."""
     data = reports.checkin_report(g.actor, query.date_from, query.date_to, query.employee_id)
-    if query.format == "csv":
+    if query.format in ("csv", "xlsx"):
         return csv_response(f"移动签到报表_{data['date_from']}_{data['date_to']}.csv", reports.CHECKIN_REPORT_COLUMNS,
                             data["rows"] + [{"employee": "合计", **data["totals"]}])
     return data
@@ -142,14 +142,14 @@ def checkin_report(query: ReportQuery):
 class StatsQuery(Model):
     date_from: date | None = None
     date_to: date | None = None
-    format: Literal["json", "csv"] = "json"
+    format: Literal["json", "csv", "xlsx"] = "json"
 
 
 @api.operation(bp, "/reports/activities", "GET", summary="Activity statistics by status (活动统计报表)",
                tags=("reports",), query=StatsQuery)
 def activity_report(query: StatsQuery):
     data = reports.activity_stats(g.actor, query.date_from, query.date_to)
-    if query.format == "csv":
+    if query.format in ("csv", "xlsx"):
         return csv_response(f"活动统计报表_{data['date_from']}_{data['date_to']}.csv", reports.ACTIVITY_STATS_COLUMNS,
                             reports.activity_stats_rows(data))
     return data
@@ -164,7 +164,7 @@ def team_today():
 class RouteQuery(Model):
     employee_id: int
     date: date
-    format: Literal["json", "svg", "csv"] = "json"
+    format: Literal["json", "svg", "csv", "xlsx"] = "json"
 
 
 ROUTE_COLUMNS = [("seq", "序号"), ("time", "时间"), ("kind", "类型"), ("customer", "客户"), ("lat", "纬度(WGS-84)"),
@@ -177,7 +177,7 @@ def checkin_route(query: RouteQuery):
     data = reports.route(g.actor, query.employee_id, query.date)
     if query.format == "svg":
         return Response(reports.route_svg(data), mimetype="image/svg+xml")
-    if query.format == "csv":
+    if query.format in ("csv", "xlsx"):
         return csv_response(f"拜访路线_{data['employee']}_{data['date']}.csv", ROUTE_COLUMNS, data["points"])
     return data
 
@@ -186,7 +186,7 @@ class CalendarQuery(Model):
     date_from: date | None = None
     date_to: date | None = None
     employee_id: int | None = None
-    format: Literal["json", "csv"] = "json"
+    format: Literal["json", "csv", "xlsx"] = "json"
 
 
 CALENDAR_COLUMNS = [("date", "日期"), ("time", "时间"), ("type", "类型"), ("employee", "职员"), ("title", "内容"),
@@ -197,7 +197,7 @@ CALENDAR_COLUMNS = [("date", "日期"), ("time", "时间"), ("type", "类型"), 
                tags=("reports",), query=CalendarQuery)
 def team_calendar(query: CalendarQuery):
     data = reports.team_calendar(g.actor, query.date_from, query.date_to, query.employee_id)
-    if query.format == "csv":
+    if query.format in ("csv", "xlsx"):
         rows = [{"date": d["date"], **item} for d in data["days"] for item in d["items"]]
         return csv_response(f"日历_{data['date_from']}_{data['date_to']}.csv", CALENDAR_COLUMNS, rows)
     return data

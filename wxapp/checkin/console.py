@@ -41,7 +41,7 @@ def checkin_report():
                                       request.args.get("employee_id", type=int))
     except DomainError as exc:
         return _denied(exc)
-    if request.args.get("format") == "csv":
+    if request.args.get("format") in ("csv", "xlsx"):
         return csv_response(f"移动签到报表_{data['date_from']}_{data['date_to']}.csv", reports.CHECKIN_REPORT_COLUMNS,
                             data["rows"] + [{"employee": "合计", **data["totals"]}])
     return render_template("console/checkin_report.html", r=data, charts=activity_charts(data))
@@ -121,7 +121,7 @@ def activity_report():
         data = reports.activity_stats(g.actor, _date("date_from"), _date("date_to"))
     except DomainError as exc:
         return _denied(exc)
-    if request.args.get("format") == "csv":
+    if request.args.get("format") in ("csv", "xlsx"):
         return csv_response(f"活动统计报表_{data['date_from']}_{data['date_to']}.csv", reports.ACTIVITY_STATS_COLUMNS,
                             reports.activity_stats_rows(data))
     return render_template("console/activity_report.html", r=data)

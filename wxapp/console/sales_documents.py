@@ -218,7 +218,7 @@ def sales_reports():
     year = int(year_arg) if year_arg.isascii() and year_arg.isdecimal() and 2000 <= int(year_arg) <= 2100 \
         else local_today(org_timezone(g.actor.org_id)).year
     by = "department" if request.args.get("by") == "department" else "person"
-    csv = request.args.get("format") == "csv"
+    csv = request.args.get("format") in ("csv", "xlsx")
     try:
         if view == "receivables":
             data = reports.receivables(g.actor)

@@ -218,6 +218,14 @@ def dispatch_calendar():
 @console_login_required
 def service_reports():
     d0, d1 = _date("date_from"), _date("date_to")
+    download = request.args.get("export")
+    if download in ("tracking", "satisfaction", "sla", "dispatch-calendar") and request.args.get("format") in ("xlsx", "csv"):
+        from wxapp.self_service.api import report_download
+
+        try:
+            return report_download(g.actor, download, d0, d1)
+        except DomainError as exc:
+            return _denied(exc)
     try:
         tracking = reports.tracking(g.actor, d0, d1, page=_page(), per_page=50)
         sat = reports.satisfaction(g.actor, d0, d1)
