@@ -90,8 +90,12 @@ def wecom_userid(employee_id: int) -> str | None:
 def user_for(userid: str):
     """The active CRM user of the employee with this WeCom UserID (in the organisation WeCom serves), or None."""
     from crm_core.org.models import Employee, User
+    from wxapp.config import wechat_org_id
 
-    emp = db.session.scalars(select(Employee).where(Employee.wecom_userid == userid, Employee.active.is_(True))).first()
+    # the company's WeCom serves the organisation that runs the official account (WXCRM_WECHAT_ORG): a UserID that
+    # another organisation's employee happens to carry signs nobody in
+    emp = db.session.scalars(select(Employee).where(Employee.wecom_userid == userid, Employee.active.is_(True),
+                                                    Employee.org_id == wechat_org_id())).first()
     if emp is None:
         return None
     return db.session.scalars(select(User).where(User.employee_id == emp.id, User.active.is_(True)).order_by(User.id)).first()
