@@ -67,7 +67,7 @@ def test_the_menu_editor_checks_wechats_limits_pushes_and_the_phone_shows_it(liv
     page.fill("#b1_name", "五个汉字呀")
     page.click("#push")
     assert "最多 4 个汉字" in page.inner_text("[role=alert]")
-    assert page.input_value("#b1_name") == "五个汉字呀"  # what was typed stays
+    expect(page.locator("#b1_name")).to_have_value("五个汉字呀")  # what was typed stays
 
     page.fill("#b1_name", "签到打卡")
     page.fill("#b0s2_name", "")  # drop 我的产品

@@ -210,3 +210,29 @@ def test_the_reports_download_as_excel_as_well_as_csv_with_their_range(demo):
         assert rows and all(rows[0]), path
         if header:
             assert rows[0][0] == header, (path, rows[0])
+
+
+def test_employees_and_a_customers_product_archives_export(demo):
+    """The org set-up's 员工 (for the administrator: department, main position, WeCom account, on staff or left) and a
+    customer's 产品档案 from the 360 view (that customer's archives only) export like the other lists."""
+    from crm_core.customers.models import Customer, ProductArchive
+    from crm_core.org.models import Employee
+
+    c, _ = console_login(demo, "admin", "demo123456")
+    g.pop("csrf_token", None)
+    page = c.get("/console/org/setup").get_data(as_text=True)
+    rows = _workbook(c.get(_link(re.search(r'id="export-employees">(.*?)</span>', page, re.S).group(1), "Excel")))
+    assert rows[0] == ("工号", "姓名", "手机", "邮箱", "部门", "主岗位", "企业微信账号", "在职")
+    assert len(rows) - 1 == db.session.query(Employee).count()
+    zheng = next(r for r in rows if r[1] == "郑强")
+    assert zheng[4] and zheng[5] and zheng[6] == "service.engineer" and zheng[7] == "是"
+
+    archived = db.session.query(ProductArchive.customer_id).first()[0]
+    name = db.session.get(Customer, archived).name
+    page = c.get(f"/console/customers/{archived}").get_data(as_text=True)
+    link = _link(re.search(r'id="export-product-archives">(.*?)</span>', page, re.S).group(1), "Excel")
+    assert f"customer_id={archived}" in link
+    rows = _workbook(c.get(link))
+    assert rows[0][:3] == ("序列号", "产品", "客户") and len(rows) - 1 == db.session.query(ProductArchive).filter_by(
+        customer_id=archived).count() > 0
+    assert {r[2] for r in rows[1:]} == {name}

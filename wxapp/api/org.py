@@ -11,7 +11,9 @@ from crm_core.db import db, paginate
 from crm_core.errors import ValidationFailed
 from crm_core.org import organization as org_service
 from crm_core.org.models import DATA_SCOPES, Employee, Role, User
+from wxapp import exports
 from wxapp.api import bp
+from wxapp.exports import Column
 from wxapp.openapi import Model, PageQuery, api, page_of
 
 
@@ -22,6 +24,10 @@ class EmployeeOut(Model):
     phone: str | None
     department_id: int | None
     position: str | None
+    email: str | None = None
+    department: str | None = None
+    wecom_userid: str | None = None
+    active: bool = True
 
 
 class EmployeeQuery(PageQuery):
@@ -33,17 +39,35 @@ def org_chart():
     return org_service.org_chart(g.actor)
 
 
+def _employees(actor, q: str | None = None, page: int = 1, per_page: int = 20):
+    actor.require("organization", "view")
+    stmt = select(Employee).where(Employee.org_id == actor.org_id)
+    if q:
+        stmt = stmt.where(Employee.name.like(f"%{q}%") | Employee.code.like(f"%{q}%"))
+    return paginate(stmt, Employee.id, page=page, per_page=per_page)
+
+
+def _employee_rows(rows) -> list[dict]:
+    from crm_core.org.models import Department
+
+    depts = dict(db.session.execute(select(Department.id, Department.name).where(
+        Department.id.in_({e.department_id for e in rows if e.department_id}))).all()) if rows else {}
+    return [{"id": e.id, "code": e.code, "name": e.name, "phone": e.phone, "email": e.email, "department_id": e.department_id,
+             "department": depts.get(e.department_id), "position": e.primary_position.name if e.primary_position else None,
+             "wecom_userid": e.wecom_userid, "active": e.active} for e in rows]
+
+
 @api.operation(bp, "/employees", "GET", summary="Employees of the organisation", tags=("organization",),
                query=EmployeeQuery, response=page_of(EmployeeOut))
 def list_employees(query: EmployeeQuery):
-    g.actor.require("organization", "view")
-    stmt = select(Employee).where(Employee.org_id == g.actor.org_id)
-    if query.q:
-        stmt = stmt.where(Employee.name.like(f"%{query.q}%") | Employee.code.like(f"%{query.q}%"))
-    rows, total = paginate(stmt, Employee.id, page=query.page, per_page=min(query.per_page, 100))
-    items = [{"id": e.id, "code": e.code, "name": e.name, "phone": e.phone, "department_id": e.department_id,
-              "position": e.primary_position.name if e.primary_position else None} for e in rows]
-    return {"items": items, "total": total}
+    rows, total = _employees(g.actor, query.q, query.page, min(query.per_page, 100))
+    return {"items": _employee_rows(rows), "total": total}
+
+
+exports.register(bp, api, "/employees", "员工", "organization", EmployeeQuery, _employees, _employee_rows, [
+    Column("code", "工号"), Column("name", "姓名"), Column("phone", "手机"), Column("email", "邮箱"),
+    Column("department", "部门"), Column("position", "主岗位"), Column("wecom_userid", "企业微信账号"),
+    Column("active", "在职", "yes_no")])
 
 
 class RoleOut(Model):

@@ -10,7 +10,9 @@ from pydantic import Field
 from crm_core.customers import products as svc
 from crm_core.customers.models import ProductArchive
 from crm_core.org.permissions import get_visible
+from wxapp import exports
 from wxapp.api import bp
+from wxapp.exports import Column
 from wxapp.openapi import Model, Money, PageQuery, Percent, api, page_of
 
 
@@ -141,6 +143,14 @@ def list_archives(query: ArchiveQuery):
     rows, total = svc.list_archives(g.actor, **query.model_dump(exclude={"page", "per_page"}), page=query.page,
                                     per_page=query.per_page)
     return {"items": [svc.archive_dict(a) for a in rows], "total": total}
+
+
+exports.register(bp, api, "/product-archives", "产品档案", "product_archive", ArchiveQuery, svc.list_archives,
+                 lambda rows: [svc.archive_dict(a) for a in rows], [
+                     Column("serial_no", "序列号"), Column("product_name", "产品"), Column("customer_id", "客户", "customer"),
+                     Column("sold_on", "购买日期"), Column("warranty_months", "保修（月）"), Column("warranty_until", "保修至"),
+                     Column("in_warranty", "在保", "yes_no"), Column("shipment_ref", "发货单号"),
+                     Column("install_address", "安装地址")])
 
 
 @api.operation(bp, "/product-archives/<int:archive_id>", "GET", summary="One product archive", tags=("products",),
