@@ -220,6 +220,16 @@ def complete_download(row: MediaFile, data: bytes) -> None:
         row.status, row.error = "failed", exc.message[:200]
 
 
+def store_raw(row: MediaFile, data: bytes, content_type: str, ext: str) -> None:
+    """Keep bytes as they came (a follower's voice or video message: nothing to re-encode, no thumbnail)."""
+    now = utcnow()
+    key = f"{row.purpose}/{now:%Y/%m}/{uuid.uuid4().hex}.{ext}"
+    storage().put(key, data, content_type)
+    row.storage_key, row.thumb_key, row.content_type, row.size = key, None, content_type[:32], len(data)
+    row.sha256 = hashlib.sha256(data).hexdigest()
+    row.status, row.ready_at, row.error = "ready", now, None
+
+
 def owned_media(media_id: int, *, org_id: int | None, employee_id: int | None = None,
                 openid: str | None = None) -> MediaFile:
     """A media row the caller uploaded themselves (ids of others' photos are refused)."""
@@ -262,6 +272,6 @@ def visible_media(actor, media_id: int) -> MediaFile:
 def read(row: MediaFile, thumb: bool = False) -> tuple[bytes, str]:
     if row.status != "ready":
         raise NotFound("图片尚未就绪。")
-    if thumb:
+    if thumb and row.thumb_key:
         return storage().get(row.thumb_key), "image/jpeg"
     return storage().get(row.storage_key), row.content_type or "application/octet-stream"

@@ -79,6 +79,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "WECOM_AGENT_ID": os.environ.get("WECOM_AGENT_ID") or None,
         "WECOM_SECRET": os.environ.get("WECOM_SECRET") or None,
         "WECOM_API_BASE": os.environ.get("WECOM_API_BASE", "https://qyapi.weixin.qq.com/cgi-bin/"),
+        # Tencent Location Service key (腾讯位置服务): a follower's shared location shows as a small static map in 在线客服;
+        # unset = a card with the place's name, its coordinates and a link that opens Tencent's map
+        "MAP_KEY": os.environ.get("WXCRM_MAP_KEY") or None,
         "WECHAT_TIMESTAMP_TOLERANCE": _int("WECHAT_TIMESTAMP_TOLERANCE", 300),
         # seconds a router handler may take before the callback answers "success" and the
         # handler's reply goes out later as a customer-service message (WeChat waits 5 s)

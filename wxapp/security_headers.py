@@ -38,7 +38,8 @@ def policy(nonce: str | None, path: str) -> str:
             f"script-src {script}; "
             "style-src 'self' 'unsafe-inline'; "  # style attributes in templates; styles cannot run code
             # wx.chooseImage's localIds are shown as <img src>: wxlocalresource:// (iOS) and weixin://resourceid/ (Android)
-            "img-src 'self' data: blob: wxlocalresource: weixin:; "
+            # apis.map.qq.com: 在线客服's static map of a location a follower shared (with WXCRM_MAP_KEY)
+            "img-src 'self' data: blob: wxlocalresource: weixin: https://apis.map.qq.com; "
             "connect-src 'self'; "
             "font-src 'self' data:; "
             "object-src 'none'; "

@@ -141,7 +141,30 @@ def _inbound_text(m: InboundMessage) -> str:
         return f"[语音] {s['recognition']}"
     if m.msg_type == "location":
         return f"[位置] {s.get('label') or ''}".strip()
+    if m.msg_type == "link" and (s.get("title") or s.get("url")):
+        return f"[链接] {s.get('title') or s.get('url')}"
     return KIND_TEXT.get(m.msg_type, f"[{m.msg_type}]")
+
+
+MEDIA_TYPES = ("image", "voice", "video", "shortvideo")
+
+
+def _inbound_extra(m: InboundMessage) -> dict:
+    """What a page needs to show the message as itself: ``media`` (image / voice / video: the page asks its media
+    route for it), ``location`` (lat, lng, label) or ``link`` (title, description, an http(s) url only)."""
+    s = m.summary or {}
+    if m.msg_type in MEDIA_TYPES and s.get("media_id"):
+        return {"media": "video" if m.msg_type == "shortvideo" else m.msg_type, "recognition": s.get("recognition")}
+    if m.msg_type == "location":
+        try:
+            return {"location": {"lat": float(s["location_x"]), "lng": float(s["location_y"]), "label": s.get("label") or ""}}
+        except (KeyError, TypeError, ValueError):
+            return {}
+    if m.msg_type == "link":
+        url = str(s.get("url") or "")
+        return {"link": {"title": s.get("title") or url, "description": s.get("description") or "",
+                         "url": url if url.startswith(("https://", "http://")) else None}}
+    return {}
 
 
 def _outbound_text(payload: dict) -> str:
@@ -169,7 +192,7 @@ def messages_of(c: Conversation, limit: int = 100, mark_read: bool = False) -> l
                                                               OutboxMessage.channel.like("wechat%"))
                                   .order_by(OutboxMessage.id.desc()).limit(limit)).all()
     out = [{"id": m.id, "direction": "in", "kind": "event" if m.msg_type == "event" else m.msg_type,
-            "text": _inbound_text(m), "at": m.received_at.isoformat() + "Z", "status": None}
+            "text": _inbound_text(m), "at": m.received_at.isoformat() + "Z", "status": None, **_inbound_extra(m)}
            for m in inbound if shown(m.msg_type, m.event)]
     out += [{"id": m.id, "direction": "out", "kind": "text", "text": _outbound_text(m.payload or {}),
              "at": m.created_at.isoformat() + "Z", "status": m.status, "error": m.last_error,

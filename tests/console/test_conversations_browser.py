@@ -82,3 +82,93 @@ def test_the_agent_answers_with_a_canned_reply_filled_for_this_customer(live_wx,
     finally:
         phone_ctx.close()
         desk_ctx.close()
+
+
+def test_every_kind_a_follower_sends_shows_as_itself_in_the_console(live_wx, browser):  # noqa: F811
+    """A picture (shown, cleaned, with its thumbnail), voice (WeChat's recognition text and the file to download),
+    video (a player), a shared location (the place, its coordinates and a map link) and a link (its title, opened
+    safely; a javascript: link is not a link and markup in a title stays text) — first load and live alike. The
+    product keeps its own copy of the media: after WeChat's three days the picture still shows."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from crm_core.clock import travel
+    from crm_core.db import db
+    from crm_core.media import MediaFile
+    from tests.wechat_helpers import message_xml, post, settle
+    from wxapp.official_account import chat_media
+    from wxapp.official_account.sandbox import give_media
+
+    app, base = live_wx.app, live_wx.url
+    client = app.test_client()
+    with app.app_context():
+        photo, voice, video = give_media(), give_media(), give_media()
+        db.session.commit()
+        for xml in (message_xml("follow", "oChatMedia01"), message_xml("image", "oChatMedia01", media_id=photo),
+                    message_xml("voice", "oChatMedia01", media_id=voice, recognition="滤芯多少钱"),
+                    message_xml("video", "oChatMedia01", media_id=video),
+                    message_xml("location", "oChatMedia01", lat=30.2270, lng=120.1230, label="杭州市西湖区龙井路18号"),
+                    message_xml("link", "oChatMedia01", title="<img src=x onerror=alert(1)>净水器说明书",
+                                description="型号 WP100", url="https://example.cn/manual"),
+                    message_xml("link", "oChatMedia01", title="看这里", url="javascript:alert(1)")):
+            post(client, xml, aes=True)
+        settle()
+    ctx = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    desk = ctx.new_page()
+    try:
+        login(desk, base, "service.dispatcher")
+        desk.click("nav >> text=在线客服")
+        desk.locator("#conversations tr", has_text="微信用户ia01").locator("a").click()
+        desk.wait_for_selector("#thread .chat-img")
+        desk_url = desk.url
+        _until_images_load(desk)
+        thread = desk.inner_text("#thread")
+        assert "[语音] 滤芯多少钱" in thread and "下载语音" in thread
+        assert desk.locator("#thread video.chat-video").count() == 1
+        assert "杭州市西湖区龙井路18号" in thread and "30.22700, 120.12300" in thread
+        assert "apis.map.qq.com/uri/v1/marker?marker=coord:30.227,120.123" in \
+            desk.locator("#thread .chat-location a").get_attribute("href")
+        link = desk.locator("#thread .chat-link a")
+        assert link.count() == 1 and link.get_attribute("href") == "https://example.cn/manual"
+        assert "<img src=x onerror=alert(1)>净水器说明书" in link.inner_text()  # the title as text
+        assert "rel" in (link.evaluate("a => a.getAttributeNames().join(' ')")) and "noopener" in link.get_attribute("rel")
+        assert desk.locator("#thread .chat-link", has_text="看这里").locator("a").count() == 0
+        # the thread the page polls renders them the same way
+        desk.wait_for_timeout(2500)
+        assert desk.locator("#thread .chat-img").count() == 1 and desk.locator("#thread .chat-link a").count() == 1
+        voice_href = desk.locator("#thread a.chat-voice").get_attribute("href")
+        with desk.expect_download() as dl:
+            desk.click("#thread a.chat-voice")
+        assert dl.value.suggested_filename.startswith("voice-")
+        assert voice_href.endswith("/media")
+    finally:
+        ctx.close()
+    with app.app_context():
+        # the picture (its thumbnail shown) and the voice (downloaded) were copied when the agent opened them; the
+        # periodic job copies what nobody has opened yet (the video, preload="none"), once
+        assert chat_media.prefetch_chat_media() == 1
+        assert chat_media.prefetch_chat_media() == 0
+        copies = db.session.scalars(select(MediaFile).where(MediaFile.uploaded_by_openid == "oChatMedia01")).all()
+        assert sorted(m.purpose for m in copies) == ["chat", "chat_video", "chat_voice"]
+        assert all(m.status == "ready" for m in copies)
+        db.session.remove()
+    with travel(timedelta(days=4)):  # WeChat has forgotten the picture; the product's copy still shows
+        later = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+        try:
+            p = later.new_page()
+            login(p, base, "service.dispatcher")
+            p.goto(desk_url)
+            p.wait_for_selector("#thread .chat-img")
+            _until_images_load(p)
+        finally:
+            later.close()
+
+
+def _until_images_load(page) -> None:
+    import time
+
+    end = time.monotonic() + 10
+    while not page.evaluate("Array.from(document.querySelectorAll('#thread img.chat-img')).every(i => i.complete && i.naturalWidth > 0)"):
+        assert time.monotonic() < end, "the picture did not load"
+        time.sleep(0.1)

@@ -245,3 +245,34 @@ def test_canned_replies_are_kept_with_their_variables_checked(desk, client):
     from crm_core.wechat.conversations import fill_canned
 
     assert fill_canned("{联系人}您好，单号 {工单号}", {"联系人": "陈建国", "工单号": None}) == "陈建国您好，单号 "
+
+
+def test_messages_carry_what_each_kind_needs_and_media_fails_in_words(desk, client):
+    """The API's messages name a picture/voice/video (media, recognition), a location (lat, lng, label) and a link
+    (an http(s) url only). The media route answers 503 with a reason while WeChat cannot be reached, 404 in words once
+    WeChat's three days are over, and 404 to a message of another conversation."""
+    h = desk("service.dispatcher")
+    for xml in (message_xml("image", "oConvMedia1", media_id="M_PHOTO"),
+                message_xml("voice", "oConvMedia1", media_id="M_VOICE", recognition="在吗"),
+                message_xml("location", "oConvMedia1", lat=30.2270, lng=120.1230, label="龙井路18号"),
+                message_xml("link", "oConvMedia1", title="说明书", url="javascript:alert(1)")):
+        post(client, xml)
+    post(client, message_xml("image", "oConvMedia2", media_id="M_OTHER"))
+    convs = {c["openid"]: c["id"] for c in client.get("/api/v1/conversations", headers=h).get_json()["items"]}
+    msgs = client.get(f"/api/v1/conversations/{convs['oConvMedia1']}/messages", headers=h).get_json()["items"]
+    by_kind = {m["kind"]: m for m in msgs}
+    assert by_kind["image"]["media"] == "image" and by_kind["image"]["text"] == "[图片]"
+    assert by_kind["voice"]["media"] == "voice" and by_kind["voice"]["text"] == "[语音] 在吗"
+    assert by_kind["location"]["location"] == {"lat": 30.227, "lng": 120.123, "label": "龙井路18号"}
+    assert by_kind["link"]["link"] == {"title": "说明书", "description": "", "url": None}  # not a javascript: link
+    photo = f"/api/v1/conversations/{convs['oConvMedia1']}/messages/{by_kind['image']['id']}/media"
+    r = client.get(photo, headers=h)  # the tests' WeChat is unreachable
+    assert r.status_code == 503 and "微信暂时无法取回" in r.get_data(as_text=True)
+    assert client.get(f"/api/v1/conversations/{convs['oConvMedia1']}/messages/{by_kind['location']['id']}/media",
+                      headers=h).status_code == 404  # no media in a location
+    other = client.get(f"/api/v1/conversations/{convs['oConvMedia2']}/messages", headers=h).get_json()["items"][0]
+    assert client.get(f"/api/v1/conversations/{convs['oConvMedia1']}/messages/{other['id']}/media",
+                      headers=h).status_code == 404  # another conversation's message through this one
+    with travel(timedelta(days=4)):
+        r = client.get(photo, headers=desk("service.dispatcher"))  # a fresh sign-in: the first token has expired
+        assert r.status_code == 404 and "微信只保留三天" in r.get_data(as_text=True)

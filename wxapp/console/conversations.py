@@ -2,7 +2,7 @@
 feed the open page polls every 2 seconds (new messages appear without reloading)."""
 from __future__ import annotations
 
-from flask import g, jsonify, render_template, request, url_for
+from flask import current_app, g, jsonify, render_template, request, url_for
 
 from crm_core.db import db
 from crm_core.errors import DomainError
@@ -10,7 +10,7 @@ from crm_core.wechat import conversations
 from wxapp.auth import console_login_required
 from wxapp.config import wechat_appid
 from wxapp.console import bp
-from wxapp.official_account import fastpath
+from wxapp.official_account import chat_media, fastpath
 from wxapp.pages import act, denied
 
 _beats: dict[int, float] = {}
@@ -103,7 +103,7 @@ def conversation(conversation_id: int):
     canned = conversations.filled_canned(g.actor, card)
     return render_template("console/conversation.html", c=conversations.conversation_dict(c), items=items, card=card,
                            can_reply=g.actor.can("follower", "edit"), can_ticket=g.actor.can("ticket", "create"),
-                           colleagues=names, canned=canned)
+                           colleagues=names, canned=canned, map_key=current_app.config.get("MAP_KEY"))
 
 
 @bp.get("/conversations/canned")
@@ -157,6 +157,16 @@ def conversation_feed(conversation_id: int):
         return jsonify({"error": {"code": exc.code, "message": exc.message}}), exc.status
     _heartbeat()
     return jsonify({"items": items, "window": conversations.window_for(c)})
+
+
+@bp.get("/conversations/<int:conversation_id>/messages/<int:message_id>/media")
+@console_login_required
+def conversation_media(conversation_id: int, message_id: int):
+    try:
+        c = conversations.get_conversation(g.actor, wechat_appid(), conversation_id)
+    except DomainError as exc:
+        return jsonify({"error": {"code": exc.code, "message": exc.message}}), exc.status
+    return chat_media.serve(c, message_id, g.actor.org_id, thumb=request.args.get("thumb") == "1")
 
 
 @bp.post("/conversations/<int:conversation_id>/reply")

@@ -212,6 +212,11 @@ class ConversationMessageOut(Model):
     error: str | None = None
     channel: Literal["customer_service", "template"] | None = None
     agent_id: int | None = None
+    media: Literal["image", "voice", "video"] | None = Field(
+        default=None, description="in: the message carries a picture, voice or video: GET .../messages/{id}/media")
+    recognition: str | None = Field(default=None, description="voice: WeChat's recognition text, when it gave one")
+    location: dict | None = Field(default=None, description="a shared location: {lat, lng, label}")
+    link: dict | None = Field(default=None, description="a shared link: {title, description, url (http/https only, else null)}")
 
 
 class ConversationMessages(Model):
@@ -240,6 +245,23 @@ class ReplyOut(Model):
     status: str
     channel: Literal["customer_service", "template"] = Field(
         description="customer_service while the user's actions leave a quota, else the template notice")
+
+
+class MediaQuery(Model):
+    thumb: bool = Field(default=False, description="a picture's thumbnail (240 px)")
+
+
+@api.operation(bp, "/conversations/<int:conversation_id>/messages/<int:message_id>/media", "GET",
+               summary="The picture, voice or video a follower sent (the product's copy)", tags=("conversations",),
+               query=MediaQuery)
+def conversation_message_media(conversation_id: int, message_id: int, query: MediaQuery):
+    """A picture cleaned (JPEG/PNG/WebP), voice as WeChat recorded it (AMR/Speex, a download), video as sent; 404 in
+    words when the message has none or WeChat no longer keeps it (three days) and no copy was made."""
+    from crm_core.wechat import conversations
+    from wxapp.official_account import chat_media
+
+    c = conversations.get_conversation(g.actor, wechat_appid(), conversation_id)
+    return chat_media.serve(c, message_id, g.actor.org_id, thumb=query.thumb)
 
 
 @api.operation(bp, "/conversations/<int:conversation_id>/messages", "POST", summary="Answer the follower",

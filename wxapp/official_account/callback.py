@@ -259,7 +259,8 @@ def _inbound(msg, appid: str) -> Inbound:
                    scene=scene, content=getattr(msg, "content", None))
 
 
-_SUMMARY_ATTRS = ("content", "event", "key", "latitude", "longitude", "precision", "label", "url", "media_id", "recognition")
+_SUMMARY_ATTRS = ("content", "event", "key", "latitude", "longitude", "precision", "label", "url", "media_id", "recognition",
+                  "format", "thumb_media_id", "title", "description", "location_x", "location_y", "scale")
 _summary_attrs: dict[type, tuple[str, ...]] = {}
 
 

@@ -5,6 +5,7 @@ from crm_core import jobs
 from crm_core.clock import utcnow
 from crm_core.db import db
 from crm_core.wechat.models import Follower
+from wxapp.official_account import chat_media  # noqa: F401  (its periodic job: followers' media copied)
 
 
 @jobs.job
@@ -37,26 +38,14 @@ def fetch_profile(follower_id: int) -> None:
 
 @jobs.job
 def download_media(media_file_id: int) -> None:
-    """Fetch a photo that a page uploaded to WeChat (``wx.uploadImage``) and store it cleaned."""
-    from wechatpy.exceptions import WeChatClientException
-
-    from crm_core import media
+    """Fetch a photo that a page uploaded to WeChat (``wx.uploadImage``) and store it cleaned
+    (:func:`wxapp.official_account.chat_media.download`, which also copies followers' media)."""
     from crm_core.media import MediaFile
-    from wxapp.official_account import errcodes
-    from wxapp.official_account.client import get_client
 
     row = db.session.get(MediaFile, media_file_id)
     if row is None or row.status != "pending":
         return
-    try:
-        response = get_client().media.download(row.wechat_media_id)
-    except WeChatClientException as exc:
-        if errcodes.action(exc.errcode) in (errcodes.RETRY, errcodes.REFRESH):
-            raise  # transient: the job runs again
-        entry = errcodes.ERRCODES.get(exc.errcode)
-        row.status, row.error = "failed", f"微信 {exc.errcode}：{entry.meaning if entry else exc.errmsg}"[:200]
-        return
-    media.complete_download(row, response.content)
+    chat_media.download(row)
 
 
 @jobs.periodic(every=30)

@@ -25,7 +25,8 @@ def _cdata(value) -> str:
 
 
 def message_xml(kind: str, openid: str, to: str = "gh_devaccount", *, create_time: int | None = None, **kw) -> str:
-    """``kind``: text, follow, unfollow, scan, click, view, location, location_event, image, raw_event."""
+    """``kind``: text, image, voice, video, shortvideo, link, location, follow, unfollow, scan, click, view,
+    location_event, raw_event."""
     ct = create_time or int(time.time())
     head = f"<ToUserName>{_cdata(to)}</ToUserName><FromUserName>{_cdata(openid)}</FromUserName><CreateTime>{ct}</CreateTime>"
     if kind == "text":
@@ -34,6 +35,17 @@ def message_xml(kind: str, openid: str, to: str = "gh_devaccount", *, create_tim
     elif kind == "image":
         body = (f"<MsgType>{_cdata('image')}</MsgType><PicUrl>{_cdata(kw.get('pic_url', 'http://example.invalid/p.jpg'))}</PicUrl>"
                 f"<MediaId>{_cdata(kw.get('media_id', 'MEDIA1'))}</MediaId><MsgId>{kw.get('msg_id') or next_msg_id()}</MsgId>")
+    elif kind == "voice":
+        recognition = f"<Recognition>{_cdata(kw['recognition'])}</Recognition>" if kw.get("recognition") else ""
+        body = (f"<MsgType>{_cdata('voice')}</MsgType><MediaId>{_cdata(kw.get('media_id', 'MEDIA1'))}</MediaId>"
+                f"<Format>{_cdata(kw.get('format', 'amr'))}</Format>{recognition}<MsgId>{kw.get('msg_id') or next_msg_id()}</MsgId>")
+    elif kind in ("video", "shortvideo"):
+        body = (f"<MsgType>{_cdata(kind)}</MsgType><MediaId>{_cdata(kw.get('media_id', 'MEDIA1'))}</MediaId>"
+                f"<ThumbMediaId>{_cdata(kw.get('thumb_media_id', 'THUMB1'))}</ThumbMediaId><MsgId>{kw.get('msg_id') or next_msg_id()}</MsgId>")
+    elif kind == "link":
+        body = (f"<MsgType>{_cdata('link')}</MsgType><Title>{_cdata(kw.get('title', ''))}</Title>"
+                f"<Description>{_cdata(kw.get('description', ''))}</Description><Url>{_cdata(kw['url'])}</Url>"
+                f"<MsgId>{kw.get('msg_id') or next_msg_id()}</MsgId>")
     elif kind == "location":
         body = (f"<MsgType>{_cdata('location')}</MsgType><Location_X>{kw['lat']}</Location_X><Location_Y>{kw['lng']}</Location_Y>"
                 f"<Scale>15</Scale><Label>{_cdata(kw.get('label', ''))}</Label><MsgId>{kw.get('msg_id') or next_msg_id()}</MsgId>")

@@ -33,8 +33,11 @@ def conversation_page(actor: Actor, conversation_id: int):
     card = conversations.follower_card(actor, c.appid, c.openid)
     db.session.commit()  # read up to here
     can_reply = actor.can("follower", "edit")
+    from flask import current_app
+
     return render_template("h5/staff/conversation.html", c=conversations.conversation_dict(c), items=items, card=card,
-                           can_reply=can_reply, canned=conversations.filled_canned(actor, card) if can_reply else [])
+                           can_reply=can_reply, canned=conversations.filled_canned(actor, card) if can_reply else [],
+                           map_key=current_app.config.get("MAP_KEY"))
 
 
 @h5_api.describe("/h5/api/staff/conversations/<int:conversation_id>/messages", "GET",
@@ -45,6 +48,18 @@ def conversation_messages(conversation_id: int):
     items = conversations.messages(_actor(), wechat_appid(), conversation_id, limit=50, mark_read=True)
     db.session.commit()
     return jsonify({"items": items})
+
+
+@bp.get("/api/staff/conversations/<int:conversation_id>/messages/<int:message_id>/media")
+@staff_user_required
+def conversation_message_media(conversation_id: int, message_id: int):
+    from flask import request
+
+    from wxapp.official_account import chat_media
+
+    actor = _actor()
+    c = conversations.get_conversation(actor, wechat_appid(), conversation_id)
+    return chat_media.serve(c, message_id, actor.org_id, thumb=request.args.get("thumb") == "1")
 
 
 class ReplyIn(Model):
