@@ -390,7 +390,8 @@ def approve_contract(actor: Actor, contract_id: int, comment: str | None = None)
 
         raise PermissionDenied("不能审批自己负责的合同，请由上级审批。", code="own_contract")
     moved = db.session.execute(update(Contract).where(Contract.id == c.id, Contract.status == "pending").values(
-        status="approved", approved_at=utcnow(), approved_by_id=actor.employee_id)).rowcount
+        status="approved", approved_at=utcnow(), approved_by_id=actor.employee_id,
+        decision_comment=(comment or "").strip()[:500] or None)).rowcount
     if not moved:
         db.session.refresh(c)
         raise Conflict(f"合同当前为「{CONTRACT_LABELS[c.status]}」，" + ("无需再审批。" if c.status != "cancelled" else "不能审批。"),
@@ -414,7 +415,8 @@ def reject_contract(actor: Actor, contract_id: int, comment: str | None = None) 
     actor.require("contract", "approve")
     c = get_visible(actor, Contract, contract_id)
     moved = db.session.execute(update(Contract).where(Contract.id == c.id, Contract.status == "pending").values(
-        status="rejected", approved_at=utcnow(), approved_by_id=actor.employee_id)).rowcount
+        status="rejected", approved_at=utcnow(), approved_by_id=actor.employee_id,
+        decision_comment=(comment or "").strip()[:500] or None)).rowcount
     db.session.refresh(c)
     if not moved:
         raise Conflict(f"合同当前为「{CONTRACT_LABELS[c.status]}」，不能驳回。", code="already_decided")
@@ -458,6 +460,8 @@ def contract_dict(c: Contract) -> dict:
             "amount": f(c.amount), "received": f(c.received), "outstanding": f(c.amount - c.received),
             "signed_on": c.signed_on.isoformat() if c.signed_on else None,
             "approved_at": c.approved_at.isoformat() + "Z" if c.approved_at else None, "note": c.note,
+            "approved_by_id": c.approved_by_id, "decision_comment": c.decision_comment,
+            "created_at": c.created_at.isoformat() + "Z" if c.created_at else None,
             "instalments": [{"id": i.id, "seq": i.seq, "due_date": i.due_date.isoformat(), "amount": f(i.amount),
                              "received": f(i.received), "outstanding": f(i.amount - i.received),
                              "state": instalment_state(i, today)} for i in c.instalments]}

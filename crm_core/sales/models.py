@@ -228,6 +228,7 @@ class Contract(Audited, OwnedRecord, TimestampMixin, db.Model):
     signed_on: Mapped[date | None]
     approved_at: Mapped[datetime | None]
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+    decision_comment: Mapped[str | None] = mapped_column(String(500))  # the approver's words, approved or rejected
     note: Mapped[str | None] = mapped_column(String(2000))
 
     instalments: Mapped[list["Instalment"]] = relationship(cascade="all, delete-orphan", order_by="Instalment.seq")

@@ -110,3 +110,55 @@ def test_the_managers_phone_lists_the_contract_too_and_decides_it(waiting, app):
     assert r.status_code == 200 and r.get_json()["status"] == "approved"
     assert db.session.get(Contract, waiting["contract"]).status == "approved"
     assert f'id="approval-contract-{waiting["contract"]}"' not in phone.get("/h5/staff/approvals").get_data(as_text=True)
+
+
+def test_the_records_show_their_approval_history_and_the_contract_page_rejects_with_a_reason(waiting, client, app):
+    """On the record (#16 item 5): the opportunity's page lists its stage approvals (who asked, who decided, the
+    comment); the contract page rejects with a required reason and then shows who rejected it and why; a stage that
+    needs approval offers 申请审批 on the console and then says 审批中."""
+    import re
+
+    from flask import g
+
+    h = waiting["manager"]
+    client.post(f"/api/v1/approvals/stage-{waiting['stage']}/approve", headers=h, json={"comment": "同意进入谈判"})
+    manager, _ = console_login(app, "sales.manager", "demo123456")
+
+    def page(c, path):
+        g.pop("csrf_token", None)
+        html = c.get(path).get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html)
+        return html, token.group(1) if token else None
+
+    html, _ = page(manager, f"/console/opportunities/{waiting['opp'].id}")
+    history = html.split('id="approval-history"')[1].split("</table>")[0]
+    assert "商务谈判" in history and "张伟" in history and "孙立" in history and "通过" in history and "同意进入谈判" in history
+
+    html, token = page(manager, f"/console/contracts/{waiting['contract']}")
+    assert 'id="reject"' in html and "提交合同，等待审批" in html
+    r = manager.post(f"/console/contracts/{waiting['contract']}/reject", data={"csrf_token": token, "comment": " "},
+                     follow_redirects=True)
+    assert "驳回时请填写原因" in r.get_data(as_text=True)
+    assert db.session.get(Contract, waiting["contract"]).status == "pending"
+    _, token = page(manager, f"/console/contracts/{waiting['contract']}")
+    r = manager.post(f"/console/contracts/{waiting['contract']}/reject", data={"csrf_token": token, "comment": "付款分三期"},
+                     follow_redirects=True)
+    assert "合同已驳回" in r.get_data(as_text=True)
+    html, _ = page(manager, f"/console/contracts/{waiting['contract']}")
+    history = html.split('id="approval-history"')[1].split("</ul>")[0]
+    assert "孙立" in history and "驳回" in history and "付款分三期" in history
+    rejected = [m for m in db.session.scalars(select(OutboxMessage)) if m.payload.get("kind") == "contract_rejected"]
+    assert rejected and "付款分三期" in rejected[0].payload["text"]  # the owner is told why
+
+    # 张伟 asks for 商务谈判's approval of another opportunity from the console, then sees it waiting
+    other = db.session.scalars(select(Opportunity).where(Opportunity.name == "茶厂车间净水改造")).one()
+    talks = db.session.scalars(select(SalesStage).where(SalesStage.method_id == other.method_id,
+                                                        SalesStage.name == "商务谈判")).one()
+    zhang, _ = console_login(app, "sales.zhang", "demo123456")
+    html, token = page(zhang, f"/console/opportunities/{other.id}")
+    assert html.count("request-approval") == 1 and 'id="approval-history"' not in html
+    r = zhang.post(f"/console/opportunities/{other.id}/approvals", data={"csrf_token": token, "stage_id": talks.id},
+                   follow_redirects=True)
+    after = r.get_data(as_text=True)
+    assert "已提交审批" in after and "审批中" in after and "request-approval" not in after
+    assert "待审批" in after.split('id="approval-history"')[1]

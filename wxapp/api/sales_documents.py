@@ -178,7 +178,10 @@ class ContractOut(Model):
     received: str
     outstanding: str
     signed_on: str | None
-    approved_at: str | None
+    approved_at: str | None = Field(description="when it was decided (approved or rejected)")
+    approved_by_id: int | None = Field(default=None, description="who decided")
+    decision_comment: str | None = Field(default=None, description="the approver's words (审批意见 / 驳回原因)")
+    created_at: str | None = None
     note: str | None
     instalments: list[InstalmentOut]
 

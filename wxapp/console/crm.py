@@ -146,8 +146,29 @@ def opportunity(opp_id: int):
         from crm_core.sales import documents
 
         quotes = documents.list_quotes(g.actor, opportunity_id=opp.id, per_page=20)[0]
+    from crm_core.sales.models import OpportunityApproval, SalesStage
+
+    approvals = db.session.scalars(select(OpportunityApproval).where(OpportunityApproval.opportunity_id == opp.id)
+                                   .order_by(OpportunityApproval.id)).all()
+    stage_names = dict(db.session.execute(select(SalesStage.id, SalesStage.name).where(
+        SalesStage.id.in_({a.stage_id for a in approvals}))).all()) if approvals else {}
+    people = _names({a.requested_by_id for a in approvals} | {a.approver_id for a in approvals})
+    history = [{"stage": stage_names.get(a.stage_id), "requested_by": people.get(a.requested_by_id),
+                "approver": people.get(a.approver_id), "status": a.status, "comment": a.comment,
+                "requested_at": a.created_at.isoformat() + "Z", "decided_at": a.decided_at.isoformat() + "Z" if a.decided_at else None}
+               for a in approvals]
+    pending_stages = {a.stage_id for a in approvals if a.status == "pending"}
     return render_template("console/opportunity.html", o=data, customer=customer, owner=_names([opp.owner_id]).get(opp.owner_id),
-                           quotes=quotes)
+                           quotes=quotes, approval_history=history, pending_stages=pending_stages)
+
+
+@bp.post("/opportunities/<int:opp_id>/approvals")
+@console_login_required
+def request_opportunity_approval(opp_id: int):
+    """申请审批 for a stage that requires it: the approver (the owner's manager, or the one the organisation names)
+    is told and finds it in 待我审批."""
+    return act(lambda: opp_service.request_approval(g.actor, opp_id, form_int(request.form.get("stage_id")) or 0),
+               "已提交审批，审批人会收到通知。", url_for("console.opportunity", opp_id=opp_id))
 
 
 @bp.post("/opportunities/<int:opp_id>/advance")

@@ -172,6 +172,7 @@ def contract(contract_id: int):
         if g.actor.can("receipt", "view") else []
     return render_template("console/contract.html", c=svc.contract_dict(c), customer=db.session.get(Customer, c.customer_id),
                            owner=employee_names([c.owner_id]).get(c.owner_id), receipts=[svc.receipt_dict(r) for r in receipts],
+                           approver=employee_names([c.approved_by_id]).get(c.approved_by_id) if c.approved_by_id else None,
                            methods=METHOD_LABELS, can_approve=g.actor.can("contract", "approve"))
 
 
@@ -180,6 +181,17 @@ def contract(contract_id: int):
 def approve_contract(contract_id: int):
     return act(lambda: svc.approve_contract(g.actor, contract_id, request.form.get("comment") or None),
                "合同已审批通过，客户已转为交易客户。", url_for("console.contract", contract_id=contract_id))
+
+
+@bp.post("/contracts/<int:contract_id>/reject")
+@console_login_required
+def reject_contract(contract_id: int):
+    def reject():
+        reason = (request.form.get("comment") or "").strip()
+        if not reason:  # the owner must learn what to correct
+            raise ValidationFailed("驳回时请填写原因，负责人会收到通知。", fields={"comment": "required"})
+        return svc.reject_contract(g.actor, contract_id, reason)
+    return act(reject, "合同已驳回，负责人会收到通知。", url_for("console.contract", contract_id=contract_id))
 
 
 @bp.post("/contracts/<int:contract_id>/receipts")
