@@ -194,7 +194,10 @@ def messages_of(c: Conversation, limit: int = 100, mark_read: bool = False) -> l
     out = [{"id": m.id, "direction": "in", "kind": "event" if m.msg_type == "event" else m.msg_type,
             "text": _inbound_text(m), "at": m.received_at.isoformat() + "Z", "status": None, **_inbound_extra(m)}
            for m in inbound if shown(m.msg_type, m.event)]
-    out += [{"id": m.id, "direction": "out", "kind": "text", "text": _outbound_text(m.payload or {}),
+    out += [{"id": m.id, "direction": "out", "kind": (m.payload or {}).get("msgtype") or "text", "text": _outbound_text(m.payload or {}),
+             **({"media": "image"} if (m.payload or {}).get("msgtype") == "image" else {}),
+             **({"link": {"title": m.payload["article"]["title"], "description": m.payload["article"].get("description") or "",
+                          "url": m.payload["article"]["url"]}} if (m.payload or {}).get("msgtype") == "news" else {}),
              "at": m.created_at.isoformat() + "Z", "status": m.status, "error": m.last_error,
              "channel": "template" if m.channel == "wechat_template" or (m.provider_message_id and m.channel != "log")
              else "customer_service", "agent_id": (m.payload or {}).get("agent_id")} for m in outbound]
@@ -208,28 +211,58 @@ def messages_of(c: Conversation, limit: int = 100, mark_read: bool = False) -> l
 def reply(actor: Actor, appid: str, conversation_id: int, text: str) -> dict:
     """An agent's answer: a customer-service message while the user's actions allow one, else the
     template notice (decided when it is sent; the answer says which is expected now)."""
-    from crm_core import outbox
-
-    actor.require("follower", "edit")
-    c = get_conversation(actor, appid, conversation_id)
     text = (text or "").strip()
     if not text:
         raise ValidationFailed("请输入回复内容。", fields={"text": "required"})
     if len(text) > MAX_REPLY:
         raise ValidationFailed(f"回复最多 {MAX_REPLY} 字。", fields={"text": f"at most {MAX_REPLY} characters"})
+    return _queue_reply(actor, appid, conversation_id, {"msgtype": "text", "text": text, "title": "客服回复"})
+
+
+def reply_image(actor: Actor, appid: str, conversation_id: int, media_file_id: int) -> dict:
+    """A picture the agent uploaded (:func:`crm_core.media.save_upload`, purpose ``chat_reply``, by this agent), sent
+    as a customer-service image (uploaded to WeChat as temporary media when it goes). A picture cannot travel as a
+    template message: outside the 48-hour window it is refused now (409 ``window_closed``), not sent as something else."""
+    from crm_core import media
+
+    row = media.owned_media(media_file_id, org_id=actor.org_id, employee_id=actor.employee_id)
+    if row.status != "ready":
+        raise ValidationFailed("图片尚未就绪。", fields={"media_file_id": "not ready"})
+    return _queue_reply(actor, appid, conversation_id, {"msgtype": "image", "media_file_id": row.id, "text": "[图片]",
+                                                        "title": "客服回复"}, template_ok=False)
+
+
+def reply_news(actor: Actor, appid: str, conversation_id: int, article: dict) -> dict:
+    """A news card (图文: title, summary, cover, link) — a material with the agent's share link. WeChat takes one
+    article per customer-service news message. Outside the window it goes as the template notice with the link."""
+    title = str(article.get("title") or "").strip()[:64]
+    url = str(article.get("url") or "")
+    if not title or not url.startswith(("https://", "http://")):
+        raise ValidationFailed("图文需要标题和链接。", fields={"article": "title and an http(s) url"})
+    card = {"title": title, "description": str(article.get("description") or "")[:120], "url": url,
+            "picurl": article.get("picurl") or None}
+    return _queue_reply(actor, appid, conversation_id, {"msgtype": "news", "article": card, "text": f"[图文] {title}",
+                                                        "title": "客服为您推荐", "url": url})
+
+
+def _queue_reply(actor: Actor, appid: str, conversation_id: int, payload: dict, template_ok: bool = True) -> dict:
+    from crm_core import outbox
+    from crm_core.errors import Conflict
+    from crm_core.outbox import OutboxMessage
+
+    actor.require("follower", "edit")
+    c = get_conversation(actor, appid, conversation_id)
     follower = followers.find(appid, c.openid)
     if follower is None or not follower.subscribed:
         raise ValidationFailed("对方未关注公众号，无法发送消息。", code="not_following")
-    from crm_core.outbox import OutboxMessage
-
     queued = db.session.scalar(select(func.count(OutboxMessage.id)).where(
         OutboxMessage.recipient == c.openid, OutboxMessage.channel == "wechat_custom",
         OutboxMessage.status.in_(("pending", "sending")))) or 0
     now_open = window(follower)["quota_left"] > queued  # what is still queued will use the quota first
+    if not now_open and not template_ok:
+        raise Conflict("对方 48 小时内没有可回复的互动，图片无法送达；请发送文字，将以模板消息通知对方。", code="window_closed")
     # without a quota left when it is sent, the channel sends its template notice ("客服回复") instead
-    msg = outbox.queue_message("wechat_custom", c.openid, {"msgtype": "text", "text": text, "title": "客服回复",
-                                                          "agent_id": actor.employee_id},
-                               org_id=actor.org_id)
+    msg = outbox.queue_message("wechat_custom", c.openid, {**payload, "agent_id": actor.employee_id}, org_id=actor.org_id)
     if c.assignee_id is None and actor.employee_id:
         c.assignee_id = actor.employee_id  # who answers first takes the conversation
     if c.status == "waiting":

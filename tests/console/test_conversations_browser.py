@@ -60,18 +60,25 @@ def test_customer_writes_agent_sees_it_live_and_answers(live_wx, browser):  # no
         desk_ctx.close()
 
 
-def test_the_agent_answers_with_a_canned_reply_filled_for_this_customer(live_wx, browser):  # noqa: F811
-    base = live_wx.url
-    phone_ctx, phone = simulator(browser, base, "oCanned0001")
+def _said_and_opened(browser, base: str, openid: str, text: str):
+    """The follower writes ``text`` from the phone simulator; the dispatcher opens the conversation in the console:
+    (phone context, phone, desk context, desk)."""
+    phone_ctx, phone = simulator(browser, base, openid)
     desk_ctx = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
     desk = desk_ctx.new_page()
+    phone.fill("#text", text)
+    phone.click("#send")
+    phone.wait_for_selector(".passive")
+    login(desk, base, "service.dispatcher")
+    desk.goto(base + "/console/conversations")
+    desk.locator("#conversations tr", has_text=f"微信用户{openid[-4:]}").locator("a").click()
+    return phone_ctx, phone, desk_ctx, desk
+
+
+def test_the_agent_answers_with_a_canned_reply_filled_for_this_customer(live_wx, browser):  # noqa: F811
+    base = live_wx.url
+    phone_ctx, phone, desk_ctx, desk = _said_and_opened(browser, base, "oCanned0001", "在吗")
     try:
-        phone.fill("#text", "在吗")
-        phone.click("#send")
-        phone.wait_for_selector(".passive")
-        login(desk, base, "service.dispatcher")
-        desk.goto(base + "/console/conversations")
-        desk.locator("#conversations tr", has_text="微信用户0001").locator("a").click()
         desk.wait_for_selector("#canned")
         desk.select_option("#canned", label="问候")
         text = desk.input_value("#reply-form textarea[name=text]")
@@ -172,3 +179,58 @@ def _until_images_load(page) -> None:
     while not page.evaluate("Array.from(document.querySelectorAll('#thread img.chat-img')).every(i => i.complete && i.naturalWidth > 0)"):
         assert time.monotonic() < end, "the picture did not load"
         time.sleep(0.1)
+
+
+def test_the_agent_answers_with_a_picture_and_a_material_card_and_outside_the_window_the_picture_is_refused(
+        live_wx, browser, tmp_path):  # noqa: F811
+    """发送图片: uploaded, cleaned, sent to WeChat as temporary media and then as a customer-service image — the phone
+    shows it. 发送图文: a published material as one news card whose link carries the agent's share token — the phone
+    shows the card and it opens the material. Three days later (no interaction since) the picture is refused in words."""
+    from datetime import timedelta
+
+    from PIL import Image
+
+    from crm_core.clock import travel
+    from tests.service.test_self_service_browser import http, token
+
+    base = live_wx.url
+    marketer = token(base, "marketing.wang")
+    http(base, "POST", "/api/v1/materials", marketer, {"title": "净水器以旧换新", "summary": "旧机抵 300 元",
+                                                                   "body_html": "<p>活动详情</p>", "publish": True})
+    photo = tmp_path / "reply.png"
+    Image.new("RGB", (120, 80), (30, 120, 200)).save(photo)
+    phone_ctx, phone, desk_ctx, desk = _said_and_opened(browser, base, "oPicReply01", "有没有优惠活动")
+    try:
+        desk.wait_for_selector("#reply-image")
+        conv_url = desk.url
+        desk.set_input_files("#reply-image input[name=image]", str(photo))
+        desk.click("#reply-image button[type=submit]")
+        desk.wait_for_selector("text=图片已发送")
+        phone.wait_for_selector(".custom.image img", timeout=8000)
+        assert phone.evaluate("document.querySelector('.custom.image img').naturalWidth") == 120
+        desk.wait_for_selector("#thread .msg.out img.chat-img")
+        desk.select_option("#reply-material select[name=material_id]", label="净水器以旧换新")
+        desk.click("#reply-material button[type=submit]")
+        desk.wait_for_selector("text=图文已发送")
+        card = phone.wait_for_selector(".custom.news a.news-title:has-text('净水器以旧换新')", timeout=8000)
+        assert "?s=" in card.get_attribute("href") and "旧机抵 300 元" in phone.inner_text(".custom.news")
+        assert "净水器以旧换新" in desk.inner_text("#thread")
+        sent = [m for m in http(base, "GET", "/sandbox/outbox?openid=oPicReply01")["items"] if m["api"] == "custom_send"]
+        assert {m["payload"]["msgtype"] for m in sent} >= {"image", "news"}
+        assert len(next(m for m in sent if m["payload"]["msgtype"] == "news")["payload"]["news"]["articles"]) == 1
+    finally:
+        phone_ctx.close()
+    with travel(timedelta(days=3)):
+        late = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+        try:
+            page = late.new_page()
+            login(page, base, "service.dispatcher")
+            page.goto(conv_url)
+            assert "图片无法送达" in page.inner_text("#reply-more")
+            page.set_input_files("#reply-image input[name=image]", str(photo))
+            page.click("#reply-image button[type=submit]")
+            page.wait_for_selector("[role=alert]")
+            assert "图片无法送达" in page.inner_text("[role=alert]")
+        finally:
+            late.close()
+            desk_ctx.close()

@@ -284,3 +284,40 @@ def test_sandbox_is_absent_in_production_config(tmp_path):
     app = _make_app(f"sqlite:///{tmp_path}/p.db", DEV_ROUTES=False)
     assert app.test_client().get("/sandbox/phone").status_code == 404
     assert app.test_client().get("/sandbox/wechat/cgi-bin/token").status_code == 404
+
+
+def test_the_sandbox_refuses_customer_service_bodies_as_wechat_does(live):
+    """custom/send checks the body before the quota: an unknown msgtype (40008), empty text (44004), an image media id
+    it never issued (40007) or issued more than three days ago, news of two articles (45008) or without a link
+    (47001). A well-formed image and a one-article card go through."""
+    import requests
+
+    app, base = live.app, live.url
+    c = app.test_client()
+    with app.app_context():
+        post(c, message_xml("text", "oBodies1", content="在吗"), aes=True)  # the window opens
+        settle()
+        db.session.remove()
+    def fresh_token():
+        return requests.get(f"{base}/sandbox/wechat/cgi-bin/token?grant_type=client_credential&appid="
+                            f"{app.config['WECHAT_APPID']}&secret={app.config['WECHAT_SECRET']}", timeout=5).json()["access_token"]
+
+    token = fresh_token()
+
+    def send(body, token=token):
+        return requests.post(f"{base}/sandbox/wechat/cgi-bin/message/custom/send?access_token={token}",
+                             json={"touser": "oBodies1", **body}, timeout=5).json()["errcode"]
+
+    article = {"title": "说明书", "description": "", "url": f"{base}/m/x", "picurl": None}
+    assert send({"msgtype": "sticker", "sticker": {}}) == 40008
+    assert send({"msgtype": "text", "text": {"content": "  "}}) == 44004
+    assert send({"msgtype": "image", "image": {"media_id": "NEVER_ISSUED"}}) == 40007
+    assert send({"msgtype": "news", "news": {"articles": [article, article]}}) == 45008
+    assert send({"msgtype": "news", "news": {"articles": [{**article, "url": ""}]}}) == 47001
+    uploaded = requests.post(f"{base}/sandbox/wechat/cgi-bin/media/upload?access_token={token}&type=image",
+                             files={"media": ("p.jpg", b"\xff\xd8\xff", "image/jpeg")}, timeout=5).json()["media_id"]
+    assert send({"msgtype": "image", "image": {"media_id": uploaded}}) == 0
+    assert send({"msgtype": "news", "news": {"articles": [article]}}) == 0
+    with travel(timedelta(days=3, minutes=1)):
+        later = fresh_token()  # the first token has expired too
+        assert send({"msgtype": "image", "image": {"media_id": uploaded}}, later) == 40007  # temporary media: three days

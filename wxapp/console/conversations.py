@@ -101,9 +101,11 @@ def conversation(conversation_id: int):
     colleagues = db.session.scalars(db.select(Employee.id).where(Employee.org_id == g.actor.org_id)).all()
     names = employee_names(colleagues)
     canned = conversations.filled_canned(g.actor, card)
+    materials_list = _published_materials()
     return render_template("console/conversation.html", c=conversations.conversation_dict(c), items=items, card=card,
                            can_reply=g.actor.can("follower", "edit"), can_ticket=g.actor.can("ticket", "create"),
-                           colleagues=names, canned=canned, map_key=current_app.config.get("MAP_KEY"))
+                           colleagues=names, canned=canned, map_key=current_app.config.get("MAP_KEY"),
+                           materials=materials_list)
 
 
 @bp.get("/conversations/canned")
@@ -167,6 +169,70 @@ def conversation_media(conversation_id: int, message_id: int):
     except DomainError as exc:
         return jsonify({"error": {"code": exc.code, "message": exc.message}}), exc.status
     return chat_media.serve(c, message_id, g.actor.org_id, thumb=request.args.get("thumb") == "1")
+
+
+@bp.get("/conversations/<int:conversation_id>/replies/<int:outbox_id>/media")
+@console_login_required
+def conversation_reply_media(conversation_id: int, outbox_id: int):
+    try:
+        c = conversations.get_conversation(g.actor, wechat_appid(), conversation_id)
+    except DomainError as exc:
+        return jsonify({"error": {"code": exc.code, "message": exc.message}}), exc.status
+    return chat_media.serve_reply(c, outbox_id)
+
+
+@bp.post("/conversations/<int:conversation_id>/reply-image")
+@console_login_required
+def conversation_reply_image(conversation_id: int):
+    """发送图片: the picture is checked and cleaned like every upload, then goes as a customer-service image."""
+    from crm_core import media
+    from crm_core.errors import ValidationFailed
+
+    def run():
+        f = request.files.get("image")
+        if f is None or not f.filename:
+            raise ValidationFailed("请选择要发送的图片。", fields={"image": "required"})
+        row = media.save_upload(f.read(), "chat_reply", org_id=g.actor.org_id, employee_id=g.actor.employee_id)
+        return conversations.reply_image(g.actor, wechat_appid(), conversation_id, row.id)
+
+    return act(run, "图片已发送。", url_for("console.conversation", conversation_id=conversation_id))
+
+
+@bp.post("/conversations/<int:conversation_id>/reply-material")
+@console_login_required
+def conversation_reply_material(conversation_id: int):
+    """发送图文: a published material as a news card, its link carrying this agent's share token."""
+    from crm_core.errors import ValidationFailed
+    from wxapp.pages import form_int
+
+    def run():
+        article = _material_article(form_int(request.form.get("material_id")))
+        if article is None:
+            raise ValidationFailed("请选择已发布的素材。", fields={"material_id": "required"})
+        return conversations.reply_news(g.actor, wechat_appid(), conversation_id, article)
+
+    return act(run, "图文已发送。", url_for("console.conversation", conversation_id=conversation_id))
+
+
+def _published_materials() -> list:
+    """The organisation's published materials: every employee may share them under their own link (全员营销)."""
+    from materials import services as material_services
+
+    return material_services.shareable(g.actor) if g.actor.employee_id else []
+
+
+def _material_article(material_id: int | None) -> dict | None:
+    """The news card of a published material of the agent's organisation: title, summary, cover, and the share link
+    that credits this agent (the viewer's visits and leads count for them, as on the staff share page)."""
+    from materials import services as material_services
+
+    m = next((x for x in _published_materials() if x.id == material_id), None)
+    if m is None:
+        return None
+    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    node = material_services.employee_node(g.actor, m.id, None)
+    return {"title": m.title, "description": m.summary or "", "url": f"{base}/m/{m.code}?s={node.token}",
+            "picurl": f"{base}/materials/{m.id}/{'cover.jpg' if m.cover_media_id else 'qr.png'}"}
 
 
 @bp.post("/conversations/<int:conversation_id>/reply")

@@ -104,11 +104,13 @@ def send_custom(message) -> outbox.Delivery:
     follower = followers.find(wechat_appid(), message.recipient)
     took = follower is not None and followers.use_cs_quota(follower.id)
     db.session.commit()  # the quota is taken before the call, and WeChat is called outside any transaction
-    template = p.get("template") or template_for(p["text"], p.get("title") or "服务通知")
+    template = p.get("template") or template_for(p["text"], p.get("title") or "服务通知", p.get("url"))
     if not took:
+        if p.get("msgtype") == "image":  # a picture has no template form: it fails visibly instead
+            raise outbox.ChannelError("对方 48 小时内没有可回复的互动，图片无法送达（模板消息不能带图片）。", retryable=False)
         return send_template(message, template, known=follower)
     try:
-        _call(lambda: _client().message.send_text(message.recipient, p["text"]))
+        _call(lambda: _send_kind(message.recipient, p))
     except WeChatClientException as exc:  # WeChat answered: nothing went out
         followers.give_back_cs_quota(follower.id)
         db.session.commit()
@@ -121,6 +123,31 @@ def send_custom(message) -> outbox.Delivery:
             db.session.commit()
         raise  # the outcome is unknown otherwise: the quota stays used, as WeChat may have delivered
     return outbox.Delivery(provider_message_id=None)
+
+
+def _send_kind(openid: str, p: dict):
+    """The customer-service call for the payload's kind: text; an agent's picture (uploaded to WeChat as temporary
+    media first — it keeps it three days, so each send uploads it again); one news article (WeChat takes one)."""
+    kind = p.get("msgtype") or "text"
+    if kind == "image":
+        import io
+
+        from crm_core import media
+        from crm_core.db import db
+        from crm_core.media import MediaFile
+
+        row = db.session.get(MediaFile, p.get("media_file_id"))
+        if row is None or row.status != "ready":
+            raise outbox.ChannelError("要发送的图片已不存在。", retryable=False)
+        data, content_type = media.read(row)
+        ext = {"image/png": "png", "image/webp": "webp"}.get(content_type, "jpg")
+        uploaded = _client().media.upload("image", (f"reply.{ext}", io.BytesIO(data), content_type))
+        return _client().message.send_image(openid, uploaded["media_id"])
+    if kind == "news":
+        a = p["article"]
+        return _client().message.send_articles(openid, [{"title": a["title"], "description": a.get("description") or "",
+                                                         "url": a["url"], "picurl": a.get("picurl")}])
+    return _client().message.send_text(openid, p["text"])
 
 
 def send_template(message, template: dict | None = None, known=False) -> outbox.Delivery:

@@ -155,3 +155,22 @@ def serve(c, message_id: int, org_id: int | None, thumb: bool = False):
         ext = EXTENSIONS.get(content_type, "amr")
         resp.headers["Content-Disposition"] = f'attachment; filename="voice-{m.id}.{ext}"'
     return resp
+
+
+def serve_reply(c, outbox_id: int):
+    """The picture an agent sent in conversation ``c`` (already checked against the reader's scope)."""
+    from flask import Response
+
+    from crm_core.outbox import OutboxMessage
+
+    msg = db.session.get(OutboxMessage, outbox_id)
+    p = (msg.payload or {}) if msg is not None else {}
+    if msg is None or msg.recipient != c.openid or p.get("msgtype") != "image":
+        return Response("没有这条回复的图片。", status=404, mimetype="text/plain")
+    row = db.session.get(MediaFile, p.get("media_file_id"))
+    if row is None or row.status != "ready":
+        return Response("图片无法显示。", status=404, mimetype="text/plain")
+    data, content_type = media.read(row)
+    resp = Response(data, mimetype=content_type)
+    resp.headers["Cache-Control"] = "private, max-age=86400"
+    return resp

@@ -240,11 +240,41 @@ def custom_send():
     user = _user(openid)
     if user is None:
         return _err(40003, api="custom_send", openid=openid)
+    wrong = _custom_body_refusal(body)
+    if wrong:
+        return _err(wrong, api="custom_send", openid=openid)
     refused = _quota(user)
     if refused:
         return _err(int(refused), api="custom_send", openid=openid)
     _record("custom_send", body, openid=openid)
     return jsonify({"errcode": 0, "errmsg": "ok"})
+
+
+CUSTOM_TYPES = ("text", "image", "voice", "video", "music", "news", "mpnews", "mpnewsarticle", "msgmenu", "wxcard",
+                "miniprogrampage")
+
+
+def _custom_body_refusal(body: dict) -> int | None:
+    """What WeChat refuses in a customer-service message's body before it looks at the quota: an unknown msgtype
+    (40008), empty text (44004), an image whose media id it never issued or has forgotten (40007, three days), news
+    that is not exactly one article (45008) or an article without a title or link (47001)."""
+    kind = body.get("msgtype")
+    if kind not in CUSTOM_TYPES:
+        return 40008
+    if kind == "text" and not str((body.get("text") or {}).get("content") or "").strip():
+        return 44004
+    if kind == "image":
+        media_id = (body.get("image") or {}).get("media_id") or ""
+        row = _uploaded(media_id)
+        if row is None or utcnow() - row.created_at > MEDIA_TTL:
+            return 40007
+    if kind == "news":
+        articles = (body.get("news") or {}).get("articles") or []
+        if len(articles) != 1:
+            return 45008
+        if not articles[0].get("title") or not articles[0].get("url"):
+            return 47001
+    return None
 
 
 def _templates() -> set[str]:
@@ -590,6 +620,22 @@ def js_config_refusal(body: dict, app_id: str | None, ticket_api: str) -> tuple[
     return "signature", url
 
 
+def _uploaded(media_id: str):
+    """The media_upload record that issued ``media_id`` (the newest 500 are searched), or None."""
+    return next((r for r in db.session.scalars(select(SandboxRecord).where(SandboxRecord.api == "media_upload")
+                                               .order_by(SandboxRecord.id.desc()).limit(500))
+                 if r.payload.get("media_id") == media_id), None)
+
+
+@bp.get("/media/<media_id>")
+def sandbox_show_media(media_id: str):
+    """``GET /sandbox/media/<media_id>``: what the user's WeChat shows of a picture the account sent (the simulator)."""
+    row = _uploaded(media_id)
+    if row is None:
+        return Response(status=404)
+    return Response(bytes.fromhex(row.payload["data"]), mimetype=row.payload.get("mimetype") or "image/jpeg")
+
+
 @bp.post("/media")
 def sandbox_give_media():
     """``POST /sandbox/media``: a media id as if a user uploaded a picture inside WeChat."""
@@ -600,9 +646,7 @@ def sandbox_give_media():
 @token_checked("media_get")
 def media_get():
     media_id = request.args.get("media_id", "")
-    row = next((r for r in db.session.scalars(select(SandboxRecord).where(SandboxRecord.api == "media_upload")
-                                              .order_by(SandboxRecord.id.desc()).limit(500))
-                if r.payload.get("media_id") == media_id), None)
+    row = _uploaded(media_id)
     if row is None or utcnow() - row.created_at > MEDIA_TTL:
         return _err(40007, api="media_get")
     _record("media_get", {"media_id": media_id})

@@ -1,7 +1,8 @@
 /* What a follower's message carries besides its text, for the pages that show a conversation as it grows (console
    在线客服 and the staff phone's): the picture, the video, the voice file, the place, the link. The server renders the
-   same on the first load (templates/console/_chat_extra.html). ``base``: the conversation's media route, ending in
-   /messages/. Everything the follower sent is set as text or as an attribute, never as HTML. */
+   same on the first load (templates/console/_chat_extra.html). ``base``: the conversation's address, ending in /;
+   a follower's message's media is base + messages/{id}/media, an agent's picture base + replies/{id}/media.
+   Everything the follower sent is set as text or as an attribute, never as HTML. */
 window.wxcrmChatExtra = function (div, m, base, mapKey) {
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
@@ -9,7 +10,7 @@ window.wxcrmChatExtra = function (div, m, base, mapKey) {
     if (text) { e.textContent = text; }
     return e;
   }
-  var url = base + m.id + '/media';
+  var url = base + (m.direction === 'out' ? 'replies/' : 'messages/') + m.id + '/media';
   if (m.media === 'image') {
     var a = el('a', { 'class': 'chat-media', href: url, target: '_blank', rel: 'noopener' });
     a.appendChild(el('img', { 'class': 'chat-img', src: url + '?thumb=1', alt: '图片', loading: 'lazy' }));
