@@ -300,10 +300,14 @@ def push_campaign(actor: Actor, campaign_id: int, base_url: str, per_minute: int
     queued = 0
     now = utcnow()
     fresh = sorted(openid_set - already)
+    cover = f"{base_url}/materials/{material.id}/{'cover.jpg' if material.cover_media_id else 'qr.png'}"
     for openid in fresh:
+        url = f"{base_url}/m/{material.code}?c={c.id}"
         msg = outbox.queue_message("wechat_notice", openid, {
-            "title": c.name, "text": f"{material.title}\n{material.summary or ''}".strip(),
-            "url": f"{base_url}/m/{material.code}?c={c.id}", "campaign_id": c.id},
+            "title": c.name, "text": f"{material.title}\n{material.summary or ''}".strip(), "url": url, "campaign_id": c.id,
+            # inside the 48-hour window a news card; outside it the template notice with the same link
+            "article": {"title": material.title[:64], "description": (material.summary or "")[:120], "url": url,
+                        "picurl": cover}},
             org_id=actor.org_id, dedupe_key=f"campaign:{c.id}:{openid}",
             delay=queued * 60.0 / per_minute)  # rate limit: spread the sends
         db.session.add(CampaignRecipient(campaign_id=c.id, material_id=material.id, openid=openid,

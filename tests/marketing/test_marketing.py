@@ -196,6 +196,11 @@ def test_push_goes_through_the_outbox_to_the_segment_and_the_follower_lists_it(d
     assert client.post(f"/api/v1/campaigns/{c['id']}/push", headers=mk, json={}).get_json()["queued"] == 0
     rec = client.get(f"/api/v1/campaigns/{c['id']}/recipients", headers=mk).get_json()
     assert rec["total"] == 1 and rec["items"][0]["openid"] == "oPushed0001" and rec["items"][0]["status"]
+    from crm_core.outbox import OutboxMessage
+
+    pushed = db.session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == "oPushed0001")).one().payload
+    assert pushed["article"]["title"] == m["title"] and pushed["article"]["url"] == pushed["url"]  # a news card
+    assert pushed["article"]["picurl"].endswith(("/cover.jpg", "/qr.png"))
     v = viewer(demo, "oPushed0001")
     items = v.get("/h5/api/campaigns").get_json()["items"]
     assert items[0]["campaign"] == "体验会邀请" and items[0]["url"].startswith(f"/m/{m['code']}?c=")

@@ -321,3 +321,27 @@ def test_the_sandbox_refuses_customer_service_bodies_as_wechat_does(live):
     with travel(timedelta(days=3, minutes=1)):
         later = fresh_token()  # the first token has expired too
         assert send({"msgtype": "image", "image": {"media_id": uploaded}}, later) == 40007  # temporary media: three days
+
+
+def test_a_campaign_notice_is_a_news_card_inside_the_window_and_a_template_with_its_link_outside(live):
+    app = live.app
+    c = app.test_client()
+    article = {"title": "净水器以旧换新", "description": "旧机抵 300 元", "url": f"{live.url}/m/ABC?c=1", "picurl": None}
+    with app.app_context():
+        post(c, message_xml("text", "oNews0001", content="你好"), aes=True)
+        settle()
+        from crm_core import outbox
+
+        for when in (timedelta(0), timedelta(hours=49)):
+            with travel(when):
+                outbox.queue_message("wechat_notice", "oNews0001", {"title": "以旧换新", "text": "净水器以旧换新",
+                                                                    "url": article["url"], "article": article})
+                db.session.commit()
+        rows = db.session.scalars(db.select(OutboxMessage).where(OutboxMessage.recipient == "oNews0001")).all()
+        assert [r.status for r in rows] == ["sent", "sent"]
+        db.session.remove()
+    delivered = list(reversed(c.get("/sandbox/outbox?openid=oNews0001").get_json()["items"]))
+    assert [d["api"] for d in delivered] == ["custom_send", "template_send"]
+    assert delivered[0]["payload"]["msgtype"] == "news"
+    assert delivered[0]["payload"]["news"]["articles"][0]["title"] == "净水器以旧换新"
+    assert delivered[1]["payload"]["url"] == article["url"]  # outside the window: the template opens the material

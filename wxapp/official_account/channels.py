@@ -171,8 +171,11 @@ def send_notice(message) -> outbox.Delivery:
     p = message.payload
     template = template_for(p["text"], p.get("title") or "服务通知", p.get("url"))
     text = p["text"] + (f"\n{p['url']}" if p.get("url") else "")
+    body = {"text": text, "template": template}
+    if p.get("article"):  # a campaign's material: a news card (title, summary, cover, link) inside the window
+        body.update(msgtype="news", article=p["article"])
     return send_custom(SimpleNamespace(id=message.id, recipient=message.recipient, org_id=getattr(message, "org_id", None),
-                                       payload={"text": text, "template": template}))
+                                       payload=body))
 
 
 _staff_links: list = []
