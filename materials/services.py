@@ -26,7 +26,7 @@ from sqlalchemy import case, func, or_, select
 from crm_core import outbox
 from crm_core.clock import utcnow
 from crm_core.context import service
-from crm_core.customers.models import Customer, Segment
+from crm_core.customers.models import Segment
 from crm_core.db import db, paginate
 from crm_core.errors import Conflict, NotFound, ValidationFailed
 from crm_core.org.models import Employee
@@ -277,18 +277,10 @@ def push_campaign(actor: Actor, campaign_id: int, base_url: str, per_minute: int
     material = db.session.get(Material, c.material_ids[0])
     if material.status != "published":
         raise Conflict("素材尚未发布，不能推送。", code="material_not_published")
-    from crm_core.customers.segments import segment_clause
+    from crm_core.wechat.mass import segment_members
 
     seg = db.session.get(Segment, c.segment_id)
-    system = Actor.system(actor.org_id)
-    if seg.target == "customer":
-        members = select(Customer.id).where(Customer.org_id == actor.org_id, segment_clause(system, seg.id, "customer"))
-        link = Follower.customer_id
-    else:
-        from crm_core.customers.models import Contact
-
-        members = select(Contact.id).where(Contact.org_id == actor.org_id, segment_clause(system, seg.id, "contact"))
-        link = Follower.contact_id
+    members, link = segment_members(Actor.system(actor.org_id), seg)
     member_ids = set(db.session.scalars(members))
     followers = db.session.execute(select(link, Follower).where(link.in_(members))).all()
     never = {m for m, f in followers if not f.subscribed and not f.subscribe_count}

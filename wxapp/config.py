@@ -82,6 +82,8 @@ def load_config(overrides: dict | None = None) -> dict:
         # Tencent Location Service key (腾讯位置服务): a follower's shared location shows as a small static map in 在线客服;
         # unset = a card with the place's name, its coordinates and a link that opens Tencent's map
         "MAP_KEY": os.environ.get("WXCRM_MAP_KEY") or None,
+        # service (服务号: 4 mass sends a calendar month) or subscription (订阅号: one a day) — the 群发 allowance
+        "WECHAT_ACCOUNT_TYPE": (os.environ.get("WECHAT_ACCOUNT_TYPE") or "service").strip().lower(),
         "WECHAT_TIMESTAMP_TOLERANCE": _int("WECHAT_TIMESTAMP_TOLERANCE", 300),
         # seconds a router handler may take before the callback answers "success" and the
         # handler's reply goes out later as a customer-service message (WeChat waits 5 s)

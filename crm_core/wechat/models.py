@@ -187,3 +187,30 @@ class FollowerTag(db.Model):
 class FollowerTagLink(db.Model):
     tag_id: Mapped[int] = mapped_column(ForeignKey("follower_tag.id", ondelete="CASCADE"), primary_key=True)
     follower_id: Mapped[int] = mapped_column(ForeignKey("follower.id"), primary_key=True, index=True)
+
+
+class MassSend(db.Model):
+    """A 群发 (mass send) of the official account: its audience (a follower tag, a segment's followers, or everyone), the
+    text, WeChat's msg_id, and what MASSSENDJOBFINISH reported (total, filtered, sent, failed)."""
+
+    __table_args__ = (Index("ix_mass_send_appid", "appid", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organization.id"), index=True)
+    appid: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(12))  # tag / segment / all
+    tag_id: Mapped[int | None] = mapped_column(ForeignKey("follower_tag.id"))
+    segment_id: Mapped[int | None]
+    target_label: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    openids: Mapped[list | None] = mapped_column(JSON)  # a segment's followers, as sent (message/mass/send)
+    status: Mapped[str] = mapped_column(String(12), default="queued")  # queued / sending / sent / failed
+    msg_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    wechat_status: Mapped[str | None] = mapped_column(String(100))
+    total_count: Mapped[int | None]
+    filter_count: Mapped[int | None]
+    sent_count: Mapped[int | None]
+    error_count: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(String(300))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]

@@ -38,6 +38,7 @@ NAV = [
     ("微信粉丝", "console.followers", "follower", "view"),
     ("自动回复", "console.auto_replies", "wechat_account", "view"),
     ("自定义菜单", "console.menu_editor", "wechat_account", "view"),
+    ("群发", "console.mass_sends", "campaign", "view"),
     ("撞单规则", "console.collision_rules", "organization", "edit"),
     ("消息发件箱", "console.outbox", "outbox", "view"),
 ]
@@ -145,6 +146,7 @@ from wxapp.console import (  # noqa: E402,F401  (the CRM, 在线客服, 公众�
     crm,
     editing,
     imports,
+    mass_send,
     org_setup,
     plans,
     roles,

@@ -21,6 +21,7 @@ def init_app(app: Flask) -> None:
     channels.register()
     router.add(channels.template_job_finished, name="wechat.template_job_finished", msg_type="event",
                event="templatesendjobfinish")
+    router.add(channels.mass_job_finished, name="wechat.mass_job_finished", msg_type="event", event="masssendjobfinish")
     router.add(_ask_for_agent, name="wechat.ask_for_agent", msg_type="text", text_pattern=r"^\s*(人工客服|人工服务|转人工|人工)\s*$",
                priority=50, label="关键词：人工客服、转人工（进入在线客服排队）")
     csrf.exempt(callback.bp)  # signed by WeChat, not by a browser session

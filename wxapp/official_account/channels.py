@@ -235,7 +235,66 @@ def template_job_finished(ib) -> None:
     return None
 
 
+def send_mass(message) -> outbox.Delivery:
+    """``wechat_mass``: a 群发 (``{mass_id}``: by tag or to everyone with message/mass/sendall, to a segment's followers
+    with message/mass/send) or its preview to one follower (``{preview, text}``: message/mass/preview). The send carries
+    ``clientmsgid`` = the row, so a request whose outcome is unknown is sent again safely: WeChat answers 45065 with
+    the earlier send's msg_id instead of sending twice."""
+    from crm_core.db import db
+    from crm_core.wechat import mass
+    from crm_core.wechat.models import FollowerTag, MassSend
+
+    p = message.payload
+    if p.get("preview"):
+        _call(lambda: _client().post("message/mass/preview", data={"touser": message.recipient, "msgtype": "text",
+                                                                    "text": {"content": p["text"]}}))
+        return outbox.Delivery(provider_message_id=None)
+    row = db.session.get(MassSend, p["mass_id"])
+    if row is None or row.status not in ("queued", "sending"):
+        return outbox.Delivery(provider_message_id=row.msg_id if row else None)
+    data = {"msgtype": "text", "text": {"content": row.text}, "clientmsgid": f"wxcrm-mass-{row.id}", "send_ignore_reprint": 0}
+    if row.target == "segment":
+        endpoint, data["touser"] = "message/mass/send", list(row.openids or [])
+    else:
+        tag = db.session.get(FollowerTag, row.tag_id) if row.tag_id else None
+        endpoint = "message/mass/sendall"
+        data["filter"] = {"is_to_all": row.target == "all", **({"tag_id": tag.wechat_id} if tag else {})}
+    try:
+        res = _call(lambda: _client().post(endpoint, data=data))
+    except WeChatClientException as exc:
+        earlier = None
+        if exc.errcode == 45065 and exc.response is not None:  # sent before (the same clientmsgid): that send stands
+            try:
+                earlier = exc.response.json().get("msg_id")
+            except ValueError:
+                earlier = None
+        if earlier is None:
+            row.status, row.error = "failed", f"{exc.errcode}: {exc.errmsg}"[:300]
+            db.session.commit()
+            raise _wrap(exc, message) from None
+        res = {"msg_id": earlier}
+    except outbox.ChannelError as exc:  # unknown outcome: WeChat's clientmsgid makes the resend safe
+        raise outbox.ChannelError(str(exc), retryable=True) from None
+    row.msg_id, row.status = str(res.get("msg_id")), "sending"
+    mass.touch()
+    return outbox.Delivery(provider_message_id=row.msg_id)
+
+
+def mass_job_finished(ib) -> None:
+    """MASSSENDJOBFINISH: WeChat's report of a 群发 — its status and counts go on the send's row. No reply."""
+    from crm_core.wechat import mass
+
+    data = getattr(ib.message, "_data", None) or {}
+    msg_id = data.get("MsgID") or data.get("MsgId")
+    if msg_id:
+        mass.job_finished(str(msg_id), str(data.get("Status") or ""), {
+            "total_count": data.get("TotalCount"), "filter_count": data.get("FilterCount"),
+            "sent_count": data.get("SentCount"), "error_count": data.get("ErrorCount")})
+    return None
+
+
 def register() -> None:
+    outbox.register_channel("wechat_mass", send_mass)
     outbox.register_channel("wechat_custom", send_custom)
     outbox.register_channel("wechat_template", send_template)
     outbox.register_channel("wechat_notice", send_notice)

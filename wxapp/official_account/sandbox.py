@@ -304,13 +304,17 @@ def _push_job_finish(openid: str, msgid: int) -> None:
     """WeChat tells the account, a moment later, whether a template message reached the user."""
     if not current_app.config.get("SANDBOX_JOB_FINISH_EVENTS", True):
         return
+    _push_event("TEMPLATESENDJOBFINISH", openid, f"<MsgID>{msgid}</MsgID><Status><![CDATA[success]]></Status>")
+
+
+def _push_event(event: str, source: str, extra: str) -> None:
+    """A signed callback event WeChat sends on its own, 0.2 s later (the sandbox's courtesy, as WeChat does)."""
     app = current_app._get_current_object()
 
     def push():
         from wxapp.official_account.simulate import message_xml, signed_request
 
-        xml = message_xml("raw_event", openid, event="TEMPLATESENDJOBFINISH",
-                          extra=f"<MsgID>{msgid}</MsgID><Status><![CDATA[success]]></Status>")
+        xml = message_xml("raw_event", source, event=event, extra=extra)
         with app.app_context():
             cfg = app.config
             try:
@@ -323,6 +327,107 @@ def _push_job_finish(openid: str, msgid: int) -> None:
                 db.session.remove()
 
     threading.Timer(0.2, push).start()
+
+
+# --- 群发 (mass sends) ----------------------------------------------------------------------------------
+MASS_ALLOWANCE = {"service": ("month", 4), "subscription": ("day", 1)}
+
+
+def _mass_body_refusal(body: dict) -> int | None:
+    if body.get("msgtype") != "text":  # the product sends text; others need WeChat's news materials (mpnews)
+        return 40008 if body.get("msgtype") not in CUSTOM_TYPES else None
+    if not str((body.get("text") or {}).get("content") or "").strip():
+        return 44004
+    return None
+
+
+@bp.post("/wechat/cgi-bin/message/mass/preview")
+@token_checked("mass_preview")
+def mass_preview():
+    body = request.get_json(force=True)
+    openid = body.get("touser") or ""
+    wrong = _mass_body_refusal(body)
+    if wrong:
+        return _err(wrong, api="mass_preview", openid=openid)
+    user = _user(openid)
+    if user is None or not user["subscribed"]:
+        return _err(40003 if user is None else 43004, api="mass_preview", openid=openid)
+    _record("mass_preview", body, openid=openid)
+    _record("mass_message", {"text": body["text"], "preview": True}, openid=openid)  # what the phone shows
+    return jsonify({"errcode": 0, "errmsg": "preview success", "msg_id": _new_msg_id()})
+
+
+def _new_msg_id() -> int:
+    return int(time.time() * 1000) % 10**10 + secrets.randbelow(1000)
+
+
+def _mass(api: str, recipients: list[str]):
+    """sendall / send: WeChat's checks (clientmsgid seen within 24 h: 45065 with that send's msg_id; the account's
+    allowance: 45028), then each follower gets the text and WeChat reports the job (MASSSENDJOBFINISH)."""
+    body = request.get_json(force=True)
+    wrong = _mass_body_refusal(body)
+    if wrong:
+        return _err(wrong, api=api)
+    client_id = body.get("clientmsgid")
+    if client_id:
+        since = utcnow() - timedelta(hours=24)
+        for row in db.session.scalars(select(SandboxRecord).where(SandboxRecord.api.in_(("mass_sendall", "mass_send")),
+                                                                  SandboxRecord.errcode == 0, SandboxRecord.created_at >= since)):
+            if row.payload.get("clientmsgid") == client_id:
+                rid = secrets.token_hex(4)
+                return jsonify({"errcode": 45065, "errmsg": f"clientmsgid exist rid: {rid}", "msg_id": row.payload["msg_id"]})
+    period, limit = MASS_ALLOWANCE.get(current_app.config.get("WECHAT_ACCOUNT_TYPE") or "service", MASS_ALLOWANCE["service"])
+    now = utcnow()
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) if period == "month" else \
+        now.replace(hour=0, minute=0, second=0, microsecond=0)
+    used = db.session.scalar(select(func.count(SandboxRecord.id)).where(SandboxRecord.api.in_(("mass_sendall", "mass_send")),
+                                                                        SandboxRecord.errcode == 0,
+                                                                        SandboxRecord.created_at >= start)) or 0
+    if used >= limit:
+        return _err(45028, api=api)
+    users = [u for u in (_user(o) for o in recipients) if u is not None]
+    following = [u["openid"] for u in users if u["subscribed"]]
+    msg_id = _new_msg_id()
+    _record(api, {**body, "msg_id": msg_id, "recipients": len(recipients)})
+    for openid in following:
+        _record("mass_message", {"text": body["text"], "msg_id": msg_id}, openid=openid)
+    _push_mass_finish(msg_id, total=len(recipients), sent=len(following))
+    return jsonify({"errcode": 0, "errmsg": "send job submission success", "msg_id": msg_id, "msg_data_id": msg_id})
+
+
+@bp.post("/wechat/cgi-bin/message/mass/sendall")
+@token_checked("mass_sendall")
+def mass_sendall():
+    body = request.get_json(force=True)
+    f = body.get("filter") or {}
+    if f.get("is_to_all"):
+        recipients = sorted({r.openid for r in db.session.scalars(select(SandboxRecord).where(
+            SandboxRecord.api == "user_action", SandboxRecord.openid.is_not(None)))})
+    else:
+        tags, members = _tag_state()
+        if f.get("tag_id") not in tags:
+            return _err(45159, api="mass_sendall")
+        recipients = sorted(members.get(f["tag_id"], ()))
+    return _mass("mass_sendall", recipients)
+
+
+@bp.post("/wechat/cgi-bin/message/mass/send")
+@token_checked("mass_send")
+def mass_send():
+    body = request.get_json(force=True)
+    touser = body.get("touser") or []
+    if not isinstance(touser, list) or not 2 <= len(touser) <= 10_000:
+        return _err(40130, api="mass_send")
+    return _mass("mass_send", [str(o) for o in touser])
+
+
+def _push_mass_finish(msg_id: int, total: int, sent: int) -> None:
+    """MASSSENDJOBFINISH, a moment later, as WeChat reports a mass send."""
+    if not current_app.config.get("SANDBOX_JOB_FINISH_EVENTS", True):
+        return
+    extra = (f"<MsgID>{msg_id}</MsgID><Status><![CDATA[send success]]></Status><TotalCount>{total}</TotalCount>"
+             f"<FilterCount>{total}</FilterCount><SentCount>{sent}</SentCount><ErrorCount>{total - sent}</ErrorCount>")
+    _push_event("MASSSENDJOBFINISH", "mphelper", extra)  # WeChat's 群发助手 sends it
 
 
 # --- user tags ------------------------------------------------------------------------------------------
@@ -772,7 +877,8 @@ def inject():
 def sandbox_outbox():
     """What the sandbox WeChat delivered to a user: customer-service and template messages."""
     openid = request.args.get("openid")
-    stmt = select(SandboxRecord).where(SandboxRecord.api.in_(("custom_send", "template_send")), SandboxRecord.errcode == 0)
+    stmt = select(SandboxRecord).where(SandboxRecord.api.in_(("custom_send", "template_send", "mass_message")),
+                                       SandboxRecord.errcode == 0)
     if openid:
         stmt = stmt.where(SandboxRecord.openid == openid)
     rows = db.session.scalars(stmt.order_by(SandboxRecord.id.desc()).limit(100)).all()
