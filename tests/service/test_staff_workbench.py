@@ -73,9 +73,25 @@ def test_the_engineer_accepts_arrives_records_gets_the_signature_and_completes(d
 
     page = phone.get("/h5/staff/work-orders").get_data(as_text=True)
     assert f'id="wo-{wo_id}"' in page and "杭州西湖茶业有限公司" in page and "（待接单）" in page
+    from crm_core.customers.models import Customer, ProductArchive
+
+    ticket = db.session.get(Ticket, tid)
+    site = db.session.get(Customer, ticket.customer_id)
+    card_html = page.split(f'id="wo-{wo_id}"')[1].split("</a>")[0]
+    assert db.session.get(ProductArchive, ticket.product_archive_id).product.name in card_html  # the product on the card
+    assert site.address in card_html  # and where to go
     detail = phone.get(f"/h5/staff/work-orders/{wo_id}").get_data(as_text=True)
     assert 'href="tel:13905710001"' in detail  # the contact's phone, one tap to call
     assert "apis.map.qq.com/uri/v1/marker?marker=coord:" in detail  # navigation to the site (GCJ-02 for the map app)
+    site_lat, site_lng = site.site_wgs_lat, site.site_wgs_lng
+    site.site_wgs_lat = site.site_wgs_lng = None  # a customer without coordinates: the map app searches the address
+    db.session.commit()
+    detail = phone.get(f"/h5/staff/work-orders/{wo_id}").get_data(as_text=True)
+    from urllib.parse import quote
+
+    assert "apis.map.qq.com/uri/v1/search?keyword=" + quote(site.address) in detail.replace("&amp;", "&")
+    site.site_wgs_lat, site.site_wgs_lng = site_lat, site_lng
+    db.session.commit()
     customer_id = db.session.get(Ticket, tid).customer_id
     card = phone.get(f"/h5/staff/customers/{customer_id}")  # the customer he is sent to, without the sales sections
     assert card.status_code == 200 and "杭州西湖茶业有限公司" in card.get_data(as_text=True) and "商机" not in card.get_data(as_text=True)

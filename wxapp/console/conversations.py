@@ -1,5 +1,5 @@
 """在线客服 in the console: the inbox, one conversation with the follower's card, replying, and a
-feed the open page polls every 2 seconds (new messages appear without reloading)."""
+feed the open page polls every second (new messages appear without reloading)."""
 from __future__ import annotations
 
 from flask import current_app, g, jsonify, render_template, request, url_for
