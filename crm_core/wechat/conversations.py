@@ -79,23 +79,33 @@ def window_for(c: Conversation) -> dict:
     return window(followers.find(c.appid, c.openid))
 
 
-def conversation_dict(c: Conversation, follower: Follower | None = None, name: str | None = None) -> dict:
+def _unread_many(rows: list[Conversation]) -> dict[str, int]:
+    """:func:`_unread` of a page of conversations in one query (an index range per conversation, OR-ed)."""
+    if not rows:
+        return {}
+    counted = db.session.execute(select(InboundMessage.openid, func.count(InboundMessage.id)).where(
+        or_(*[(InboundMessage.openid == c.openid) & (InboundMessage.id > c.last_read_id) for c in rows]),
+        InboundMessage.msg_type != "event").group_by(InboundMessage.openid)).all()
+    return dict(counted)
+
+
+def conversation_dict(c: Conversation, follower: Follower | None = None, name: str | None = None,
+                      unread: int | None = None) -> dict:
     follower = follower if follower is not None else followers.find(c.appid, c.openid)
     return {"id": c.id, "openid": c.openid, "contact_id": follower.contact_id if follower else None,
             "customer_id": follower.customer_id if follower else None,
             "name": name or followers.display_name(follower, c.openid), "status": c.status,
-            "assignee_id": c.assignee_id, "unread": _unread(c.openid, c.last_read_id),
+            "assignee_id": c.assignee_id, "unread": _unread(c.openid, c.last_read_id) if unread is None else unread,
             "last_message_at": c.last_message_at.isoformat() + "Z", "window": window(follower)}
 
 
 def list_conversations(actor: Actor, appid: str, *, status: str | None = None, mine: bool = False, q: str | None = None,
                        page: int = 1, per_page: int = 20) -> tuple[list[dict], int]:
     actor.require("follower", "view")
-    ours = select(Follower.openid).where(Follower.appid == appid, Follower.org_id == actor.org_id)
-    stmt = select(Conversation).where(Conversation.appid == appid,  # this organisation's followers, or not yet anyone's
-                                      or_(Conversation.openid.in_(ours), ~Conversation.openid.in_(
-                                          select(Follower.openid).where(Follower.appid == appid,
-                                                                        Follower.org_id.is_not(None)))))
+    # this organisation's followers, or not yet anyone's (one follower row per appid and openid, or none)
+    stmt = select(Conversation).outerjoin(Follower, (Follower.appid == Conversation.appid)
+                                          & (Follower.openid == Conversation.openid)).where(
+        Conversation.appid == appid, or_(Follower.org_id == actor.org_id, Follower.org_id.is_(None)))
     if status in STATUSES:
         stmt = stmt.where(Conversation.status == status)
     if mine:
@@ -112,7 +122,8 @@ def list_conversations(actor: Actor, appid: str, *, status: str | None = None, m
     names = followers.display_names(c.openid for c in rows)
     fs = {f.openid: f for f in db.session.scalars(select(Follower).where(
         Follower.appid == appid, Follower.openid.in_([c.openid for c in rows])))} if rows else {}
-    return [conversation_dict(c, fs.get(c.openid), names.get(c.openid)) for c in rows], total
+    unread = _unread_many(rows)
+    return [conversation_dict(c, fs.get(c.openid), names.get(c.openid), unread.get(c.openid, 0)) for c in rows], total
 
 
 def get_conversation(actor: Actor, appid: str, conversation_id: int) -> Conversation:
