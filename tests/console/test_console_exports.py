@@ -236,3 +236,35 @@ def test_employees_and_a_customers_product_archives_export(demo):
     assert rows[0][:3] == ("序列号", "产品", "客户") and len(rows) - 1 == db.session.query(ProductArchive).filter_by(
         customer_id=archived).count() > 0
     assert {r[2] for r in rows[1:]} == {name}
+
+
+def test_work_plans_and_conversations_export_with_the_pages_filters(demo):
+    """工作计划 (the plans the manager sees, their periods and review states in words) and 在线客服 (the conversations
+    of the filter the page shows: 待接入) export like the other lists."""
+    from tests.wechat_helpers import message_xml, post
+
+    client = demo.test_client()
+    for o in ("oExpConv001", "oExpConv002"):
+        post(client, message_xml("text", o, content="你好"))
+    post(client, message_xml("text", "oExpConv002", content="人工客服"))
+    c, _ = console_login(demo, "admin", "demo123456")
+    g.pop("csrf_token", None)
+    page = c.get("/console/conversations?status=waiting").get_data(as_text=True)
+    link = _link(re.search(r'id="export-conversations">(.*?)</span>', page, re.S).group(1), "Excel")
+    assert "status=waiting" in link
+    rows = _workbook(c.get(link))
+    assert rows[0][:3] == ("粉丝", "openid", "状态") and [r[1] for r in rows[1:]] == ["oExpConv002"]
+    assert rows[1][2] == "待接入"
+    from crm_core.clock import local_today
+
+    zhang = {"Authorization": "Bearer " + client.post("/api/v1/auth/token", json={
+        "username": "sales.zhang", "password": "demo123456"}).get_json()["access_token"]}
+    day = local_today().isoformat()
+    assert client.post("/api/v1/work-plans", headers=zhang, json={"period": "daily", "start_date": day, "end_date": day,
+                                                                  "title": "拜访三家客户"}).status_code == 201
+    g.pop("csrf_token", None)
+    page = c.get("/console/plans").get_data(as_text=True)
+    rows = _workbook(c.get(_link(re.search(r'id="export-work-plans">(.*?)</span>', page, re.S).group(1), "Excel")))
+    assert rows[0][0] == "类型" and len(rows) > 1 and {r[0] for r in rows[1:]} <= {"日计划", "周计划", "月计划"}
+    assert {r[8] for r in rows[1:]} <= {"未提交", "待批阅", "已批阅"} and "拜访三家客户" in {r[3] for r in rows[1:]}
+    assert next(r for r in rows[1:] if r[3] == "拜访三家客户")[6] == "张伟"

@@ -171,15 +171,25 @@ def create_plan(body: PlanIn):
     return svc.plan_dict(svc.create_plan(g.actor, body.model_dump()))
 
 
+def _plans(actor, page: int = 1, per_page: int = 20):
+    from crm_core.org.permissions import scoped_select
+
+    return paginate(scoped_select(actor, WorkPlan, "activity"), WorkPlan.id.desc(), page=page, per_page=per_page)
+
+
 @api.operation(bp, "/work-plans", "GET", summary="Work plans I own or review, and my team's",
                tags=("activities",), query=PageQuery, response=page_of(PlanOut))
 def list_plans(query: PageQuery):
-
-    from crm_core.org.permissions import scoped_select
-
-    stmt = scoped_select(g.actor, WorkPlan, "activity")
-    rows, total = paginate(stmt, WorkPlan.id.desc(), page=query.page, per_page=min(query.per_page, 100))
+    rows, total = _plans(g.actor, query.page, min(query.per_page, 100))
     return {"items": [svc.plan_dict(p) for p in rows], "total": total}
+
+
+exports.register(bp, api, "/work-plans", "工作计划", "activity", PageQuery, _plans, lambda rows: [svc.plan_dict(p) for p in rows], [
+    exports.Column("period", "类型", "label:plan_period"), exports.Column("start_date", "开始日期"),
+    exports.Column("end_date", "结束日期"), exports.Column("title", "标题"), exports.Column("content", "计划内容"),
+    exports.Column("summary", "总结"), exports.Column("owner_id", "填写人", "employee"),
+    exports.Column("reviewer_id", "批阅人", "employee"), exports.Column("review_status", "状态", "label:plan_review_status"),
+    exports.Column("review_comment", "批阅意见")])
 
 
 class SubmitIn(Model):

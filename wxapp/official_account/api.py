@@ -202,6 +202,22 @@ def list_conversations(query: ConversationQuery):
     return {"items": items, "total": total}
 
 
+def _conversation_rows(actor, status=None, mine=False, q=None, page: int = 1, per_page: int = 20):
+    from crm_core.wechat import conversations
+
+    return conversations.list_conversations(actor, wechat_appid(), status=status, mine=mine, q=q, page=page, per_page=per_page)
+
+
+_CONVERSATION_STATUS = {"open": "进行中", "waiting": "待接入", "closed": "已结束"}
+exports.register(bp, api, "/conversations", "在线客服会话", "follower", ConversationQuery, _conversation_rows,
+                 lambda rows: [{**r, "status": _CONVERSATION_STATUS.get(r["status"], r["status"]),
+                                "window_open": r["window"]["open"], "quota_left": r["window"]["quota_left"]} for r in rows], [
+                     exports.Column("name", "粉丝"), exports.Column("openid", "openid"), exports.Column("status", "状态"),
+                     exports.Column("assignee_id", "接待", "employee"), exports.Column("customer_id", "客户", "customer"),
+                     exports.Column("unread", "未读"), exports.Column("last_message_at", "最后消息", "time"),
+                     exports.Column("window_open", "可回复", "yes_no"), exports.Column("quota_left", "剩余客服消息")])
+
+
 class ConversationMessageOut(Model):
     id: int = Field(description="the inbound message's id (direction in) or the outbox row's (direction out)")
     direction: Literal["in", "out"]
