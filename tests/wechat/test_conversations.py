@@ -276,3 +276,29 @@ def test_messages_carry_what_each_kind_needs_and_media_fails_in_words(desk, clie
     with travel(timedelta(days=4)):
         r = client.get(photo, headers=desk("service.dispatcher"))  # a fresh sign-in: the first token has expired
         assert r.status_code == 404 and "微信只保留三天" in r.get_data(as_text=True)
+
+
+def test_the_api_answers_with_a_picture_uploaded_first_and_refuses_it_outside_the_window(desk, client):
+    import io
+
+    from PIL import Image
+
+    h = desk("service.dispatcher")
+    post(client, message_xml("text", "oConvPic01", content="发张图看看"))
+    conv = client.get("/api/v1/conversations", headers=h).get_json()["items"][0]
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(buf, "PNG")
+    up = client.post("/api/v1/media", headers=h, data={"purpose": "chat_reply", "file": (io.BytesIO(buf.getvalue()), "p.png")},
+                     content_type="multipart/form-data").get_json()
+    r = client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=h, json={"image_id": up["id"]})
+    assert r.status_code == 201 and r.get_json()["channel"] == "customer_service"
+    last = client.get(f"/api/v1/conversations/{conv['id']}/messages", headers=h).get_json()["items"][-1]
+    assert last["direction"] == "out" and last["kind"] == "image" and last["media"] == "image"
+    other = desk("service.engineer")  # another employee's picture is not this agent's to send
+    assert client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=other, json={"image_id": up["id"]}
+                       ).status_code in (403, 404)
+    with travel(timedelta(days=3)):
+        late = client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=desk("service.dispatcher"),
+                           json={"image_id": up["id"]})
+        assert late.status_code == 409 and late.get_json()["error"]["code"] == "window_closed"
+    assert client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=h, json={}).status_code == 422

@@ -12,7 +12,7 @@ from crm_core.media import MediaFile
 from wxapp.api import bp
 from wxapp.openapi import Model, api
 
-PURPOSES = ("checkin", "work_order", "ticket", "material", "signature")
+PURPOSES = ("checkin", "work_order", "ticket", "material", "signature", "chat_reply")
 
 
 class MediaOut(Model):

@@ -253,7 +253,9 @@ def conversation_messages(conversation_id: int):
 
 
 class ReplyIn(Model):
-    text: str = Field(min_length=1, max_length=600)
+    text: str | None = Field(default=None, min_length=1, max_length=600)
+    image_id: int | None = Field(default=None, description="a picture uploaded with POST /api/v1/media (purpose chat_reply) "
+                                                            "by this agent: sent as a customer-service image instead of text")
 
 
 class ReplyOut(Model):
@@ -285,7 +287,9 @@ def conversation_message_media(conversation_id: int, message_id: int, query: Med
 def reply_conversation(conversation_id: int, body: ReplyIn):
     from crm_core.wechat import conversations
 
-    return conversations.reply(g.actor, wechat_appid(), conversation_id, body.text)
+    if body.image_id is not None:  # a picture has no template form: 409 window_closed outside the 48 hours
+        return conversations.reply_image(g.actor, wechat_appid(), conversation_id, body.image_id)
+    return conversations.reply(g.actor, wechat_appid(), conversation_id, body.text or "")
 
 
 class AssignIn(Model):
