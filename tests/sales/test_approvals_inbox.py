@@ -162,3 +162,22 @@ def test_the_records_show_their_approval_history_and_the_contract_page_rejects_w
     after = r.get_data(as_text=True)
     assert "已提交审批" in after and "审批中" in after and "request-approval" not in after
     assert "待审批" in after.split('id="approval-history"')[1]
+
+
+def test_the_managers_inbox_exports_what_waits(waiting, client, app):
+    """待我审批 exports to Excel: the stage, the contract and the plan waiting for 孙立, with who asked and when."""
+    import io
+    import re
+
+    from flask import g
+    from openpyxl import load_workbook
+
+    manager, _ = console_login(app, "sales.manager", "demo123456")
+    g.pop("csrf_token", None)
+    html = manager.get("/console/approvals").get_data(as_text=True)
+    link = re.search(r'id="export-approvals">.*?<a href="([^"]+)">Excel</a>', html, re.S).group(1).replace("&amp;", "&")
+    r = manager.get(link)
+    assert r.status_code == 200
+    rows = list(load_workbook(io.BytesIO(r.data)).active.iter_rows(values_only=True))
+    assert rows[0] == ("类型", "事项", "说明", "申请人", "申请时间")
+    assert {x[0] for x in rows[1:]} >= {"商机阶段", "合同"} and all(x[3] == "张伟" for x in rows[1:])

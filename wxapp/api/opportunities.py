@@ -207,6 +207,18 @@ def my_approvals(query: InboxQuery):
     return {"items": items, "total": len(items)}
 
 
+def _inbox(actor, mine: bool = True, page: int = 1, per_page: int = 20):
+    from crm_core.sales import approvals
+
+    items = approvals.inbox(actor)
+    return items[(page - 1) * per_page:page * per_page], len(items)
+
+
+exports.register(bp, api, "/approvals", "待我审批", "opportunity", InboxQuery, _inbox, list, [
+    exports.Column("kind_label", "类型"), exports.Column("title", "事项"), exports.Column("detail", "说明"),
+    exports.Column("requested_by", "申请人"), exports.Column("requested_at", "申请时间", "time")])
+
+
 class CommentIn(Model):
     comment: str | None = Field(default=None, max_length=500)
 
