@@ -294,6 +294,13 @@ def test_the_api_answers_with_a_picture_uploaded_first_and_refuses_it_outside_th
     assert r.status_code == 201 and r.get_json()["channel"] == "customer_service"
     last = client.get(f"/api/v1/conversations/{conv['id']}/messages", headers=h).get_json()["items"][-1]
     assert last["direction"] == "out" and last["kind"] == "image" and last["media"] == "image"
+    shown = client.get(f"/api/v1/conversations/{conv['id']}/replies/{last['id']}/media", headers=h)
+    assert shown.status_code == 200 and shown.mimetype == "image/png"  # the picture as the thread shows it
+    from tests.service.test_staff_workbench import staff_phone
+
+    phone = staff_phone(client.application, "oConvPicAgent", "service.dispatcher")
+    assert phone.get(f"/h5/api/staff/conversations/{conv['id']}/replies/{last['id']}/media").status_code == 200
+    assert f"/h5/api/staff/conversations/{conv['id']}/" in phone.get(f"/h5/staff/conversations/{conv['id']}").get_data(as_text=True)
     other = desk("service.engineer")  # another employee's picture is not this agent's to send
     assert client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=other, json={"image_id": up["id"]}
                        ).status_code in (403, 404)

@@ -282,6 +282,15 @@ def conversation_message_media(conversation_id: int, message_id: int, query: Med
     return chat_media.serve(c, message_id, g.actor.org_id, thumb=query.thumb)
 
 
+@api.operation(bp, "/conversations/<int:conversation_id>/replies/<int:outbox_id>/media", "GET",
+               summary="A picture an agent sent in the conversation", tags=("conversations",))
+def conversation_reply_media(conversation_id: int, outbox_id: int):
+    from crm_core.wechat import conversations
+    from wxapp.official_account import chat_media
+
+    return chat_media.serve_reply(conversations.get_conversation(g.actor, wechat_appid(), conversation_id), outbox_id)
+
+
 @api.operation(bp, "/conversations/<int:conversation_id>/messages", "POST", summary="Answer the follower",
                tags=("conversations",), body=ReplyIn, response=ReplyOut, status=201)
 def reply_conversation(conversation_id: int, body: ReplyIn):

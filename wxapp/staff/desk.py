@@ -50,6 +50,8 @@ def conversation_messages(conversation_id: int):
     return jsonify({"items": items})
 
 
+@h5_api.describe("/h5/api/staff/conversations/<int:conversation_id>/messages/<int:message_id>/media", "GET",
+                 summary="Agent: the picture, voice or video a follower sent (the product's copy; ?thumb=1)", tags=("staff",))
 @bp.get("/api/staff/conversations/<int:conversation_id>/messages/<int:message_id>/media")
 @staff_user_required
 def conversation_message_media(conversation_id: int, message_id: int):
@@ -60,6 +62,17 @@ def conversation_message_media(conversation_id: int, message_id: int):
     actor = _actor()
     c = conversations.get_conversation(actor, wechat_appid(), conversation_id)
     return chat_media.serve(c, message_id, actor.org_id, thumb=request.args.get("thumb") == "1")
+
+
+@h5_api.describe("/h5/api/staff/conversations/<int:conversation_id>/replies/<int:outbox_id>/media", "GET",
+                 summary="Agent: a picture an agent sent in the conversation", tags=("staff",))
+@bp.get("/api/staff/conversations/<int:conversation_id>/replies/<int:outbox_id>/media")
+@staff_user_required
+def conversation_reply_media(conversation_id: int, outbox_id: int):
+    from wxapp.official_account import chat_media
+
+    c = conversations.get_conversation(_actor(), wechat_appid(), conversation_id)
+    return chat_media.serve_reply(c, outbox_id)
 
 
 class ReplyIn(Model):
