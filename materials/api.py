@@ -68,6 +68,26 @@ def update_material(material_id: int, body: MaterialPatch):
     return svc.material_dict(svc.update_material(g.actor, material_id, body.model_dump(exclude_unset=True)), _base())
 
 
+class CardIn(Model):
+    material_id: int = Field(description="a published material of the organisation")
+
+
+@api.operation(bp, "/conversations/<int:conversation_id>/material-card", "POST", status=201,
+               summary="在线客服: answer with a material as a news card (its link credits this agent)", tags=("conversations",),
+               body=CardIn)
+def send_material_card(conversation_id: int, body: CardIn):
+    """One news article (WeChat's limit for customer-service news) inside the 48-hour window; outside it the
+    template notice with the link. 422 when the material is not published."""
+    from crm_core.errors import ValidationFailed
+    from crm_core.wechat import conversations
+    from wxapp.config import wechat_appid
+
+    article = svc.news_article(g.actor, body.material_id, current_app.config["PUBLIC_BASE_URL"].rstrip("/"))
+    if article is None:
+        raise ValidationFailed("请选择已发布的素材。", fields={"material_id": "not a published material"})
+    return conversations.reply_news(g.actor, wechat_appid(), conversation_id, article)
+
+
 @api.operation(bp, "/materials/<int:material_id>/versions", "GET", summary="Kept versions", tags=("marketing",))
 def material_versions(material_id: int):
     return {"items": svc.versions(g.actor, material_id)}

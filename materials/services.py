@@ -483,6 +483,18 @@ def shareable(actor: Actor, q: str | None = None, limit: int = 50) -> list[Mater
     return list(db.session.scalars(stmt.order_by(Material.published_at.desc(), Material.id.desc()).limit(limit)))
 
 
+def news_article(actor: Actor, material_id: int | None, base_url: str) -> dict | None:
+    """A published material as a news card for a follower (在线客服's 发送图文): title, summary, cover (else its QR)
+    and the link that credits this employee — the viewer's visits and leads count for them, as on the staff share page.
+    None when it is not a published material of the actor's organisation."""
+    m = next((x for x in shareable(actor) if x.id == material_id), None) if material_id else None
+    if m is None:
+        return None
+    node = employee_node(actor, m.id, None)
+    return {"title": m.title, "description": m.summary or "", "url": f"{base_url}/m/{m.code}?s={node.token}",
+            "picurl": f"{base_url}/materials/{m.id}/{'cover.jpg' if m.cover_media_id else 'qr.png'}"}
+
+
 def my_results(actor: Actor) -> dict:
     """我的推广成绩: what the employee's links brought — people reached, leads, won opportunities — per material and
     in all (every share downstream of their link counts), and their rank among this week's sharers."""

@@ -309,3 +309,19 @@ def test_the_api_answers_with_a_picture_uploaded_first_and_refuses_it_outside_th
                            json={"image_id": up["id"]})
         assert late.status_code == 409 and late.get_json()["error"]["code"] == "window_closed"
     assert client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=h, json={}).status_code == 422
+
+
+def test_the_api_answers_with_a_material_card_and_refuses_a_draft(desk, client):
+    h = desk("service.dispatcher")
+    mk = desk("marketing.wang")
+    published = client.post("/api/v1/materials", headers=mk, json={"title": "夏季滤芯八折", "summary": "到店更换",
+                                                                   "body_html": "<p>详情</p>", "publish": True}).get_json()
+    draft = client.post("/api/v1/materials", headers=mk, json={"title": "未发布", "body_html": "<p>草稿</p>"}).get_json()
+    post(client, message_xml("text", "oConvCard01", content="有优惠吗"))
+    conv = client.get("/api/v1/conversations", headers=h).get_json()["items"][0]
+    r = client.post(f"/api/v1/conversations/{conv['id']}/material-card", headers=h, json={"material_id": published["id"]})
+    assert r.status_code == 201 and r.get_json()["channel"] == "customer_service"
+    last = client.get(f"/api/v1/conversations/{conv['id']}/messages", headers=h).get_json()["items"][-1]
+    assert last["kind"] == "news" and last["link"]["title"] == "夏季滤芯八折" and "?s=" in last["link"]["url"]
+    refused = client.post(f"/api/v1/conversations/{conv['id']}/material-card", headers=h, json={"material_id": draft["id"]})
+    assert refused.status_code == 422 and "已发布的素材" in refused.get_json()["error"]["message"]

@@ -206,7 +206,10 @@ def conversation_reply_material(conversation_id: int):
     from wxapp.pages import form_int
 
     def run():
-        article = _material_article(form_int(request.form.get("material_id")))
+        from materials import services as material_services
+
+        article = material_services.news_article(g.actor, form_int(request.form.get("material_id")),
+                                                 current_app.config["PUBLIC_BASE_URL"].rstrip("/"))
         if article is None:
             raise ValidationFailed("请选择已发布的素材。", fields={"material_id": "required"})
         return conversations.reply_news(g.actor, wechat_appid(), conversation_id, article)
@@ -219,20 +222,6 @@ def _published_materials() -> list:
     from materials import services as material_services
 
     return material_services.shareable(g.actor) if g.actor.employee_id else []
-
-
-def _material_article(material_id: int | None) -> dict | None:
-    """The news card of a published material of the agent's organisation: title, summary, cover, and the share link
-    that credits this agent (the viewer's visits and leads count for them, as on the staff share page)."""
-    from materials import services as material_services
-
-    m = next((x for x in _published_materials() if x.id == material_id), None)
-    if m is None:
-        return None
-    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-    node = material_services.employee_node(g.actor, m.id, None)
-    return {"title": m.title, "description": m.summary or "", "url": f"{base}/m/{m.code}?s={node.token}",
-            "picurl": f"{base}/materials/{m.id}/{'cover.jpg' if m.cover_media_id else 'qr.png'}"}
 
 
 @bp.post("/conversations/<int:conversation_id>/reply")
