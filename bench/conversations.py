@@ -86,7 +86,8 @@ def run(url: str, conversations: int, messages: int, repeat: int) -> None:
         first = c.get("/api/v1/conversations", headers=h).get_json()
         assert first["total"] >= conversations and len(first["items"]) == 20, first.get("total")
         for label, query in (("first page, all", ""), ("waiting (待接入)", "?status=waiting"), ("mine", "?mine=1"),
-                             ("search by openid", "?q=oBench00042"), ("page 50", "?page=50")):
+                             ("search by openid", "?q=oBench00042"), ("search by what they wrote", "?q=%E6%BB%A4%E8%8A%AF"),
+                             ("page 50", "?page=50")):
             def get(query=query):
                 r = c.get("/api/v1/conversations" + query, headers=h)
                 assert r.status_code == 200, r.get_json()

@@ -113,6 +113,11 @@ def list_conversations(actor: Actor, appid: str, *, status: str | None = None, m
     if q:
         like = f"%{q.strip()}%"
         found = [Conversation.openid.like(like)]
+        if not q.strip().isascii():  # words (中文): what they wrote, the last 90 days of text messages — a scan, so an
+            found.append(Conversation.openid.in_(select(InboundMessage.openid).where(  # openid or phone skips it
+                InboundMessage.appid == appid, InboundMessage.msg_type == "text",
+                InboundMessage.received_at >= utcnow() - timedelta(days=90),
+                InboundMessage.summary["content"].as_string().like(like))))
         if actor.can("contact", "view"):  # by the bound contact's name or phone, within the agent's data scope
             visible = scoped_select(actor, Contact).where(or_(Contact.name.like(like), Contact.phone.like(like)))
             found.append(Conversation.openid.in_(select(Follower.openid).where(

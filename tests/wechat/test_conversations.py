@@ -325,3 +325,13 @@ def test_the_api_answers_with_a_material_card_and_refuses_a_draft(desk, client):
     assert last["kind"] == "news" and last["link"]["title"] == "夏季滤芯八折" and "?s=" in last["link"]["url"]
     refused = client.post(f"/api/v1/conversations/{conv['id']}/material-card", headers=h, json={"material_id": draft["id"]})
     assert refused.status_code == 422 and "已发布的素材" in refused.get_json()["error"]["message"]
+
+
+def test_the_inbox_is_searched_by_what_followers_wrote(desk, client):
+    h = desk("service.dispatcher")
+    post(client, message_xml("text", "oConvSearch1", content="净水器滤芯漏水了"))
+    post(client, message_xml("text", "oConvSearch2", content="想问一下发票"))
+    found = client.get("/api/v1/conversations?q=滤芯漏水", headers=h).get_json()["items"]
+    assert [c["openid"] for c in found] == ["oConvSearch1"]
+    assert [c["openid"] for c in client.get("/api/v1/conversations?q=发票", headers=h).get_json()["items"]] == ["oConvSearch2"]
+    assert client.get("/api/v1/conversations?q=没有人说过", headers=h).get_json()["items"] == []

@@ -187,7 +187,8 @@ class ConversationOut(Model):
 class ConversationQuery(PageQuery):
     status: Literal["open", "waiting", "closed"] | None = None
     mine: bool = False
-    q: str | None = Field(default=None, max_length=64, description="openid, or the bound contact's name or phone")
+    q: str | None = Field(default=None, max_length=64,
+                          description="openid, the bound contact's name or phone, or what they wrote (text, last 90 days)")
     per_page: int = Field(default=20, ge=1, le=100)
 
 
