@@ -335,3 +335,23 @@ def test_the_inbox_is_searched_by_what_followers_wrote(desk, client):
     assert [c["openid"] for c in found] == ["oConvSearch1"]
     assert [c["openid"] for c in client.get("/api/v1/conversations?q=发票", headers=h).get_json()["items"]] == ["oConvSearch2"]
     assert client.get("/api/v1/conversations?q=没有人说过", headers=h).get_json()["items"] == []
+
+
+def test_the_agent_sees_how_long_the_window_stays_open(desk, client, app):
+    """The follower's card says how many customer-service messages are left and until when (China time)."""
+    import re
+
+    from flask import g
+
+    from tests.conftest import console_login
+
+    h = desk("service.dispatcher")
+    post(client, message_xml("text", "oConvWin001", content="在吗"))
+    conv = client.get("/api/v1/conversations", headers=h).get_json()["items"][0]
+    c, _ = console_login(app, "service.dispatcher", "demo123456")
+    g.pop("csrf_token", None)
+    state = re.search(r'id="window-state"[^>]*>(.*?)</p>', c.get(f"/console/conversations/{conv['id']}").get_data(as_text=True)).group(1)
+    from crm_core.clock import local_str
+
+    until = local_str(conv["window"]["expires_at"], "%m-%d %H:%M")
+    assert f"还可发送 {conv['window']['quota_left']} 条客服消息，{until} 前有效" in state
