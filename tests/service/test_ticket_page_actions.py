@@ -12,7 +12,8 @@ def _buttons(html: str) -> list[str]:
     return re.findall(r'<button name="action" value="([a-z_]+)"', form.group(0)) if form else []
 
 
-def test_ticket_actions_follow_the_state_machine(app, client):
+def _new_ticket(client, description: str):
+    """The demo loaded, and a new consultation the dispatcher took for the first customer: (bearer header, ticket)."""
     from crm_core.demo import load_demo
 
     load_demo()
@@ -20,8 +21,12 @@ def test_ticket_actions_follow_the_state_machine(app, client):
     h = {"Authorization": "Bearer " + client.post("/api/v1/auth/token", json={
         "username": "service.dispatcher", "password": "demo123456"}).get_json()["access_token"]}
     cust = client.get("/api/v1/customers", headers=h).get_json()["items"][0]
-    t = client.post("/api/v1/tickets", headers=h, json={"customer_id": cust["id"], "kind": "consultation",
-                                                        "description": "按钮随状态"}).get_json()
+    return h, client.post("/api/v1/tickets", headers=h, json={"customer_id": cust["id"], "kind": "consultation",
+                                                              "description": description}).get_json()
+
+
+def test_ticket_actions_follow_the_state_machine(app, client):
+    h, t = _new_ticket(client, "按钮随状态")
     c, _ = console_login(app, "service.dispatcher", "demo123456")
     page = lambda: c.get(f"/console/service/tickets/{t['id']}").get_data(as_text=True)  # noqa: E731
     assert _buttons(page()) == ["complete", "cancel", "reject"]  # submitted: dispatch above, or settle it
@@ -39,17 +44,10 @@ def test_the_dispatch_form_on_a_dispatched_ticket_appends_and_a_stale_one_is_tol
     from flask import g
     from sqlalchemy import func, select
 
-    from crm_core.demo import load_demo
     from crm_core.org.models import Employee
     from crm_core.service.models import WorkOrder
 
-    load_demo()
-    db.session.commit()
-    h = {"Authorization": "Bearer " + client.post("/api/v1/auth/token", json={
-        "username": "service.dispatcher", "password": "demo123456"}).get_json()["access_token"]}
-    cust = client.get("/api/v1/customers", headers=h).get_json()["items"][0]
-    t = client.post("/api/v1/tickets", headers=h, json={"customer_id": cust["id"], "kind": "consultation",
-                                                        "description": "两位调度同时打开"}).get_json()
+    _h, t = _new_ticket(client, "两位调度同时打开")
     zheng, zhao = (db.session.scalar(select(Employee.id).where(Employee.name == n)) for n in ("郑强", "赵磊"))
     def open_page(c):
         g.pop("csrf_token", None)  # Flask-WTF caches the token in g, and this app context serves both desks

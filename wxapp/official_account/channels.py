@@ -246,8 +246,11 @@ def send_mass(message) -> outbox.Delivery:
 
     p = message.payload
     if p.get("preview"):
-        _call(lambda: _client().post("message/mass/preview", data={"touser": message.recipient, "msgtype": "text",
-                                                                    "text": {"content": p["text"]}}))
+        try:
+            _call(lambda: _client().post("message/mass/preview", data={"touser": message.recipient, "msgtype": "text",
+                                                                       "text": {"content": p["text"]}}))
+        except WeChatClientException as exc:  # WeChat refused: the errcode table decides, as for every other send
+            raise _wrap(exc, message) from None
         return outbox.Delivery(provider_message_id=None)
     row = db.session.get(MassSend, p["mass_id"])
     if row is None or row.status not in ("queued", "sending"):
