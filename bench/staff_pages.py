@@ -119,12 +119,11 @@ def _manager_pages_content(app) -> None:
 def _ids(app) -> dict:
     from sqlalchemy import select
 
+    from crm_core.customers.models import Customer
     from crm_core.db import db
+    from crm_core.sales.models import Opportunity
     from crm_core.wechat.models import Conversation
     from materials.models import Material
-
-    from crm_core.customers.models import Customer
-    from crm_core.sales.models import Opportunity
 
     with app.app_context():
         tea = db.session.scalar(select(Customer.id).where(Customer.name == "杭州西湖茶业有限公司"))

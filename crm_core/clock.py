@@ -71,3 +71,30 @@ def local_str(value, fmt: str = "%Y-%m-%d %H:%M", tz: str | None = None) -> str:
 def local_today(tz: str | None = None):
     """Today's date where the organisation is."""
     return to_local(utcnow(), tz).date()
+
+
+def local_date_of(value: datetime, tz: str | None = None):
+    """The day a stored naive-UTC time falls on where the organisation is."""
+    return to_local(value, tz).date()
+
+
+def day_bounds(date_from, date_to, tz: str | None = None) -> tuple[datetime, datetime]:
+    """The stored (naive UTC) half-open span [start of ``date_from``, start of the day after ``date_to``) in ``tz``."""
+    zone = ZoneInfo(tz or _default_tz)
+    start = datetime.combine(date_from, datetime.min.time()).replace(tzinfo=zone)
+    end = datetime.combine(date_to + timedelta(days=1), datetime.min.time()).replace(tzinfo=zone)
+    return to_utc(start), to_utc(end)
+
+
+def report_days(date_from, date_to, tz: str | None = None, *, default_days: int = 30, max_days: int = 367):
+    """A report's range of local days: to today (in ``tz``) and ``default_days`` back unless given; refused when it is
+    reversed or longer than ``max_days``. Returns ``(date_from, date_to, start, end)``, the last two the stored span."""
+    from crm_core.errors import ValidationFailed
+
+    date_to = date_to or local_today(tz)
+    date_from = date_from or date_to - timedelta(days=default_days - 1)
+    if date_from > date_to:
+        raise ValidationFailed("开始日期不能晚于结束日期。", fields={"date_from": "after date_to"})
+    if (date_to - date_from).days >= max_days:
+        raise ValidationFailed("查询范围不能超过一年。", fields={"date_from": "range too long"})
+    return (date_from, date_to, *day_bounds(date_from, date_to, tz))

@@ -71,8 +71,14 @@ PRODUCTS = [  # code, name, model, warranty months, list price, unit cost (元, 
 ]
 
 
-def load_demo(password: str = DEMO_PASSWORD) -> list[tuple[str, str, str]]:
-    """Create or refresh the demo organisation. Returns (login, password, who) rows."""
+# ``fn(org)`` of the packages above the CRM core (materials), run once with the demo's documents; they register on import
+DEMO_EXTRAS: list = []
+
+
+def load_demo(password: str = DEMO_PASSWORD, documents: bool = False) -> list[tuple[str, str, str]]:
+    """Create or refresh the demo organisation. Returns (login, password, who) rows. With ``documents`` (``wxcrm demo``,
+    ``make run``, the console tour) also the desks' first records: quotes, a contract with an order, a ticket, a material
+    and a plan (:func:`_demo_documents`); the tests that count records start without them."""
     ensure_builtin_roles()
     org = get_or_create_organization("lanyun", "蓝云智联科技（杭州）有限公司")
     with acting_as(Actor.system(org.id, "演示数据")):
@@ -147,6 +153,8 @@ def load_demo(password: str = DEMO_PASSWORD) -> list[tuple[str, str, str]]:
             collision.index_record("customer", customer)
         db.session.flush()
     _demo_business(org, employees)
+    if documents:
+        _demo_documents(org)
     return rows
 
 
@@ -210,4 +218,78 @@ def _demo_business(org, employees) -> None:
         admin = load_actor(db.session.scalars(select(User).where(User.username == "admin")).one())
         create_segment(admin, {"name": "杭州地区客户", "target": "customer", "match": "all",
                                "conditions": [{"field": "name", "op": "contains", "value": "杭州"}]})
+    db.session.flush()
+
+
+def _demo_documents(org) -> None:
+    """What the other desks work on, so every console page has a first record to open: a quote sent and one accepted,
+    its contract approved with a two-instalment plan and a first receipt (the rest of the first instalment overdue),
+    an order of 5 of its 20 units with 2 shipped (their serials archived),
+    a repair ticket dispatched to an engineer, a published material in a campaign, and a submitted weekly plan.
+    Created through the services (numbers, audit, scope and notices as in real use). Skipped when there are quotes."""
+    from datetime import timedelta
+
+    from crm_core.activities.activities import create_plan, submit_plan
+    from crm_core.clock import local_today
+    from crm_core.org.models import User
+    from crm_core.org.permissions import load_actor
+    from crm_core.sales import documents
+    from crm_core.sales.models import Opportunity, Quote
+    from crm_core.service.tickets import create_for_customer
+    from crm_core.service.work_orders import dispatch
+
+    if db.session.scalars(select(Quote.id).where(Quote.org_id == org.id)).first():
+        return
+    customers = {c.name: c for c in db.session.scalars(select(Customer).where(Customer.org_id == org.id))}
+    products = {p.code: p for p in db.session.scalars(select(Product).where(Product.org_id == org.id))}
+    who = {login: load_actor(db.session.scalars(select(User).where(User.username == login)).one())
+           for login in ("sales.zhang", "sales.li", "sales.manager", "service.dispatcher", "service.engineer",
+                         "marketing.wang")}
+    opps = {o.name: o for o in db.session.scalars(select(Opportunity).where(Opportunity.org_id == org.id))}
+    today = local_today()
+    tea = opps["茶厂车间净水改造"]
+    sent = documents.create_quote(who["sales.zhang"], {
+        "customer_id": tea.customer_id, "opportunity_id": tea.id, "note": "含安装调试，质保两年",
+        "lines": [{"product_id": products["LY-WP-100"].id, "quantity": 12, "discount_pct": 5},
+                  {"product_id": products["LY-HV-500"].id, "quantity": 2}]})
+    documents.move_quote(who["sales.zhang"], sent.id, "send")
+    shop = opps["门店净水器采购"]
+    accepted = documents.create_quote(who["sales.li"], {
+        "customer_id": shop.customer_id, "opportunity_id": shop.id,
+        "lines": [{"product_id": products["LY-WP-100"].id, "quantity": 20, "discount_pct": 10}]})
+    documents.move_quote(who["sales.li"], accepted.id, "send")
+    documents.move_quote(who["sales.li"], accepted.id, "accept", by="客户电话确认")
+    half = (accepted.total / 2).quantize(accepted.total)
+    contract = documents.create_contract(who["sales.li"], {
+        "customer_id": shop.customer_id, "quote_id": accepted.id, "signed_on": (today - timedelta(days=40)).isoformat(),
+        "payment_plan": [{"due_date": (today - timedelta(days=10)).isoformat(), "amount": str(half)},
+                         {"due_date": (today + timedelta(days=50)).isoformat(), "amount": str(accepted.total - half)}]})
+    documents.approve_contract(who["sales.manager"], contract.id, "价格在授权范围内")
+    documents.record_receipt(who["sales.li"], {"contract_id": contract.id, "amount": "10000.00",
+                                               "received_on": (today - timedelta(days=8)).isoformat(), "method": "bank"})
+    from crm_core.sales import orders
+
+    order = orders.create_order(who["sales.li"], contract.id, {"lines": [{"contract_line_id": contract.lines[0].id, "quantity": 5}],
+                                                               "address": "杭州市上城区湖滨路 8 号（首批 5 家门店）"})
+    orders.record_delivery(who["sales.li"], order.id, {
+        "lines": [{"order_line_id": order.lines[0].id, "quantity": 2}], "carrier": "顺丰 SF1400000001",
+        "shipped_on": (today - timedelta(days=3)).isoformat(),
+        "serial_nos": {str(order.lines[0].id): ["WP100-2026-1001", "WP100-2026-1002"]}})
+
+    from crm_core.customers.models import ProductArchive
+
+    factory = customers["杭州滨江智造科技有限公司"]
+    archive = db.session.scalars(select(ProductArchive.id).where(ProductArchive.customer_id == factory.id)).first()
+    ticket = create_for_customer(who["service.dispatcher"], {
+        "customer_id": factory.id, "kind": "repair", "priority": "high", "product_archive_id": archive,
+        "description": "AP300 开机后滤网报警灯常亮，复位无效"})
+    dispatch(who["service.dispatcher"], ticket.id, [who["service.engineer"].employee_id], note="带一套备用滤网")
+
+    monday = today - timedelta(days=today.weekday())
+    plan = create_plan(who["sales.zhang"], {"period": "weekly", "start_date": monday, "end_date": monday + timedelta(days=6),
+                                            "title": "本周工作计划", "reviewer_id": who["sales.manager"].employee_id, "content": "1. 茶厂报价跟进，约陈总确认方案\n2. 拜访滨江智造，回访 AP300 使用情况"})
+    submit_plan(who["sales.zhang"], plan.id, "报价已发出，等客户确认")
+    db.session.flush()
+    for extra in DEMO_EXTRAS:  # the feature packages above the core add theirs (materials: a material and a campaign)
+        extra(org)
     db.session.flush()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 
 def init_app(app) -> None:
+    from crm_core import demo
     from materials import console, web
+    from materials.demo import demo_marketing
     from wxapp.extensions import csrf
     from wxapp.official_account import router
 
@@ -18,6 +20,8 @@ def init_app(app) -> None:
     app.wsgi_app = web.PageLane(app, app.wsgi_app)
     app.register_blueprint(console.bp)
     router.claim_scene_prefix("mkt_", _scene, owner="materials")
+    if demo_marketing not in demo.DEMO_EXTRAS:
+        demo.DEMO_EXTRAS.append(demo_marketing)
 
 
 def _scene(ib) -> str | None:

@@ -11,6 +11,7 @@ from crm_core.errors import DomainError, ValidationFailed
 from crm_core.labels import LABELS
 from crm_core.org.organization import employee_names
 from crm_core.org.permissions import get_visible, scoped_select
+from crm_core.org.settings import org_timezone
 from crm_core.wechat.followers import display_names
 from materials import services as svc
 from materials import tree_svg
@@ -165,7 +166,7 @@ def campaigns():
     svc.credit_won_opportunities(g.actor.org_id)
     db.session.commit()
     return render_template("materials/console_campaigns.html", rows=rows, total=total, materials=mats, segments=segments,
-                           week=svc.top_sharers(None, since=svc.week_start()), all_time=svc.top_sharers(None))
+                           week=svc.top_sharers(None, since=svc.week_start(tz=org_timezone(g.actor.org_id))), all_time=svc.top_sharers(None))
 
 
 @bp.post("/campaigns")
@@ -241,10 +242,11 @@ def campaign(campaign_id: int):
     db.session.commit()
     tree = svc.share_tree(campaign_id=c.id)
     stats = svc.stats(campaign=c)
-    recipients = svc.recipients(g.actor, c.id, 1, 20)
+    # the page shows the first 20; its 导出 (wxapp/console/table_export.py) takes every recipient
+    recipients = svc.recipients(g.actor, c.id, 1, 50_000 if request.args.get("export_table") == "recipients" else 20)
     return render_template("materials/console_campaign.html", c=svc.campaign_dict(c, _base()), stats=stats, tree=tree,
                            tree_svg=tree_svg.render(tree, _names(tree), expand=request.args.get("expand")),
-                           week=svc.top_sharers(c.id, since=svc.week_start()), all_time=svc.top_sharers(c.id),
+                           week=svc.top_sharers(c.id, since=svc.week_start(tz=org_timezone(g.actor.org_id))), all_time=svc.top_sharers(c.id),
                            charts=_charts(stats),
                            recipients=recipients,
                            recipient_names=display_names(r["openid"] for r in recipients[0]))

@@ -32,6 +32,7 @@ from crm_core.errors import Conflict, NotFound, ValidationFailed
 from crm_core.org.models import Employee
 from crm_core.org.organization import employee_names
 from crm_core.org.permissions import Actor, get_visible, scoped_select
+from crm_core.org.settings import org_timezone
 from crm_core.sales.models import Lead, Opportunity
 from crm_core.wechat.followers import display_names, in_cs_window
 from crm_core.wechat.models import Follower
@@ -510,7 +511,7 @@ def my_results(actor: Actor) -> dict:
                      "opportunities": int(o or 0)} for mid, r, ld, o in rows),
                    key=lambda i: (-i["opportunities"], -i["leads"], -i["reach"], i["material_id"]))
     totals = {k: sum(i[k] for i in items) for k in ("reach", "leads", "opportunities")}
-    rank = next((r["rank"] for r in top_sharers(since=week_start(), limit=100) if r.get("employee_id") == actor.employee_id),
+    rank = next((r["rank"] for r in top_sharers(since=week_start(tz=org_timezone(actor.org_id)), limit=100) if r.get("employee_id") == actor.employee_id),
                 None)
     return {"materials": items, "totals": totals, "week_rank": rank}
 
@@ -714,8 +715,11 @@ def stats(*, campaign: Campaign | None = None, material_id: int | None = None, d
     return out
 
 
-def week_start(today: date | None = None) -> datetime:
-    d = (today or (utcnow() + timedelta(hours=8)).date())
+def week_start(today: date | None = None, tz: str | None = None) -> datetime:
+    """The stored time this week began (Monday 00:00 in ``tz``, the default zone unless given): 本周 of the rankings."""
+    from crm_core.clock import day_bounds, local_today
+
+    d = today or local_today(tz)
     monday = d - timedelta(days=d.weekday())
-    return datetime.combine(monday, datetime.min.time()) - timedelta(hours=8)
+    return day_bounds(monday, monday, tz)[0]
 

@@ -177,18 +177,29 @@ class LiveServer:
         self.server.shutdown()
 
 
-@pytest.fixture
-def live_app(tmp_path):
-    """An app with the demo loaded, served over real HTTP on a free port."""
+def _live(tmp_path, documents: bool):
     from crm_core.demo import load_demo
 
     app = _make_app(f"sqlite:///{tmp_path}/live.db")
     with app.app_context():
         _create_schema()
-        load_demo()
+        load_demo(documents=documents)
         db.session.commit()
         db.session.remove()
-    with LiveServer(app) as server:
+    return LiveServer(app)
+
+
+@pytest.fixture
+def live_app(tmp_path):
+    """An app with the demo loaded, served over real HTTP on a free port."""
+    with _live(tmp_path, documents=False) as server:
+        yield server
+
+
+@pytest.fixture
+def live_demo(tmp_path):
+    """``live_app`` with the demo's documents too (``wxcrm demo``: quotes, a contract with an order, a ticket…)."""
+    with _live(tmp_path, documents=True) as server:
         yield server
 
 

@@ -32,7 +32,7 @@ def demo_command(password):
     """Load (or refresh) the demo organisation and print its logins."""
     from crm_core.demo import DEMO_PASSWORD, load_demo
 
-    rows = load_demo(password or DEMO_PASSWORD)
+    rows = load_demo(password or DEMO_PASSWORD, documents=True)
     db.session.commit()
     base = current_app.config["PUBLIC_BASE_URL"]
     click.echo(f"演示组织已就绪：{base}/console/")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Callable
 
@@ -28,15 +28,18 @@ from wxapp.guards import MAX_JSON_DEPTH, JSONTooDeep, check_json_depth, check_va
 _CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
 
 
-CHINA_TZ = timezone(timedelta(hours=8))
-
-
 def _to_utc(value: datetime) -> datetime:
-    """Store naive UTC. A time without an offset is China Standard Time (UTC+8), what a
-    phone in China sends; an explicit offset is honoured."""
-    from crm_core.clock import to_utc
+    """Store naive UTC. A time without an offset is in the caller's organisation's zone (what its phones and
+    people mean: Asia/Shanghai unless the organisation sets another); an explicit offset is honoured."""
+    from zoneinfo import ZoneInfo
 
-    return to_utc(value, assume=CHINA_TZ)
+    from flask import g, has_request_context
+
+    from crm_core.clock import default_timezone, to_utc
+    from crm_core.org.settings import org_timezone
+
+    actor = g.get("actor") if has_request_context() else None
+    return to_utc(value, assume=ZoneInfo(org_timezone(actor.org_id) if actor is not None else default_timezone()))
 
 
 UtcDateTime = Annotated[datetime, AfterValidator(_to_utc)]

@@ -26,7 +26,7 @@ from sqlalchemy import and_, func, or_, select
 
 from crm_core import geo, jobs, media
 from crm_core.activities.models import Activity
-from crm_core.clock import utcnow
+from crm_core.clock import local_date_of, utcnow
 from crm_core.context import service
 from crm_core.customers.models import Customer
 from crm_core.db import db, paginate
@@ -34,10 +34,9 @@ from crm_core.errors import Conflict, NoEmployeeLinked, PermissionDenied, Valida
 from crm_core.field.models import CHECKIN_KINDS, SPOOF_FLAGS, CheckIn
 from crm_core.org.models import EmployeePosition, Position
 from crm_core.org.permissions import NO_EMPLOYEE_MESSAGE, Actor, get_visible, scoped_select, visible_clause
-from crm_core.org.settings import get_setting
+from crm_core.org.settings import get_setting, org_timezone
 from crm_core.wechat.models import Follower
 
-CHINA = timedelta(hours=8)  # reports group by the China-time day (no daylight saving)
 DUPLICATE_WINDOW = timedelta(seconds=60)
 # WeChat's getLocation and Android's fused provider hand out their cached fix for a while: the same
 # coordinates and accuracy again within this window is one real fix, not a replayed one
@@ -53,8 +52,9 @@ STATUS_LABELS = {"normal": "正常", "out_of_range": "超出范围", "rejected":
 REVIEW_FLAGS = ("out_of_range", "low_accuracy", "suspicious") + SPOOF_FLAGS
 
 
-def local_date(ts: datetime):
-    return (ts + CHINA).date()
+def local_date(ts: datetime, org_id: int):
+    """The organisation's local day of a stored time: what the reports group check-ins by."""
+    return local_date_of(ts, org_timezone(org_id))
 
 
 def settings(org_id: int) -> dict:
@@ -230,7 +230,7 @@ def record(actor: Actor, data: dict) -> CheckIn:
 
     ci = CheckIn(org_id=actor.org_id, owner_id=employee_id, department_id=_department(employee_id), kind=kind,
                  lat=lat, lng=lng, coord_system=system, raw_lat=raw_lat, raw_lng=raw_lng, accuracy_m=accuracy,
-                 location_source=source, client_time=client_time, local_date=local_date(client_time),
+                 location_source=source, client_time=client_time, local_date=local_date(client_time, actor.org_id),
                  customer_id=customer.id if customer else None, activity_id=activity.id if activity else None,
                  photo_id=photo_id, note=note, distance_m=distance, radius_m=radius, late=late,
                  mock_location=bool(data.get("mock_location")), flag_reviews={}, created_at=now)
@@ -392,10 +392,10 @@ def badge(ci: CheckIn) -> dict:
 
 
 def today(actor: Actor) -> list[CheckIn]:
-    """The caller's own check-ins of the current China-time day, in order."""
+    """The caller's own check-ins of the current local day, in order."""
     employee_id = _employee_id(actor)
     return list(db.session.scalars(select(CheckIn).where(CheckIn.owner_id == employee_id,
-                                                         CheckIn.local_date == local_date(utcnow()))
+                                                         CheckIn.local_date == local_date(utcnow(), actor.org_id))
                                    .order_by(CheckIn.client_time)))
 
 

@@ -17,7 +17,7 @@ SPOOF_FLAGS = ("spoof_mock", "spoof_repeat", "spoof_accuracy")
 class CheckIn(Audited, OwnedRecord, TimestampMixin, db.Model):
     """``owner_id`` is the employee who checked in. ``client_time`` is when it happened on the
     phone (offline check-ins arrive late); ``created_at`` is when the server received it.
-    ``local_date`` is the China-time day of ``client_time`` (what the reports group by)."""
+    ``local_date`` is the organisation's local day of ``client_time`` (what the reports group by)."""
 
     __audit_type__ = "checkin"
     __scope_object__ = "checkin"

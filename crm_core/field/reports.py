@@ -18,43 +18,39 @@ from html import escape
 from sqlalchemy import case, func, or_, select
 
 from crm_core.activities.models import ACTIVITY_STATUSES, Activity
-from crm_core.clock import utcnow
+from crm_core.clock import day_bounds, local_date_of, local_str, report_days, utcnow
 from crm_core.customers.customers import customer_names
 from crm_core.customers.models import Customer
 from crm_core.db import db
 from crm_core.errors import NotFound, ValidationFailed
-from crm_core.field.checkins import CHINA, STATUS_LABELS, badge
+from crm_core.field.checkins import STATUS_LABELS, badge
 from crm_core.field.models import CheckIn
 from crm_core.org.models import Department, Employee, EmployeePosition, Position
 from crm_core.org.organization import employee_names
 from crm_core.org.permissions import Actor, visible_clause
+from crm_core.org.settings import org_timezone
 
 MAX_RANGE_DAYS = 366
 ACTIVITY_STATUS_LABELS = {"planned": "计划中", "in_progress": "进行中", "done": "已完成", "cancelled": "已取消"}
 
 
-def _range(date_from: date | None, date_to: date | None) -> tuple[date, date]:
-    today = (utcnow() + CHINA).date()
-    date_to = date_to or today
-    date_from = date_from or date_to - timedelta(days=6)
-    if date_from > date_to:
-        raise ValidationFailed("开始日期不能晚于结束日期。", fields={"date_from": "after date_to"})
-    if (date_to - date_from).days >= MAX_RANGE_DAYS:
-        raise ValidationFailed("查询范围不能超过一年。", fields={"date_from": "range too long"})
-    return date_from, date_to
+def _range(actor: Actor, date_from: date | None, date_to: date | None) -> tuple[date, date]:
+    """A field report's local days (a week to today unless given), in the organisation's zone."""
+    return report_days(date_from, date_to, org_timezone(actor.org_id), default_days=7, max_days=MAX_RANGE_DAYS)[:2]
 
 
 _names = employee_names
 
 
-def _iso_local(ts: datetime | None) -> str | None:
-    return (ts + CHINA).strftime("%H:%M") if ts else None
+def _iso_local(ts: datetime | None, tz: str) -> str | None:
+    return local_str(ts, "%H:%M", tz) if ts else None
 
 
 def checkin_report(actor: Actor, date_from: date | None = None, date_to: date | None = None,
                    employee_id: int | None = None) -> dict:
     actor.require("checkin", "view")
-    date_from, date_to = _range(date_from, date_to)
+    date_from, date_to = _range(actor, date_from, date_to)
+    tz = org_timezone(actor.org_id)
     is_in = CheckIn.kind == "in"
     stmt = (select(CheckIn.owner_id, CheckIn.local_date,
                    func.min(case((is_in, CheckIn.client_time))), func.max(CheckIn.client_time),
@@ -71,7 +67,7 @@ def checkin_report(actor: Actor, date_from: date | None = None, date_to: date | 
     out = []
     for owner, day, first_in, last, visits, secs, metres, oor, flagged, count in rows:
         out.append({"employee_id": owner, "employee": names.get(owner, ""), "date": day.isoformat(),
-                    "first_checkin": _iso_local(first_in), "last_checkin": _iso_local(last), "checkins": count,
+                    "first_checkin": _iso_local(first_in, tz), "last_checkin": _iso_local(last, tz), "checkins": count,
                     "visits": int(visits or 0), "minutes_at_customers": round(int(secs or 0) / 60),
                     "distance_km": round(float(metres or 0) / 1000, 2), "out_of_range": int(oor or 0),
                     "flagged": int(flagged or 0)})
@@ -104,9 +100,9 @@ def activity_stats(actor: Actor, date_from: date | None = None, date_to: date | 
     """活动统计报表: activities planned (or, unplanned, created) in the range, by status per
     assignee, with department subtotals and the total."""
     actor.require("activity", "view")
-    date_from, date_to = _range(date_from, date_to)
-    start = datetime.combine(date_from, datetime.min.time()) - CHINA
-    end = datetime.combine(date_to + timedelta(days=1), datetime.min.time()) - CHINA
+    date_from, date_to = _range(actor, date_from, date_to)
+    tz = org_timezone(actor.org_id)
+    start, end = day_bounds(date_from, date_to, tz)
     when = func.coalesce(Activity.planned_start, Activity.created_at)
     who = func.coalesce(Activity.assignee_id, Activity.owner_id)
     rows = db.session.execute(
@@ -157,6 +153,7 @@ def route(actor: Actor, employee_id: int, day: date) -> dict:
     """One employee's check-ins of a day in order, and the sites of the customers visited."""
     actor.require("checkin", "view")
     visible_employee(actor, employee_id)
+    tz = org_timezone(actor.org_id)
     checkins = db.session.scalars(
         select(CheckIn).where(visible_clause(actor, CheckIn), CheckIn.owner_id == employee_id, CheckIn.local_date == day)
         .order_by(CheckIn.client_time, CheckIn.id)).all()
@@ -169,7 +166,7 @@ def route(actor: Actor, employee_id: int, day: date) -> dict:
                                .where(Customer.id.in_(customer_ids), Customer.site_wgs_lat.is_not(None))).all() if customer_ids else []
     names = customer_names(customer_ids)
     return {"employee_id": employee_id, "employee": _names([employee_id]).get(employee_id, ""), "date": day.isoformat(),
-            "points": [{"seq": i + 1, "id": c.id, "kind": c.kind, "lat": c.lat, "lng": c.lng, "time": _iso_local(c.client_time),
+            "points": [{"seq": i + 1, "id": c.id, "kind": c.kind, "lat": c.lat, "lng": c.lng, "time": _iso_local(c.client_time, tz),
                         "customer": names.get(c.customer_id), "status": c.status, "flags": list(c.flags or [])}
                        for i, c in enumerate(checkins)],
             "sites": [{"customer_id": s[0], "name": s[1], "lat": s[2], "lng": s[3]} for s in sites],
@@ -239,11 +236,11 @@ def team_calendar(actor: Actor, date_from: date | None = None, date_to: date | N
                   employee_id: int | None = None) -> dict:
     """日历视图: the team's activities and visits (paired check-ins) per day."""
     actor.require("activity", "view")
-    date_from, date_to = _range(date_from, date_to)
+    date_from, date_to = _range(actor, date_from, date_to)
     if (date_to - date_from).days > 62:
         raise ValidationFailed("日历一次最多显示 63 天。", fields={"date_to": "range too long"})
-    start = datetime.combine(date_from, datetime.min.time()) - CHINA
-    end = datetime.combine(date_to + timedelta(days=1), datetime.min.time()) - CHINA
+    tz = org_timezone(actor.org_id)
+    start, end = day_bounds(date_from, date_to, tz)
     when = func.coalesce(Activity.planned_start, Activity.created_at)
     astmt = select(Activity).where(visible_clause(actor, Activity), when >= start, when < end)
     cstmt = select(CheckIn).where(visible_clause(actor, CheckIn), CheckIn.local_date >= date_from,
@@ -263,14 +260,14 @@ def team_calendar(actor: Actor, date_from: date | None = None, date_to: date | N
         d += timedelta(days=1)
     for a in activities:
         ts = a.planned_start or a.created_at
-        days[(ts + CHINA).date().isoformat()].append({
+        days[local_date_of(ts, tz).isoformat()].append({
             "type": "activity", "id": a.id, "title": a.subject, "status": a.status, "kind": a.kind,
-            "time": _iso_local(ts), "employee_id": who_id(a), "employee": names.get(who_id(a), ""),
+            "time": _iso_local(ts, tz), "employee_id": who_id(a), "employee": names.get(who_id(a), ""),
             "customer": customers.get(a.customer_id)})
     for c in visits:
         days[c.local_date.isoformat()].append({
             "type": "visit", "id": c.id, "title": f"拜访 {customers.get(c.customer_id) or '（未选客户）'}", "status": c.status,
-            "time": _iso_local(c.client_time), "employee_id": c.owner_id, "employee": names.get(c.owner_id, ""),
+            "time": _iso_local(c.client_time, tz), "employee_id": c.owner_id, "employee": names.get(c.owner_id, ""),
             "customer": customers.get(c.customer_id), "paired": c.pair_id is not None})
     for items in days.values():
         items.sort(key=lambda i: (i["time"] or "", i["type"]))
@@ -302,9 +299,9 @@ def team_today(actor: Actor) -> dict:
     actor.require("checkin", "view")
     actor.require("activity", "view")
     now = utcnow()
-    day = (now + CHINA).date()
-    start = datetime.combine(day, datetime.min.time()) - CHINA
-    end = start + timedelta(days=1)
+    tz = org_timezone(actor.org_id)
+    day = local_date_of(now, tz)
+    start, end = day_bounds(day, day, tz)
     checkins = db.session.scalars(select(CheckIn).where(visible_clause(actor, CheckIn), CheckIn.local_date == day)
                                   .order_by(CheckIn.client_time).limit(2000)).all()
     is_open = Activity.status.in_(OPEN_ACTIVITY)
@@ -324,7 +321,7 @@ def team_today(actor: Actor) -> dict:
               for m in members}
     for c in checkins:
         people[c.owner_id]["checkins"].append({
-            "id": c.id, "kind": c.kind, "time": _iso_local(c.client_time), "customer": customers.get(c.customer_id),
+            "id": c.id, "kind": c.kind, "time": _iso_local(c.client_time, tz), "customer": customers.get(c.customer_id),
             "address": c.address, "distance_m": round(c.distance_m) if c.distance_m is not None else None,
             "badge": badge(c)})
     for a in activities:

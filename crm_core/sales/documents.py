@@ -28,6 +28,7 @@ from crm_core.sales.models import (
     CONTRACT_STATUSES,
     QUOTE_STATUSES,
     Contract,
+    ContractLine,
     Instalment,
     Quote,
     QuoteLine,
@@ -348,12 +349,19 @@ def create_contract(actor: Actor, data: dict) -> Contract:
         opp = resolve_reference(actor, "opportunity_id", data.get("opportunity_id") or quote.opportunity_id)
         if opp.customer_id != customer.id:
             raise ValidationFailed("商机不属于该客户。", fields={"opportunity_id": "belongs to another customer"})
+    lines: list[ContractLine] = []  # an amount-only contract has none (and no orders)
     if quote is not None:
         amount = quote.total
         if data.get("amount") is not None and money.parse(data["amount"], "amount") != amount:
             raise ValidationFailed(f"合同金额应与报价单合计 {amount} 元一致。", fields={"amount": f"the quote's total is {amount}"})
+        lines = [ContractLine(seq=ln.seq, product_id=ln.product_id, name=ln.name, quantity=ln.quantity, unit_price=ln.unit_price,
+                              discount_pct=ln.discount_pct, tax_rate=ln.tax_rate, total=ln.total) for ln in quote.lines]
     elif data.get("lines"):
-        amount = money.totals([a for _, _, a in _priced_lines(actor.org_id, data["lines"])]).total
+        priced = _priced_lines(actor.org_id, data["lines"])
+        amount = money.totals([a for _, _, a in priced]).total
+        lines = [ContractLine(seq=i + 1, product_id=p.id, name=p.name, quantity=inputs["quantity"], unit_price=inputs["unit_price"],
+                              discount_pct=inputs["discount_pct"], tax_rate=inputs["tax_rate"], total=a.total)
+                 for i, (p, inputs, a) in enumerate(priced)]
     else:
         amount = money.parse(data.get("amount"), "amount", label="合同金额")
     if amount <= 0:
@@ -368,6 +376,9 @@ def create_contract(actor: Actor, data: dict) -> Contract:
                  note=(data.get("note") or "").strip()[:2000] or None)
     c.instalments = [Instalment(org_id=actor.org_id, seq=i + 1, due_date=due, amount=part, received=Decimal("0.00"))
                      for i, (due, part) in enumerate(plan)]
+    for ln in lines:
+        ln.ordered, ln.ordered_amount = Decimal(0), Decimal("0.00")
+    c.lines = lines
     db.session.add(c)
     db.session.flush()
     approver = manager_of(c.owner_id) if c.owner_id else None
@@ -464,7 +475,11 @@ def contract_dict(c: Contract) -> dict:
             "created_at": c.created_at.isoformat() + "Z" if c.created_at else None,
             "instalments": [{"id": i.id, "seq": i.seq, "due_date": i.due_date.isoformat(), "amount": f(i.amount),
                              "received": f(i.received), "outstanding": f(i.amount - i.received),
-                             "state": instalment_state(i, today)} for i in c.instalments]}
+                             "state": instalment_state(i, today)} for i in c.instalments],
+            "lines": [{"id": ln.id, "seq": ln.seq, "product_id": ln.product_id, "name": ln.name, "quantity": money.qty(ln.quantity),
+                       "unit_price": f(ln.unit_price), "discount_pct": f(ln.discount_pct), "tax_rate": f(ln.tax_rate),
+                       "total": f(ln.total), "ordered": money.qty(ln.ordered), "to_order": money.qty(ln.quantity - ln.ordered)}
+                      for ln in c.lines]}
 
 
 # --- receipts ----------------------------------------------------------------------------------

@@ -232,6 +232,91 @@ class Contract(Audited, OwnedRecord, TimestampMixin, db.Model):
     note: Mapped[str | None] = mapped_column(String(2000))
 
     instalments: Mapped[list["Instalment"]] = relationship(cascade="all, delete-orphan", order_by="Instalment.seq")
+    lines: Mapped[list["ContractLine"]] = relationship(cascade="all, delete-orphan", order_by="ContractLine.seq")
+
+
+class ContractLine(db.Model):
+    """A product line of a contract (合同明细): carried from its quote or priced from the lines given. ``ordered`` is
+    how much of it sales orders have taken so far (moved only by a guarded update, never past ``quantity``)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contract.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int]
+    product_id: Mapped[int] = mapped_column(ForeignKey("product.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    discount_pct: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    tax_rate: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    total: Mapped[Decimal] = mapped_column(Numeric(18, 2))  # with discount and tax: what the line is worth in the contract
+    ordered: Mapped[Decimal] = mapped_column(Numeric(12, 4), default=Decimal(0))
+    ordered_amount: Mapped[Decimal] = mapped_column(Numeric(18, 2), default=Decimal("0.00"))
+
+
+ORDER_STATUSES = ("open", "partial", "delivered", "cancelled")
+
+
+class SalesOrder(Audited, OwnedRecord, TimestampMixin, db.Model):
+    """销售订单: what is to be delivered now out of an approved contract's lines; its deliveries (销售出库) move it
+    from 待发货 through 部分发货 to 已发货. Seen through the contracts' data scope."""
+
+    __audit_type__ = "sales_order"
+    __scope_object__ = "contract"
+    __table_args__ = (UniqueConstraint("org_id", "number"), Index("ix_sales_order_scope", "org_id", "owner_id", "id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32))
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contract.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    delivered_amount: Mapped[Decimal] = mapped_column(Numeric(18, 2), default=Decimal("0.00"))
+    required_on: Mapped[date | None]  # the day the customer wants it
+    address: Mapped[str | None] = mapped_column(String(300))
+    note: Mapped[str | None] = mapped_column(String(2000))
+
+    lines: Mapped[list["OrderLine"]] = relationship(cascade="all, delete-orphan", order_by="OrderLine.seq")
+    deliveries: Mapped[list["Delivery"]] = relationship(cascade="all, delete-orphan", order_by="Delivery.id")
+
+
+class OrderLine(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("sales_order.id", ondelete="CASCADE"), index=True)
+    contract_line_id: Mapped[int] = mapped_column(ForeignKey("contract_line.id"), index=True)
+    seq: Mapped[int]
+    product_id: Mapped[int] = mapped_column(ForeignKey("product.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))  # its share of the contract line's total
+    delivered: Mapped[Decimal] = mapped_column(Numeric(12, 4), default=Decimal(0))
+
+
+class Delivery(Audited, db.Model):
+    """发货 / 销售出库单: quantities shipped against an order's lines on a day; serial numbers given become the
+    customer's product archives (产品档案), as the seed's 销售出库单 does."""
+
+    __audit_type__ = "delivery"
+    __table_args__ = (UniqueConstraint("org_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
+    number: Mapped[str] = mapped_column(String(32))
+    order_id: Mapped[int] = mapped_column(ForeignKey("sales_order.id", ondelete="CASCADE"), index=True)
+    shipped_on: Mapped[date]
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    carrier: Mapped[str | None] = mapped_column(String(100))  # 物流公司 / 运单号
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+    created_at: Mapped[datetime]
+
+    lines: Mapped[list["DeliveryLine"]] = relationship(cascade="all, delete-orphan", order_by="DeliveryLine.id")
+
+
+class DeliveryLine(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("delivery.id", ondelete="CASCADE"), index=True)
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_line.id"), index=True)
+    quantity: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    serial_nos: Mapped[list] = mapped_column(JSON, default=list)
 
 
 class Instalment(db.Model):

@@ -37,6 +37,20 @@ def fmt(value: Decimal | None) -> str | None:
     return None if value is None else str(money(value))
 
 
+def qty(value: Decimal | None) -> str | None:
+    """A quantity as the API writes it: no trailing zeros ("12", "2.5")."""
+    return None if value is None else f"{Decimal(value).normalize():f}"
+
+
+def share(total: Decimal, part: Decimal, whole: Decimal, taken: Decimal, taken_qty: Decimal) -> Decimal:
+    """The amount of ``part`` units out of a line of ``whole`` units worth ``total`` in all, of which ``taken_qty``
+    units worth ``taken`` are already spoken for: pro rata, half up to the fen, and the part that completes the line
+    takes exactly what is left — so the parts of a line always add up to its total, however it is split."""
+    if taken_qty + part >= whole:
+        return money(total - taken)
+    return min(money(total * part / whole), money(total - taken))
+
+
 def parse(value, field: str, *, minimum: Decimal | None = Decimal(0), maximum: Decimal = MAX_AMOUNT,
           places: int = 2, label: str = "金额") -> Decimal:
     """A client's number (string or number; floats as the shortest decimal they print as) as a

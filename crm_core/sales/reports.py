@@ -297,6 +297,140 @@ def competitors(actor: Actor, date_from: date | None = None, date_to: date | Non
                                      if won + lost else None}}
 
 
+CUSTOMER_DIMENSIONS = {"source": "来源", "industry": "行业", "region": "地区", "value_level": "价值等级", "month": "新增月份"}
+_CITY = __import__("re").compile(r"^(?:[^省市]{2,8}?(?:省|自治区))?([^省市区县]{2,8}?市)")
+
+
+def customer_analysis(actor: Actor, by: str = "source", date_from: date | None = None, date_to: date | None = None) -> dict:
+    """客户分析: the customers in scope (active, created in the range) counted by source, industry, region (the city of
+    the address), value level or the month they were created — each group with how many trade, and the contracted
+    and received amounts of their effective contracts the actor may see."""
+    from crm_core.labels import label
+    from crm_core.sales.models import Contract
+
+    actor.require("customer", "view")
+    if by not in CUSTOMER_DIMENSIONS:
+        from crm_core.errors import ValidationFailed
+
+        raise ValidationFailed("分析维度应为 source、industry、region、value_level 或 month。", fields={"by": "unknown dimension"})
+    money_per = dict((cid, (money_of(a), money_of(r))) for cid, a, r in db.session.execute(
+        select(Contract.customer_id, func.sum(Contract.amount), func.sum(Contract.received))
+        .where(visible_clause(actor, Contract), Contract.status.in_(("approved", "completed"))).group_by(Contract.customer_id)))
+    col = {"source": Customer.source, "industry": Customer.industry, "value_level": Customer.value_level,
+           "region": Customer.address, "month": Customer.created_at}[by]
+    stmt = _range(select(Customer.id, col, Customer.trading).where(visible_clause(actor, Customer), Customer.status == "active"),
+                  Customer.created_at, date_from, date_to)
+    zero = Decimal("0.00")
+    groups: dict[str, dict] = {}
+    for cid, value, trading in db.session.execute(stmt.limit(500_000)):
+        if by == "region":
+            m = _CITY.match((value or "").strip())
+            key = m.group(1) if m else "未填写"
+        elif by == "month":
+            key = value.strftime("%Y-%m") if value else "未知"
+        elif by == "source":
+            key = label("source", value) if value else "未填写"
+        else:
+            key = value or "未填写"
+        g = groups.setdefault(key, {"key": key, "customers": 0, "trading": 0, "contracted": zero, "received": zero})
+        g["customers"] += 1
+        g["trading"] += 1 if trading else 0
+        amount, received = money_per.get(cid, (zero, zero))
+        g["contracted"] += amount
+        g["received"] += received
+    rows = sorted(groups.values(), key=(lambda r: r["key"]) if by == "month" else (lambda r: (-r["customers"], r["key"])))
+    total = sum(r["customers"] for r in rows)
+    out = [{**r, "contracted": str(r["contracted"]), "received": str(r["received"]),
+            "share": str((Decimal(r["customers"]) * 100 / total).quantize(Decimal("0.01"))) if total else "0.00",
+            "trading_rate": str((Decimal(r["trading"]) * 100 / r["customers"]).quantize(Decimal("0.01")))} for r in rows]
+    return {"by": by, "label": CUSTOMER_DIMENSIONS[by], "rows": out,
+            "totals": {"customers": total, "trading": sum(r["trading"] for r in rows),
+                       "contracted": str(sum((r["contracted"] for r in rows), zero)),
+                       "received": str(sum((r["received"] for r in rows), zero))}}
+
+
+CUSTOMER_COLUMNS = [("key", "分组"), ("customers", "客户数"), ("share", "占比%"), ("trading", "交易客户"), ("trading_rate", "交易率%"),
+                    ("contracted", "签约金额"), ("received", "回款金额")]
+
+
+EXECUTION_GROUPS = {"contract": "合同执行明细", "customer": "合同执行汇总（按客户）", "owner": "合同执行汇总（按负责人）"}
+EXECUTION_FIGURES = (("amount", "合同金额"), ("ordered", "已下单"), ("delivered", "已发货"), ("received", "已回款"),
+                     ("to_deliver", "未发货"), ("outstanding", "未收款"))
+
+
+def contract_execution(actor: Actor, by: str = "contract", date_from: date | None = None, date_to: date | None = None) -> dict:
+    """合同执行明细 / 汇总: per effective contract (signed in the range), what was contracted, ordered (sales orders
+    not cancelled), delivered (shipped by deliveries) and received (回款) — and what is still to deliver and to
+    collect; or those figures summed per customer or per owner. Within the contracts' data scope; two queries."""
+    from crm_core.org.organization import employee_names
+    from crm_core.sales.models import Contract, SalesOrder
+
+    actor.require("contract", "view")
+    if by not in EXECUTION_GROUPS:
+        from crm_core.errors import ValidationFailed
+
+        raise ValidationFailed("汇总方式应为 contract、customer 或 owner。", fields={"by": "contract, customer or owner"})
+    orders = (select(SalesOrder.contract_id, func.sum(SalesOrder.amount).label("ordered"),
+                     func.sum(SalesOrder.delivered_amount).label("delivered"))
+              .where(SalesOrder.status != "cancelled").group_by(SalesOrder.contract_id).subquery())
+    stmt = (select(Contract.id, Contract.number, Contract.title, Contract.customer_id, Contract.owner_id, Contract.signed_on,
+                   Contract.status, Contract.amount, Contract.received,
+                   func.coalesce(orders.c.ordered, 0), func.coalesce(orders.c.delivered, 0))
+            .outerjoin(orders, orders.c.contract_id == Contract.id)
+            .where(visible_clause(actor, Contract), Contract.status.in_(("approved", "completed"))))
+    if date_from:
+        stmt = stmt.where(Contract.signed_on >= date_from)
+    if date_to:
+        stmt = stmt.where(Contract.signed_on <= date_to)
+    zero = Decimal("0.00")
+    rows = db.session.execute(stmt.order_by(Contract.signed_on.desc(), Contract.id.desc()).limit(50_000)).all()
+    customers = customer_names(r[3] for r in rows)
+    owners = employee_names(r[4] for r in rows)
+    groups: dict = {}
+    for cid, number, title, customer_id, owner_id, signed_on, status, amount, received, ordered, delivered in rows:
+        key = {"contract": cid, "customer": customer_id, "owner": owner_id}[by]
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = {"contracts": 0, **{k: zero for k, _ in EXECUTION_FIGURES}}
+            if by == "contract":
+                g.update(contract_id=cid, number=number, title=title, signed_on=signed_on.isoformat() if signed_on else None,
+                         status=status, customer_id=customer_id, customer=customers.get(customer_id), owner_id=owner_id,
+                         owner=owners.get(owner_id))
+            elif by == "customer":
+                g.update(customer_id=customer_id, customer=customers.get(customer_id))
+            else:
+                g.update(owner_id=owner_id, owner=owners.get(owner_id) or "（无负责人）")
+        g["contracts"] += 1
+        g["amount"] += money_of(amount)
+        g["ordered"] += money_of(ordered)
+        g["delivered"] += money_of(delivered)
+        g["received"] += money_of(received)
+    totals = {"contracts": 0, **{k: zero for k, _ in EXECUTION_FIGURES}}
+    out = []
+    for g in groups.values():
+        g["to_deliver"] = g["ordered"] - g["delivered"]
+        g["outstanding"] = g["amount"] - g["received"]
+        g["received_rate"] = str((g["received"] * 100 / g["amount"]).quantize(Decimal("0.01"))) if g["amount"] else None
+        for k, _ in EXECUTION_FIGURES:
+            totals[k] += g[k]
+        totals["contracts"] += g["contracts"]
+        out.append({**g, **{k: str(g[k]) for k, _ in EXECUTION_FIGURES}})
+    if by != "contract":
+        out.sort(key=lambda r: -Decimal(r["amount"]))
+    return {"by": by, "title": EXECUTION_GROUPS[by], "date_from": date_from.isoformat() if date_from else None,
+            "date_to": date_to.isoformat() if date_to else None, "rows": out,
+            "totals": {**{k: str(v) for k, v in totals.items() if k != "contracts"}, "contracts": totals["contracts"],
+                       "received_rate": str((totals["received"] * 100 / totals["amount"]).quantize(Decimal("0.01")))
+                       if totals["amount"] else None}}
+
+
+def execution_columns(by: str) -> list[tuple[str, str]]:
+    head = {"contract": [("number", "合同号"), ("title", "名称"), ("customer", "客户"), ("owner", "负责人"), ("signed_on", "签订日期")],
+            "customer": [("customer", "客户"), ("contracts", "合同数")],
+            "owner": [("owner", "负责人"), ("contracts", "合同数")]}[by]
+    return head + list(EXECUTION_FIGURES) + [("received_rate", "回款率%")]
+
+
 def csv_table(report: str, data: dict) -> tuple[str, list, list[dict]]:
     """(file name, columns, rows) of a money-chain report's spreadsheet, for the API and the console alike."""
     if report == "receivables":
@@ -306,4 +440,9 @@ def csv_table(report: str, data: dict) -> tuple[str, list, list[dict]]:
                 data["rows"] + [{"contract_number": "合计", "outstanding": data["totals"]["outstanding"]}])
     if report == "performance":
         return f"销售业绩统计_{data['year']}.csv", PERFORMANCE_COLUMNS, performance_rows(data)
+    if report == "customers":
+        return f"客户分析_{data['label']}.csv", CUSTOMER_COLUMNS, data["rows"] + [{"key": "合计", **data["totals"]}]
+    if report == "execution":
+        first = execution_columns(data["by"])[0][0]
+        return f"{data['title']}.csv", execution_columns(data["by"]), data["rows"] + [{first: "合计", **data["totals"]}]
     return "竞争对手分析.csv", COMPETITOR_COLUMNS, data["rows"]

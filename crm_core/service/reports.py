@@ -12,29 +12,22 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from crm_core.clock import utcnow
+from crm_core.clock import local_date_of, local_str, report_days
 from crm_core.customers.models import Customer
 from crm_core.db import db
 from crm_core.errors import ValidationFailed
 from crm_core.org.organization import employee_names
 from crm_core.org.permissions import Actor, visible_clause
+from crm_core.org.settings import org_timezone
 from crm_core.service.models import HandlingRecord, Rating, Ticket, WorkOrder
 from crm_core.service.tickets import KIND_LABELS, STAFF_LABELS, sla
 
-CHINA = timedelta(hours=8)
 
-
-def _range(date_from: date | None, date_to: date | None, default_days: int = 30) -> tuple[datetime, datetime, date, date]:
-    today = (utcnow() + CHINA).date()
-    date_to = date_to or today
-    date_from = date_from or date_to - timedelta(days=default_days - 1)
-    if date_from > date_to:
-        raise ValidationFailed("开始日期不能晚于结束日期。", fields={"date_from": "after date_to"})
-    if (date_to - date_from).days > 366:
-        raise ValidationFailed("查询范围不能超过一年。", fields={"date_from": "range too long"})
-    start = datetime.combine(date_from, datetime.min.time()) - CHINA
-    end = datetime.combine(date_to + timedelta(days=1), datetime.min.time()) - CHINA
-    return start, end, date_from, date_to
+def _range(actor: Actor, date_from: date | None, date_to: date | None, default_days: int = 30):
+    """The stored span and the local days of a service report, in the organisation's zone."""
+    tz = org_timezone(actor.org_id)
+    d0, d1, start, end = report_days(date_from, date_to, tz, default_days=default_days, max_days=367)
+    return start, end, d0, d1, tz
 
 
 def _hours(a: datetime | None, b: datetime | None) -> float | None:
@@ -44,7 +37,7 @@ def _hours(a: datetime | None, b: datetime | None) -> float | None:
 def tracking(actor: Actor, date_from: date | None = None, date_to: date | None = None, *, status: str | None = None,
              page: int = 1, per_page: int = 50) -> dict:
     actor.require("ticket", "view")
-    start, end, d0, d1 = _range(date_from, date_to)
+    start, end, d0, d1, tz = _range(actor, date_from, date_to)
     base = select(Ticket).where(visible_clause(actor, Ticket), Ticket.created_at >= start, Ticket.created_at < end)
     if status:
         base = base.where(Ticket.status == status)
@@ -85,7 +78,7 @@ def tracking_summary(actor: Actor, date_from: date | None = None, date_to: date 
     """For the tracking chart: requests in the range by status, and resolved ones by how long
     they took (one grouped query each)."""
     actor.require("ticket", "view")
-    start, end, _, _ = _range(date_from, date_to)
+    start, end, _, _, _ = _range(actor, date_from, date_to)
     scope = (visible_clause(actor, Ticket), Ticket.created_at >= start, Ticket.created_at < end)
     by_status = dict(db.session.execute(select(Ticket.status, func.count(Ticket.id)).where(*scope).group_by(Ticket.status)).all())
     buckets = {"4 小时内": 0, "4–24 小时": 0, "1–3 天": 0, "3 天以上": 0}
@@ -106,7 +99,7 @@ def dispatch_calendar(actor: Actor, date_from: date | None = None, date_to: date
                       engineer_id: int | None = None) -> dict:
     """服务派工日程: each engineer's work orders by planned day, and their visits."""
     actor.require("work_order", "view")
-    start, end, d0, d1 = _range(date_from, date_to, default_days=7)
+    start, end, d0, d1, tz = _range(actor, date_from, date_to, default_days=7)
     if (d1 - d0).days > 62:
         raise ValidationFailed("日程一次最多显示 63 天。", fields={"date_to": "range too long"})
     when = func.coalesce(WorkOrder.planned_at, WorkOrder.created_at)
@@ -122,9 +115,9 @@ def dispatch_calendar(actor: Actor, date_from: date | None = None, date_to: date
         ts = wo.planned_at or wo.created_at
         eng = engineers.setdefault(wo.engineer_id, {"engineer_id": wo.engineer_id, "engineer": names.get(wo.engineer_id),
                                                      "days": {}})
-        eng["days"].setdefault((ts + CHINA).date().isoformat(), []).append({
+        eng["days"].setdefault(local_date_of(ts, tz).isoformat(), []).append({
             "work_order_id": wo.id, "ticket": number, "kind": KIND_LABELS[kind], "customer": customer,
-            "time": (ts + CHINA).strftime("%H:%M"), "status": wo.status})
+            "time": local_str(ts, "%H:%M", tz), "status": wo.status})
     return {"date_from": d0.isoformat(), "date_to": d1.isoformat(),
             "days": [(d0 + timedelta(days=i)).isoformat() for i in range((d1 - d0).days + 1)],
             "engineers": sorted(engineers.values(), key=lambda e: e["engineer"] or "")}
@@ -132,7 +125,7 @@ def dispatch_calendar(actor: Actor, date_from: date | None = None, date_to: date
 
 def satisfaction(actor: Actor, date_from: date | None = None, date_to: date | None = None) -> dict:
     actor.require("ticket", "view")
-    start, end, d0, d1 = _range(date_from, date_to)
+    start, end, d0, d1, tz = _range(actor, date_from, date_to)
     base = select(Rating.score, Rating.engineer_id, Rating.kind).join(Ticket, Ticket.id == Rating.ticket_id) \
         .where(visible_clause(actor, Ticket), Rating.created_at >= start, Rating.created_at < end)
     rows = db.session.execute(base).all()
@@ -155,7 +148,7 @@ def satisfaction(actor: Actor, date_from: date | None = None, date_to: date | No
 
 def sla_compliance(actor: Actor, date_from: date | None = None, date_to: date | None = None) -> dict:
     actor.require("ticket", "view")
-    start, end, d0, d1 = _range(date_from, date_to)
+    start, end, d0, d1, tz = _range(actor, date_from, date_to)
     tickets = db.session.scalars(select(Ticket).where(visible_clause(actor, Ticket), Ticket.created_at >= start,
                                                       Ticket.created_at < end).limit(20000)).all()
     per: dict[str, dict] = {}
@@ -188,14 +181,14 @@ def sla_compliance(actor: Actor, date_from: date | None = None, date_to: date | 
 def trend(actor: Actor, date_from: date | None = None, date_to: date | None = None) -> dict:
     """Per day of the range: requests received, the share of that day's requests resolved within their SLA (of
     those already judged: resolved, or past their deadline), and the average rating given that day. The days
-    and the range are China's (as the other service reports); within the data scope on tickets."""
+    and the range are the organisation's local ones (as the other service reports); within the data scope on tickets."""
     actor.require("ticket", "view")
-    start, end, d0, d1 = _range(date_from, date_to)
+    start, end, d0, d1, tz = _range(actor, date_from, date_to)
     days = [d0 + timedelta(days=i) for i in range((d1 - d0).days + 1)]
     per = {d: {"tickets": 0, "met": 0, "missed": 0, "scores": []} for d in days}
     for t in db.session.scalars(select(Ticket).where(visible_clause(actor, Ticket), Ticket.created_at >= start,
                                                      Ticket.created_at < end).limit(20000)):
-        row = per.get((t.created_at + CHINA).date())
+        row = per.get(local_date_of(t.created_at, tz))
         if row is None:
             continue
         row["tickets"] += 1
@@ -206,7 +199,7 @@ def trend(actor: Actor, date_from: date | None = None, date_to: date | None = No
             row["missed"] += 1
     for score, at in db.session.execute(select(Rating.score, Rating.created_at).join(Ticket, Ticket.id == Rating.ticket_id)
                                         .where(visible_clause(actor, Ticket), Rating.created_at >= start, Rating.created_at < end)):
-        row = per.get((at + CHINA).date())
+        row = per.get(local_date_of(at, tz))
         if row is not None:
             row["scores"].append(score)
     return {"date_from": d0.isoformat(), "date_to": d1.isoformat(), "days": [d.isoformat() for d in days],

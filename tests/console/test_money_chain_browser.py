@@ -161,3 +161,52 @@ def test_the_manager_reads_the_sales_reports(live_app, page):
     assert sheet.status == 200 and "应收合计" in sheet.text()
     page.click("#report-tabs >> text=竞争对手分析")
     assert "竞争对手" in page.inner_text("#report thead")
+
+
+def test_an_approved_contract_is_ordered_and_shipped_from_the_console(live_demo, page):
+    """合同 → 销售订单 → 发货 in Chromium: the demo's approved contract (20 × WP100, 5 already ordered) is ordered — more than contracted
+    refused in words, the typed quantity kept — then partly shipped with serial numbers (a count that does not match
+    refused), and 合同执行 shows what was ordered and delivered."""
+    base = live_demo.url
+    login(page, base, "sales.li")
+    page.click("nav >> text=合同与回款")
+    page.click("#contracts tbody a")
+    line = page.locator("#contract-lines tbody tr").first
+    assert "蓝云商用净水器 WP100" in line.inner_text()
+    qty = line.locator("input[name^=order_qty_]")
+    expect(qty).to_have_value("15")  # what is still to order
+    qty.fill("25")
+    page.click("#new-order button[type=submit]")
+    assert "还可下单 15" in _alert(page)
+    expect(page.locator("#contract-lines tbody tr").first.locator("input[name^=order_qty_]")).to_have_value("25")  # kept
+    page.locator("#contract-lines tbody tr").first.locator("input[name^=order_qty_]").fill("12")
+    page.click("#new-order button[type=submit]")
+    page.wait_for_selector("#order-status")
+    assert page.inner_text("#order-status") == "待发货" and "订单已生成" in page.inner_text("[role=status]")
+
+    row = page.locator("#order-lines tbody tr").first
+    row.locator("input[name^=ship_qty_]").fill("2")
+    row.locator("textarea").fill("WP-DEMO-01")
+    page.click("#new-delivery button[type=submit]")
+    assert "序列号应有 2 个（现有 1 个）" in _alert(page)
+    row = page.locator("#order-lines tbody tr").first
+    expect(row.locator("textarea")).to_have_value("WP-DEMO-01")
+    row.locator("textarea").fill("WP-DEMO-01\nWP-DEMO-02")
+    page.click("#new-delivery button[type=submit]")
+    assert "发货已登记" in page.inner_text("[role=status]")
+    assert page.inner_text("#order-status") == "部分发货"
+    assert "WP-DEMO-01、WP-DEMO-02" in page.inner_text("#deliveries")
+    page.click("nav >> text=销售订单")
+    assert page.locator("#orders tbody tr", has_text="部分发货").count() == 2  # the demo's and this one
+
+    page.click("header button:has-text('退出')")
+    login(page, base, "sales.manager")
+    page.goto(base + "/console/sales/reports?view=execution")
+    row = page.locator("#report tbody tr", has_text="杭州上城湖滨餐饮有限公司")
+    cells = row.locator("td").all_inner_texts()
+    # 20 × 1,280 − 10 % + 13 % = 26,035.20; 5 + 12 ordered = 6,508.80 + 15,621.12; 2 + 2 shipped; ¥10,000 received
+    assert cells[4:8] == ["¥26,035.20", "¥22,129.92", "¥5,207.04", "¥10,000"], cells
+    page.click("#execution-groups >> text=合同执行汇总（按客户）")
+    assert "杭州上城湖滨餐饮有限公司" in page.inner_text("#report")
+    page.goto(base + "/console/sales/reports?view=customers&dim=region")
+    assert "杭州市" in page.inner_text("#report")

@@ -52,3 +52,28 @@ def test_activity_reminder_text_is_local(app, client, auth_headers):
     texts = [m.payload.get("text", "") for m in db.session.scalars(db.select(OutboxMessage))]
     assert any((start + timedelta(hours=8)).strftime("%m-%d %H:%M") in t for t in texts), texts
     assert not any("UTC" in t for t in texts)
+
+
+def test_field_reports_group_by_the_organisations_day_not_chinas(app, client, auth_headers):
+    """A company in Los Angeles: a check-in counts on its own local day, at its local time; the reports, the route,
+    and a phone's naive client time all read the organisation's zone, not a fixed UTC+8."""
+    from crm_core.clock import local_date_of, to_local
+
+    zone = "America/Los_Angeles"
+    team = make_team()
+    db.session.add(OrgSetting(org_id=team["admin"].org_id, key="general", value={"timezone": zone}))
+    db.session.commit()
+    at = (utcnow() - timedelta(minutes=5)).replace(microsecond=0)
+    naive_local = to_local(at, zone).replace(tzinfo=None).isoformat()  # what a phone there sends, no offset
+    r = client.post("/api/v1/checkins", headers=auth_headers(team["rep1"]), json={
+        "kind": "in", "lat": 34.05, "lng": -118.24, "accuracy_m": 15, "client_time": naive_local})
+    assert r.status_code == 201, r.get_json()
+    assert datetime.fromisoformat(r.get_json()["client_time"].rstrip("Z")) == at  # stored as the right UTC instant
+    day = local_date_of(at, zone).isoformat()
+    report = client.get(f"/api/v1/reports/checkins?date_from={day}&date_to={day}", headers=auth_headers(team["admin"])).get_json()
+    rows = [row for row in report["rows"] if row["checkins"]]
+    assert [(row["date"], row["first_checkin"]) for row in rows] == [(day, local_str(at, "%H:%M", zone))]
+    assert local_str(at, "%H:%M", zone) != local_str(at, "%H:%M", "Asia/Shanghai")
+    route = client.get(f"/api/v1/reports/checkins/route?employee_id={team['rep1'].employee_id}&date={day}",
+                       headers=auth_headers(team["admin"])).get_json()
+    assert [p["time"] for p in route["points"]] == [local_str(at, "%H:%M", zone)]

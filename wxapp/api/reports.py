@@ -102,3 +102,33 @@ def competitor_report(query: CompetitorQuery):
     if query.format in ("csv", "xlsx"):
         return csv_response(*svc.csv_table("competitors", data))
     return data
+
+
+class ExecutionQuery(RangeQuery):
+    by: Literal["contract", "customer", "owner"] = Field(default="contract", description="contract: 明细; customer / owner: 汇总")
+    format: Literal["json", "csv", "xlsx"] = "json"
+
+
+@api.operation(bp, "/reports/contract-execution", "GET", tags=("reports",), query=ExecutionQuery,
+               summary="合同执行明细 / 汇总: contracted, ordered, delivered and received per contract, customer or owner")
+def contract_execution(query: ExecutionQuery):
+    """`date_from` / `date_to` pick contracts by the day they were signed."""
+    data = svc.contract_execution(g.actor, query.by, query.date_from, query.date_to)
+    if query.format in ("csv", "xlsx"):
+        return csv_response(*svc.csv_table("execution", data))
+    return data
+
+
+class CustomerAnalysisQuery(RangeQuery):
+    by: Literal["source", "industry", "region", "value_level", "month"] = "source"
+    format: Literal["json", "csv", "xlsx"] = "json"
+
+
+@api.operation(bp, "/reports/customers", "GET", tags=("reports",), query=CustomerAnalysisQuery,
+               summary="客户分析: customers by source, industry, region, value level or month, with trading and money")
+def customer_analysis(query: CustomerAnalysisQuery):
+    """`date_from` / `date_to` pick customers by the day they were created."""
+    data = svc.customer_analysis(g.actor, query.by, query.date_from, query.date_to)
+    if query.format in ("csv", "xlsx"):
+        return csv_response(*svc.csv_table("customers", data))
+    return data

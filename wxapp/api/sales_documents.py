@@ -12,7 +12,8 @@ from pydantic import Field
 
 from crm_core.org.permissions import get_visible
 from crm_core.sales import documents as svc
-from crm_core.sales.models import Contract, Quote
+from crm_core.sales import orders
+from crm_core.sales.models import Contract, Quote, SalesOrder
 from wxapp import exports
 from wxapp.api import bp
 from wxapp.openapi import Model, Money, PageQuery, Percent, api, page_of
@@ -164,6 +165,20 @@ class InstalmentOut(Model):
     state: str
 
 
+class ContractLineOut(Model):
+    id: int
+    seq: int
+    product_id: int
+    name: str
+    quantity: str
+    unit_price: str
+    discount_pct: str
+    tax_rate: str
+    total: str
+    ordered: str = Field(description="taken by sales orders so far")
+    to_order: str
+
+
 class ContractOut(Model):
     id: int
     number: str
@@ -184,6 +199,7 @@ class ContractOut(Model):
     created_at: str | None = None
     note: str | None
     instalments: list[InstalmentOut]
+    lines: list[ContractLineOut] = Field(default_factory=list, description="合同明细: from the quote or the lines given; none for an amount-only contract")
 
 
 class ContractQuery(PageQuery):
@@ -279,6 +295,124 @@ def set_targets(body: TargetsIn):
     return {"saved": svc.set_targets(g.actor, [t.model_dump() for t in body.targets])}
 
 
+class OrderLineIn(Model):
+    contract_line_id: int
+    quantity: Decimal = Field(gt=0, max_digits=12, decimal_places=4)
+
+
+class OrderIn(Model):
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=svc.MAX_LINES)
+    required_on: date | None = None
+    address: str | None = Field(default=None, max_length=300)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class OrderLineOut(Model):
+    id: int
+    seq: int
+    contract_line_id: int
+    product_id: int
+    name: str
+    quantity: str
+    amount: str
+    delivered: str
+    to_deliver: str
+
+
+class DeliveryLineOut(Model):
+    order_line_id: int
+    quantity: str
+    amount: str
+    serial_nos: list[str]
+
+
+class DeliveryOut(Model):
+    id: int
+    number: str
+    order_id: int
+    shipped_on: str
+    amount: str
+    carrier: str | None
+    note: str | None
+    lines: list[DeliveryLineOut]
+
+
+class OrderOut(Model):
+    id: int
+    number: str
+    contract_id: int
+    customer_id: int
+    owner_id: int | None
+    status: str
+    status_label: str
+    amount: str
+    delivered_amount: str
+    required_on: str | None
+    address: str | None
+    note: str | None
+    created_at: str | None
+    lines: list[OrderLineOut]
+    deliveries: list[DeliveryOut]
+
+
+class OrderQuery(PageQuery):
+    contract_id: int | None = None
+    customer_id: int | None = None
+    status: Literal[orders.ORDER_STATUSES] | None = None  # type: ignore[valid-type]
+
+
+@api.operation(bp, "/contracts/<int:contract_id>/orders", "POST", tags=("sales",), body=OrderIn, response=OrderOut, status=201,
+               summary="合同下推订单: quantities of an approved contract's lines (never beyond the contract)")
+def create_order(contract_id: int, body: OrderIn):
+    return orders.order_dict(orders.create_order(g.actor, contract_id, body.model_dump()))
+
+
+@api.operation(bp, "/orders", "GET", summary="Sales orders within the data scope (销售订单)", tags=("sales",), query=OrderQuery,
+               response=page_of(OrderOut))
+def list_orders(query: OrderQuery):
+    rows, total = orders.list_orders(g.actor, contract_id=query.contract_id, customer_id=query.customer_id, status=query.status,
+                                     page=query.page, per_page=query.per_page)
+    return {"items": [orders.order_dict(o) for o in rows], "total": total}
+
+
+@api.operation(bp, "/orders/<int:order_id>", "GET", summary="One sales order with its deliveries", tags=("sales",), response=OrderOut)
+def get_order(order_id: int):
+    return orders.order_dict(get_visible(g.actor, SalesOrder, order_id))
+
+
+class CancelOrderIn(Model):
+    reason: str | None = Field(default=None, max_length=200)
+
+
+@api.operation(bp, "/orders/<int:order_id>/cancel", "POST", summary="Cancel an order nothing was shipped of (its quantities return to the contract)",
+               tags=("sales",), body=CancelOrderIn, response=OrderOut)
+def cancel_order(order_id: int, body: CancelOrderIn):
+    return orders.order_dict(orders.cancel_order(g.actor, order_id, body.reason))
+
+
+class DeliveryLineIn(Model):
+    order_line_id: int
+    quantity: Decimal = Field(gt=0, max_digits=12, decimal_places=4)
+    serial_nos: list[str] = Field(default_factory=list, max_length=orders.MAX_SERIALS,
+                                  description="one per unit shipped, or none; each becomes a product archive of the customer")
+
+
+class DeliveryIn(Model):
+    lines: list[DeliveryLineIn] = Field(min_length=1, max_length=svc.MAX_LINES)
+    shipped_on: date | None = Field(default=None, description="default today")
+    carrier: str | None = Field(default=None, max_length=100, description="物流公司 / 运单号")
+    note: str | None = Field(default=None, max_length=500)
+
+
+@api.operation(bp, "/orders/<int:order_id>/deliveries", "POST", tags=("sales",), body=DeliveryIn, response=OrderOut, status=201,
+               summary="发货 / 销售出库: ship quantities of the order's lines (never beyond the order); serials become product archives")
+def record_delivery(order_id: int, body: DeliveryIn):
+    data = body.model_dump()
+    data["serial_nos"] = {str(ln["order_line_id"]): ln.pop("serial_nos") for ln in data["lines"]}
+    d = orders.record_delivery(g.actor, order_id, data)
+    return orders.order_dict(get_visible(g.actor, SalesOrder, d.order_id))
+
+
 exports.register(bp, api, "/quotes", "报价单", "quote", QuoteQuery, svc.list_quotes,
                  lambda rows: [svc.quote_dict(q) for q in rows], [
                      exports.Column("number", "报价单号"), exports.Column("version", "版本"), exports.Column("status_label", "状态"),
@@ -292,3 +426,9 @@ exports.register(bp, api, "/contracts", "合同", "contract", ContractQuery, svc
                      exports.Column("customer_id", "客户", "customer"), exports.Column("signed_on", "签订日期"),
                      exports.Column("amount", "合同金额"), exports.Column("received", "已回款"), exports.Column("outstanding", "未收"),
                      exports.Column("owner_id", "负责人", "employee")])
+exports.register(bp, api, "/orders", "销售订单", "contract", OrderQuery, orders.list_orders,
+                 lambda rows: [orders.order_dict(o) for o in rows], [
+                     exports.Column("number", "订单号"), exports.Column("status_label", "状态"),
+                     exports.Column("customer_id", "客户", "customer"), exports.Column("amount", "订单金额"),
+                     exports.Column("delivered_amount", "已发货金额"), exports.Column("required_on", "要求交货日期"),
+                     exports.Column("created_at", "下单时间", "time"), exports.Column("owner_id", "负责人", "employee")])

@@ -7,10 +7,12 @@ from datetime import date, timedelta
 from flask import Response, flash, g, redirect, render_template, request, url_for
 from pydantic import ValidationError
 
+from crm_core.clock import local_today
 from crm_core.db import db
 from crm_core.errors import DomainError
 from crm_core.field import checkins as svc
 from crm_core.field import reports as reports
+from crm_core.org.settings import org_timezone
 from wxapp.auth import console_login_required
 from wxapp.console import NAV, bp
 from wxapp.console.crm import _names, _page
@@ -131,7 +133,7 @@ def activity_report():
 @console_login_required
 def team_calendar():
     view = "month" if request.args.get("view") == "month" else "week"
-    anchor = _date("date", (svc.utcnow() + svc.CHINA).date())
+    anchor = _date("date", local_today(org_timezone(g.actor.org_id)))
     if view == "week":
         start = anchor - timedelta(days=anchor.weekday())
         end = start + timedelta(days=6)

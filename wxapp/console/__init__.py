@@ -152,4 +152,5 @@ from wxapp.console import (  # noqa: E402,F401  (the CRM, 在线客服, 公众�
     roles,
     sales_documents,
     segments,
+    table_export,
 )

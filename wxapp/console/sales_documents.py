@@ -13,7 +13,8 @@ from crm_core.errors import DomainError, ValidationFailed
 from crm_core.org.organization import employee_names
 from crm_core.org.permissions import get_visible, scoped_select
 from crm_core.sales import documents as svc
-from crm_core.sales.models import Contract, Quote
+from crm_core.sales.models import Contract, Quote, SalesOrder
+from crm_core.sales.orders import ORDER_LABELS
 from wxapp.auth import console_login_required
 from wxapp.console import NAV, bp
 from wxapp.pages import act, denied, form_int, quote_pdf_response, tell_quote_customer
@@ -173,7 +174,10 @@ def contract(contract_id: int):
     return render_template("console/contract.html", c=svc.contract_dict(c), customer=db.session.get(Customer, c.customer_id),
                            owner=employee_names([c.owner_id]).get(c.owner_id), receipts=[svc.receipt_dict(r) for r in receipts],
                            approver=employee_names([c.approved_by_id]).get(c.approved_by_id) if c.approved_by_id else None,
-                           methods=METHOD_LABELS, can_approve=g.actor.can("contract", "approve"))
+                           methods=METHOD_LABELS, can_approve=g.actor.can("contract", "approve"),
+                           can_order=c.status in ("approved", "completed") and g.actor.can("contract", "edit"),
+                           orders=db.session.scalars(select(SalesOrder).where(SalesOrder.contract_id == c.id).order_by(SalesOrder.id)).all(),
+                           order_labels=ORDER_LABELS)
 
 
 @bp.post("/contracts/<int:contract_id>/approve")
@@ -214,7 +218,8 @@ for _entry in (("报价单", "console.quotes", "quote", "view"), ("合同与回�
 
 
 # --- 销售报表: the money chain's reports for managers (same functions as /api/v1/reports/...) ----------
-REPORT_VIEWS = {"receivables": "应收款汇总表", "overdue": "到期债权表", "performance": "销售业绩统计", "competitors": "竞争对手分析"}
+REPORT_VIEWS = {"receivables": "应收款汇总表", "overdue": "到期债权表", "execution": "合同执行", "performance": "销售业绩统计",
+                "competitors": "竞争对手分析", "customers": "客户分析"}
 
 
 @bp.get("/sales/reports")
@@ -238,6 +243,12 @@ def sales_reports():
             data = reports.overdue(g.actor, page=_page(), per_page=1_000_000 if csv else 100)
         elif view == "performance":
             data = reports.sales_performance(g.actor, year, by)
+        elif view == "execution":
+            group = request.args.get("group") if request.args.get("group") in reports.EXECUTION_GROUPS else "contract"
+            data = reports.contract_execution(g.actor, group)
+        elif view == "customers":
+            dim = request.args.get("dim") if request.args.get("dim") in reports.CUSTOMER_DIMENSIONS else "source"
+            data = reports.customer_analysis(g.actor, dim)
         else:
             data = reports.competitors(g.actor)
     except DomainError as exc:
@@ -246,8 +257,118 @@ def sales_reports():
         return csv_response(*reports.csv_table(view, data))
     by_month = [{m["month"]: m for m in row["months"]} for row in data["rows"]] if view == "performance" else []
     return render_template("console/sales_reports.html", view=view, views=REPORT_VIEWS, r=data, year=year, by=by,
-                           ageing=reports.AGEING, by_month=by_month)
+                           ageing=reports.AGEING, by_month=by_month, charts=_report_charts(view, data),
+                           groups=reports.EXECUTION_GROUPS, dims=reports.CUSTOMER_DIMENSIONS,
+                           figures=reports.EXECUTION_FIGURES)
+
+
+def _report_charts(view: str, data: dict) -> dict:
+    """The chart above a report (ECharts, static/charts.js): the same figures as its table."""
+    from crm_core.sales.reports import AGEING
+
+    top = data["rows"][:12]
+    if view == "execution":
+        name = {"contract": "number", "customer": "customer", "owner": "owner"}[data["by"]]
+        return {"execution": {"title": data["title"], "kind": "bar", "unit": "元", "x": [r[name] or "—" for r in top],
+                              "series": [{"name": label, "data": [float(r[key]) for r in top]}
+                                         for key, label in (("amount", "合同金额"), ("ordered", "已下单"), ("delivered", "已发货"),
+                                                            ("received", "已回款"))]}}
+    if view == "customers":
+        return {"customers": {"title": f"客户分析（按{data['label']}）", "kind": "line" if data["by"] == "month" else "bar",
+                              "integer": True, "unit": "个", "x": [r["key"] for r in data["rows"][-24:]] if data["by"] == "month"
+                              else [r["key"] for r in top],
+                              "series": [{"name": "客户数", "data": [r["customers"] for r in (data["rows"][-24:] if data["by"] == "month" else top)]},
+                                         {"name": "交易客户", "data": [r["trading"] for r in (data["rows"][-24:] if data["by"] == "month" else top)]}]}}
+    if view == "receivables":
+        return {"receivables": {"title": "应收账龄", "kind": "bar", "unit": "元", "x": [label for _, label in AGEING],
+                                "series": [{"name": "应收", "data": [float(data["totals"][k]) for k, _ in AGEING]}]}}
+    return {}
 
 
 if ("销售报表", "console.sales_reports", "contract", "view") not in NAV:
     NAV.insert(NAV.index(("合同与回款", "console.contracts", "contract", "view")) + 1, ("销售报表", "console.sales_reports", "contract", "view"))
+
+
+# --- 销售订单 and 发货 (crm_core.sales.orders) ----------------------------------------------------
+def _form_quantities(prefix: str) -> list[dict]:
+    """``<prefix><line id>`` fields with a quantity → ``[{<line key>: id, quantity}]`` (blank and 0 rows left out)."""
+    key = "contract_line_id" if prefix == "order_qty_" else "order_line_id"
+    out = []
+    for name, value in request.form.items():
+        if name.startswith(prefix) and value.strip() not in ("", "0"):
+            line_id = form_int(name[len(prefix):])
+            if line_id is not None:
+                out.append({key: line_id, "quantity": value.strip()})
+    return out
+
+
+@bp.post("/contracts/<int:contract_id>/orders")
+@console_login_required
+def create_order(contract_id: int):
+    from crm_core.sales import orders
+
+    def make():
+        return orders.create_order(g.actor, contract_id, {
+            "lines": _form_quantities("order_qty_"), "required_on": request.form.get("required_on") or None,
+            "address": request.form.get("address"), "note": request.form.get("note")})
+
+    return act(make, "订单已生成，等待发货。", url_for("console.contract", contract_id=contract_id),
+               then=lambda o: url_for("console.sales_order", order_id=o.id))
+
+
+@bp.get("/orders")
+@console_login_required
+def sales_orders():
+    from crm_core.sales import orders
+
+    try:
+        rows, total, status, names = _list_page(orders.list_orders, orders.ORDER_STATUSES)
+    except DomainError as exc:
+        return denied(exc)
+    numbers = dict(db.session.execute(select(Contract.id, Contract.number).where(Contract.id.in_({o.contract_id for o in rows}))).all())
+    return render_template("console/orders.html", rows=rows, total=total, status=status, labels=orders.ORDER_LABELS,
+                           customers=names, contracts=numbers, owners=employee_names(o.owner_id for o in rows))
+
+
+@bp.get("/orders/<int:order_id>")
+@console_login_required
+def sales_order(order_id: int):
+    from crm_core.sales import orders
+    from crm_core.sales.models import SalesOrder
+
+    try:
+        o = get_visible(g.actor, SalesOrder, order_id)
+    except DomainError as exc:
+        return denied(exc)
+    contract = db.session.get(Contract, o.contract_id)
+    return render_template("console/order.html", o=orders.order_dict(o), contract=contract,
+                           customer=db.session.get(Customer, o.customer_id), owner=employee_names([o.owner_id]).get(o.owner_id),
+                           can_edit=g.actor.can("contract", "edit"))
+
+
+@bp.post("/orders/<int:order_id>/deliveries")
+@console_login_required
+def record_delivery(order_id: int):
+    from crm_core.sales import orders
+
+    def ship():
+        lines = _form_quantities("ship_qty_")
+        serials = {str(ln["order_line_id"]): request.form.get(f"serials_{ln['order_line_id']}", "") for ln in lines}
+        return orders.record_delivery(g.actor, order_id, {"lines": lines, "serial_nos": serials,
+                                                          "shipped_on": request.form.get("shipped_on") or None,
+                                                          "carrier": request.form.get("carrier"), "note": request.form.get("note")})
+
+    return act(ship, lambda: "发货已登记。", url_for("console.sales_order", order_id=order_id))
+
+
+@bp.post("/orders/<int:order_id>/cancel")
+@console_login_required
+def cancel_order(order_id: int):
+    from crm_core.sales import orders
+
+    return act(lambda: orders.cancel_order(g.actor, order_id, request.form.get("reason")), "订单已取消，数量已退回合同。",
+               url_for("console.sales_order", order_id=order_id))
+
+
+if ("销售订单", "console.sales_orders", "contract", "view") not in NAV:
+    NAV.insert(NAV.index(("合同与回款", "console.contracts", "contract", "view")) + 1, ("销售订单", "console.sales_orders", "contract", "view"))

@@ -8,10 +8,10 @@ from datetime import timedelta
 from flask import render_template, request
 
 from crm_core.activities import activities as act_svc
-from crm_core.clock import utcnow
+from crm_core.clock import local_today
 from crm_core.field import reports
-from crm_core.field.checkins import CHINA
 from crm_core.org.permissions import Actor
+from crm_core.org.settings import org_timezone
 from wxapp.api.activities import ReviewIn
 from wxapp.auth import staff_user_required
 from wxapp.openapi import h5_api, parse_json_body
@@ -33,8 +33,8 @@ def team_page(actor: Actor):
     return render_template("h5/staff/team.html", t=reports.team_today(actor))
 
 
-def _range(key: str):
-    today = (utcnow() + CHINA).date()
+def _range(actor: Actor, key: str):
+    today = local_today(org_timezone(actor.org_id))
     if key == "week":
         return today - timedelta(days=today.weekday()), today
     if key == "month":
@@ -49,7 +49,7 @@ def reports_page(actor: Actor):
     kind = kind if kind in dict(REPORTS) else "checkins"
     period = request.args.get("range", "today")
     period = period if period in dict(RANGES) else "today"
-    date_from, date_to = _range(period)
+    date_from, date_to = _range(actor, period)
     data = (reports.checkin_report(actor, date_from, date_to) if kind == "checkins"
             else reports.activity_stats(actor, date_from, date_to))
     return render_template("h5/staff/reports.html", kind=kind, period=period, ranges=RANGES, kinds=REPORTS, r=data)
