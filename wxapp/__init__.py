@@ -111,6 +111,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     from wxapp import wecom
 
     wecom.init_app(app)  # 企业微信: staff sign-in and notices, and the sandbox's WeCom
+    from wxapp import erp
+
+    erp.init_app(app)  # the ERP webhook channel (documents' events, signed)
     _wire_marketing(app)
 
     @app.get("/api/v1/openapi.json")

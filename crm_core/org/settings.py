@@ -45,6 +45,8 @@ DEFAULTS: dict[str, dict] = {
         "claim_limit": 50,           # the pool refuses a claim by someone who already owns this many customers (0: no limit)
         "reclaim_after_days": 7,     # the previous holder may claim it again only after this many days
     },
+    # the ERP's webhook (crm_core.org.integration): where documents' events go, the signing secret, which events (all)
+    "erp_webhook": {"url": None, "secret": None, "events": []},
     # field check-ins (移动签到): the checks every check-in goes through
     "checkin": {
         "radius_m": 500,                 # default distance allowed from a customer's site

@@ -20,6 +20,7 @@ from crm_core.customers.models import Customer, Product
 from crm_core.db import db, paginate
 from crm_core.errors import Conflict, ValidationFailed
 from crm_core.numbering import next_value
+from crm_core.org import integration
 from crm_core.org.organization import manager_of
 from crm_core.org.permissions import Actor, get_visible, resolve_reference, scoped_select
 from crm_core.org.settings import org_timezone
@@ -214,6 +215,8 @@ def _move_quote(q: Quote, move: str, by: str) -> None:
     if not db.session.execute(update(Quote).where(Quote.id == q.id, Quote.status == q.status).values(**values)).rowcount:
         raise Conflict("报价单刚被他人处理，请刷新。", code="stale")
     db.session.refresh(q)
+    if target in ("sent", "accepted"):
+        integration.emit(q.org_id, f"quote.{target}", f"quote:{q.id}:v{q.version}", quote_dict(q))
 
 
 def customer_quote(customer_id: int | None, quote_id: int) -> Quote:
@@ -415,6 +418,7 @@ def approve_contract(actor: Actor, contract_id: int, comment: str | None = None)
         outbox.notify_staff(c.owner_id, "contract_approved", f"合同 {c.number}（{money.fmt(c.amount)} 元）已审批通过。",
                             org_id=c.org_id, dedupe_key=f"contract-approved:{c.id}", contract_id=c.id)
     db.session.refresh(c)
+    integration.emit(c.org_id, "contract.approved", f"contract:{c.id}", contract_dict(c))
     jobs.enqueue(recompute_customer_value, c.customer_id)
     return c
 
@@ -519,7 +523,7 @@ def record_receipt(actor: Actor, data: dict) -> Receipt:
     r = Receipt(org_id=contract.org_id, owner_id=contract.owner_id, department_id=contract.department_id,
                 number=_number(actor.org_id, "HK", tz), contract_id=contract.id,
                 customer_id=contract.customer_id, amount=amount, received_on=received_on, method=method,
-                note=(data.get("note") or "").strip()[:500] or None)
+                note=(data.get("note") or "").strip()[:500] or None, external_ref=data.get("external_ref"))
     left = amount
     for part in open_parts:
         if left <= 0:
@@ -537,13 +541,14 @@ def record_receipt(actor: Actor, data: dict) -> Receipt:
                                               Contract.received >= Contract.amount - _FEN_SLACK).values(status="completed"))
     db.session.add(r)
     db.session.flush()
+    integration.emit(r.org_id, "receipt.created", f"receipt:{r.id}", receipt_dict(r))
     return r
 
 
 def receipt_dict(r: Receipt) -> dict:
     return {"id": r.id, "number": r.number, "contract_id": r.contract_id, "customer_id": r.customer_id,
             "amount": money.fmt(r.amount), "received_at": r.received_on.isoformat(), "method": r.method, "note": r.note,
-            "allocations": [{"instalment_id": a.instalment_id, "amount": money.fmt(a.amount)} for a in r.allocations]}
+            "external_ref": r.external_ref, "allocations": [{"instalment_id": a.instalment_id, "amount": money.fmt(a.amount)} for a in r.allocations]}
 
 
 @jobs.periodic(every=3600)

@@ -295,7 +295,7 @@ class Delivery(Audited, db.Model):
     customer's product archives (产品档案), as the seed's 销售出库单 does."""
 
     __audit_type__ = "delivery"
-    __table_args__ = (UniqueConstraint("org_id", "number"),)
+    __table_args__ = (UniqueConstraint("org_id", "number"), UniqueConstraint("org_id", "external_ref"))
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
     number: Mapped[str] = mapped_column(String(32))
@@ -303,6 +303,7 @@ class Delivery(Audited, db.Model):
     shipped_on: Mapped[date]
     amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
     carrier: Mapped[str | None] = mapped_column(String(100))  # 物流公司 / 运单号
+    external_ref: Mapped[str | None] = mapped_column(String(64))  # the ERP's 销售出库单 id of an imported shipment
     note: Mapped[str | None] = mapped_column(String(500))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
     created_at: Mapped[datetime]
@@ -338,7 +339,7 @@ class Receipt(Audited, OwnedRecord, TimestampMixin, db.Model):
 
     __audit_type__ = "receipt"
     __scope_object__ = "receipt"
-    __table_args__ = (UniqueConstraint("org_id", "number"),)
+    __table_args__ = (UniqueConstraint("org_id", "number"), UniqueConstraint("org_id", "external_ref"))
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32))
     contract_id: Mapped[int] = mapped_column(ForeignKey("contract.id"), index=True)
@@ -347,6 +348,7 @@ class Receipt(Audited, OwnedRecord, TimestampMixin, db.Model):
     received_on: Mapped[date]
     method: Mapped[str | None] = mapped_column(String(16))  # bank / cash / wechat / alipay / other
     note: Mapped[str | None] = mapped_column(String(500))
+    external_ref: Mapped[str | None] = mapped_column(String(64))  # the ERP's own id of an imported receipt (once per org)
 
     allocations: Mapped[list["ReceiptAllocation"]] = relationship(cascade="all, delete-orphan", order_by="ReceiptAllocation.id")
 

@@ -23,6 +23,7 @@ from crm_core.clock import local_today, utcnow
 from crm_core.context import service
 from crm_core.db import db
 from crm_core.errors import Conflict, ValidationFailed
+from crm_core.org import integration
 from crm_core.org.permissions import Actor, get_visible
 from crm_core.org.settings import org_timezone
 from crm_core.sales import money
@@ -107,6 +108,7 @@ def create_order(actor: Actor, contract_id: int, data: dict) -> SalesOrder:
         order.amount += amount
     db.session.add(order)
     db.session.flush()
+    integration.emit(order.org_id, "order.created", f"order:{order.id}", order_dict(order))
     return order
 
 
@@ -127,6 +129,7 @@ def cancel_order(actor: Actor, order_id: int, reason: str | None = None) -> Sale
         db.session.execute(update(ContractLine).where(ContractLine.id == ol.contract_line_id)
                            .values(ordered=ContractLine.ordered - ol.quantity, ordered_amount=ContractLine.ordered_amount - ol.amount))
     db.session.refresh(order)
+    integration.emit(order.org_id, "order.cancelled", f"order:{order.id}", order_dict(order))
     return order
 
 
@@ -149,7 +152,8 @@ def record_delivery(actor: Actor, order_id: int, data: dict) -> Delivery:
     lines = {ol.id: ol for ol in order.lines}
     d = Delivery(org_id=order.org_id, number=_number(actor.org_id, "CK", tz), order_id=order.id, shipped_on=shipped_on,
                  amount=Decimal("0.00"), carrier=(data.get("carrier") or "").strip()[:100] or None,
-                 note=(data.get("note") or "").strip()[:500] or None, created_by_id=actor.employee_id, created_at=utcnow())
+                 note=(data.get("note") or "").strip()[:500] or None, created_by_id=actor.employee_id, created_at=utcnow(),
+                 external_ref=data.get("external_ref"))
     archives = []
     for i, (line_id, q) in enumerate(wanted):
         ol = lines.get(line_id)
@@ -187,6 +191,8 @@ def record_delivery(actor: Actor, order_id: int, data: dict) -> Delivery:
         who = actor if actor.can("product_archive", "create") else _Actor.system(order.org_id, f"发货单 {d.number}")
         create_archives(who, archives, shipment_ref=d.number)
     db.session.refresh(order)
+    integration.emit(order.org_id, "delivery.created", f"delivery:{d.id}", {**delivery_dict(d), "order_number": order.number,
+                                                                            "order_status": order.status})
     return d
 
 
@@ -225,6 +231,6 @@ def order_dict(o: SalesOrder) -> dict:
 
 def delivery_dict(d: Delivery) -> dict:
     return {"id": d.id, "number": d.number, "order_id": d.order_id, "shipped_on": d.shipped_on.isoformat(),
-            "amount": money.fmt(d.amount), "carrier": d.carrier, "note": d.note,
+            "amount": money.fmt(d.amount), "carrier": d.carrier, "note": d.note, "external_ref": d.external_ref,
             "lines": [{"order_line_id": dl.order_line_id, "quantity": money.qty(dl.quantity), "amount": money.fmt(dl.amount),
                        "serial_nos": list(dl.serial_nos or [])} for dl in d.lines]}

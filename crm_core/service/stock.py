@@ -44,3 +44,52 @@ def request_part(org_id: int, work_order_id: int, code: str, quantity: int, empl
     db.session.add(pr)
     db.session.flush()
     return pr
+
+
+def set_on_hand(actor, items) -> dict:
+    """库存同步 from an ERP: ``[{code, on_hand, name?, unit_price?}]`` sets each part's quantity on hand (a part not
+    yet known is added, with its name). Reservations made by work orders stay as they are. All or nothing."""
+    from decimal import Decimal, InvalidOperation
+
+    from crm_core.errors import ValidationFailed
+
+    actor.require("product", "edit")
+    if not isinstance(items, list) or not items or len(items) > 5000:
+        raise ValidationFailed("请提供 1–5000 条库存。", fields={"items": "1 to 5000"})
+    errors, rows = {}, []
+    for i, item in enumerate(items):
+        code = str(item.get("code") or "").strip()[:64]
+        on_hand = item.get("on_hand")
+        if not code:
+            errors[f"items.{i}.code"] = "required"
+        if not isinstance(on_hand, int) or isinstance(on_hand, bool) or on_hand < 0:
+            errors[f"items.{i}.on_hand"] = "a whole number >= 0"
+        price = None
+        if item.get("unit_price") is not None:
+            try:
+                price = Decimal(str(item["unit_price"])).quantize(Decimal("0.01"))
+            except InvalidOperation:
+                errors[f"items.{i}.unit_price"] = "not a number"
+        rows.append((code, on_hand, (item.get("name") or "").strip()[:200], price))
+    if errors:
+        raise ValidationFailed(f"库存数据有 {len(errors)} 处错误。", fields=errors)
+    known = {s.code: s for s in db.session.scalars(select(StockItem).where(StockItem.org_id == actor.org_id,
+                                                                          StockItem.code.in_([r[0] for r in rows])))}
+    added = updated = 0
+    for i, (code, on_hand, name, price) in enumerate(rows):
+        item = known.get(code)
+        if item is None:
+            if not name:
+                raise ValidationFailed(f"新配件 {code} 需要名称。", fields={f"items.{i}.name": "required for a new part"})
+            item = known[code] = StockItem(org_id=actor.org_id, code=code, name=name, on_hand=0, reserved=0)
+            db.session.add(item)
+            added += 1
+        else:
+            updated += 1
+        item.on_hand = on_hand
+        if name:
+            item.name = name
+        if price is not None:
+            item.unit_price = price
+    db.session.flush()
+    return {"added": added, "updated": updated}

@@ -8,6 +8,7 @@ from wxapp.api import (  # noqa: E402,F401
                        audit,
                        auth,
                        customers,
+                       erp,
                        imports,
                        leads,
                        media,
