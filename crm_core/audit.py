@@ -47,6 +47,11 @@ def _changes(obj, action: str) -> dict:
     state = inspect(obj)
     excluded = set(getattr(obj, "__audit_exclude__", ()))
     ignored = set(getattr(obj, "__audit_ignore__", ()))
+    redact = getattr(obj, "__audit_value__", None)  # a model's own masking inside a value (a secret in a JSON setting)
+
+    def shown(key, value):
+        return _plain(redact(key, value) if redact else value)
+
     out: dict = {}
     for attr in state.mapper.column_attrs:
         key = attr.key
@@ -57,16 +62,16 @@ def _changes(obj, action: str) -> dict:
             value = getattr(obj, key)
             if value is None:
                 continue
-            out[key] = [None, MASK if key in excluded else _plain(value)]
+            out[key] = [None, MASK if key in excluded else shown(key, value)]
         elif action == "delete":
             value = hist.unchanged[0] if hist.unchanged else (hist.deleted[0] if hist.deleted else None)
-            out[key] = [MASK if key in excluded else _plain(value), None]
+            out[key] = [MASK if key in excluded else shown(key, value), None]
         elif hist.has_changes():
             before = hist.deleted[0] if hist.deleted else None
             after = hist.added[0] if hist.added else None
             if before == after:
                 continue
-            out[key] = [MASK, MASK] if key in excluded else [_plain(before), _plain(after)]
+            out[key] = [MASK, MASK] if key in excluded else [shown(key, before), shown(key, after)]
     return out
 
 

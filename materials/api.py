@@ -244,7 +244,7 @@ RANK_COLUMNS = [("rank", "名次"), ("name", "营销达人"), ("score", "得分"
 def campaign_top(campaign_id: int, query: RankQuery):
     c = get_visible(g.actor, Campaign, campaign_id)
     svc.credit_won_opportunities(c.org_id)
-    items = svc.top_sharers(campaign_id, since=svc.week_start(tz=org_timezone(g.actor.org_id)) if query.period == "week" else None, limit=query.limit)
+    items = svc.top_sharers(campaign_id, org_id=g.actor.org_id, since=svc.week_start(tz=org_timezone(g.actor.org_id)) if query.period == "week" else None, limit=query.limit)
     return csv_response(f"营销达人_方案{campaign_id}.csv", RANK_COLUMNS, items) if query.format == "csv" else {"items": items}
 
 
@@ -253,7 +253,7 @@ def campaign_top(campaign_id: int, query: RankQuery):
 def overall_top(query: RankQuery):
     g.actor.require("campaign", "view")
     svc.credit_won_opportunities(g.actor.org_id)
-    items = svc.top_sharers(None, since=svc.week_start(tz=org_timezone(g.actor.org_id)) if query.period == "week" else None, limit=query.limit)
+    items = svc.top_sharers(None, org_id=g.actor.org_id, since=svc.week_start(tz=org_timezone(g.actor.org_id)) if query.period == "week" else None, limit=query.limit)
     return csv_response("营销达人.csv", RANK_COLUMNS, items) if query.format == "csv" else {"items": items}
 
 

@@ -166,7 +166,7 @@ def campaigns():
     svc.credit_won_opportunities(g.actor.org_id)
     db.session.commit()
     return render_template("materials/console_campaigns.html", rows=rows, total=total, materials=mats, segments=segments,
-                           week=svc.top_sharers(None, since=svc.week_start(tz=org_timezone(g.actor.org_id))), all_time=svc.top_sharers(None))
+                           week=svc.top_sharers(None, org_id=g.actor.org_id, since=svc.week_start(tz=org_timezone(g.actor.org_id))), all_time=svc.top_sharers(None, org_id=g.actor.org_id))
 
 
 @bp.post("/campaigns")
@@ -246,7 +246,7 @@ def campaign(campaign_id: int):
     recipients = svc.recipients(g.actor, c.id, 1, 50_000 if request.args.get("export_table") == "recipients" else 20)
     return render_template("materials/console_campaign.html", c=svc.campaign_dict(c, _base()), stats=stats, tree=tree,
                            tree_svg=tree_svg.render(tree, _names(tree), expand=request.args.get("expand")),
-                           week=svc.top_sharers(c.id, since=svc.week_start(tz=org_timezone(g.actor.org_id))), all_time=svc.top_sharers(c.id),
+                           week=svc.top_sharers(c.id, org_id=g.actor.org_id, since=svc.week_start(tz=org_timezone(g.actor.org_id))), all_time=svc.top_sharers(c.id, org_id=g.actor.org_id),
                            charts=_charts(stats),
                            recipients=recipients,
                            recipient_names=display_names(r["openid"] for r in recipients[0]))

@@ -511,7 +511,7 @@ def my_results(actor: Actor) -> dict:
                      "opportunities": int(o or 0)} for mid, r, ld, o in rows),
                    key=lambda i: (-i["opportunities"], -i["leads"], -i["reach"], i["material_id"]))
     totals = {k: sum(i[k] for i in items) for k in ("reach", "leads", "opportunities")}
-    rank = next((r["rank"] for r in top_sharers(since=week_start(tz=org_timezone(actor.org_id)), limit=100) if r.get("employee_id") == actor.employee_id),
+    rank = next((r["rank"] for r in top_sharers(org_id=actor.org_id, since=week_start(tz=org_timezone(actor.org_id)), limit=100) if r.get("employee_id") == actor.employee_id),
                 None)
     return {"materials": items, "totals": totals, "week_rank": rank}
 
@@ -652,8 +652,10 @@ def share_tree(material_id: int | None = None, campaign_id: int | None = None, m
             "breadth_by_depth": {str(d): breadth[d] for d in sorted(breadth)}, "roots": out_roots}
 
 
-def top_sharers(campaign_id: int | None = None, *, since: datetime | None = None, limit: int = 20) -> list[dict]:
-    """营销达人: ranked by outcome — reach, leads, won opportunities (weighted 1, 10, 50)."""
+def top_sharers(campaign_id: int | None = None, *, org_id: int | None = None, since: datetime | None = None,
+                limit: int = 20) -> list[dict]:
+    """营销达人: ranked by outcome — reach, leads, won opportunities (weighted 1, 10, 50); with ``org_id`` only what the
+    organisation's materials earned (the overall board of one company, not of every company on the deployment)."""
     reach = func.sum(case((Attribution.kind == "reach", 1), else_=0))
     leads = func.sum(case((Attribution.kind == "lead", 1), else_=0))
     opps = func.sum(case((Attribution.kind == "opportunity", 1), else_=0))
@@ -662,6 +664,8 @@ def top_sharers(campaign_id: int | None = None, *, since: datetime | None = None
                   opps.label("opportunities"))
     if campaign_id is not None:
         stmt = stmt.where(Attribution.campaign_key == campaign_id)
+    if org_id is not None:
+        stmt = stmt.join(Material, Material.id == Attribution.material_id).where(Material.org_id == org_id)
     if since is not None:
         stmt = stmt.where(Attribution.at >= since)
     rows = db.session.execute(stmt.group_by(Attribution.sharer_key).order_by(score.desc(), Attribution.sharer_key).limit(limit)).all()

@@ -199,6 +199,13 @@ class OrgSetting(Audited, TimestampMixin, db.Model):
     key: Mapped[str] = mapped_column(String(64))
     value: Mapped[dict] = mapped_column(JSON, default=dict)
 
+    @staticmethod
+    def __audit_value__(column: str, value):
+        """A secret kept in a setting (the ERP webhook's signing key) is logged as changed, never as itself."""
+        if column == "value" and isinstance(value, dict) and value.get("secret"):
+            return {**value, "secret": "***"}
+        return value
+
 
 class RecordShare(db.Model):
     __table_args__ = (

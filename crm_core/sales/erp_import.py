@@ -44,8 +44,10 @@ def _run(items, already, make) -> dict:
         try:
             with begin_savepoint():
                 out.append({"external_id": ref, "status": "created", "id": make(ref, item)})
-        except IntegrityError:  # the same id raced in from another request
-            out.append({"external_id": ref, "status": "duplicate", "id": already(ref)})
+        except IntegrityError:  # the same id raced in from another request — or another clash, which is no duplicate
+            found = already(ref)
+            out.append({"external_id": ref, "status": "duplicate", "id": found} if found is not None else
+                       {"external_id": ref, "status": "error", "message": "与已有记录冲突，请稍后重试。"})
         except DomainError as exc:
             out.append({"external_id": ref, "status": "error", "message": exc.message, "fields": exc.fields or {}})
     return {"items": out, **{k: sum(1 for x in out if x["status"] == k) for k in ("created", "duplicate", "error")}}

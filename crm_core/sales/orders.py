@@ -77,7 +77,9 @@ def create_order(actor: Actor, contract_id: int, data: dict) -> SalesOrder:
     if not contract.lines:
         raise Conflict("这份合同没有产品明细（只有金额），不能下订单。", code="no_lines")
     wanted = _requested(data.get("lines"), "contract_line_id", "订货")
-    lines = {ln.id: ln for ln in contract.lines}
+    # the lines' rows locked, their counters read fresh: two orders of one line at once queue here, so the second
+    # prices its share from what the first took (and the one completing the line takes exactly the rest)
+    lines = {ln.id: ln for ln in _locked(ContractLine, ContractLine.contract_id == contract.id)}
     tz = org_timezone(actor.org_id)
     order = SalesOrder(org_id=contract.org_id, owner_id=contract.owner_id, department_id=contract.department_id,
                        number=_number(actor.org_id, "XS", tz), contract_id=contract.id, customer_id=contract.customer_id,
@@ -91,7 +93,6 @@ def create_order(actor: Actor, contract_id: int, data: dict) -> SalesOrder:
         ln = lines.get(line_id)
         if ln is None:
             raise ValidationFailed(f"第 {i + 1} 行不是这份合同的明细。", fields={f"lines.{i}.contract_line_id": "not a line of the contract"})
-        db.session.refresh(ln)  # the latest counters: someone may have ordered meanwhile
         left = ln.quantity - ln.ordered
         if q > left + _QTY_SLACK:
             raise Conflict(f"「{ln.name}」还可下单 {money.qty(max(left, Decimal(0)))}，本次 {money.qty(q)} 超出了合同数量。",
@@ -116,7 +117,7 @@ def create_order(actor: Actor, contract_id: int, data: dict) -> SalesOrder:
 def cancel_order(actor: Actor, order_id: int, reason: str | None = None) -> SalesOrder:
     """取消订单: only one nothing has been shipped of; its quantities go back to the contract."""
     actor.require("contract", "edit")
-    order = get_visible(actor, SalesOrder, order_id, action="edit")
+    order = _locked_order(actor, order_id)  # a delivery of it at the same moment waits, then finds it cancelled
     moved = db.session.execute(update(SalesOrder).where(SalesOrder.id == order.id, SalesOrder.status == "open",
                                                         SalesOrder.delivered_amount == 0)
                                .values(status="cancelled", note=((order.note or "") + f"\n取消原因：{(reason or '').strip()[:200]}")
@@ -140,7 +141,7 @@ def record_delivery(actor: Actor, order_id: int, data: dict) -> Delivery:
     from crm_core.customers.products import create_archives
 
     actor.require("contract", "edit")
-    order = get_visible(actor, SalesOrder, order_id, action="edit")
+    order = _locked_order(actor, order_id)  # deliveries and a cancel of one order queue here; its status read fresh
     if order.status in ("delivered", "cancelled"):
         raise Conflict(f"订单当前为「{ORDER_LABELS[order.status]}」，不能再发货。", code="illegal_transition")
     wanted = _requested(data.get("lines"), "order_line_id", "发货")
@@ -149,7 +150,7 @@ def record_delivery(actor: Actor, order_id: int, data: dict) -> Delivery:
     shipped_on = _date(data.get("shipped_on") or local_today(tz), "shipped_on", "发货日期")
     if shipped_on > local_today(tz):
         raise ValidationFailed("发货日期不能晚于今天。", fields={"shipped_on": "in the future"})
-    lines = {ol.id: ol for ol in order.lines}
+    lines = {ol.id: ol for ol in _locked(OrderLine, OrderLine.order_id == order.id)}
     d = Delivery(org_id=order.org_id, number=_number(actor.org_id, "CK", tz), order_id=order.id, shipped_on=shipped_on,
                  amount=Decimal("0.00"), carrier=(data.get("carrier") or "").strip()[:100] or None,
                  note=(data.get("note") or "").strip()[:500] or None, created_by_id=actor.employee_id, created_at=utcnow(),
@@ -159,7 +160,6 @@ def record_delivery(actor: Actor, order_id: int, data: dict) -> Delivery:
         ol = lines.get(line_id)
         if ol is None:
             raise ValidationFailed(f"第 {i + 1} 行不是这张订单的明细。", fields={f"lines.{i}.order_line_id": "not a line of the order"})
-        db.session.refresh(ol)
         left = ol.quantity - ol.delivered
         if q > left + _QTY_SLACK:
             raise Conflict(f"「{ol.name}」还需发货 {money.qty(max(left, Decimal(0)))}，本次 {money.qty(q)} 超出了订单数量。",
@@ -181,9 +181,9 @@ def record_delivery(actor: Actor, order_id: int, data: dict) -> Delivery:
     db.session.flush()
     db.session.execute(update(SalesOrder).where(SalesOrder.id == order.id)
                        .values(delivered_amount=SalesOrder.delivered_amount + d.amount))
-    db.session.refresh(order)
-    done = all(ol.delivered >= ol.quantity - _QTY_SLACK for ol in order.lines)
-    db.session.execute(update(SalesOrder).where(SalesOrder.id == order.id).values(status="delivered" if done else "partial"))
+    done = all(ol.delivered >= ol.quantity - _QTY_SLACK for ol in _locked(OrderLine, OrderLine.order_id == order.id))
+    db.session.execute(update(SalesOrder).where(SalesOrder.id == order.id, SalesOrder.status.in_(("open", "partial")))
+                       .values(status="delivered" if done else "partial"))
     if archives:
         from crm_core.org.permissions import Actor as _Actor
 
@@ -194,6 +194,18 @@ def record_delivery(actor: Actor, order_id: int, data: dict) -> Delivery:
     integration.emit(order.org_id, "delivery.created", f"delivery:{d.id}", {**delivery_dict(d), "order_number": order.number,
                                                                             "order_status": order.status})
     return d
+
+
+def _locked(model, where) -> list:
+    """Rows locked for this transaction (FOR UPDATE on PostgreSQL; SQLite has one writer anyway), reloaded fresh."""
+    return list(db.session.scalars(select(model).where(where).order_by(model.id).with_for_update()
+                                   .execution_options(populate_existing=True)))
+
+
+def _locked_order(actor: Actor, order_id: int) -> SalesOrder:
+    order = get_visible(actor, SalesOrder, order_id, action="edit")
+    return db.session.scalars(select(SalesOrder).where(SalesOrder.id == order.id).with_for_update()
+                              .execution_options(populate_existing=True)).one()
 
 
 def _serials(raw, quantity: Decimal, i: int) -> list[str]:

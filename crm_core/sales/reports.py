@@ -316,18 +316,25 @@ def customer_analysis(actor: Actor, by: str = "source", date_from: date | None =
     money_per = dict((cid, (money_of(a), money_of(r))) for cid, a, r in db.session.execute(
         select(Contract.customer_id, func.sum(Contract.amount), func.sum(Contract.received))
         .where(visible_clause(actor, Contract), Contract.status.in_(("approved", "completed"))).group_by(Contract.customer_id)))
+    from crm_core.clock import day_bounds, local_date_of
+    from crm_core.org.settings import org_timezone
+
+    tz = org_timezone(actor.org_id)
     col = {"source": Customer.source, "industry": Customer.industry, "value_level": Customer.value_level,
            "region": Customer.address, "month": Customer.created_at}[by]
-    stmt = _range(select(Customer.id, col, Customer.trading).where(visible_clause(actor, Customer), Customer.status == "active"),
-                  Customer.created_at, date_from, date_to)
+    stmt = select(Customer.id, col, Customer.trading).where(visible_clause(actor, Customer), Customer.status == "active")
+    if date_from:  # the organisation's local days
+        stmt = stmt.where(Customer.created_at >= day_bounds(date_from, date_from, tz)[0])
+    if date_to:
+        stmt = stmt.where(Customer.created_at < day_bounds(date_to, date_to, tz)[1])
     zero = Decimal("0.00")
     groups: dict[str, dict] = {}
     for cid, value, trading in db.session.execute(stmt.limit(500_000)):
         if by == "region":
             m = _CITY.match((value or "").strip())
-            key = m.group(1) if m else "未填写"
+            key = m.group(1) if m else ("其他" if (value or "").strip() else "未填写")
         elif by == "month":
-            key = value.strftime("%Y-%m") if value else "未知"
+            key = local_date_of(value, tz).strftime("%Y-%m") if value else "未知"
         elif by == "source":
             key = label("source", value) if value else "未填写"
         else:

@@ -68,6 +68,8 @@ def set_on_hand(actor, items) -> dict:
         if item.get("unit_price") is not None:
             try:
                 price = Decimal(str(item["unit_price"])).quantize(Decimal("0.01"))
+                if not 0 <= price < Decimal("10000000000"):  # NUMERIC(12,2)
+                    errors[f"items.{i}.unit_price"] = "0 to 9999999999.99"
             except InvalidOperation:
                 errors[f"items.{i}.unit_price"] = "not a number"
         rows.append((code, on_hand, (item.get("name") or "").strip()[:200], price))
@@ -84,6 +86,8 @@ def set_on_hand(actor, items) -> dict:
             item = known[code] = StockItem(org_id=actor.org_id, code=code, name=name, on_hand=0, reserved=0)
             db.session.add(item)
             added += 1
+        elif code in {r[0] for r in rows[:i]}:
+            raise ValidationFailed(f"配件 {code} 重复。", fields={f"items.{i}.code": "duplicated"})
         else:
             updated += 1
         item.on_hand = on_hand
@@ -91,5 +95,14 @@ def set_on_hand(actor, items) -> dict:
             item.name = name
         if price is not None:
             item.unit_price = price
-    db.session.flush()
+    from sqlalchemy.exc import IntegrityError
+
+    from crm_core.db import begin_savepoint
+    from crm_core.errors import Conflict
+
+    try:
+        with begin_savepoint():
+            db.session.flush()
+    except IntegrityError:  # another sync added the same new part at this moment
+        raise Conflict("另一次库存同步正在添加相同的配件，请重试。", code="stale") from None
     return {"added": added, "updated": updated}

@@ -115,6 +115,16 @@ def test_no_file_for_a_page_the_user_cannot_open(demo):
     assert r.status_code == 403 and r.mimetype == "text/html"  # the page's own refusal, no workbook
     r = _get(c, "/console/segments?export_table=nothing-here&format=xlsx")
     assert r.mimetype == "text/html"  # an unknown table: the page as it is
+    # a page the salesperson may open, but a file needs the export right (as the API's exports)
+    from crm_core.clock import local_today
+    from crm_core.org.models import User
+
+    zhang = db.session.query(User).filter_by(username="sales.zhang").one()
+    route = f"/console/field/route?employee_id={zhang.employee_id}&date={local_today().isoformat()}"
+    page = _get(c, route)
+    assert page.status_code == 200 and "export_table=" not in page.get_data(as_text=True)
+    r = _get(c, route + "&export_table=route&format=xlsx")
+    assert r.status_code == 403 and "没有导出权限" in r.get_data(as_text=True)
 
 
 def test_table_reader_takes_inputs_selects_and_skips_buttons():

@@ -93,6 +93,10 @@ def test_documents_leave_as_signed_events_and_a_failing_erp_is_retried(team, cli
     assert client.put("/api/v1/settings/erp-webhook", headers=admin, json={"url": "ftp://erp.example/x", "secret": SECRET}).status_code == 422
     cfg = client.put("/api/v1/settings/erp-webhook", headers=admin, json={"url": erp.url, "secret": SECRET}).get_json()
     assert cfg["secret_set"] is True and "secret" not in cfg and "receipt.created" in cfg["available_events"]
+    from crm_core.audit import AuditEntry
+
+    logged = [json.dumps(e.changes, ensure_ascii=False) for e in db.session.query(AuditEntry).filter_by(object_type="org_setting")]
+    assert logged and not any(SECRET in x for x in logged) and any("***" in x for x in logged)  # the audit log never holds it
 
     erp.answers = [503]  # the ERP is down for the first delivery
     second = make_customer(team["rep1"], "第二家对接客户")

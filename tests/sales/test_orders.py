@@ -195,8 +195,9 @@ def test_the_parts_of_a_line_add_up_to_it(total, whole, cuts):
 
 
 def test_two_people_ordering_the_last_units_at_once_cannot_both_succeed(pg_url):
-    """Six orders of 2 at once for a line of 5 on PostgreSQL: two are taken (4), the rest refused with 409 — never
-    more ordered than contracted, never a 500."""
+    """A line of 5 with 1 ordered; six orders of 2 at once on PostgreSQL: two are taken (the line is full), the rest
+    refused with 409 — never more ordered than contracted, never a 500, and the one that completed the line took
+    exactly what was left of its amount (the racers queue on the line's row, so each prices from the other's take)."""
     from tests.conftest import _create_schema, _make_app, token_for
 
     app = _make_app(pg_url)
@@ -216,6 +217,9 @@ def test_two_people_ordering_the_last_units_at_once_cannot_both_succeed(pg_url):
         assert c.status_code == 201, c.get_json()
         c = c.get_json()
         assert client.post(f"/api/v1/contracts/{c['id']}/approve", headers=mgr, json={}).status_code == 200
+        first = client.post(f"/api/v1/contracts/{c['id']}/orders", headers=rep1,
+                            json={"lines": [{"contract_line_id": c["lines"][0]["id"], "quantity": 1}]})
+        assert first.status_code == 201 and first.get_json()["amount"] == "1446.40"
         db.session.remove()
 
     barrier, answers = threading.Barrier(6), []
@@ -236,12 +240,12 @@ def test_two_people_ordering_the_last_units_at_once_cannot_both_succeed(pg_url):
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert sorted(answers) == [201] * 2 + [409] * 4, answers
+    assert sorted(answers) == [201] * 2 + [409] * 4, answers  # 1 + 2 + 2 = 5
     with app.app_context():
         from crm_core.sales.models import ContractLine, SalesOrder
 
         line = db.session.get(ContractLine, c["lines"][0]["id"])
-        assert line.ordered == Decimal(4) and line.ordered_amount == Decimal("5785.60")
-        assert sum(o.amount for o in db.session.query(SalesOrder)) == Decimal("5785.60")
+        assert line.ordered == Decimal(5) and line.ordered_amount == Decimal("7232.00")
+        assert sum(o.amount for o in db.session.query(SalesOrder)) == Decimal("7232.00")  # the contract, to the fen
         db.session.remove()
         db.engine.dispose()

@@ -123,7 +123,7 @@ class StockItemIn(Model):
     code: str = Field(min_length=1, max_length=64)
     on_hand: int = Field(ge=0, le=10_000_000)
     name: str | None = Field(default=None, max_length=200, description="required for a part not known yet")
-    unit_price: Money | None = None
+    unit_price: Decimal | None = Field(default=None, ge=0, lt=Decimal("10000000000"), max_digits=12, decimal_places=2)
 
 
 class StockIn(Model):

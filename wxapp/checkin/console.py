@@ -92,7 +92,9 @@ def checkin_route():
 def checkin_flags():
     try:
         g.actor.require("checkin", "approve")
-        rows, total = svc.list_checkins(g.actor, flagged=True, page=_page(), per_page=20)
+        # a page shows 20; its 导出 (wxapp/console/table_export.py) takes them all
+        rows, total = svc.list_checkins(g.actor, flagged=True, page=_page(),
+                                        per_page=50_000 if request.args.get("export_table") == "flags" else 20)
     except DomainError as exc:
         return _denied(exc)
     from crm_core.customers.models import Customer

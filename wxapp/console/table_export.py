@@ -4,7 +4,9 @@ whose tables are not paged API lists (部门, 岗位, 用户, 角色, 细分, �
 A table marked ``<table data-export="departments" data-title="部门">`` gets 导出 links from the ``export_table`` macro
 (``_table_export.html``); the link is the page itself with ``export_table=departments&format=xlsx|csv``. The page is
 rendered as usual — same filters, same data scope, same permission check as the person already passed to see it —
-and this hook turns that one table into the file instead of sending the HTML. So the file cannot drift from what
+and this hook turns that one table into the file instead of sending the HTML. As with the API's exports, the file
+needs the export right on the table's object (``data-export-object``: 组织 tables ``organization``, 签到 ``checkin``…);
+the links show only to those who hold it. So the file cannot drift from what
 the page shows. Columns with an empty header (the buttons) are left out; a cell's text is what the reader sees
 (an input's value, a select's chosen option); plain numbers become numbers in the workbook. Every export is written
 to the audit log, like the API's list exports (``audit.record_export``).
@@ -16,7 +18,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from flask import g, request
+from flask import g, make_response, request
 
 from crm_core.db import db
 from wxapp.console import bp
@@ -30,7 +32,7 @@ class _Tables(HTMLParser):
 
     def __init__(self, name: str):
         super().__init__(convert_charrefs=True)
-        self.name, self.title = name, None
+        self.name, self.title, self.object = name, None, None
         self.header: list[str] = []
         self.rows: list[list[str]] = []
         self.depth = 0  # table nesting inside the wanted table (0: outside it)
@@ -48,6 +50,7 @@ class _Tables(HTMLParser):
                 self.depth += 1
             elif a.get("data-export") == self.name and self.title is None:
                 self.depth, self.title = 1, a.get("data-title") or self.name
+                self.object = a.get("data-export-object")
             return
         if self.depth != 1:
             return
@@ -101,6 +104,11 @@ class _Tables(HTMLParser):
 
 def table_of(html: str, name: str) -> tuple[str, list[str], list[list]] | None:
     """The title, header and rows of the table ``name`` in ``html`` (None when the page has no such table)."""
+    found = _parse(html, name)
+    return None if found is None else found[:3]
+
+
+def _parse(html: str, name: str):
     p = _Tables(name)
     p.feed(html)
     if p.title is None:
@@ -109,7 +117,7 @@ def table_of(html: str, name: str) -> tuple[str, list[str], list[list]] | None:
     header = [p.header[i] for i in keep]
     rows = [[_value(row[i]) if i < len(row) else None for i in keep] for row in p.rows
             if len(row) > 1 or (row and len(keep) <= 1)]  # a row spanning the table ("暂无…") is no record
-    return p.title, header, [row for row in rows if any(v is not None for v in row)]
+    return p.title, header, [row for row in rows if any(v is not None for v in row)], p.object
 
 
 def _value(text: str):
@@ -124,15 +132,20 @@ def _export_table(response):
     if not name or not request.path.startswith("/console") or response.status_code != 200 \
             or response.mimetype != "text/html" or g.get("actor") is None:
         return response
-    found = table_of(response.get_data(as_text=True), name[:40])
+    found = _parse(response.get_data(as_text=True), name[:40])
     if found is None:
         return response
+    title, header, rows, obj = found
+    if not obj or not g.actor.can(obj, "export"):  # as the API's exports: the object's export right, not only the page
+        from crm_core.errors import PermissionDenied
+        from wxapp.pages import denied
+
+        return make_response(denied(PermissionDenied("没有导出权限。")))
     from crm_core import audit
     from crm_core.clock import local_today
     from crm_core.org.settings import org_timezone
     from wxapp.csv_export import csv_response
 
-    title, header, rows = found
     filters = {k: v for k, v in request.args.items() if k not in ("export_table", "format")}
     audit.record_export(g.actor, f"console:{name[:40]}", len(rows), {"page": request.path, **filters})
     db.session.commit()
