@@ -280,6 +280,14 @@ def _demo_documents(org) -> None:
 
     factory = customers["杭州滨江智造科技有限公司"]
     archive = db.session.scalars(select(ProductArchive.id).where(ProductArchive.customer_id == factory.id)).first()
+    from crm_core.sales.competitors import create_competitor
+    from crm_core.sales.opportunities import set_competitors
+
+    create_competitor(who["sales.manager"], {
+        "name": "美的净水", "aliases": ["美的", "Midea"], "market_share": "23.5", "strengths": "品牌知名度高，家用渠道广",
+        "weaknesses": "商用机型少，服务网点覆盖不足", "products": [{"name": "美的 商用 RO 净水器", "price": "6999"}]})
+    set_competitors(who["sales.zhang"], tea.id, [{"name": "美的", "product": "美的 商用 RO 净水器", "price": "6500", "share": 30}])
+
     ticket = create_for_customer(who["service.dispatcher"], {
         "customer_id": factory.id, "kind": "repair", "priority": "high", "product_archive_id": archive,
         "description": "AP300 开机后滤网报警灯常亮，复位无效"})

@@ -131,11 +131,42 @@ class OpportunityProduct(db.Model):
     unit_price: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
 
 
+class CompetitorCompany(Audited, TimestampMixin, db.Model):
+    """竞争对手档案 (the competitor master): one company the sales force meets, with the other names salespeople
+    write it under, its market share, strengths and weaknesses, and its products and prices. An opportunity's
+    competitor naming it (or an alias) is linked to it, so wins and losses count against the company."""
+
+    __audit_type__ = "competitor"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    aliases: Mapped[list] = mapped_column(JSON, default=list)
+    website: Mapped[str | None] = mapped_column(String(200))
+    market_share: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))  # percent of the market
+    strengths: Mapped[str | None] = mapped_column(String(1000))
+    weaknesses: Mapped[str | None] = mapped_column(String(1000))
+    note: Mapped[str | None] = mapped_column(String(1000))
+    active: Mapped[bool] = mapped_column(default=True)
+
+    products: Mapped[list["CompetitorProduct"]] = relationship(cascade="all, delete-orphan", order_by="CompetitorProduct.id")
+
+
+class CompetitorProduct(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competitor_id: Mapped[int] = mapped_column(ForeignKey("competitor_company.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    price: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    note: Mapped[str | None] = mapped_column(String(500))
+
+
 class Competitor(db.Model):
-    """竞争对手 on one opportunity: who, with what product, at what price and share."""
+    """竞争对手 on one opportunity: who, with what product, at what price and share; linked to the master
+    (``competitor_id``) when its name is the master's or one of its aliases."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunity.id", ondelete="CASCADE"), index=True)
+    competitor_id: Mapped[int | None] = mapped_column(ForeignKey("competitor_company.id", ondelete="SET NULL"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     product: Mapped[str | None] = mapped_column(String(200))
     price: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))

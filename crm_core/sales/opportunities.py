@@ -180,9 +180,12 @@ def set_competitors(actor: Actor, opp_id: int, competitors: list[dict]) -> Oppor
         raise ValidationFailed("竞争对手份额合计不能超过 100%。", fields={"competitors": "shares exceed 100"})
     opp.competitors.clear()
     db.session.flush()
+    from crm_core.sales.competitors import master_for
+
     for c in competitors:
         opp.competitors.append(Competitor(name=c["name"], product=c.get("product"), share=c.get("share"), note=c.get("note"),
-                                          price=Decimal(str(c["price"])) if c.get("price") is not None else None))
+                                          price=Decimal(str(c["price"])) if c.get("price") is not None else None,
+                                          competitor_id=master_for(opp.org_id, c["name"])))
     db.session.flush()
     return opp
 
@@ -327,7 +330,9 @@ def lose(actor: Actor, opp_id: int, reason: str, lost_to: str | None = None) -> 
     if name:
         winner = next((c for c in opp.competitors if c.name == name), None)
         if winner is None:
-            winner = Competitor(name=name)
+            from crm_core.sales.competitors import master_for
+
+            winner = Competitor(name=name, competitor_id=master_for(opp.org_id, name))
             opp.competitors.append(winner)
         if WON_THIS_DEAL not in (winner.note or ""):
             winner.note = f"{WON_THIS_DEAL}；{winner.note}"[:500] if winner.note else WON_THIS_DEAL

@@ -260,7 +260,7 @@ def performance_rows(data: dict) -> list[dict]:
     return out
 
 
-COMPETITOR_COLUMNS = [("name", "竞争对手"), ("met", "交锋商机"), ("won", "赢单"), ("lost", "输单"), ("open", "进行中"),
+COMPETITOR_COLUMNS = [("name", "竞争对手"), ("market_share", "市场份额%"), ("met", "交锋商机"), ("won", "赢单"), ("lost", "输单"), ("open", "进行中"),
                       ("win_rate", "胜率%"), ("won_amount", "赢单金额"), ("lost_amount", "输单金额"), ("avg_price", "对手平均报价")]
 
 
@@ -271,22 +271,26 @@ def competitors(actor: Actor, date_from: date | None = None, date_to: date | Non
     in the range, within the data scope. One grouped query."""
     from sqlalchemy import case
 
-    from crm_core.sales.models import Competitor
+    from crm_core.sales.models import Competitor, CompetitorCompany
 
     actor.require("opportunity", "view")
-    name = func.trim(Competitor.name)
-    stmt = _range(select(name, func.count(func.distinct(Opportunity.id)),
+    # a row linked to the master counts for the company (whatever the salesperson typed); the others by their name
+    name = func.coalesce(CompetitorCompany.name, func.trim(Competitor.name))
+    stmt = _range(select(name, func.max(CompetitorCompany.id), func.max(CompetitorCompany.market_share),
+                         func.count(func.distinct(Opportunity.id)),
                          func.count(func.distinct(case((Opportunity.status == "won", Opportunity.id)))),
                          func.count(func.distinct(case((Opportunity.status == "lost", Opportunity.id)))),
                          func.coalesce(func.sum(case((Opportunity.status == "won", Opportunity.amount), else_=0)), 0),
                          func.coalesce(func.sum(case((Opportunity.status == "lost", Opportunity.amount), else_=0)), 0),
                          func.avg(Competitor.price))
                   .join(Opportunity, Opportunity.id == Competitor.opportunity_id)
+                  .outerjoin(CompetitorCompany, CompetitorCompany.id == Competitor.competitor_id)
                   .where(visible_clause(actor, Opportunity)), Opportunity.created_at, date_from, date_to).group_by(name)
     rows = []
-    for label, met, won, lost, won_amount, lost_amount, avg_price in db.session.execute(stmt):
+    for label, master_id, share, met, won, lost, won_amount, lost_amount, avg_price in db.session.execute(stmt):
         closed = won + lost
-        rows.append({"name": label, "met": met, "won": won, "lost": lost, "open": met - closed,
+        rows.append({"name": label, "competitor_id": master_id, "market_share": str(money_of(share)) if share is not None else None,
+                     "met": met, "won": won, "lost": lost, "open": met - closed,
                      "win_rate": str((Decimal(won) * 100 / closed).quantize(Decimal("0.01"))) if closed else None,
                      "won_amount": str(money_of(won_amount)), "lost_amount": str(money_of(lost_amount)),
                      "avg_price": str(money_of(avg_price)) if avg_price is not None else None})

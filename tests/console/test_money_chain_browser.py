@@ -210,3 +210,40 @@ def test_an_approved_contract_is_ordered_and_shipped_from_the_console(live_demo,
     assert "杭州上城湖滨餐饮有限公司" in page.inner_text("#report")
     page.goto(base + "/console/sales/reports?view=customers&dim=region")
     assert "杭州市" in page.inner_text("#report")
+
+
+def test_the_manager_keeps_the_competitor_master(live_app, page):
+    """竞争对手档案 in Chromium: a share over 100 % and a name another company already uses are refused in words, the
+    typed fields kept; the company saved lists its products and the opportunities written under its aliases."""
+    base = live_app.url
+    staff = live_app.app.test_client()
+    rep = {"Authorization": "Bearer " + staff.post("/api/v1/auth/token", json={"username": "sales.zhang", "password": "demo123456"})
+           .get_json()["access_token"]}
+    opp = staff.get("/api/v1/opportunities?per_page=1", headers=rep).get_json()["items"][0]
+    assert staff.put(f"/api/v1/opportunities/{opp['id']}/competitors", headers=rep,
+                     json={"competitors": [{"name": "沁园净水", "price": "5200"}]}).status_code == 200
+
+    login(page, base, "sales.manager")
+    page.click("nav >> text=竞争对手")
+    form = "#new-competitor"
+    page.fill(f"{form} input[name=name]", "沁园")
+    page.fill(f"{form} input[name=aliases]", "沁园净水，QINYUAN")
+    page.fill(f"{form} input[name=market_share]", "150")
+    page.locator(f"{form} input[name=product_name]").first.fill("沁园 商用净水机 QR-RU-05")
+    page.locator(f"{form} input[name=product_price]").first.fill("5800")
+    page.click(f"{form} button[type=submit]")
+    assert "市场份额不能" in _alert(page) or "市场份额超出范围" in _alert(page)
+    expect(page.locator(f"{form} input[name=aliases]")).to_have_value("沁园净水，QINYUAN")  # kept as typed
+    page.fill(f"{form} input[name=market_share]", "12")
+    page.click(f"{form} button[type=submit]")
+    page.wait_for_selector("#competitor-record")
+    assert "竞争对手已添加" in page.inner_text("[role=status]")
+    assert "交锋 1 个商机" in page.inner_text("#competitor-record").replace("\n", "")
+    assert opp["name"] in page.inner_text("#met-opportunities")
+    assert "沁园 商用净水机 QR-RU-05" in page.locator("#edit-competitor").inner_html()
+
+    page.click("nav >> text=竞争对手")
+    page.fill(f"{form} input[name=name]", "qinyuan")  # another spelling of the same company
+    page.click(f"{form} button[type=submit]")
+    assert "已是竞争对手「沁园」的名称或别名" in _alert(page)
+    assert "沁园" in page.inner_text("#competitor-list")

@@ -516,7 +516,7 @@ def test_competitor_analysis_counts_wins_and_losses_per_competitor(team, client,
     assert data["totals"]["competitors"] == 2
     assert client.get("/api/v1/reports/competitors", headers=auth_headers(team["rep3"])).get_json()["rows"] == []
     sheet = client.get("/api/v1/reports/competitors?format=csv", headers=mgr).get_data(as_text=True)
-    assert sheet.lstrip("\ufeff").startswith("竞争对手,交锋商机,赢单,输单,进行中,胜率%")
+    assert sheet.lstrip("\ufeff").startswith("竞争对手,市场份额%,交锋商机,赢单,输单,进行中,胜率%")
 
 
 

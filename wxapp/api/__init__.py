@@ -7,6 +7,7 @@ from wxapp.api import (  # noqa: E402,F401
                        activities,
                        audit,
                        auth,
+                       competitors,
                        customers,
                        erp,
                        imports,

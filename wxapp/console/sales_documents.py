@@ -372,3 +372,63 @@ def cancel_order(order_id: int):
 
 if ("销售订单", "console.sales_orders", "contract", "view") not in NAV:
     NAV.insert(NAV.index(("合同与回款", "console.contracts", "contract", "view")) + 1, ("销售订单", "console.sales_orders", "contract", "view"))
+
+
+# --- 竞争对手档案 (crm_core.sales.competitors) -----------------------------------------------------
+def _competitor_form() -> dict:
+    f = request.form
+    products = [{"name": n.strip(), "price": p.strip() or None} for n, p in zip(f.getlist("product_name"), f.getlist("product_price"))
+                if n.strip()]
+    return {"name": f.get("name", ""), "aliases": [a for a in f.get("aliases", "").replace("，", ",").split(",") if a.strip()],
+            "website": f.get("website"), "market_share": (f.get("market_share") or "").strip() or None, "strengths": f.get("strengths"),
+            "weaknesses": f.get("weaknesses"), "note": f.get("note"), "active": f.get("active", "1") == "1", "products": products}
+
+
+@bp.get("/competitors")
+@console_login_required
+def competitors():
+    from crm_core.sales import competitors as comp
+    from crm_core.sales import reports
+
+    try:
+        rows = comp.list_competitors(g.actor, include_inactive=True)
+        figures = {r["competitor_id"]: r for r in reports.competitors(g.actor)["rows"] if r["competitor_id"]}
+    except DomainError as exc:
+        return denied(exc)
+    return render_template("console/competitors.html", rows=rows, figures=figures, can_edit=g.actor.can("opportunity", "assign"),
+                           product_rows=4)
+
+
+@bp.post("/competitors")
+@console_login_required
+def create_competitor():
+    from crm_core.sales import competitors as comp
+
+    return act(lambda: comp.create_competitor(g.actor, _competitor_form()), "竞争对手已添加，已关联同名商机。",
+               url_for("console.competitors"), then=lambda c: url_for("console.competitor", competitor_id=c.id))
+
+
+@bp.get("/competitors/<int:competitor_id>")
+@console_login_required
+def competitor(competitor_id: int):
+    from crm_core.sales import competitors as comp
+
+    try:
+        c = comp.get_competitor(g.actor, competitor_id)
+    except DomainError as exc:
+        return denied(exc)
+    return render_template("console/competitor.html", c=comp.competitor_dict(c), record=comp.record(g.actor, c),
+                           can_edit=g.actor.can("opportunity", "assign"), product_rows=max(4, len(c.products) + 2))
+
+
+@bp.post("/competitors/<int:competitor_id>")
+@console_login_required
+def update_competitor(competitor_id: int):
+    from crm_core.sales import competitors as comp
+
+    return act(lambda: comp.update_competitor(g.actor, competitor_id, _competitor_form()), "竞争对手已保存。",
+               url_for("console.competitor", competitor_id=competitor_id))
+
+
+if ("竞争对手", "console.competitors", "opportunity", "view") not in NAV:
+    NAV.insert(NAV.index(("商机", "console.opportunities", "opportunity", "view")) + 1, ("竞争对手", "console.competitors", "opportunity", "view"))
