@@ -8,14 +8,16 @@ the id made the first time) or ``error`` with the reason, so the ERP can mark wh
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from crm_core.context import service
 from crm_core.db import begin_savepoint, db
-from crm_core.errors import DomainError, ValidationFailed
+from crm_core.errors import Conflict, DomainError, ValidationFailed
 from crm_core.org.permissions import Actor, scoped_select
-from crm_core.sales import documents, orders
+from crm_core.sales import documents, money, orders
 from crm_core.sales.models import Contract, Delivery, Receipt, SalesOrder
 
 MAX_ITEMS = 500
@@ -81,7 +83,7 @@ def import_receipts(actor: Actor, items) -> dict:
 @service
 def import_shipments(actor: Actor, items) -> dict:
     """销售出库单: ``[{external_id, order_number, shipped_on?, carrier?, lines: [{product_code, quantity, serial_nos?}]}]``
-    — each line goes to the order's line of that product (the first with something left to ship)."""
+    — the quantities per product code are spread over the order's lines of that product by what each has left to ship."""
     from crm_core.customers.models import Product
 
     actor.require("contract", "edit")
@@ -94,14 +96,31 @@ def import_shipments(actor: Actor, items) -> dict:
         if order is None:
             raise ValidationFailed("订单号不存在或不在数据权限范围内。", fields={"order_number": "unknown"})
         codes = dict(db.session.execute(select(Product.id, Product.code).where(Product.id.in_({ol.product_id for ol in order.lines}))).all())
-        lines, serials = [], {}
+        # the 出库单's quantities per product code (it may split one product over lines: batches, warehouses), then
+        # spread over the order's lines of that product by what each still has to ship, in order
+        wanted: dict[str, Decimal] = {}
+        serial_pool: dict[str, list[str]] = {}
         for i, ln in enumerate(item.get("lines") or []):
-            match = next((ol for ol in order.lines if codes.get(ol.product_id) == ln.get("product_code")
-                          and ol.quantity > ol.delivered and ol.id not in {x["order_line_id"] for x in lines}), None)
-            if match is None:
-                raise ValidationFailed(f"第 {i + 1} 行的产品不在这张订单上，或已发完。", fields={f"lines.{i}.product_code": "not on the order"})
-            lines.append({"order_line_id": match.id, "quantity": ln.get("quantity")})
-            serials[str(match.id)] = ln.get("serial_nos") or []
+            code = str(ln.get("product_code") or "")
+            if not any(codes.get(ol.product_id) == code for ol in order.lines):
+                raise ValidationFailed(f"第 {i + 1} 行的产品不在这张订单上。", fields={f"lines.{i}.product_code": "not on the order"})
+            wanted[code] = wanted.get(code, Decimal(0)) + money.parse(ln.get("quantity"), f"lines.{i}.quantity", places=4,
+                                                                      maximum=money.MAX_QUANTITY, label=f"第 {i + 1} 行数量")
+            serial_pool.setdefault(code, []).extend(ln.get("serial_nos") or [])
+        lines, serials = [], {}
+        for code, qty in wanted.items():
+            for ol in order.lines:
+                if qty <= 0 or codes.get(ol.product_id) != code or ol.quantity <= ol.delivered:
+                    continue
+                take = min(qty, ol.quantity - ol.delivered)
+                lines.append({"order_line_id": ol.id, "quantity": take})
+                pool = serial_pool.get(code) or []
+                if pool:  # one serial per unit: this line takes as many as it ships
+                    serials[str(ol.id)], serial_pool[code] = pool[:int(take)], pool[int(take):]
+                qty -= take
+            if qty > 0:
+                raise Conflict(f"产品 {code} 发货数量超出订单未发数量 {money.qty(qty)}。", code="over_order",
+                               fields={"lines": f"{code}: {money.qty(qty)} beyond the order"})
         d = orders.record_delivery(actor, order.id, {"lines": lines, "serial_nos": serials, "shipped_on": item.get("shipped_on"),
                                                      "carrier": item.get("carrier"), "note": item.get("note"), "external_ref": ref})
         return d.id

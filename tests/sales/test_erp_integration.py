@@ -158,6 +158,15 @@ def test_receipts_shipments_and_stock_come_back_from_the_erp_once(team, client, 
     assert order["status"] == "partial" and order["lines"][0]["delivered"] == "2"
     assert {a.serial_no for a in db.session.query(ProductArchive).filter_by(customer_id=customer.id)} == {"K3-SN-1", "K3-SN-2"}
     assert client.post("/api/v1/erp/shipments", headers=rep1, json={"items": []}).status_code == 422
+    # one product over two lines of the 出库单 (two batches): summed and shipped against the order's one line
+    split = client.post("/api/v1/erp/shipments", headers=rep1, json={"items": [
+        {"external_id": "CK-K3-79", "order_number": o["number"], "lines": [{"product_code": wp["code"], "quantity": 3}]},
+        {"external_id": "CK-K3-80", "order_number": o["number"], "lines": [
+            {"product_code": wp["code"], "quantity": 1, "serial_nos": ["B1-001"]}, {"product_code": wp["code"], "quantity": 1,
+                                                                                  "serial_nos": ["B2-001"]}]}]}).get_json()
+    assert [x["status"] for x in split["items"]] == ["error", "created"] and "超出订单未发数量 1" in split["items"][0]["message"]
+    order = client.get(f"/api/v1/orders/{o['id']}", headers=rep1).get_json()
+    assert order["status"] == "delivered" and order["deliveries"][-1]["lines"][0]["serial_nos"] == ["B1-001", "B2-001"]
 
     new_part = client.put("/api/v1/erp/stock", headers=admin, json={"items": [{"code": "FLT-NEW", "on_hand": 5}]})
     assert new_part.status_code == 422 and "需要名称" in new_part.get_json()["error"]["message"]
