@@ -62,15 +62,26 @@ def test_every_console_page_of_the_menu_answers_and_is_photographed(live_demo, b
         for title, href in menu + [("搜索", "/console/search?q=杭州")]:
             visit(title, href)
             records += [(title, h) for h in _links(page, RECORD, "main table tbody")[:1]]
-        edits = []
+        from crm_core.activities.models import WorkPlan
+        from crm_core.db import db
+
+        with live_app.app.app_context():  # the demo's weekly plan: 张伟's, in nobody's list but his and his reviewer's
+            plan = db.session.scalars(db.select(WorkPlan.id)).first()
+            db.session.remove()
+        records.append(("工作计划", f"/console/plans/{plan}"))
+        edits, linked = [], []
         for title, href in records:
             if visit(title + "详情", href):
                 edits += [(title, h) for h in _links(page, EDITS)]
+                linked += [(title, h) for h in _links(page, RECORD)]  # what a record's page leads to: a ticket's work order…
         for title, href in edits:
             visit(title + "编辑", href)
+        for title, href in linked:
+            visit(title + "关联", href)
         kinds = {name.split("-id")[0] for _, name in shots if "-id" in name}
         assert {"customers", "opportunities", "quotes", "contracts", "service-tickets", "marketing-materials",
-                "org-roles", "leads", "activities", "marketing-campaigns", "orders"} <= kinds, kinds
+                "org-roles", "leads", "activities", "marketing-campaigns", "orders", "plans", "service-work-orders",
+                "competitors"} <= kinds, kinds
         assert any(name.endswith("-edit.jpg") for _, name in shots) and "customers-id-merge.jpg" in seen
         assert all((out / name).stat().st_size > 5000 for _, name in shots)
         documented = set(re.findall(r"console/([a-z0-9-]+\.jpg)", (DOCS.parent / "console.md").read_text(encoding="utf-8")))
