@@ -2,7 +2,8 @@
 due instalments (到期债权表), within the data scope."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import re
+from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -15,11 +16,16 @@ from crm_core.sales.models import Opportunity, SalesStage
 from crm_core.sales.opportunities import ensure_default_method
 
 
-def _range(stmt, col, date_from: date | None, date_to: date | None):
+def _range(stmt, col, date_from: date | None, date_to: date | None, org_id: int):
+    """``stmt`` limited to rows whose ``col`` falls on the local days ``date_from``–``date_to`` of the organisation."""
+    from crm_core.clock import day_bounds
+    from crm_core.org.settings import org_timezone
+
+    tz = org_timezone(org_id)
     if date_from:
-        stmt = stmt.where(col >= datetime.combine(date_from, datetime.min.time()))
+        stmt = stmt.where(col >= day_bounds(date_from, date_from, tz)[0])
     if date_to:
-        stmt = stmt.where(col < datetime.combine(date_to + timedelta(days=1), datetime.min.time()))
+        stmt = stmt.where(col < day_bounds(date_to, date_to, tz)[1])
     return stmt
 
 
@@ -31,7 +37,7 @@ def funnel(actor: Actor, method_id: int | None = None, date_from: date | None = 
     method_id = method_id or method.id
     scope = visible_clause(actor, Opportunity)
     base = _range(select(Opportunity.stage_id, Opportunity.status, func.count(), func.coalesce(func.sum(Opportunity.amount), 0))
-                  .where(scope, Opportunity.method_id == method_id), Opportunity.created_at, date_from, date_to)
+                  .where(scope, Opportunity.method_id == method_id), Opportunity.created_at, date_from, date_to, actor.org_id)
     rows = db.session.execute(base.group_by(Opportunity.stage_id, Opportunity.status)).all()
     stages = db.session.scalars(select(SalesStage).where(SalesStage.method_id == method_id).order_by(SalesStage.seq)).all()
     per_stage = {s.id: {"count": 0, "amount": 0.0} for s in stages}
@@ -58,7 +64,7 @@ def customers_by_source(actor: Actor, date_from: date | None = None, date_to: da
     actor.require("customer", "view")
     stmt = _range(select(Customer.source, Customer.trading, func.count()).where(visible_clause(actor, Customer),
                                                                                 Customer.status == "active"),
-                  Customer.created_at, date_from, date_to).group_by(Customer.source, Customer.trading)
+                  Customer.created_at, date_from, date_to, actor.org_id).group_by(Customer.source, Customer.trading)
     by: dict[str, dict] = {}
     for source, trading, count in db.session.execute(stmt):
         row = by.setdefault(source or "unknown", {"source": source or "unknown", "total": 0, "trading": 0, "non_trading": 0})
@@ -285,7 +291,7 @@ def competitors(actor: Actor, date_from: date | None = None, date_to: date | Non
                          func.avg(Competitor.price))
                   .join(Opportunity, Opportunity.id == Competitor.opportunity_id)
                   .outerjoin(CompetitorCompany, CompetitorCompany.id == Competitor.competitor_id)
-                  .where(visible_clause(actor, Opportunity)), Opportunity.created_at, date_from, date_to).group_by(name)
+                  .where(visible_clause(actor, Opportunity)), Opportunity.created_at, date_from, date_to, actor.org_id).group_by(name)
     rows = []
     for label, master_id, share, met, won, lost, won_amount, lost_amount, avg_price in db.session.execute(stmt):
         closed = won + lost
@@ -302,7 +308,7 @@ def competitors(actor: Actor, date_from: date | None = None, date_to: date | Non
 
 
 CUSTOMER_DIMENSIONS = {"source": "来源", "industry": "行业", "region": "地区", "value_level": "价值等级", "month": "新增月份"}
-_CITY = __import__("re").compile(r"^(?:[^省市]{2,8}?(?:省|自治区))?([^省市区县]{2,8}?市)")
+_CITY = re.compile(r"^(?:[^省市]{2,8}?(?:省|自治区))?([^省市区县]{2,8}?市)")
 
 
 def customer_analysis(actor: Actor, by: str = "source", date_from: date | None = None, date_to: date | None = None) -> dict:
@@ -320,17 +326,14 @@ def customer_analysis(actor: Actor, by: str = "source", date_from: date | None =
     money_per = dict((cid, (money_of(a), money_of(r))) for cid, a, r in db.session.execute(
         select(Contract.customer_id, func.sum(Contract.amount), func.sum(Contract.received))
         .where(visible_clause(actor, Contract), Contract.status.in_(("approved", "completed"))).group_by(Contract.customer_id)))
-    from crm_core.clock import day_bounds, local_date_of
+    from crm_core.clock import local_date_of
     from crm_core.org.settings import org_timezone
 
     tz = org_timezone(actor.org_id)
     col = {"source": Customer.source, "industry": Customer.industry, "value_level": Customer.value_level,
            "region": Customer.address, "month": Customer.created_at}[by]
-    stmt = select(Customer.id, col, Customer.trading).where(visible_clause(actor, Customer), Customer.status == "active")
-    if date_from:  # the organisation's local days
-        stmt = stmt.where(Customer.created_at >= day_bounds(date_from, date_from, tz)[0])
-    if date_to:
-        stmt = stmt.where(Customer.created_at < day_bounds(date_to, date_to, tz)[1])
+    stmt = _range(select(Customer.id, col, Customer.trading).where(visible_clause(actor, Customer), Customer.status == "active"),
+                  Customer.created_at, date_from, date_to, actor.org_id)
     zero = Decimal("0.00")
     groups: dict[str, dict] = {}
     for cid, value, trading in db.session.execute(stmt.limit(500_000)):

@@ -78,7 +78,11 @@ def set_on_hand(actor, items) -> dict:
     known = {s.code: s for s in db.session.scalars(select(StockItem).where(StockItem.org_id == actor.org_id,
                                                                           StockItem.code.in_([r[0] for r in rows])))}
     added = updated = 0
+    seen: set[str] = set()
     for i, (code, on_hand, name, price) in enumerate(rows):
+        if code in seen:
+            raise ValidationFailed(f"配件 {code} 重复。", fields={f"items.{i}.code": "duplicated"})
+        seen.add(code)
         item = known.get(code)
         if item is None:
             if not name:
@@ -86,8 +90,6 @@ def set_on_hand(actor, items) -> dict:
             item = known[code] = StockItem(org_id=actor.org_id, code=code, name=name, on_hand=0, reserved=0)
             db.session.add(item)
             added += 1
-        elif code in {r[0] for r in rows[:i]}:
-            raise ValidationFailed(f"配件 {code} 重复。", fields={f"items.{i}.code": "duplicated"})
         else:
             updated += 1
         item.on_hand = on_hand
