@@ -2,9 +2,9 @@
 outside a data scope, and per-organisation settings."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, inspect, select
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, inspect, select, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_core.db import db
@@ -218,3 +218,76 @@ class RecordShare(db.Model):
     employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id", ondelete="CASCADE"))
     shared_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     created_at: Mapped[datetime]
+
+
+# --- the approval engine (crm_core.org.approvals_engine): one request per document submitted, its tasks per step ---
+APPROVAL_STATUSES = ("pending", "approved", "rejected", "withdrawn")
+TASK_STATUSES = ("waiting", "pending", "approved", "rejected", "skipped", "withdrawn")
+
+
+class ApprovalRequest(Audited, TimestampMixin, db.Model):
+    """A document (``doc_type`` + ``doc_id``) going through its approval flow; at most one pending per document."""
+
+    __audit_type__ = "approval_request"
+    __table_args__ = (
+        Index("ix_approval_request_doc", "doc_type", "doc_id"),
+        Index("uq_approval_request_pending", "doc_type", "doc_id", unique=True,
+              postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
+    doc_type: Mapped[str] = mapped_column(String(32))
+    doc_id: Mapped[int]
+    # the record a person opens for it (a stage approval opens its opportunity)
+    record_type: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    step: Mapped[int] = mapped_column(default=1)  # the step waiting for decisions
+    steps: Mapped[int] = mapped_column(default=1)
+    title: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str | None] = mapped_column(String(300))
+    facts: Mapped[dict] = mapped_column(JSON, default=dict)  # what the flow's conditions were read against
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))  # whose superiors "manager" steps climb
+    decided_at: Mapped[datetime | None]
+    touched_at: Mapped[datetime | None]  # written first by every decision: the row lock that serialises them
+
+    tasks: Mapped[list["ApprovalTask"]] = relationship(back_populates="request", order_by="ApprovalTask.id",
+                                                       cascade="all, delete-orphan")
+
+
+class ApprovalTask(TimestampMixin, db.Model):
+    """One approver's decision in one step; ``approver_id`` None: anyone holding the document's approve permission
+    within their data scope (the fallback when a step names nobody)."""
+
+    __table_args__ = (Index("ix_approval_task_inbox", "approver_id", "status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("approval_request.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int]
+    step_name: Mapped[str] = mapped_column(String(60))
+    mode: Mapped[str] = mapped_column(String(8), default="any")  # any: 或签 (one decides), all: 会签 (everyone)
+    approver_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    comment: Mapped[str | None] = mapped_column(String(500))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))  # a delegate or an administrator
+    decided_at: Mapped[datetime | None]
+    activated_at: Mapped[datetime | None]
+    reminded_at: Mapped[datetime | None]
+
+    request: Mapped[ApprovalRequest] = relationship(back_populates="tasks")
+
+
+class ApprovalDelegation(Audited, TimestampMixin, db.Model):
+    """审批委托: while ``employee`` is away (``starts_on``..``ends_on``, inclusive) ``delegate`` decides their tasks."""
+
+    __audit_type__ = "approval_delegation"
+    __table_args__ = (Index("ix_approval_delegation_employee", "employee_id", "ends_on"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"))
+    delegate_id: Mapped[int] = mapped_column(ForeignKey("employee.id"))
+    starts_on: Mapped[date]
+    ends_on: Mapped[date]
+    note: Mapped[str | None] = mapped_column(String(200))
+    revoked: Mapped[bool] = mapped_column(default=False)

@@ -17,8 +17,12 @@ DEFAULTS: dict[str, dict] = {
         "company": "customer.name", "phone": "customer.phone", "address": "customer.address", "email": "contact.email",
         "name": "contact.name", "title": "contact.title", "product_interest": "opportunity.name", "note": "activity.result",
     }},
-    # who approves an opportunity stage that needs approval: the owner's manager, or a named employee
+    # who approves an opportunity stage that needs approval: the owner's manager, or a named employee (the stage
+    # flow's default while ``approvals.flows.stage`` is not set)
     "opportunity_approval": {"approver": "manager", "employee_id": None},
+    # the approval engine (crm_core.org.approvals_engine): flows per document type (absent: the type's default) and
+    # the hours after which a pending task is reminded (0: never)
+    "approvals": {"remind_hours": 24, "flows": {}},
     # warnings about activities and warranties
     "reminders": {"warranty_days_before": 30},
     # 在线客服 快捷回复: the team's canned replies, [{"title", "text"}] with {客户名称} {联系人} {工单号} {客服}

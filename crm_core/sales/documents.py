@@ -20,7 +20,7 @@ from crm_core.customers.models import Customer, Product
 from crm_core.db import db, paginate
 from crm_core.errors import Conflict, ValidationFailed
 from crm_core.numbering import next_value
-from crm_core.org import integration
+from crm_core.org import approvals_engine, integration
 from crm_core.org.organization import manager_of
 from crm_core.org.permissions import Actor, get_visible, resolve_reference, scoped_select
 from crm_core.org.settings import org_timezone
@@ -45,7 +45,7 @@ _FEN_SLACK = Decimal("0.001")
 MAX_LINES = 500
 MAX_INSTALMENTS = 120
 RECEIPT_METHODS = ("bank", "cash", "wechat", "alipay", "cheque", "other")
-QUOTE_LABELS = {"draft": "草稿", "sent": "已发送", "accepted": "客户已接受", "rejected": "客户已拒绝", "expired": "已失效",
+QUOTE_LABELS = {"draft": "草稿", "approving": "审批中", "approved": "审批通过，待发送", "sent": "已发送", "accepted": "客户已接受", "rejected": "客户已拒绝", "expired": "已失效",
                 "superseded": "已被新版本替代"}
 CONTRACT_LABELS = {"pending": "待审批", "approved": "已生效", "completed": "已回款完毕", "cancelled": "已作废",
                    "rejected": "已驳回"}
@@ -179,6 +179,7 @@ def revise_quote(actor: Actor, quote_id: int, data: dict) -> Quote:
                                .values(status="superseded")).rowcount
     if not moved:
         raise Conflict("报价单刚被他人修改，请刷新后重试。", code="stale")
+    approvals_engine.withdraw(old.org_id, "quote", old.id)  # the new version is what gets approved, if it must be
     q = Quote(org_id=old.org_id, owner_id=old.owner_id, department_id=old.department_id, number=old.number,
               version=old.version + 1, customer_id=old.customer_id, opportunity_id=old.opportunity_id, status="draft",
               valid_until=valid_until, note=(data.get("note") if "note" in data else old.note))
@@ -188,7 +189,9 @@ def revise_quote(actor: Actor, quote_id: int, data: dict) -> Quote:
     return q
 
 
-_QUOTE_MOVES = {"send": ({"draft"}, "sent"), "accept": ({"draft", "sent"}, "accepted"), "reject": ({"draft", "sent"}, "rejected")}
+_QUOTE_MOVES = {"send": ({"draft", "approved"}, "sent"), "accept": ({"draft", "approved", "sent"}, "accepted"),
+                "reject": ({"draft", "approved", "sent"}, "rejected")}
+_LIVE_QUOTE = ("draft", "approving", "approved", "sent")  # what the expiry job expires
 
 
 @service
@@ -197,14 +200,65 @@ def move_quote(actor: Actor, quote_id: int, move: str, by: str | None = None, on
     the customer when it is sent (the WeChat layer: a notice to their verified users) and says how
     many were told (``quote.notified_followers``)."""
     q = get_visible(actor, Quote, quote_id, action="edit")
+    q.notified_followers = 0
+    if move == "send" and q.status == "draft" and _submit_quote(actor, q):
+        return q  # 审批中: it goes to the customer once approved
     _move_quote(q, move, by or actor.label)
     q.notified_followers = on_sent(q) if move == "send" and on_sent is not None else 0
     return q
 
 
+def _discount_facts(lines) -> dict:
+    """What approval conditions read of priced lines: the discount over the whole document and the deepest on a line."""
+    gross = sum((money.money(ln.quantity * ln.unit_price) for ln in lines), Decimal(0))
+    off = sum((money.money(ln.quantity * ln.unit_price * ln.discount_pct / 100) for ln in lines), Decimal(0))
+    return {"discount_pct": (off * 100 / gross).quantize(Decimal("0.01")) if gross else Decimal(0),
+            "max_line_discount_pct": max((ln.discount_pct for ln in lines), default=Decimal(0))}
+
+
+def _submit_quote(actor: Actor, q: Quote) -> bool:
+    """Sending a quote whose flow applies (say a discount over 10 %) asks for approval first: True when it now waits."""
+    if q.valid_until < local_today(org_timezone(q.org_id)):
+        return False  # _move_quote expires it and says so
+    from crm_core.customers.customers import customer_names
+
+    req = approvals_engine.submit(
+        q.org_id, "quote", q.id, title=f"{q.number}" + (f" v{q.version}" if q.version > 1 else ""),
+        detail=f"{customer_names([q.customer_id]).get(q.customer_id, '')} · {money.fmt(q.total)} 元",
+        facts={"amount": q.total, **_discount_facts(q.lines)}, requested_by=actor.employee_id, owner_id=q.owner_id,
+        record=("quote", q.id))
+    if req is None:
+        return False
+    if not db.session.execute(update(Quote).where(Quote.id == q.id, Quote.status == "draft").values(status="approving")).rowcount:
+        raise Conflict("报价单刚被他人处理，请刷新。", code="stale")
+    db.session.refresh(q)
+    return True
+
+
+def _quote_approved(actor: Actor, quote_id: int, comment: str | None) -> None:
+    q = db.session.get(Quote, quote_id)
+    if db.session.execute(update(Quote).where(Quote.id == quote_id, Quote.status == "approving").values(status="approved")).rowcount:
+        if q.owner_id:
+            outbox.notify_staff(q.owner_id, "quote_approved", f"报价单 {q.number}（{money.fmt(q.total)} 元）已审批通过，可以发送给客户。",
+                                org_id=q.org_id, dedupe_key=f"quote-approved:{q.id}", quote_id=q.id)
+    db.session.refresh(q)
+
+
+def _quote_rejected(actor: Actor, quote_id: int, comment: str | None) -> None:
+    q = db.session.get(Quote, quote_id)
+    if db.session.execute(update(Quote).where(Quote.id == quote_id, Quote.status == "approving").values(status="draft")).rowcount:
+        db.session.refresh(q)
+        if comment:
+            q.note = ((q.note + "\n") if q.note else "") + f"审批意见：{comment}"
+        if q.owner_id:
+            outbox.notify_staff(q.owner_id, "quote_rejected", f"报价单 {q.number} 审批未通过。{comment or ''}", org_id=q.org_id,
+                                dedupe_key=f"quote-rejected:{q.id}:{utcnow():%Y%m%d%H%M%S}", quote_id=q.id)
+        db.session.flush()
+
+
 def _move_quote(q: Quote, move: str, by: str) -> None:
     allowed, target = _QUOTE_MOVES[move]
-    if q.status in ("draft", "sent") and q.valid_until < local_today(org_timezone(q.org_id)):
+    if q.status in _LIVE_QUOTE and q.valid_until < local_today(org_timezone(q.org_id)):
         q.status = "expired"  # the expiry job has not run yet today
     if q.status not in allowed:
         raise Conflict(f"报价单当前为「{QUOTE_LABELS[q.status]}」，不能{ {'send': '发送', 'accept': '接受', 'reject': '拒绝'}[move] }。",
@@ -222,7 +276,7 @@ def _move_quote(q: Quote, move: str, by: str) -> None:
 def customer_quote(customer_id: int | None, quote_id: int) -> Quote:
     """A quote as a user of customer ``customer_id`` may read it (never a draft)."""
     q = db.session.get(Quote, quote_id)
-    if q is None or customer_id is None or q.customer_id != customer_id or q.status == "draft":
+    if q is None or customer_id is None or q.customer_id != customer_id or q.status in ("draft", "approving", "approved"):
         from crm_core.errors import NotFound
 
         raise NotFound("报价单不存在或不是发给您的。")
@@ -241,14 +295,17 @@ def customer_answer(customer_id: int | None, quote_id: int, accept: bool, who: s
 
 @jobs.periodic(every=3600)
 def expire_quotes() -> int:
-    """失效: quotes still draft or sent after their validity are expired (hourly; each
+    """失效: quotes not yet answered (draft, in approval, approved or sent) after their validity are expired (hourly; each
     organisation's own date)."""
     from crm_core.org.models import Organization
 
     n = 0
     for org_id in db.session.scalars(select(Organization.id)):
         today = local_today(org_timezone(org_id))
-        n += db.session.execute(update(Quote).where(Quote.org_id == org_id, Quote.status.in_(("draft", "sent")),
+        for quote_id in db.session.scalars(select(Quote.id).where(Quote.org_id == org_id, Quote.status == "approving",
+                                                                  Quote.valid_until < today)):
+            approvals_engine.withdraw(org_id, "quote", quote_id)  # nobody approves a quote past its validity
+        n += db.session.execute(update(Quote).where(Quote.org_id == org_id, Quote.status.in_(_LIVE_QUOTE),
                                                     Quote.valid_until < today).values(status="expired")).rowcount or 0
     db.session.commit()
     return n
@@ -384,42 +441,24 @@ def create_contract(actor: Actor, data: dict) -> Contract:
     c.lines = lines
     db.session.add(c)
     db.session.flush()
-    approver = manager_of(c.owner_id) if c.owner_id else None
-    if approver and approver != actor.employee_id:  # the owner's manager approves (待我审批); tell them
-        outbox.notify_staff(approver, "contract_submitted", f"合同 {c.number}（{customer.name}，{money.fmt(amount)} 元）待您审批。",
-                            org_id=c.org_id, dedupe_key=f"contract-submitted:{c.id}", contract_id=c.id)
+    req = approvals_engine.submit(c.org_id, "contract", c.id, title=f"{c.number} {c.title}",
+                                  detail=f"{customer.name} · {money.fmt(amount)} 元",
+                                  facts={"amount": amount, **_discount_facts(c.lines)}, requested_by=actor.employee_id,
+                                  owner_id=c.owner_id, record=("contract", c.id))
+    if req is None:  # no step of the flow applies: it takes effect as it is signed
+        _contract_approved(actor, c.id, "无需审批")
+        db.session.refresh(c)
     return c
 
 
 @service
 def approve_contract(actor: Actor, contract_id: int, comment: str | None = None) -> Contract:
-    """审批通过: the contract takes effect once (a second approval is 409), and a customer who has
-    not traded yet becomes a trading customer (客户转交易)."""
-    from crm_core.customers.customers import recompute_customer_value
-
-    actor.require("contract", "approve")
-    c = get_visible(actor, Contract, contract_id)
-    if c.owner_id is not None and c.owner_id == actor.employee_id and not actor.grants_all:
-        from crm_core.errors import PermissionDenied
-
-        raise PermissionDenied("不能审批自己负责的合同，请由上级审批。", code="own_contract")
-    moved = db.session.execute(update(Contract).where(Contract.id == c.id, Contract.status == "pending").values(
-        status="approved", approved_at=utcnow(), approved_by_id=actor.employee_id,
-        decision_comment=(comment or "").strip()[:500] or None)).rowcount
-    if not moved:
-        db.session.refresh(c)
-        raise Conflict(f"合同当前为「{CONTRACT_LABELS[c.status]}」，" + ("无需再审批。" if c.status != "cancelled" else "不能审批。"),
-                       code="already_decided")
-    db.session.execute(update(Customer).where(Customer.id == c.customer_id, Customer.trading.is_(False)).values(trading=True))
-    if c.quote_id:
-        db.session.execute(update(Quote).where(Quote.id == c.quote_id, Quote.status == "sent").values(
-            status="accepted", decided_at=utcnow(), decided_by="签订合同"))
-    if c.owner_id and c.owner_id != actor.employee_id:
-        outbox.notify_staff(c.owner_id, "contract_approved", f"合同 {c.number}（{money.fmt(c.amount)} 元）已审批通过。",
-                            org_id=c.org_id, dedupe_key=f"contract-approved:{c.id}", contract_id=c.id)
+    """审批通过 by this step's approver (``crm_core.org.approvals_engine``); when the flow's last step approves, the
+    contract takes effect once (a second approval is 409), and a customer who has not traded yet becomes a trading
+    customer (客户转交易)."""
+    c = _contract_for_decision(actor, contract_id)
+    approvals_engine.decide(actor, "contract", c.id, True, comment)
     db.session.refresh(c)
-    integration.emit(c.org_id, "contract.approved", f"contract:{c.id}", contract_dict(c))
-    jobs.enqueue(recompute_customer_value, c.customer_id)
     return c
 
 
@@ -427,8 +466,50 @@ def approve_contract(actor: Actor, contract_id: int, comment: str | None = None)
 def reject_contract(actor: Actor, contract_id: int, comment: str | None = None) -> Contract:
     """审批驳回: a pending contract does not take effect; the reason is kept on it and its owner is told. A rejected
     contract stays on record (its number is used); a corrected one is a new contract."""
-    actor.require("contract", "approve")
-    c = get_visible(actor, Contract, contract_id)
+    c = _contract_for_decision(actor, contract_id)
+    approvals_engine.decide(actor, "contract", c.id, False, comment)
+    db.session.refresh(c)
+    return c
+
+
+def _contract_for_decision(actor: Actor, contract_id: int) -> Contract:
+    """The contract an approver decides: they may not see it in their data scope (a finance director named in the
+    flow), so it is found by id in their organisation; the engine decides whether they hold its step."""
+    from crm_core.errors import NotFound
+
+    c = db.session.get(Contract, contract_id)
+    if c is None or c.org_id != actor.org_id:
+        raise NotFound("合同不存在。")
+    if c.status != "pending":
+        raise Conflict(f"合同当前为「{CONTRACT_LABELS[c.status]}」，" + ("无需再审批。" if c.status != "cancelled" else "不能审批。"),
+                       code="already_decided")
+    return c
+
+
+def _contract_approved(actor: Actor, contract_id: int, comment: str | None) -> None:
+    """The flow's last approval (or none needed): the contract takes effect."""
+    from crm_core.customers.customers import recompute_customer_value
+
+    c = db.session.get(Contract, contract_id)
+    moved = db.session.execute(update(Contract).where(Contract.id == c.id, Contract.status == "pending").values(
+        status="approved", approved_at=utcnow(), approved_by_id=actor.employee_id,
+        decision_comment=(comment or "").strip()[:500] or None)).rowcount
+    db.session.refresh(c)
+    if not moved:
+        raise Conflict(f"合同当前为「{CONTRACT_LABELS[c.status]}」，无需再审批。", code="already_decided")
+    db.session.execute(update(Customer).where(Customer.id == c.customer_id, Customer.trading.is_(False)).values(trading=True))
+    if c.quote_id:
+        db.session.execute(update(Quote).where(Quote.id == c.quote_id, Quote.status == "sent").values(
+            status="accepted", decided_at=utcnow(), decided_by="签订合同"))
+    if c.owner_id and c.owner_id != actor.employee_id:
+        outbox.notify_staff(c.owner_id, "contract_approved", f"合同 {c.number}（{money.fmt(c.amount)} 元）已审批通过。",
+                            org_id=c.org_id, dedupe_key=f"contract-approved:{c.id}", contract_id=c.id)
+    integration.emit(c.org_id, "contract.approved", f"contract:{c.id}", contract_dict(c))
+    jobs.enqueue(recompute_customer_value, c.customer_id)
+
+
+def _contract_rejected(actor: Actor, contract_id: int, comment: str | None) -> None:
+    c = db.session.get(Contract, contract_id)
     moved = db.session.execute(update(Contract).where(Contract.id == c.id, Contract.status == "pending").values(
         status="rejected", approved_at=utcnow(), approved_by_id=actor.employee_id,
         decision_comment=(comment or "").strip()[:500] or None)).rowcount
@@ -442,17 +523,25 @@ def reject_contract(actor: Actor, contract_id: int, comment: str | None = None) 
         outbox.notify_staff(c.owner_id, "contract_rejected", f"合同 {c.number} 审批未通过。{reason}", org_id=c.org_id,
                             dedupe_key=f"contract-rejected:{c.id}", contract_id=c.id)
     db.session.flush()
-    return c
 
 
-def pending_contracts(actor: Actor) -> list[Contract]:
-    """Contracts waiting for approval that the actor may approve (within their scope, not their own)."""
-    if not actor.can("contract", "approve"):
-        return []
-    stmt = scoped_select(actor, Contract).where(Contract.status == "pending")
-    if not actor.grants_all and actor.employee_id:
-        stmt = stmt.where((Contract.owner_id.is_(None)) | (Contract.owner_id != actor.employee_id))
-    return list(db.session.scalars(stmt.order_by(Contract.id).limit(200)))
+def _visible_ids(model):
+    def visible(actor: Actor, ids: list[int]) -> set[int]:
+        return set(db.session.scalars(scoped_select(actor, model).where(model.id.in_(ids)).with_only_columns(model.id)))
+    return visible
+
+
+approvals_engine.register(approvals_engine.DocType(
+    code="contract", label="合同", on_approved=_contract_approved, on_rejected=_contract_rejected,
+    # before flows: the owner's superior, else anyone who may approve contracts within their scope
+    default_steps=lambda org_id: [{"name": "上级审批", "approver": "manager", "levels": 1, "mode": "any"}],
+    permission=("contract", "approve"), visible=_visible_ids(Contract), facts=("amount", "discount_pct", "max_line_discount_pct"),
+    notice_kind="contract_submitted", notice_refs=lambda doc_id: {"contract_id": doc_id}))
+approvals_engine.register(approvals_engine.DocType(
+    code="quote", label="报价单", on_approved=_quote_approved, on_rejected=_quote_rejected,
+    default_steps=lambda org_id: [],  # quotes go out without approval until the organisation sets a flow
+    permission=("quote", "approve"), visible=_visible_ids(Quote), facts=("amount", "discount_pct", "max_line_discount_pct"),
+    notice_kind="approval_requested", notice_refs=lambda doc_id: {"quote_id": doc_id}))
 
 
 def list_contracts(actor: Actor, *, customer_id: int | None = None, status: str | None = None, page: int = 1, per_page: int = 20):
@@ -555,8 +644,7 @@ def receipt_dict(r: Receipt) -> dict:
 def notify_overdue_instalments() -> int:
     """逾期提醒: an instalment past its due date and not fully received is reported once to the
     contract's owner and their manager."""
-    from crm_core.org.organization import manager_of
-
+    
     sent = 0
     rows = db.session.execute(select(Instalment, Contract).join(Contract, Contract.id == Instalment.contract_id).where(
         Contract.status == "approved", Instalment.overdue_notified_at.is_(None), Instalment.received < Instalment.amount,

@@ -191,7 +191,7 @@ class OpportunityApproval(Audited, TimestampMixin, db.Model):
 
 
 # --- the money chain: 报价 → 合同 → 回款 (crm_core.sales.documents; amounts: crm_core.sales.money) ---
-QUOTE_STATUSES = ("draft", "sent", "accepted", "rejected", "expired", "superseded")
+QUOTE_STATUSES = ("draft", "approving", "approved", "sent", "accepted", "rejected", "expired", "superseded")
 CONTRACT_STATUSES = ("pending", "approved", "completed", "cancelled")
 
 

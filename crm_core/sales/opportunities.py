@@ -15,11 +15,12 @@ from crm_core.customers import collision, value
 from crm_core.customers.customers import register_360_figures, register_360_section
 from crm_core.customers.models import Contact, Customer, Product
 from crm_core.db import apply_changes, db, paginate
-from crm_core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from crm_core.errors import Conflict, NotFound, ValidationFailed
+from crm_core.org import approvals_engine
 from crm_core.org.models import Employee
-from crm_core.org.organization import manager_of
 from crm_core.org.permissions import Actor, get_visible, scoped_select
 from crm_core.org.settings import get_setting
+from crm_core.sales import money
 from crm_core.sales.models import (
     Competitor,
     Lead,
@@ -247,8 +248,11 @@ def advance(actor: Actor, opp_id: int, stage_id: int) -> Opportunity:
 
 @service
 def request_approval(actor: Actor, opp_id: int, stage_id: int) -> OpportunityApproval:
-    """Ask for the approval a stage requires; the approver is the owner's manager or the
-    employee the organisation names (setting ``opportunity_approval``)."""
+    """Ask for the approval a stage requires; it goes through the organisation's stage flow
+    (``crm_core.org.approvals_engine``; by default the owner's manager or the employee named in the setting
+    ``opportunity_approval``). When no step of the flow applies, the stage is approved at once."""
+    from crm_core.customers.customers import customer_names
+
     opp = get_visible(actor, Opportunity, opp_id, action="edit")
     stage = db.session.get(SalesStage, stage_id)
     if stage is None or stage.method_id != opp.method_id:
@@ -260,42 +264,62 @@ def request_approval(actor: Actor, opp_id: int, stage_id: int) -> OpportunityApp
         OpportunityApproval.status.in_(("pending", "approved")))).first()
     if pending:
         return pending
-    cfg = get_setting(actor.org_id, "opportunity_approval")
-    approver = cfg.get("employee_id") if cfg.get("approver") == "employee" else manager_of(opp.owner_id)
-    if not approver:
-        raise Conflict("没有可用的审批人：请为负责人维护汇报关系，或在设置中指定审批人。", code="no_approver")
+    requester = actor.employee_id or opp.owner_id
     approval = OpportunityApproval(org_id=opp.org_id, opportunity_id=opp.id, stage_id=stage.id,
-                                   requested_by_id=actor.employee_id or opp.owner_id, approver_id=approver, status="pending")
+                                   requested_by_id=requester, approver_id=requester, status="pending")
     db.session.add(approval)
     db.session.flush()
-    outbox.notify_staff(approver, "approval_requested", f"商机「{opp.name}」申请进入「{stage.name}」，请审批。",
-                        org_id=opp.org_id, dedupe_key=f"approval:{approval.id}:requested", approval_id=approval.id)
+    detail = f"申请进入「{stage.name}」 · {customer_names([opp.customer_id]).get(opp.customer_id, '')}" + (
+        f" · {money.fmt(opp.amount)} 元" if opp.amount is not None else "")
+    req = approvals_engine.submit(opp.org_id, "stage", approval.id, title=opp.name, detail=detail,
+                                  facts={"amount": opp.amount}, requested_by=requester, owner_id=opp.owner_id,
+                                  record=("opportunity", opp.id))
+    if req is None:  # the flow's conditions leave this one out (a small deal, say)
+        approval.status, approval.comment, approval.decided_at = "approved", "无需审批", utcnow()
+    else:
+        approval.approver_id = next(t.approver_id for t in req.tasks if t.step == 1)
+    db.session.flush()
     return approval
 
 
 @service
 def decide_approval(actor: Actor, approval_id: int, approve: bool, comment: str | None = None) -> OpportunityApproval:
-    """The approver (or an administrator) approves or rejects."""
+    """This step's approver (their delegate, or an administrator) approves or rejects."""
     approval = db.session.get(OpportunityApproval, approval_id)
     if approval is None or approval.org_id != actor.org_id:
         raise NotFound("审批不存在。")
-    if approval.approver_id != actor.employee_id and not actor.grants_all:
-        raise PermissionDenied("只有指定的审批人可以审批。")
     if approval.status != "pending":
-        raise Conflict(f"该审批已处理（{'通过' if approval.status == 'approved' else '驳回'}）。")
-    approval.status, approval.comment, approval.decided_at = ("approved" if approve else "rejected"), comment, utcnow()
-    db.session.flush()
-    opp = db.session.get(Opportunity, approval.opportunity_id)
-    outbox.notify_staff(approval.requested_by_id, "approval_decided",
-                        f"商机「{opp.name}」的审批已{'通过' if approve else '驳回'}。{comment or ''}",
-                        org_id=opp.org_id, dedupe_key=f"approval:{approval.id}:decided", approval_id=approval.id)
+        raise Conflict(f"该审批已处理（{'通过' if approval.status == 'approved' else '驳回'}）。", code="already_decided")
+    approvals_engine.decide(actor, "stage", approval.id, approve, comment)
+    db.session.refresh(approval)
     return approval
 
 
-def pending_approvals(actor: Actor) -> list[OpportunityApproval]:
-    return list(db.session.scalars(select(OpportunityApproval).where(
-        OpportunityApproval.org_id == actor.org_id, OpportunityApproval.approver_id == actor.employee_id,
-        OpportunityApproval.status == "pending").order_by(OpportunityApproval.id)))
+def _stage_decided(approve: bool):
+    def on_decided(actor: Actor, approval_id: int, comment: str | None) -> None:
+        approval = db.session.get(OpportunityApproval, approval_id)
+        approval.status, approval.comment, approval.decided_at = ("approved" if approve else "rejected"), comment, utcnow()
+        approval.approver_id = actor.employee_id or approval.approver_id  # who decided it
+        db.session.flush()
+        opp = db.session.get(Opportunity, approval.opportunity_id)
+        outbox.notify_staff(approval.requested_by_id, "approval_decided",
+                            f"商机「{opp.name}」的审批已{'通过' if approve else '驳回'}。{comment or ''}",
+                            org_id=opp.org_id, dedupe_key=f"approval:{approval.id}:decided", approval_id=approval.id)
+    return on_decided
+
+
+def _stage_default_steps(org_id: int) -> list[dict]:
+    """Before flows: the setting ``opportunity_approval`` — the owner's manager, or one named employee."""
+    cfg = get_setting(org_id, "opportunity_approval")
+    if cfg.get("approver") == "employee" and cfg.get("employee_id"):
+        return [{"name": "指定审批人", "approver": "employees", "employee_ids": [cfg["employee_id"]], "mode": "any"}]
+    return [{"name": "上级审批", "approver": "manager", "levels": 1, "mode": "any"}]
+
+
+approvals_engine.register(approvals_engine.DocType(
+    code="stage", label="商机阶段", on_approved=_stage_decided(True), on_rejected=_stage_decided(False),
+    default_steps=_stage_default_steps, facts=("amount",), notice_kind="approval_requested",
+    notice_refs=lambda doc_id: {"approval_id": doc_id}))
 
 
 @service

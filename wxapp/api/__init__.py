@@ -5,6 +5,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 from wxapp.api import (  # noqa: E402,F401
                        activities,
+                       approval_flows,
                        audit,
                        auth,
                        competitors,

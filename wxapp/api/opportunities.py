@@ -188,17 +188,19 @@ class InboxQuery(Model):
 
 
 class InboxItem(Model):
-    id: str = Field(description="kind and record: stage-12, contract-5, plan-3")
-    kind: Literal["stage", "contract", "plan"]
+    id: str = Field(description="kind and record: stage-12, contract-5, quote-7, plan-3")
+    kind: Literal["stage", "contract", "quote", "plan"]
     kind_label: str
     title: str
     detail: str
     requested_by: str | None
     requested_at: str | None
     record: dict
+    step: str | None = Field(default=None, description="the flow's step waiting for me: 第 1/2 步 · 上级审批")
+    on_behalf_of: str | None = Field(default=None, description="whose task I decide as their delegate (审批委托)")
 
 
-@api.operation(bp, "/approvals", "GET", summary="待我审批: every document waiting for my decision (stages, contracts, plans)",
+@api.operation(bp, "/approvals", "GET", summary="待我审批: every document waiting for my decision (stages, quotes, contracts, plans)",
                tags=("opportunities",), query=InboxQuery, response=page_of(InboxItem))
 def my_approvals(query: InboxQuery):
     from crm_core.sales import approvals

@@ -21,5 +21,15 @@ def approvals_inbox():
 def approvals_decide(ref: str):
     approve = request.form.get("decision") == "approve"
     comment = request.form.get("comment", "")[:500]
-    return act(lambda: approvals.decide(g.actor, ref[:40], approve, comment), "已通过。" if approve else "已驳回（已退回）。",
-               url_for("console.approvals_inbox"))
+    done = {}
+
+    def decide():
+        done["r"] = approvals.decide(g.actor, ref[:40], approve, comment)
+        return done["r"]
+
+    def said() -> str:
+        if not approve:
+            return "已驳回（已退回）。"
+        return "已同意，等待下一步审批。" if done["r"].get("status") == "pending" else "已通过。"
+    back = request.form.get("back") if (request.form.get("back") or "").startswith("/console/") else url_for("console.approvals_inbox")
+    return act(decide, said, back)

@@ -96,7 +96,20 @@ def quote(quote_id: int):
     contract = db.session.scalars(scoped_select(g.actor, Contract).where(Contract.quote_id == q.id, Contract.status != "cancelled")
                                   ).first() if g.actor.can("contract", "view") else None
     return render_template("console/quote.html", q=svc.quote_dict(q), customer=db.session.get(Customer, q.customer_id),
-                           owner=employee_names([q.owner_id]).get(q.owner_id), contract=contract, plan_rows=PLAN_ROWS)
+                           owner=employee_names([q.owner_id]).get(q.owner_id), contract=contract, plan_rows=PLAN_ROWS,
+                           **_approval_state("quote", q.id))
+
+
+def _approval_state(doc_type: str, doc_id: int) -> dict:
+    """The record's approval history, the step it waits on, and whether that step is mine to decide."""
+    from crm_core.org import approvals_engine
+
+    mine = next((i for i in approvals_engine.pending_items(g.actor) if i["id"] == f"{doc_type}-{doc_id}"), None)
+    history = approvals_engine.history(g.actor.org_id, doc_type, [doc_id])
+    pending = next((r for r in history if r["status"] == "pending"), None)
+    step = next((f"第 {t['step']}/{pending['steps']} 步 · {t['step_name']}" for t in pending["tasks"]
+                 if t["status"] == "pending"), None) if pending else None
+    return {"approval_history": history, "waiting_step": step, "can_decide": mine is not None or (pending and g.actor.grants_all)}
 
 
 @bp.get("/quotes/<int:quote_id>/pdf")
@@ -116,10 +129,12 @@ def move_quote(quote_id: int, move: str):
 
     def run():
         q = svc.move_quote(g.actor, quote_id, move, request.form.get("by") or None, on_sent=tell_quote_customer)
-        told["n"] = q.notified_followers
+        told["n"], told["status"] = q.notified_followers, q.status
         return q
 
     def done():
+        if told["status"] == "approving":
+            return "这张报价单需要审批，已提交审批；审批通过后再发送给客户。"
         if move != "send":
             return {"accept": "已记录：客户接受报价。", "reject": "已记录：客户拒绝报价。"}[move]
         if told["n"]:
@@ -171,10 +186,11 @@ def contract(contract_id: int):
         return denied(exc)
     receipts = db.session.scalars(scoped_select(g.actor, Receipt).where(Receipt.contract_id == c.id).order_by(Receipt.id)).all() \
         if g.actor.can("receipt", "view") else []
+    state = _approval_state("contract", c.id)
     return render_template("console/contract.html", c=svc.contract_dict(c), customer=db.session.get(Customer, c.customer_id),
                            owner=employee_names([c.owner_id]).get(c.owner_id), receipts=[svc.receipt_dict(r) for r in receipts],
                            approver=employee_names([c.approved_by_id]).get(c.approved_by_id) if c.approved_by_id else None,
-                           methods=METHOD_LABELS, can_approve=g.actor.can("contract", "approve"),
+                           methods=METHOD_LABELS, can_approve=state.pop("can_decide"), **state,
                            can_order=c.status in ("approved", "completed") and g.actor.can("contract", "edit"),
                            orders=db.session.scalars(select(SalesOrder).where(SalesOrder.contract_id == c.id).order_by(SalesOrder.id)).all(),
                            order_labels=ORDER_LABELS)
@@ -183,8 +199,13 @@ def contract(contract_id: int):
 @bp.post("/contracts/<int:contract_id>/approve")
 @console_login_required
 def approve_contract(contract_id: int):
-    return act(lambda: svc.approve_contract(g.actor, contract_id, request.form.get("comment") or None),
-               "合同已审批通过，客户已转为交易客户。", url_for("console.contract", contract_id=contract_id))
+    done = {}
+
+    def approve():
+        done["c"] = svc.approve_contract(g.actor, contract_id, request.form.get("comment") or None)
+        return done["c"]
+    return act(approve, lambda: "合同已审批通过，客户已转为交易客户。" if done["c"].status == "approved" else "已同意，等待下一步审批。",
+               url_for("console.contract", contract_id=contract_id))
 
 
 @bp.post("/contracts/<int:contract_id>/reject")

@@ -167,20 +167,24 @@ def lose(opp_id: int):
 @staff_page
 def approvals(actor: Actor):
     """The manager's approvals waiting: each stage with the opportunity, its customer, the stage asked for and who
-    asks; and the work plans submitted to me for 批阅, with how much of each was done."""
+    asks; the other documents of the approval engine (contracts, quotes) with their step; and the work plans
+    submitted to me for 批阅, with how much of each was done."""
     from crm_core.org.models import Employee
+    from crm_core.sales.approvals import inbox
 
-    rows = opp_svc.pending_approvals(actor)
+    waiting = [i for i in inbox(actor) if i["kind"] != "plan"]
+    stage_steps = {int(i["id"].split("-")[1]): i for i in waiting if i["kind"] == "stage"}
+    rows = list(db.session.scalars(select(OpportunityApproval).where(OpportunityApproval.id.in_(stage_steps))
+                                   .order_by(OpportunityApproval.id))) if stage_steps else []
     opps = {o.id: o for o in db.session.scalars(select(Opportunity).where(Opportunity.id.in_({a.opportunity_id for a in rows})))} if rows else {}
     customers = {c.id: c for c in db.session.scalars(select(Customer).where(
         Customer.id.in_({o.customer_id for o in opps.values()})))} if opps else {}
     stages = {s.id: s for s in db.session.scalars(select(SalesStage).where(SalesStage.id.in_({a.stage_id for a in rows})))} if rows else {}
     people = {e.id: e for e in db.session.scalars(select(Employee).where(Employee.id.in_({a.requested_by_id for a in rows})))} if rows else {}
     items = [{"id": a.id, "opp": opps[a.opportunity_id], "customer": customers.get(opps[a.opportunity_id].customer_id),
-              "stage": stages.get(a.stage_id), "by": people.get(a.requested_by_id), "at": a.created_at} for a in rows]
-    from crm_core.sales.approvals import inbox
-
-    contracts = [i for i in inbox(actor) if i["kind"] == "contract"]
+              "stage": stages.get(a.stage_id), "by": people.get(a.requested_by_id), "at": a.created_at,
+              "step": stage_steps[a.id]["step"], "on_behalf_of": stage_steps[a.id]["on_behalf_of"]} for a in rows]
+    contracts = [i for i in waiting if i["kind"] != "stage"]  # contracts, quotes: each document the engine holds
     plans = act_svc.plans_to_review(actor)
     owners = employee_names(p.owner_id for p in plans)
     plan_items = [{"p": p, "owner": owners.get(p.owner_id, ""), "progress": act_svc.plan_vs_actual(actor, p.id)} for p in plans]
@@ -216,6 +220,8 @@ def decide_item(ref: str):
 def approval_link(payload: dict) -> str | None:
     """An approval notice opens the approvals (the approver; a contract submitted, at the contract) or the opportunity
     (the one who asked)."""
+    if payload.get("kind") in ("approval_requested", "contract_submitted") and payload.get("approval_ref"):
+        return f"/h5/staff/approvals#approval-{payload['approval_ref'][:40]}"
     if payload.get("kind") == "approval_requested":
         return "/h5/staff/approvals"
     if payload.get("kind") == "contract_submitted" and payload.get("contract_id"):
