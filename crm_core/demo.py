@@ -225,7 +225,8 @@ def _demo_documents(org) -> None:
     """What the other desks work on, so every console page has a first record to open: a quote sent and one accepted,
     its contract approved with a two-instalment plan and a first receipt (the rest of the first instalment overdue),
     an order of 5 of its 20 units with 2 shipped (their serials archived),
-    a repair ticket dispatched to an engineer, a published material in a campaign, and a submitted weekly plan.
+    a repair ticket dispatched to an engineer, a published material in a campaign, a submitted weekly plan, and an
+    expense request for the tea factory's opportunity waiting for the manager.
     Created through the services (numbers, audit, scope and notices as in real use). Skipped when there are quotes."""
     from datetime import timedelta
 
@@ -297,6 +298,11 @@ def _demo_documents(org) -> None:
     plan = create_plan(who["sales.zhang"], {"period": "weekly", "start_date": monday, "end_date": monday + timedelta(days=6),
                                             "title": "本周工作计划", "reviewer_id": who["sales.manager"].employee_id, "content": "1. 茶厂报价跟进，约陈总确认方案\n2. 拜访滨江智造，回访 AP300 使用情况"})
     submit_plan(who["sales.zhang"], plan.id, "报价已发出，等客户确认")
+    from crm_core.sales.expenses import expense_from_opportunity
+
+    expense_from_opportunity(who["sales.zhang"], tea.id, {"category": "travel", "title": "拜访茶厂陈总（差旅）", "lines": [
+        {"item": "高铁 杭州—龙井往返", "amount": "96.00", "incurred_on": (today - timedelta(days=2)).isoformat()},
+        {"item": "客户午餐", "amount": "268.00", "incurred_on": (today - timedelta(days=2)).isoformat()}]})
     db.session.flush()
     for extra in DEMO_EXTRAS:  # the feature packages above the core add theirs (materials: a material and a campaign)
         extra(org)

@@ -21,28 +21,30 @@ BUILTIN_ROLES: list[dict] = [
         "code": "sales_manager", "name": "销售经理", "grants_all": False,
         "permissions": _grant(SALES_OBJECTS, _ALL) + _grant(("lead", "customer", "opportunity", "activity", "quote", "contract"), ("assign", "approve"))
         + [("checkin", "approve")]  # reviews the flags on the team's check-ins
+        + _grant(("expense",), _ALL + ("approve",))  # the team's 费用申请: approves and pays them
         + [("product", "view"), ("product_archive", "view"), ("product_archive", "create"), ("product_archive", "edit"),
            ("organization", "view")],
-        "scopes": {o: "subordinates" for o in SALES_OBJECTS + ("product_archive",)},
+        "scopes": {o: "subordinates" for o in SALES_OBJECTS + ("product_archive", "expense")},
     },
     {
         "code": "salesperson", "name": "销售员", "grants_all": False,
-        "permissions": _grant(SALES_OBJECTS, ("view", "create", "edit")) + [("product", "view"), ("product_archive", "view"),
-                                                                            ("product_archive", "create")],
+        "permissions": _grant(SALES_OBJECTS + ("expense",), ("view", "create", "edit")) + [("product", "view"), ("product_archive", "view"),
+                                                                                         ("product_archive", "create")],
         "scopes": {},  # default: self
     },
     {
         "code": "dispatcher", "name": "服务调度", "grants_all": False,
         "permissions": _grant(SERVICE_OBJECTS, ("view", "create", "edit", "export")) + [("ticket", "dispatch"), ("work_order", "dispatch")]
         + [("customer", "view"), ("contact", "view"), ("product", "view"), ("follower", "view"), ("follower", "edit"),
-           ("organization", "view")],
-        "scopes": {o: "organization" for o in SERVICE_OBJECTS + ("customer", "contact")},
+           ("organization", "view"), ("expense", "view"), ("expense", "export")],
+        "scopes": {o: "organization" for o in SERVICE_OBJECTS + ("customer", "contact", "expense")},
     },
     {
         "code": "engineer", "name": "服务工程师", "grants_all": False,
         # engineers check in on arrival at the customer's site (移动工作台), and see their own check-ins
         "permissions": _grant(("ticket", "work_order"), ("view", "edit")) + [("product_archive", "view"), ("customer", "view"), ("contact", "view"), ("product", "view"),
-                                                                            ("checkin", "view"), ("checkin", "create")],
+                                                                            ("checkin", "view"), ("checkin", "create"),
+                                                                            ("expense", "view"), ("expense", "create")],  # 服务费用
         "scopes": {},
     },
     {

@@ -28,6 +28,7 @@ OBJECTS: dict[str, tuple[str, str | None]] = {
     "quote": ("报价单", "sales"),
     "contract": ("合同", "sales"),
     "receipt": ("回款", "sales"),
+    "expense": ("费用申请", None),  # filed by salespeople and engineers alike
     "product": ("产品", None),
     "product_archive": ("产品档案", "service"),
     "ticket": ("客户反馈", "service"),

@@ -2,7 +2,7 @@
 the approval engine holds for them (``crm_core.org.approvals_engine``: an opportunity's stage, a quote, a contract, in
 their own right, as someone's delegate, or as a holder of the approve permission) and a work plan submitted for 批阅
 (the chosen reviewer). Each item's ``id`` names its kind and record (``stage-12``, ``contract-5``, ``quote-7``,
-``plan-3``); approve and reject go to that kind's own service call."""
+``expense-4``, ``plan-3``); approve and reject go to that kind's own service call."""
 from __future__ import annotations
 
 from crm_core.activities import activities as act_svc
@@ -10,10 +10,13 @@ from crm_core.errors import NotFound, ValidationFailed
 from crm_core.org import approvals_engine
 from crm_core.org.organization import employee_names
 from crm_core.org.permissions import Actor
-from crm_core.sales import documents  # noqa: F401  (registers the quote and contract types)
+from crm_core.sales import (
+    documents,  # noqa: F401  (registers the quote and contract types)
+    expenses,
+)
 from crm_core.sales import opportunities as opp_svc
 
-KIND_LABELS = {"stage": "商机阶段", "contract": "合同", "quote": "报价单", "plan": "工作计划"}
+KIND_LABELS = {"stage": "商机阶段", "contract": "合同", "quote": "报价单", "expense": "费用申请", "plan": "工作计划"}
 
 
 def _iso(d):
@@ -54,6 +57,10 @@ def decide(actor: Actor, ref: str, approve: bool, comment: str | None = None) ->
         c = (documents.approve_contract(actor, record_id, comment) if approve
              else documents.reject_contract(actor, record_id, comment))
         return {"id": ref, "status": c.status, "comment": comment}
+    if kind == "expense":
+        e = (expenses.approve_expense(actor, record_id, comment) if approve
+             else expenses.reject_expense(actor, record_id, comment))
+        return {"id": ref, "status": e.status, "comment": comment}
     if kind == "quote":
         req = approvals_engine.decide(actor, "quote", record_id, approve, comment)
         return {"id": ref, "status": req.status, "comment": comment}

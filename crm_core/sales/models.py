@@ -410,3 +410,44 @@ permissions.register_reference("lead_id", Lead)
 permissions.register_reference("opportunity_id", Opportunity)
 permissions.register_reference("quote_id", Quote)
 permissions.register_reference("contract_id", Contract)
+
+
+# --- 费用申请 (crm_core.sales.expenses): costs claimed by an employee, approved through the approval engine ---
+EXPENSE_STATUSES = ("pending", "approved", "rejected", "paid")
+
+
+class ExpenseRequest(Audited, OwnedRecord, TimestampMixin, db.Model):
+    """费用申请: an employee's costs (travel, entertainment, a service visit's fees), for a customer, an opportunity
+    or a work order; approved through the approval engine, then paid (已报销)."""
+
+    __audit_type__ = "expense_request"
+    __scope_object__ = "expense"
+    __table_args__ = (UniqueConstraint("org_id", "number"), Index("ix_expense_scope", "org_id", "owner_id", "id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunity.id"), index=True)
+    work_order_id: Mapped[int | None] = mapped_column(ForeignKey("work_order.id"), index=True)
+    note: Mapped[str | None] = mapped_column(String(2000))
+    decided_at: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+    paid_by_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+
+    lines: Mapped[list["ExpenseLine"]] = relationship(cascade="all, delete-orphan", order_by="ExpenseLine.seq")
+
+
+class ExpenseLine(db.Model):
+    """One cost of an expense request; ``fee_line_id``: the work order's fee line it claims (claimed once)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("expense_request.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int]
+    item: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    incurred_on: Mapped[date | None]
+    note: Mapped[str | None] = mapped_column(String(500))
+    fee_line_id: Mapped[int | None] = mapped_column(ForeignKey("fee_line.id"), unique=True)

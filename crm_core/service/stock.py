@@ -16,6 +16,11 @@ class Stock(ABC):
     def reserve(self, org_id: int, code: str, quantity: int) -> tuple[bool, str | None]:
         """Reserve ``quantity``; returns (reserved, part name)."""
 
+    def issue(self, org_id: int, code: str, quantity: int) -> bool:
+        """The reserved ``quantity`` leaves stock (领料出库, the work order is done). An ERP-backed stock issues
+        through its own documents (a 领料单 it imports or sends), so the default does nothing."""
+        return False
+
 
 class TableStock(Stock):
     def reserve(self, org_id: int, code: str, quantity: int) -> tuple[bool, str | None]:
@@ -27,6 +32,12 @@ class TableStock(Stock):
                                                           StockItem.on_hand - StockItem.reserved >= quantity)
                                   .values(reserved=StockItem.reserved + quantity)).rowcount
         return bool(done), item.name
+
+    def issue(self, org_id: int, code: str, quantity: int) -> bool:
+        # guarded: what leaves is what was reserved, and on hand never goes below zero
+        return bool(db.session.execute(update(StockItem).where(
+            StockItem.org_id == org_id, StockItem.code == code, StockItem.reserved >= quantity, StockItem.on_hand >= quantity)
+            .values(on_hand=StockItem.on_hand - quantity, reserved=StockItem.reserved - quantity)).rowcount)
 
 
 _stock: Stock = TableStock()
@@ -44,6 +55,18 @@ def request_part(org_id: int, work_order_id: int, code: str, quantity: int, empl
     db.session.add(pr)
     db.session.flush()
     return pr
+
+
+def issue_reserved(org_id: int, work_order_id: int) -> int:
+    """A completed work order's reserved parts leave stock (status ``issued``); answers how many requests."""
+    n = 0
+    for pr in db.session.scalars(select(PartRequest).where(PartRequest.work_order_id == work_order_id,
+                                                           PartRequest.status == "reserved")):
+        if _stock.issue(org_id, pr.part_code, pr.quantity) or not isinstance(_stock, TableStock):
+            pr.status = "issued"
+            n += 1
+    db.session.flush()
+    return n
 
 
 def set_on_hand(actor, items) -> dict:

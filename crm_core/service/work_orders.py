@@ -419,6 +419,9 @@ def complete_work_order(actor: Actor, wo_id: int, summary: str | None = None, pu
         _move(t, "in_progress", actor=actor, note="工程师完成工单，结束等待")
     wo.status, wo.completed_at, wo.summary = "completed", utcnow(), summary
     db.session.flush()
+    from crm_core.service import stock
+
+    stock.issue_reserved(actor.org_id, wo.id)  # the parts it used leave the shelf
     _event(t, "work_order", "工单完成" + (f"：{wo.summary}" if wo.summary else ""), actor=actor, work_order_id=wo.id)
     if not _open_work_orders(t):
         if t.status == "dispatched":
@@ -426,3 +429,31 @@ def complete_work_order(actor: Actor, wo_id: int, summary: str | None = None, pu
         _complete_ticket(t, actor, wo.summary, public_url, share)
     db.session.flush()
     return wo
+
+
+@service
+def expense_from_work_order(actor: Actor, wo_id: int):
+    """费用申请 from a work order (#19 item 8): the caller's fee lines (kind ``fee``: travel, parking, materials bought)
+    not yet claimed by a request that stands, as one 服务费用 request for the ticket's customer, through the approval
+    engine. Paid-service income (``income``) is what the customer owes, not a cost, and is left out."""
+    from crm_core.sales import expenses
+
+    wo = _work_order(actor, wo_id)
+    if actor.employee_id is None or (actor.employee_id != wo.engineer_id and not db.session.scalar(
+            select(func.count(FeeLine.id)).where(FeeLine.work_order_id == wo.id, FeeLine.employee_id == actor.employee_id))):
+        raise PermissionDenied("只有处理该工单的工程师可以申请其费用。", code="not_on_work_order")
+    fees = list(db.session.scalars(select(FeeLine).where(FeeLine.work_order_id == wo.id, FeeLine.kind == "fee",
+                                                         FeeLine.employee_id == actor.employee_id).order_by(FeeLine.id)))
+    claimed = expenses.claimed_fee_lines(f.id for f in fees)
+    fees = [f for f in fees if f.id not in claimed and f.amount and f.amount > 0]
+    if not fees:
+        raise Conflict("这张派工单没有待申请的费用（费用行已申请过，或还没有登记费用）。", code="nothing_to_claim")
+    t = db.session.get(Ticket, wo.ticket_id)
+    customer = db.session.get(Customer, t.customer_id) if t.customer_id else None
+    tz = org_timezone(actor.org_id)
+    from crm_core.clock import to_local
+
+    return expenses.create_expense(actor, {
+        "category": "service", "title": f"服务费用 {t.number}" + (f"（{customer.name}）" if customer else ""),
+        "lines": [{"item": f.item, "amount": str(f.amount), "incurred_on": to_local(f.created_at, tz).date().isoformat(),
+                   "note": f.note, "fee_line_id": f.id} for f in fees]}, work_order_id=wo.id, service_customer=customer)

@@ -284,3 +284,40 @@ def test_the_administrator_sets_an_approval_flow_and_a_manager_a_delegation(live
     page.click(f"{d} button[type=submit]")
     assert "委托已设置" in page.inner_text("[role=status]")
     expect(page.locator("#delegations tr.delegation")).to_contain_text("孙立张伟")
+
+
+def test_a_salesperson_files_an_expense_that_the_manager_approves_and_pays(live_app, page):
+    """费用申请 in Chromium: an amount that is not a number is refused in words with the lines kept; the request adds
+    up its lines; the manager approves it from its page and marks it paid; the history names them."""
+    base = live_app.url
+    login(page, base, "sales.zhang")
+    page.click("nav >> text=费用申请")
+    form = "#new-expense form"
+    page.fill(f"{form} input[name=title]", "拜访杭州客户")
+    page.select_option(f"{form} select[name=category]", "travel")
+    rows = page.locator(f"{form} tbody tr")
+    rows.nth(0).locator("input[name=item]").fill("高铁票")
+    rows.nth(0).locator("input[name=amount]").fill("一百")
+    rows.nth(1).locator("input[name=item]").fill("住宿")
+    rows.nth(1).locator("input[name=amount]").fill("380")
+    page.click(f"{form} button[type=submit]")
+    assert "第 1 行金额" in _alert(page)
+    expect(page.locator(f"{form} input[name=title]")).to_have_value("拜访杭州客户")
+    rows = page.locator(f"{form} tbody tr")
+    expect(rows.nth(1).locator("input[name=amount]")).to_have_value("380")  # kept as typed
+    rows.nth(0).locator("input[name=amount]").fill("153.5")
+    page.click(f"{form} button[type=submit]")
+    page.wait_for_selector("#expense-total")
+    assert page.inner_text("#expense-total") == "¥533.50" and page.inner_text("#expense-status") == "审批中"
+    expense_url = page.url
+
+    page.click("header button:has-text('退出')")
+    login(page, base, "sales.manager")
+    page.goto(expense_url)
+    page.fill("#expense-approval input[name=comment]", "同意")
+    page.click("#expense-approval button[value=approve]")
+    expect(page.locator("#expense-status")).to_have_text("已批准")
+    page.click("#pay button")
+    expect(page.locator("#expense-status")).to_have_text("已报销")
+    history = page.inner_text("#approval-history")
+    assert "张伟" in history and "孙立" in history and "同意" in history

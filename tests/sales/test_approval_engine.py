@@ -17,18 +17,6 @@ from crm_core.sales.models import Contract, Quote
 from tests.factories import PASSWORD, make_customer, make_team
 
 
-@pytest.fixture
-def team(any_app):
-    users = make_team()
-    db.session.commit()
-    return users
-
-
-@pytest.fixture
-def h(team, client, auth_headers):
-    return {k: auth_headers(u) for k, u in team.items() if k != "nobody"}
-
-
 def _contract(client, headers, customer_id, amount):
     due = (local_today() + timedelta(days=60)).isoformat()
     r = client.post("/api/v1/contracts", headers=headers, json={"customer_id": customer_id, "amount": amount,

@@ -11,6 +11,7 @@ from wxapp.api import (  # noqa: E402,F401
                        competitors,
                        customers,
                        erp,
+                       expenses,
                        imports,
                        leads,
                        media,

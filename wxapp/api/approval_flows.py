@@ -92,14 +92,11 @@ def revoke_delegation(delegation_id: int):
     return engine.delegation_dict(engine.revoke_delegation(g.actor, delegation_id))
 
 
-_RECORDS = {"contract": ("contract", "contract"), "quote": ("quote", "quote"), "opportunity": ("stage", "opportunity")}
-
-
 def record_history(actor, record_type: str, record_id: int) -> list[dict]:
     """A record's approvals, after checking the caller sees it: a contract's, a quote's, an opportunity's stages."""
-    from crm_core.sales.models import Contract, Opportunity, OpportunityApproval, Quote
+    from crm_core.sales.models import Contract, ExpenseRequest, Opportunity, OpportunityApproval, Quote
 
-    model = {"contract": Contract, "quote": Quote, "opportunity": Opportunity}.get(record_type)
+    model = {"contract": Contract, "quote": Quote, "expense": ExpenseRequest, "opportunity": Opportunity}.get(record_type)
     if model is None:
         raise NotFound("没有这种记录。")
     get_visible(actor, model, record_id)
@@ -114,7 +111,7 @@ def record_history(actor, record_type: str, record_id: int) -> list[dict]:
 
 
 class HistoryQuery(Model):
-    type: Literal["contract", "quote", "opportunity"]
+    type: Literal["contract", "quote", "expense", "opportunity"]
     id: int
 
 

@@ -158,8 +158,10 @@ def opportunity(opp_id: int):
                 "requested_at": a.created_at.isoformat() + "Z", "decided_at": a.decided_at.isoformat() + "Z" if a.decided_at else None}
                for a in approvals]
     pending_stages = {a.stage_id for a in approvals if a.status == "pending"}
+    from crm_core.sales.expenses import CATEGORIES as expense_categories
     return render_template("console/opportunity.html", o=data, customer=customer, owner=_names([opp.owner_id]).get(opp.owner_id),
-                           quotes=quotes, approval_history=history, pending_stages=pending_stages)
+                           quotes=quotes, approval_history=history, pending_stages=pending_stages,
+                           expense_categories=expense_categories)
 
 
 @bp.post("/opportunities/<int:opp_id>/approvals")

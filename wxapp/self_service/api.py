@@ -263,6 +263,14 @@ def complete_work_order(wo_id: int, body: CompleteIn):
     return queries.work_order_dict(complete(g.actor, wo_id, body))
 
 
+@api.operation(bp, "/work-orders/<int:wo_id>/expense", "POST", summary="费用申请 from my unclaimed fee lines of the work order",
+               tags=("work-orders",), status=201)
+def expense_from_work_order(wo_id: int):
+    from crm_core.sales.expenses import expense_dict
+
+    return expense_dict(work_orders.expense_from_work_order(g.actor, wo_id))
+
+
 @api.operation(bp, "/work-orders/<int:wo_id>/accept", "POST", summary="Accept the work order (接单); the customer is told",
                tags=("work-orders",))
 def accept_work_order(wo_id: int):

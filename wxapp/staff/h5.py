@@ -205,6 +205,16 @@ def add_record(wo_id: int):
     return _commit(db.session.get(WorkOrder, wo_id), 201)
 
 
+@h5_api.describe("/h5/api/staff/work-orders/<int:wo_id>/expense", "POST", summary="Engineer: my unclaimed fees of the work order as a 费用申请",
+                 tags=("staff",), status=201)
+@bp.post("/api/staff/work-orders/<int:wo_id>/expense")
+@staff_user_required
+def claim_fees(wo_id: int):
+    from crm_core.sales.expenses import expense_dict
+
+    return _json(expense_dict(work_orders.expense_from_work_order(_actor(), wo_id)), 201)
+
+
 @h5_api.describe("/h5/api/staff/work-orders/<int:wo_id>/complete", "POST", summary="Engineer: complete, with the customer's signature",
                  tags=("staff",), body=CompleteIn)
 @bp.post("/api/staff/work-orders/<int:wo_id>/complete")
