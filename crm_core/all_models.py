@@ -17,6 +17,7 @@ from crm_core.customers import collision as _collision  # noqa: F401
 from crm_core.customers import models as _customers_models  # noqa: F401
 from crm_core.field import models as _field_models  # noqa: F401
 from crm_core.org import models as _org_models  # noqa: F401
+from crm_core.sales import contract_changes as _contract_changes  # noqa: F401  (registers the change approval type)
 from crm_core.sales import documents as _documents  # noqa: F401  (the quote expiry and overdue jobs)
 from crm_core.sales import expenses as _expenses  # noqa: F401  (registers the expense approval type)
 from crm_core.sales import models as _sales_models  # noqa: F401

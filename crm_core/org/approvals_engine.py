@@ -41,7 +41,8 @@ from crm_core.org.settings import get_setting, org_timezone
 STATUS_LABELS = {"pending": "审批中", "approved": "已通过", "rejected": "已驳回", "withdrawn": "已撤回"}
 TASK_LABELS = {"waiting": "未开始", "pending": "待审批", "approved": "同意", "rejected": "驳回", "skipped": "无需审批",
                "withdrawn": "已撤回"}
-FACT_LABELS = {"amount": "金额（元）", "discount_pct": "整单折扣率（%）", "max_line_discount_pct": "单行最大折扣率（%）"}
+FACT_LABELS = {"amount": "金额（元）", "discount_pct": "整单折扣率（%）", "max_line_discount_pct": "单行最大折扣率（%）",
+               "amount_change": "变更金额（元，增减的绝对值）"}
 OPS = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
 APPROVER_KINDS = {"manager": "负责人的上级", "employees": "指定人员", "role": "角色", "permission": "有审批权限的人"}
 MODES = {"any": "或签（一人同意即可）", "all": "会签（全部同意）"}

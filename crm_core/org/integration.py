@@ -7,7 +7,7 @@ retries and back-off, never twice for one event (``dedupe_key`` = the event id).
 the JSON with an HMAC-SHA256 signature of ``<timestamp>.<body>`` under the secret; the secret stays in the setting,
 never in the message. Without a URL nothing is queued.
 
-Events: ``quote.sent``, ``quote.accepted``, ``contract.approved``, ``order.created``, ``order.cancelled``,
+Events: ``quote.sent``, ``quote.accepted``, ``contract.approved``, ``contract.changed`` (an approved 合同变更), ``order.created``, ``order.cancelled``,
 ``delivery.created``, ``receipt.created``. Each carries ``{id, type, occurred_at, org_id, data}``; ``data`` is the
 document as the API answers it.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 from crm_core import outbox
 from crm_core.clock import utcnow
 
-EVENTS = ("quote.sent", "quote.accepted", "contract.approved", "order.created", "order.cancelled", "delivery.created",
+EVENTS = ("quote.sent", "quote.accepted", "contract.approved", "contract.changed", "order.created", "order.cancelled", "delivery.created",
           "receipt.created")
 CHANNEL = "erp_webhook"
 

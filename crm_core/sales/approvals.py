@@ -11,12 +11,14 @@ from crm_core.org import approvals_engine
 from crm_core.org.organization import employee_names
 from crm_core.org.permissions import Actor
 from crm_core.sales import (
+    contract_changes,
     documents,  # noqa: F401  (registers the quote and contract types)
     expenses,
 )
 from crm_core.sales import opportunities as opp_svc
 
-KIND_LABELS = {"stage": "商机阶段", "contract": "合同", "quote": "报价单", "expense": "费用申请", "plan": "工作计划"}
+KIND_LABELS = {"stage": "商机阶段", "contract": "合同", "contract_change": "合同变更", "quote": "报价单", "expense": "费用申请",
+               "plan": "工作计划"}
 
 
 def _iso(d):
@@ -57,6 +59,9 @@ def decide(actor: Actor, ref: str, approve: bool, comment: str | None = None) ->
         c = (documents.approve_contract(actor, record_id, comment) if approve
              else documents.reject_contract(actor, record_id, comment))
         return {"id": ref, "status": c.status, "comment": comment}
+    if kind == "contract_change":
+        ch = contract_changes.decide_change(actor, record_id, approve, comment)
+        return {"id": ref, "status": ch.status, "comment": comment}
     if kind == "expense":
         e = (expenses.approve_expense(actor, record_id, comment) if approve
              else expenses.reject_expense(actor, record_id, comment))

@@ -261,6 +261,7 @@ class Contract(Audited, OwnedRecord, TimestampMixin, db.Model):
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
     decision_comment: Mapped[str | None] = mapped_column(String(500))  # the approver's words, approved or rejected
     note: Mapped[str | None] = mapped_column(String(2000))
+    version: Mapped[int] = mapped_column(default=1, server_default="1")  # + 1 per approved change (合同变更)
 
     instalments: Mapped[list["Instalment"]] = relationship(cascade="all, delete-orphan", order_by="Instalment.seq")
     lines: Mapped[list["ContractLine"]] = relationship(cascade="all, delete-orphan", order_by="ContractLine.seq")
@@ -451,3 +452,20 @@ class ExpenseLine(db.Model):
     incurred_on: Mapped[date | None]
     note: Mapped[str | None] = mapped_column(String(500))
     fee_line_id: Mapped[int | None] = mapped_column(ForeignKey("fee_line.id"), unique=True)
+
+
+class ContractChange(Audited, TimestampMixin, db.Model):
+    """合同变更 (crm_core.sales.contract_changes): what the contract was (``before``) and becomes (``after``: amount,
+    title, the plan of what is unpaid), approved through the approval engine."""
+
+    __audit_type__ = "contract_change"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contract.id", ondelete="CASCADE"), index=True)
+    base_version: Mapped[int]  # the contract's version the change was written against
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending / approved / rejected
+    reason: Mapped[str] = mapped_column(String(500))
+    before: Mapped[dict] = mapped_column(JSON)
+    after: Mapped[dict] = mapped_column(JSON)
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+    decided_at: Mapped[datetime | None]

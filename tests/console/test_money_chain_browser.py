@@ -321,3 +321,37 @@ def test_a_salesperson_files_an_expense_that_the_manager_approves_and_pays(live_
     expect(page.locator("#expense-status")).to_have_text("已报销")
     history = page.inner_text("#approval-history")
     assert "张伟" in history and "孙立" in history and "同意" in history
+
+
+def test_a_contract_change_is_asked_for_approved_and_read_as_a_new_version(live_demo, page):
+    """合同变更 in Chromium: a new amount without the plan of the unpaid part is refused in words, the reason kept; a
+    renamed contract waits in the manager's 待我审批, and once approved the page shows the new name and version."""
+    base = live_demo.url
+    login(page, base, "sales.li")
+    page.click("nav >> text=合同与回款")
+    page.click("#contracts tbody a")
+    contract_url = page.url
+    form = "#new-change form"
+    page.fill(f"{form} input[name=reason]", "客户更名")
+    page.fill(f"{form} input[name=amount]", "30000")
+    page.click(f"{form} button[type=submit]")
+    assert "金额变更时请同时调整未回款部分的付款计划" in _alert(page)
+    expect(page.locator(f"{form} input[name=reason]")).to_have_value("客户更名")
+    page.fill(f"{form} input[name=amount]", "")
+    page.fill(f"{form} input[name=title]", "门店净水器采购合同（西湖店）")
+    page.click(f"{form} button[type=submit]")
+    assert "变更已提交审批" in page.inner_text("[role=status]")
+    expect(page.locator("#contract-changes tbody tr").first).to_contain_text("审批中")
+    expect(page.locator("#new-change")).to_have_count(0)  # one change at a time
+
+    page.click("header button:has-text('退出')")
+    login(page, base, "sales.manager")
+    page.click("nav >> text=待我审批")
+    row = page.locator("tr[id^=approval-contract_change-]")
+    expect(row).to_contain_text("合同变更")
+    row.locator("input[name=comment]").fill("同意")
+    row.locator("button[value=approve]").click()
+    assert "已通过" in page.inner_text("[role=status]")
+    page.goto(contract_url)
+    expect(page.locator("main")).to_contain_text("门店净水器采购合同（西湖店）")
+    expect(page.locator("#contract-changes tbody tr").first).to_contain_text("已生效")

@@ -16,7 +16,7 @@ from wxapp.openapi import Model, api
 
 
 class ConditionIn(Model):
-    field: Literal["amount", "discount_pct", "max_line_discount_pct"]
+    field: Literal["amount", "discount_pct", "max_line_discount_pct", "amount_change"]
     op: Literal["gt", "gte", "lt", "lte"]
     value: str = Field(min_length=1, max_length=20, description="a number: yuan for amount, percent for discounts")
 

@@ -189,7 +189,7 @@ class InboxQuery(Model):
 
 class InboxItem(Model):
     id: str = Field(description="kind and record: stage-12, contract-5, quote-7, plan-3")
-    kind: Literal["stage", "contract", "quote", "expense", "plan"]
+    kind: Literal["stage", "contract", "contract_change", "quote", "expense", "plan"]
     kind_label: str
     title: str
     detail: str

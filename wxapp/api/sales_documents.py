@@ -231,6 +231,37 @@ class ApproveIn(Model):
     comment: str | None = Field(default=None, max_length=500)
 
 
+class ChangeIn(Model):
+    reason: str = Field(min_length=1, max_length=500)
+    amount: Money | None = Field(default=None, description="the new amount (default: unchanged)")
+    title: str | None = Field(default=None, max_length=200)
+    payment_plan: list[PlanItem] | None = Field(default=None, max_length=svc.MAX_INSTALMENTS,
+                                                description="replaces the instalments with nothing received")
+
+
+@api.operation(bp, "/contracts/<int:contract_id>/changes", "POST", summary="合同变更: a versioned change, approved before it applies",
+               tags=("sales",), body=ChangeIn, status=201)
+def request_contract_change(contract_id: int, body: ChangeIn):
+    from crm_core.sales import contract_changes
+
+    data = body.model_dump()
+    if data["amount"] is not None:
+        data["amount"] = str(data["amount"])
+    if data["payment_plan"] is not None:
+        data["payment_plan"] = [{**p, "amount": str(p["amount"])} for p in data["payment_plan"]]
+    return contract_changes.change_dict(contract_changes.request_change(g.actor, contract_id, data))
+
+
+@api.operation(bp, "/contracts/<int:contract_id>/changes", "GET", summary="A contract's changes, each with before and after",
+               tags=("sales",))
+def list_contract_changes(contract_id: int):
+    from crm_core.sales import contract_changes
+
+    get_visible(g.actor, Contract, contract_id)
+    items = [contract_changes.change_dict(ch) for ch in contract_changes.changes_of(contract_id)]
+    return {"items": items, "total": len(items)}
+
+
 @api.operation(bp, "/contracts/<int:contract_id>/approve", "POST", summary="Approve a contract once (the customer turns trading)",
                tags=("sales",), body=ApproveIn, response=ContractOut)
 def approve_contract(contract_id: int, body: ApproveIn):

@@ -187,13 +187,30 @@ def contract(contract_id: int):
     receipts = db.session.scalars(scoped_select(g.actor, Receipt).where(Receipt.contract_id == c.id).order_by(Receipt.id)).all() \
         if g.actor.can("receipt", "view") else []
     state = _approval_state("contract", c.id)
+    from crm_core.sales import contract_changes
+
+    changes = [contract_changes.change_dict(ch) for ch in contract_changes.changes_of(c.id)]
     return render_template("console/contract.html", c=svc.contract_dict(c), customer=db.session.get(Customer, c.customer_id),
                            owner=employee_names([c.owner_id]).get(c.owner_id), receipts=[svc.receipt_dict(r) for r in receipts],
                            approver=employee_names([c.approved_by_id]).get(c.approved_by_id) if c.approved_by_id else None,
-                           methods=METHOD_LABELS, can_approve=state.pop("can_decide"), **state,
+                           methods=METHOD_LABELS, can_approve=state.pop("can_decide"), **state, changes=changes,
+                           version=c.version, plan_rows=PLAN_ROWS,
                            can_order=c.status in ("approved", "completed") and g.actor.can("contract", "edit"),
                            orders=db.session.scalars(select(SalesOrder).where(SalesOrder.contract_id == c.id).order_by(SalesOrder.id)).all(),
                            order_labels=ORDER_LABELS)
+
+
+@bp.post("/contracts/<int:contract_id>/changes")
+@console_login_required
+def request_contract_change(contract_id: int):
+    from crm_core.sales import contract_changes
+
+    f = request.form
+    plan = _form_plan()
+    data = {"reason": f.get("reason", ""), "amount": (f.get("amount") or "").strip() or None,
+            "title": f.get("title") or None, "payment_plan": plan or None}
+    return act(lambda: contract_changes.request_change(g.actor, contract_id, data), "变更已提交审批，通过后生效。",
+               url_for("console.contract", contract_id=contract_id) + "#contract-changes")
 
 
 @bp.post("/contracts/<int:contract_id>/approve")
