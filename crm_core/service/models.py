@@ -39,6 +39,8 @@ class Ticket(Audited, OwnedRecord, TimestampMixin, db.Model):
     description: Mapped[str] = mapped_column(String(2000))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"), index=True)
+    # 商机下推: the opportunity a salesperson raised it from (an installation for the deal, a trial, a site survey)
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunity.id"), index=True)
     openid: Mapped[str | None] = mapped_column(String(64))  # the WeChat user who submitted it
     product_archive_id: Mapped[int | None] = mapped_column(ForeignKey("product_archive.id"), index=True)
     product_id: Mapped[int | None] = mapped_column(ForeignKey("product.id"))  # a product without an archive

@@ -381,6 +381,29 @@ def create_for_customer(actor: Actor, data: dict) -> Ticket:
 
 
 @service
+def create_for_opportunity(actor: Actor, opp_id: int, data: dict) -> Ticket:
+    """商机下推服务请求: a service request (a site survey, an installation, a trial) for the opportunity's customer,
+    linked back to it, from whoever may edit the opportunity — the salesperson need not hold ticket rights; the
+    request goes to the dispatchers' queue like one taken at the desk."""
+    from crm_core.sales.models import Opportunity
+
+    opp = get_visible(actor, Opportunity, opp_id, action="edit")
+    _validate(data)
+    customer = db.session.get(Customer, opp.customer_id)
+    contact = db.session.get(Contact, opp.contact_id) if getattr(opp, "contact_id", None) else None
+    t = Ticket(org_id=actor.org_id, owner_id=customer.owner_id, department_id=customer.department_id,
+               number="", kind=data["kind"], priority=data.get("priority") or "normal", status="submitted", source="console",
+               description=data["description"].strip()[:2000], customer_id=customer.id, opportunity_id=opp.id,
+               contact_id=contact.id if contact else None, required_by=data.get("required_by"),
+               contact_phone=(contact.phone if contact else None) or customer.phone, photo_ids=[])
+    t.openid = db.session.scalars(select(Follower.openid).where(Follower.contact_id == t.contact_id)).first() if t.contact_id else None
+    _save_numbered(t)
+    _event(t, "status", f"销售 {actor.label} 由商机「{opp.name}」提交", actor=actor, to="submitted", public=True,
+           public_note="已受理您的服务请求")
+    return t
+
+
+@service
 def create_from_conversation(actor: Actor, appid: str, conversation_id: int, data: dict) -> Ticket:
     """转为工单: a ticket for the contact a 在线客服 conversation's follower is bound to, with what
     they wrote; the follower follows its progress in WeChat like a ticket they submitted. A

@@ -159,9 +159,28 @@ def opportunity(opp_id: int):
                for a in approvals]
     pending_stages = {a.stage_id for a in approvals if a.status == "pending"}
     from crm_core.sales.expenses import CATEGORIES as expense_categories
+    from crm_core.sales.models import Contract, ExpenseRequest
+    from crm_core.service.models import Ticket
+
+    pushed = {  # 商机下推: what was made from it, each linked back (quotes are listed above)
+        "contracts": db.session.scalars(select(Contract).where(Contract.opportunity_id == opp.id).order_by(Contract.id)).all(),
+        "expenses": db.session.scalars(select(ExpenseRequest).where(ExpenseRequest.opportunity_id == opp.id)
+                                       .order_by(ExpenseRequest.id)).all(),
+        "tickets": db.session.scalars(select(Ticket).where(Ticket.opportunity_id == opp.id).order_by(Ticket.id)).all()}
     return render_template("console/opportunity.html", o=data, customer=customer, owner=_names([opp.owner_id]).get(opp.owner_id),
                            quotes=quotes, approval_history=history, pending_stages=pending_stages,
-                           expense_categories=expense_categories)
+                           expense_categories=expense_categories, pushed=pushed)
+
+
+@bp.post("/opportunities/<int:opp_id>/ticket")
+@console_login_required
+def ticket_from_opportunity(opp_id: int):
+    from crm_core.service import tickets
+
+    data = {"kind": request.form.get("kind") or "", "description": request.form.get("description") or "",
+            "priority": request.form.get("priority") or "normal"}
+    return act(lambda: tickets.create_for_opportunity(g.actor, opp_id, data),
+               lambda: "服务请求已提交，服务调度会尽快派工。", url_for("console.opportunity", opp_id=opp_id) + "#pushed")
 
 
 @bp.post("/opportunities/<int:opp_id>/approvals")

@@ -77,6 +77,21 @@ def create_ticket(body: StaffTicketIn):
     return queries.ticket_dict(svc.create_for_customer(g.actor, body.model_dump()))
 
 
+class OpportunityTicketIn(Model):
+    kind: TicketKind
+    priority: Literal[TICKET_PRIORITIES] = "normal"  # type: ignore[valid-type]
+    description: str = Field(min_length=1, max_length=2000)
+    required_by: UtcDateTime | None = None
+
+
+@api.operation(bp, "/opportunities/<int:opp_id>/ticket", "POST", summary="商机下推服务请求: a service request for the deal's customer",
+               tags=("tickets",), body=OpportunityTicketIn, status=201)
+def ticket_from_opportunity(opp_id: int, body: OpportunityTicketIn):
+    t = svc.create_for_opportunity(g.actor, opp_id, body.model_dump())
+    return {"id": t.id, "number": t.number, "status": t.status, "kind": t.kind, "opportunity_id": t.opportunity_id,
+            "customer_id": t.customer_id}
+
+
 @api.operation(bp, "/tickets/<int:ticket_id>", "GET", summary="One ticket with timeline, work orders and SLA", tags=("tickets",))
 def get_ticket(ticket_id: int):
     return queries.ticket_dict(get_visible(g.actor, Ticket, ticket_id))
