@@ -3,6 +3,7 @@ Chinese, the form kept), opens the PDF, marks it sent and signs a contract whose
 the manager approves it and records receipts (too much refused), and the instalments show paid."""
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -148,19 +149,33 @@ def test_the_manager_reads_the_sales_reports(live_app, page):
     assert staff.put("/api/v1/sales-targets", headers=mgr, json={"targets": [
         {"employee_id": emp, "month": (today - timedelta(days=60)).strftime("%Y-%m"), "amount": "24000"}]}).status_code == 200
 
+    opp = staff.get("/api/v1/opportunities?per_page=1", headers=rep).get_json()["items"][0]
+    assert staff.put(f"/api/v1/opportunities/{opp['id']}/competitors", headers=rep,
+                     json={"competitors": [{"name": "沁园净水", "price": "5200"}]}).status_code == 200
     login(page, live_app.url, "sales.manager")
     page.click("nav >> text=销售报表")
     assert page.inner_text("#total-outstanding") == "¥12,000"
     assert "逾期31–60天" in page.inner_text("#report thead") and customer["name"] in page.inner_text("#report")
     page.click("#report-tabs >> text=到期债权表")
     assert "5,000" in page.inner_text("#report") and "40" in page.inner_text("#report tbody")
+    page.wait_for_selector("#chart-overdue canvas")  # the chart draws the table's figures by due month
+    chart = json.loads(page.locator("#chart-data").text_content())["overdue"]
+    overdue_month = (today - timedelta(days=40)).strftime("%Y-%m")
+    assert chart["series"][0]["data"][chart["x"].index(overdue_month)] == 5000.0
     page.click("#report-tabs >> text=销售业绩统计")
+    page.wait_for_selector("#chart-performance canvas")
     if (today - timedelta(days=60)).year == today.year:
         assert page.inner_text("#total-contracted") == "¥12,000" and "50.00%" in page.inner_text("#report")
+        chart = json.loads(page.locator("#chart-data").text_content())["performance"]
+        at = chart["x"].index("张伟")
+        assert [s["data"][at] for s in chart["series"]] == [24000.0, 12000.0, 0.0, 50.0]
     sheet = page.context.request.get(f"{live_app.url}/console/sales/reports?view=receivables&format=csv")
     assert sheet.status == 200 and "应收合计" in sheet.text()
     page.click("#report-tabs >> text=竞争对手分析")
     assert "竞争对手" in page.inner_text("#report thead")
+    page.wait_for_selector("#chart-competitors canvas")
+    chart = json.loads(page.locator("#chart-data").text_content())["competitors"]
+    assert "沁园净水" in chart["x"] and chart["series"][2]["data"][chart["x"].index("沁园净水")] == 1  # met, still open
 
 
 def test_an_approved_contract_is_ordered_and_shipped_from_the_console(live_demo, page):

@@ -320,6 +320,31 @@ def _report_charts(view: str, data: dict) -> dict:
     if view == "receivables":
         return {"receivables": {"title": "应收账龄", "kind": "bar", "unit": "元", "x": [label for _, label in AGEING],
                                 "series": [{"name": "应收", "data": [float(data["totals"][k]) for k, _ in AGEING]}]}}
+    if view == "overdue":  # what is owed by the month it falls due, overdue apart from not yet due
+        months: dict[str, list[float]] = {}
+        for r in data["rows"]:
+            cell = months.setdefault(r["due_date"][:7], [0.0, 0.0])
+            cell[0 if r["days_overdue"] > 0 else 1] += float(r["outstanding"])
+        keys = sorted(months)[-24:]
+        return {"overdue": {"title": "到期债权（按到期月份）", "kind": "bar", "unit": "元", "x": keys,
+                            "series": [{"name": "已逾期", "data": [round(months[k][0], 2) for k in keys]},
+                                       {"name": "未到期", "data": [round(months[k][1], 2) for k in keys]}]}}
+    if view == "performance":
+        return {"performance": {"title": f"{data['year']} 年销售业绩（按{'部门' if data['by'] == 'department' else '人员'}）",
+                                "kind": "bar", "unit": "元", "unit2": "完成率 %", "x": [r["name"] or "—" for r in top],
+                                "series": [{"name": "目标", "data": [float(r["target"]) for r in top]},
+                                           {"name": "签约金额", "data": [float(r["contracted"]) for r in top]},
+                                           {"name": "回款金额", "data": [float(r["received"]) for r in top]},
+                                           {"name": "完成率", "type": "line", "axis": 1,
+                                            "data": [float(r["completion"]) if r["completion"] is not None else None for r in top]}]}}
+    if view == "competitors":
+        return {"competitors": {"title": "竞争对手交锋与胜负", "kind": "bar", "unit": "个商机", "unit2": "赢单率 %", "integer": True,
+                                "x": [r["name"] for r in top],
+                                "series": [{"name": "赢单", "data": [r["won"] for r in top]},
+                                           {"name": "丢单", "data": [r["lost"] for r in top]},
+                                           {"name": "跟进中", "data": [r["open"] for r in top]},
+                                           {"name": "赢单率", "type": "line", "axis": 1,
+                                            "data": [float(r["win_rate"]) if r["win_rate"] is not None else None for r in top]}]}}
     return {}
 
 
