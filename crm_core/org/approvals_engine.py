@@ -601,7 +601,9 @@ def remind(actor: Actor, doc_type: str, doc_id: int) -> int:
         raise PermissionDenied("只有提交人可以催办。", code="not_submitter")
     now = utcnow()
     tasks = [x for x in req.tasks if x.step == req.step and x.status == "pending" and x.approver_id]
-    if tasks and all(x.reminded_at and now - x.reminded_at < timedelta(hours=1) for x in tasks):
+    if not tasks:
+        raise Conflict("这一步由有审批权限的人审批，没有指定的审批人可催办。", code="nobody_to_remind")
+    if all(x.reminded_at and now - x.reminded_at < timedelta(hours=1) for x in tasks):
         raise Conflict("一小时内已催办过，请稍后再催。", code="reminded_recently")
     for x in tasks:
         x.reminded_at = now

@@ -178,6 +178,12 @@ def test_pending_approvals_are_reminded_after_the_set_hours_and_the_submitter_ma
     assert client.post(f"/api/v1/approvals/contract-{c['id']}/remind", headers=h["rep2"], json={}).status_code == 403
     r = client.post(f"/api/v1/approvals/contract-{c['id']}/remind", headers=h["rep1"], json={})
     assert r.status_code == 409 and "一小时内" in r.get_json()["error"]["message"]  # the job just reminded
+    # the general manager has no superior: anyone who may approve contracts decides, so there is nobody to remind
+    own = make_customer(team["boss"], "总经理的客户")
+    db.session.commit()
+    top = _contract(client, h["boss"], own.id, "500.00")
+    r = client.post(f"/api/v1/approvals/contract-{top['id']}/remind", headers=h["boss"], json={})
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "nobody_to_remind"
 
 
 def test_flows_refuse_what_cannot_work_with_a_clear_message(team, h, client):
