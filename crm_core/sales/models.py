@@ -469,3 +469,23 @@ class ContractChange(Audited, TimestampMixin, db.Model):
     after: Mapped[dict] = mapped_column(JSON)
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
     decided_at: Mapped[datetime | None]
+
+
+class OtherReceivable(Audited, OwnedRecord, TimestampMixin, db.Model):
+    """其他应收: money a customer owes outside a contract — paid service on a work order (有偿服务) — due on a date and
+    received once or in parts (crm_core.sales.other_receivables). Seen through the 回款 (``receipt``) scope."""
+
+    __audit_type__ = "other_receivable"
+    __scope_object__ = "receipt"
+    __table_args__ = (UniqueConstraint("org_id", "number"), UniqueConstraint("work_order_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16), default="service")
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    work_order_id: Mapped[int | None] = mapped_column(ForeignKey("work_order.id"))
+    description: Mapped[str] = mapped_column(String(300))
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    received: Mapped[Decimal] = mapped_column(Numeric(18, 2), default=Decimal("0.00"))
+    due_date: Mapped[date]
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open / paid
+    paid_at: Mapped[datetime | None]

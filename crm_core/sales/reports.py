@@ -101,8 +101,9 @@ def _days_between(later: date, col):
 
 
 def receivables(actor: Actor, as_of: date | None = None) -> dict:
-    """应收款汇总表: what each customer still owes on effective contracts, by ageing bucket, within
-    the data scope (contracts the actor may see). One grouped query."""
+    """应收款汇总表: what each customer still owes on effective contracts and as 其他应收 (paid service), by ageing
+    bucket, within the data scope (contracts, and receivables for those who see receipts); ``other`` is the part
+    that is 其他应收. One grouped query each."""
     from crm_core.clock import local_today
     from crm_core.org.settings import org_timezone
     from crm_core.sales.models import Contract, Instalment
@@ -120,13 +121,25 @@ def receivables(actor: Actor, as_of: date | None = None) -> dict:
     per: dict[int, dict] = {}
     for customer_id, b, amount in rows:
         per.setdefault(customer_id, {k: zero for k, _ in AGEING})[b] += money_of(amount)
+    other: dict[int, Decimal] = {}
+    if actor.can("receipt", "view"):  # 其他应收 (paid service) ages with the instalments
+        from crm_core.sales.models import OtherReceivable
+
+        ob = _ageing_bucket(_days_between(as_of, OtherReceivable.due_date)).label("bucket")
+        for customer_id, b, amount in db.session.execute(
+                select(OtherReceivable.customer_id, ob, func.sum(OtherReceivable.amount - OtherReceivable.received))
+                .where(visible_clause(actor, OtherReceivable), OtherReceivable.status == "open")
+                .group_by(OtherReceivable.customer_id, ob)):
+            per.setdefault(customer_id, {k: zero for k, _ in AGEING})[b] += money_of(amount)
+            other[customer_id] = other.get(customer_id, zero) + money_of(amount)
     names = customer_names(per)
     out, totals = [], {k: zero for k, _ in AGEING}
     for cid, buckets in sorted(per.items(), key=lambda kv: -sum(kv[1].values())):
         for k in buckets:
             totals[k] += buckets[k]
         out.append({"customer_id": cid, "customer": names.get(cid), **{k: str(v) for k, v in buckets.items()},
-                    "outstanding": str(sum(buckets.values(), zero)), "overdue": str(sum(v for k, v in buckets.items() if k != "not_due"))})
+                    "outstanding": str(sum(buckets.values(), zero)), "overdue": str(sum(v for k, v in buckets.items() if k != "not_due")),
+                    "other": str(other.get(cid, zero))})
     return {"as_of": as_of.isoformat(), "buckets": [{"key": k, "label": label} for k, label in AGEING], "rows": out,
             "totals": {**{k: str(v) for k, v in totals.items()}, "outstanding": str(sum(totals.values(), zero)),
                        "overdue": str(sum(v for k, v in totals.items() if k != "not_due"))}}

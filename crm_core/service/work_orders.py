@@ -419,9 +419,15 @@ def complete_work_order(actor: Actor, wo_id: int, summary: str | None = None, pu
         _move(t, "in_progress", actor=actor, note="工程师完成工单，结束等待")
     wo.status, wo.completed_at, wo.summary = "completed", utcnow(), summary
     db.session.flush()
+    from crm_core.sales import other_receivables
     from crm_core.service import stock
 
     stock.issue_reserved(actor.org_id, wo.id)  # the parts it used leave the shelf
+    income = db.session.scalar(select(func.coalesce(func.sum(FeeLine.amount), 0)).where(
+        FeeLine.work_order_id == wo.id, FeeLine.kind == "income"))
+    if income and income > 0:  # paid service: what the customer owes becomes 其他应收
+        other_receivables.raise_for_work_order(actor.org_id, customer=db.session.get(Customer, t.customer_id), work_order_id=wo.id,
+                                               amount=income, description=f"有偿服务 {t.number}")
     _event(t, "work_order", "工单完成" + (f"：{wo.summary}" if wo.summary else ""), actor=actor, work_order_id=wo.id)
     if not _open_work_orders(t):
         if t.status == "dispatched":

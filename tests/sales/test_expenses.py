@@ -3,6 +3,8 @@ organisation's conditions, paid once; pushed down from an opportunity; from a wo
 once; and the parts a completed work order used leave stock."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from sqlalchemy import select
 
@@ -116,6 +118,22 @@ def test_a_work_orders_fee_lines_become_one_expense_request_and_its_parts_leave_
     assert {p.status for p in db.session.scalars(select(PartRequest).where(PartRequest.work_order_id == wo_id))} == {"issued"}
     assert db.session.get(ExpenseRequest, e["id"]).status == "pending"
     assert db.session.get(ExpenseRequest, e["id"]).customer_id == db.session.get(Ticket, tid).customer_id
+    # the paid service (80.00 上门服务费) is now owed: 其他应收, due today, in the receivables report
+    admin = staff(client, "admin")
+    owed = client.get("/api/v1/other-receivables", headers=admin).get_json()["items"]
+    assert [(r["amount"], r["outstanding"], r["status"], r["work_order_id"]) for r in owed] == [("80.00", "80.00", "open", wo_id)]
+    customer_id = db.session.get(Ticket, tid).customer_id
+    report = client.get("/api/v1/reports/receivables", headers=admin).get_json()
+    row = next(r for r in report["rows"] if r["customer_id"] == customer_id)
+    assert row["other"] == "80.00" and Decimal(row["outstanding"]) >= Decimal("80.00")
+    url = f"/api/v1/other-receivables/{owed[0]['id']}/payments"
+    assert client.post(url, headers=admin, json={"amount": "50"}).get_json()["outstanding"] == "30.00"
+    r = client.post(url, headers=admin, json={"amount": "40"})
+    assert r.status_code == 422 and "超过未收的 30.00 元" in r.get_json()["error"]["message"]
+    assert client.post(url, headers=admin, json={"amount": "30"}).get_json()["status"] == "paid"
+    assert client.post(url, headers=admin, json={"amount": "1"}).status_code == 409
+    assert client.post(f"/api/v1/work-orders/{wo_id}/complete", headers=eng, json={"summary": "again"}).status_code == 409
+    assert len(client.get("/api/v1/other-receivables", headers=admin).get_json()["items"]) == 1  # raised once
 
 
 def test_the_engineer_claims_the_fees_from_the_work_order_page_on_the_phone(demo, client):

@@ -1,6 +1,7 @@
 """费用申请 over HTTP (docs/sales.md "Expense requests"): file one from its lines, for a customer or an opportunity
 (商机下推) or from a work order's fee lines; approve or reject (the approval engine: the inbox's ``expense-<id>``);
-mark paid (已报销); list within the data scope and export."""
+mark paid (已报销); list within the data scope and export. And 其他应收: the paid service owed outside contracts, with
+its 收款."""
 from __future__ import annotations
 
 from datetime import date
@@ -135,3 +136,33 @@ exports.register(bp, api, "/expenses", "费用申请", "expense", ExpenseQuery, 
                      exports.Column("status_label", "状态"), exports.Column("amount", "金额"),
                      exports.Column("customer_id", "客户", "customer"), exports.Column("created_at", "申请时间", "time"),
                      exports.Column("owner_id", "申请人", "employee")])
+
+
+# --- 其他应收 (crm_core.sales.other_receivables) ---------------------------------------------------------------
+class OtherReceivableQuery(PageQuery):
+    status: Literal["open", "paid"] | None = None
+    customer_id: int | None = None
+
+
+class PaymentIn(Model):
+    amount: Money
+    received_on: date | None = None
+
+
+@api.operation(bp, "/other-receivables", "GET", summary="其他应收 (paid service) within the 回款 scope", tags=("sales",),
+               query=OtherReceivableQuery)
+def list_other_receivables(query: OtherReceivableQuery):
+    from crm_core.sales import other_receivables as orx
+
+    rows, total = orx.list_receivables(g.actor, status=query.status, customer_id=query.customer_id, page=query.page,
+                                       per_page=query.per_page)
+    return {"items": [orx.receivable_dict(r) for r in rows], "total": total}
+
+
+@api.operation(bp, "/other-receivables/<int:receivable_id>/payments", "POST", summary="收款 against 其他应收 (never beyond what is owed)",
+               tags=("sales",), body=PaymentIn)
+def record_other_payment(receivable_id: int, body: PaymentIn):
+    from crm_core.sales import other_receivables as orx
+
+    return orx.receivable_dict(orx.record_payment(g.actor, receivable_id, {"amount": str(body.amount),
+                                                                           "received_on": body.received_on}))

@@ -32,6 +32,7 @@ NAV = [
     ("商机", "console.opportunities", "opportunity", "view"),
     ("活动", "console.activities", "activity", "view"),
     ("费用申请", "console.expenses", "expense", "view"),
+    ("其他应收", "console.other_receivables", "receipt", "view"),
     ("待我审批", "console.approvals_inbox", None, None),
     ("审批流程与委托", "console.approval_settings", None, None),
     ("工作计划", "console.plans", "activity", "view"),

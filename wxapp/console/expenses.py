@@ -85,3 +85,28 @@ def expense(expense_id: int):
 def pay_expense(expense_id: int):
     return act(lambda: svc.pay_expense(g.actor, expense_id), "已报销。", url_for("console.expense", expense_id=expense_id))
 
+
+
+# --- 其他应收: paid service owed outside contracts, and its 收款 ------------------------------------------------
+@bp.get("/other-receivables")
+@console_login_required
+def other_receivables():
+    from crm_core.sales import other_receivables as orx
+
+    try:
+        status = request.args.get("status") if request.args.get("status") in orx.LABELS else None
+        rows, total = orx.list_receivables(g.actor, status=status, page=_page())
+    except DomainError as exc:
+        return denied(exc)
+    return render_template("console/other_receivables.html", rows=[orx.receivable_dict(r) for r in rows], total=total,
+                           labels=orx.LABELS, status=status, customers=customer_names(r.customer_id for r in rows),
+                           can_receive=g.actor.can("receipt", "create"))
+
+
+@bp.post("/other-receivables/<int:receivable_id>/payments")
+@console_login_required
+def other_receivable_payment(receivable_id: int):
+    from crm_core.sales import other_receivables as orx
+
+    data = {"amount": (request.form.get("amount") or "").strip() or None, "received_on": request.form.get("received_on") or None}
+    return act(lambda: orx.record_payment(g.actor, receivable_id, data), "收款已登记。", url_for("console.other_receivables"))
