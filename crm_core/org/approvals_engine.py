@@ -152,7 +152,9 @@ def validate_steps(org_id: int, doc_type: str, steps) -> list[dict]:
             clean["employee_ids"] = ids
         elif kind == "role":
             code = str(step.get("role") or "").strip()
-            if not code or not db.session.scalar(select(func.count(Role.id)).where(
+            if not code:
+                raise ValidationFailed(f"{where}：请选择角色。", fields={f"steps[{n}].role": "required"})
+            if not db.session.scalar(select(func.count(Role.id)).where(
                     Role.code == code, (Role.org_id == org_id) | Role.org_id.is_(None))):
                 raise ValidationFailed(f"{where}：角色不存在。", fields={f"steps[{n}].role": "unknown role"})
             clean["role"] = code
@@ -166,7 +168,10 @@ def validate_steps(org_id: int, doc_type: str, steps) -> list[dict]:
             if not isinstance(c, dict) or c.get("field") not in t.facts or c.get("op") not in OPS:
                 raise ValidationFailed(f"{where}：条件无效（可用：{'、'.join(FACT_LABELS[f] for f in t.facts)}）。",
                                        fields={f"steps[{n}].when": "field and op"})
-            when.append({"field": c["field"], "op": c["op"], "value": str(_decimal(c.get("value"), where))})
+            value = _decimal(c.get("value"), where)
+            if c["field"].endswith("_pct") and value > 100:
+                raise ValidationFailed(f"{where}：折扣率不能超过 100%。", fields={f"steps[{n}].when": "a percentage"})
+            when.append({"field": c["field"], "op": c["op"], "value": str(value)})
         if when:
             clean["when"] = when
             clean["match"] = "all" if step.get("match") == "all" else "any"
@@ -211,7 +216,8 @@ def describe_step(step: dict) -> str:
     """A step as a person reads it: 「销售总监审批：指定人员 · 或签 · 当 金额 > 500000 或 折扣率 > 10」."""
     who = {"manager": lambda: f"第 {step.get('levels', 1)} 级上级", "employees": lambda: "、".join(
         employee_names(step.get("employee_ids", [])).get(i, f"#{i}") for i in step.get("employee_ids", [])),
-        "role": lambda: f"角色 {step.get('role')}", "permission": lambda: APPROVER_KINDS["permission"]}[step["approver"]]()
+        "role": lambda: "角色 " + (db.session.scalars(select(Role.name).where(Role.code == step.get("role"))).first()
+                                  or str(step.get("role"))), "permission": lambda: APPROVER_KINDS["permission"]}[step["approver"]]()
     text = f"{step['name']}：{who} · {'会签' if step.get('mode') == 'all' else '或签'}"
     if step.get("when"):
         joiner = " 且 " if step.get("match") == "all" else " 或 "
@@ -261,6 +267,11 @@ def _approvers(org_id: int, t: DocType, step: dict, owner_id: int | None, reques
     if t.permission is not None:
         return [None]
     raise Conflict(f"「{step['name']}」没有可用的审批人：请为负责人维护汇报关系，或在审批流程中指定审批人。", code="no_approver")
+
+
+def needs_approval(org_id: int, doc_type: str, facts: dict) -> bool:
+    """Whether a document with these facts would go through a step of its flow."""
+    return any(_applies(s, facts) for s in flow(org_id, doc_type))
 
 
 def submit(org_id: int, doc_type: str, doc_id: int, *, title: str, detail: str | None, facts: dict,

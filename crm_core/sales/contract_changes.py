@@ -87,7 +87,10 @@ def request_change(actor: Actor, contract_id: int, data: dict) -> ContractChange
     delta = Decimal(after["amount"]) - c.amount
     req = approvals_engine.submit(
         c.org_id, "contract_change", change.id, title=f"{c.number} 第 {c.version + 1} 版",
-        detail=f"{reason[:80]} · 金额 {money.fmt(c.amount)} → {after['amount']} 元", facts={"amount": Decimal(after["amount"]),
+        detail=f"{reason[:60]}" + (f" · 金额 {money.fmt(c.amount)} → {after['amount']} 元" if Decimal(after["amount"]) != c.amount else "")
+        + (f" · 名称改为「{after['title'][:60]}」" if after["title"] != c.title else "")
+        + (" · 调整付款计划" if Decimal(after["amount"]) == c.amount and after["title"] == c.title else ""),
+        facts={"amount": Decimal(after["amount"]),
                                                                                        "amount_change": abs(delta)},
         requested_by=actor.employee_id, owner_id=c.owner_id, record=("contract", c.id))
     if req is None:
@@ -116,6 +119,14 @@ def _approved(actor: Actor, change_id: int, comment: str | None) -> None:
         db.session.add(Instalment(org_id=c.org_id, contract_id=c.id, seq=next_seq + n,
                                   due_date=date.fromisoformat(part["due_date"]),
                                   amount=Decimal(part["amount"]), received=Decimal("0.00")))
+    db.session.flush()
+    db.session.expire(c, ["instalments"])
+    ordered = sorted(c.instalments, key=lambda i: (i.due_date, i.seq))
+    for n, i in enumerate(ordered, 1):  # two passes: (contract, seq) is unique
+        i.seq = 10_000 + n
+    db.session.flush()
+    for n, i in enumerate(ordered, 1):
+        i.seq = n
     c.amount, c.title = Decimal(change.after["amount"]), change.after["title"]
     c.status = "completed" if c.received >= c.amount else "approved"
     change.status, change.decided_at = "approved", utcnow()

@@ -203,6 +203,9 @@ def move_quote(actor: Actor, quote_id: int, move: str, by: str | None = None, on
     q.notified_followers = 0
     if move == "send" and q.status == "draft" and _submit_quote(actor, q):
         return q  # 审批中: it goes to the customer once approved
+    if move in ("accept", "reject") and q.status == "draft" and approvals_engine.needs_approval(
+            q.org_id, "quote", {"amount": q.total, **_discount_facts(q.lines)}):
+        raise Conflict("这张报价单需要审批：审批通过并发送给客户后，才能记录客户的答复。", code="approval_required")
     _move_quote(q, move, by or actor.label)
     q.notified_followers = on_sent(q) if move == "send" and on_sent is not None else 0
     return q

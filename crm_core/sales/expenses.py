@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import select, update
 
 from crm_core import outbox
-from crm_core.clock import utcnow
+from crm_core.clock import local_today, utcnow
 from crm_core.context import service
 from crm_core.db import db
 from crm_core.errors import Conflict, NotFound, ValidationFailed
@@ -27,7 +27,7 @@ EXPENSE_LABELS = {"pending": "审批中", "approved": "已批准", "rejected": "
 MAX_LINES = 100
 
 
-def _lines(raw) -> list[ExpenseLine]:
+def _lines(raw, today) -> list[ExpenseLine]:
     if not isinstance(raw, list) or not raw:
         raise ValidationFailed("费用申请至少需要一行费用。", fields={"lines": "at least one"})
     if len(raw) > MAX_LINES:
@@ -43,6 +43,8 @@ def _lines(raw) -> list[ExpenseLine]:
         if amount <= 0:
             raise ValidationFailed(f"第 {n} 行金额须大于 0。", fields={f"lines.{n}.amount": "must be > 0"})
         incurred = _date(ln["incurred_on"], f"lines.{n}.incurred_on", f"第 {n} 行发生日期") if ln.get("incurred_on") else None
+        if incurred is not None and incurred > today:
+            raise ValidationFailed(f"第 {n} 行发生日期不能晚于今天。", fields={f"lines.{n}.incurred_on": "in the future"})
         out.append(ExpenseLine(seq=n, item=item, amount=amount, incurred_on=incurred,
                                note=(str(ln.get("note") or "").strip()[:500] or None), fee_line_id=ln.get("fee_line_id")))
     return out
@@ -65,9 +67,9 @@ def create_expense(actor: Actor, data: dict, *, work_order_id: int | None = None
         customer = resolve_reference(actor, "customer_id", data.get("customer_id") or opp.customer_id)
         if opp is not None and opp.customer_id != customer.id:
             raise ValidationFailed("商机不属于该客户。", fields={"opportunity_id": "belongs to another customer"})
-    lines = _lines(data.get("lines"))
-    amount = money.money(sum((ln.amount for ln in lines), Decimal(0)))
     tz = org_timezone(actor.org_id)
+    lines = _lines(data.get("lines"), local_today(tz))
+    amount = money.money(sum((ln.amount for ln in lines), Decimal(0)))
     title = (str(data.get("title") or "").strip()[:200]
              or f"{CATEGORIES[category]}{'（' + customer.name + '）' if customer else ''}")
     e = ExpenseRequest(**_owner_fields(actor), number=_number(actor.org_id, "FY", tz), title=title, category=category,

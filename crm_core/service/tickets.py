@@ -388,6 +388,8 @@ def create_for_opportunity(actor: Actor, opp_id: int, data: dict) -> Ticket:
     from crm_core.sales.models import Opportunity
 
     opp = get_visible(actor, Opportunity, opp_id, action="edit")
+    if not (data.get("description") or "").strip():
+        raise ValidationFailed("请填写需要服务的内容（如勘查、安装的时间和要求）。", fields={"description": "required"})
     _validate(data)
     customer = db.session.get(Customer, opp.customer_id)
     contact = db.session.get(Contact, opp.contact_id) if getattr(opp, "contact_id", None) else None

@@ -357,7 +357,8 @@ def test_a_contract_change_is_asked_for_approved_and_read_as_a_new_version(live_
     page.click(f"{form} button[type=submit]")
     assert "变更已提交审批" in page.inner_text("[role=status]")
     expect(page.locator("#contract-changes tbody tr").first).to_contain_text("审批中")
-    expect(page.locator("#new-change")).to_have_count(0)  # one change at a time
+    expect(page.locator("#new-change")).to_have_count(0)  # one change at a time, and the page says so
+    expect(page.locator("#change-pending")).to_contain_text("审批中")
 
     page.click("header button:has-text('退出')")
     login(page, base, "sales.manager")
@@ -370,3 +371,5 @@ def test_a_contract_change_is_asked_for_approved_and_read_as_a_new_version(live_
     page.goto(contract_url)
     expect(page.locator("main")).to_contain_text("门店净水器采购合同（西湖店）")
     expect(page.locator("#contract-changes tbody tr").first).to_contain_text("已生效")
+    history = page.inner_text("#approval-history")
+    assert "提交合同变更" in history and "孙立" in history and "同意" in history

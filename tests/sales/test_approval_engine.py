@@ -111,6 +111,8 @@ def test_a_quote_with_a_deep_discount_waits_for_approval_before_the_customer_see
         return r.get_json()["id"]
 
     modest, deep = quote("5"), quote("15")
+    r = client.post(f"/api/v1/quotes/{deep}/accept", headers=h["rep1"], json={"by": "客户电话"})
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "approval_required"  # not around the approval
     assert client.post(f"/api/v1/quotes/{modest}/send", headers=h["rep1"], json={}).get_json()["status"] == "sent"
     r = client.post(f"/api/v1/quotes/{deep}/send", headers=h["rep1"], json={})
     assert r.status_code == 200 and r.get_json()["status"] == "approving" and r.get_json()["status_label"] == "审批中"
@@ -150,6 +152,14 @@ def test_a_delegate_decides_while_the_approver_is_away_and_the_record_says_so(te
     assert _notices("contract_submitted", team["peer"].employee_id)  # the delegate is told as well
     item = _inbox(client, h["peer"])[ref]
     assert item["on_behalf_of"] == "员工manager"
+    from flask import g
+
+    from tests.conftest import console_login
+
+    peer, _ = console_login(client.application, team["peer"].username, PASSWORD)
+    g.pop("csrf_token", None)
+    page = peer.get(f"/console/contracts/{c['id']}")  # outside the delegate's scope, but theirs to decide
+    assert page.status_code == 200 and 'id="approve"' in page.get_data(as_text=True)
     assert client.post(f"/api/v1/approvals/{ref}/approve", headers=h["peer"], json={"comment": "代审同意"}).get_json()["status"] == "approved"
     task = client.get(f"/api/v1/approvals/history?type=contract&id={c['id']}", headers=h["manager"]).get_json()["items"][0]["tasks"][0]
     assert task["approver"] == "员工manager" and task["decided_by"] == "员工peer"

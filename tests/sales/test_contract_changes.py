@@ -56,7 +56,7 @@ def test_a_change_keeps_what_was_received_and_applies_once_approved(team, h, cli
     assert r.status_code == 200 and r.get_json()["status"] == "approved"
     after = client.get(f"/api/v1/contracts/{c['id']}", headers=h["rep1"]).get_json()
     assert after["amount"] == "12000.00" and after["received"] == "3000.00"
-    assert [(i["seq"], i["amount"], i["received"]) for i in after["instalments"]] == [(1, "5000.00", "3000.00"), (3, "7000.00", "0.00")]
+    assert [(i["seq"], i["amount"], i["received"]) for i in after["instalments"]] == [(1, "5000.00", "3000.00"), (2, "7000.00", "0.00")]  # renumbered in due order
     assert "第 2 版变更：客户增购 2 台" in after["note"] and db.session.get(Contract, c["id"]).version == 2
     assert client.post(f"/api/v1/approvals/contract_change-{change['id']}/approve", headers=h["manager"], json={}).status_code == 409
     listed = client.get(url, headers=h["rep1"]).get_json()["items"]

@@ -3,6 +3,7 @@ organisation's conditions, paid once; pushed down from an opportunity; from a wo
 once; and the parts a completed work order used leave stock."""
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -44,6 +45,9 @@ def test_an_expense_is_added_up_on_the_server_approved_by_the_manager_and_paid_o
     r = client.post("/api/v1/expenses", headers=h["rep1"], json={"category": "travel", "lines": [{"item": "打车", "amount": "0"}]})
     assert r.status_code == 422 and "金额须大于 0" in r.get_json()["error"]["message"]
     assert client.post("/api/v1/expenses", headers=h["rep1"], json={"lines": []}).status_code == 422
+    future = (local_today() + timedelta(days=3)).isoformat()
+    r = client.post("/api/v1/expenses", headers=h["rep1"], json={"lines": [{"item": "预订酒店", "amount": "300", "incurred_on": future}]})
+    assert r.status_code == 422 and "不能晚于今天" in r.get_json()["error"]["message"]
 
 
 def test_a_large_expense_also_needs_the_general_manager_and_a_rejection_says_why(team, h, client):

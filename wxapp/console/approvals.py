@@ -24,12 +24,16 @@ def approvals_decide(ref: str):
     done = {}
 
     def decide():
+        if not approve and not comment.strip() and not ref.startswith("plan-"):
+            from crm_core.errors import ValidationFailed
+
+            raise ValidationFailed("驳回时请写明原因，提交人会收到通知。", fields={"comment": "required"})
         done["r"] = approvals.decide(g.actor, ref[:40], approve, comment)
         return done["r"]
 
     def said() -> str:
         if not approve:
-            return "已驳回（已退回）。"
+            return "已退回。" if ref.startswith("plan-") else "已驳回，提交人会收到通知。"
         return "已同意，等待下一步审批。" if done["r"].get("status") == "pending" else "已通过。"
     back = request.form.get("back") if (request.form.get("back") or "").startswith("/console/") else url_for("console.approvals_inbox")
     return act(decide, said, back)

@@ -10,12 +10,12 @@ from crm_core.customers.models import Customer
 from crm_core.db import db
 from crm_core.errors import DomainError
 from crm_core.org.organization import employee_names
-from crm_core.org.permissions import get_visible, scoped_select
+from crm_core.org.permissions import scoped_select
 from crm_core.sales import expenses as svc
 from crm_core.sales.models import ExpenseRequest, Opportunity
 from wxapp.auth import console_login_required
 from wxapp.console import bp
-from wxapp.console.sales_documents import _approval_state, _page
+from wxapp.console.sales_documents import _approval_state, _page, visible_or_waiting
 from wxapp.pages import act, denied
 
 LINE_ROWS = 5
@@ -70,12 +70,13 @@ def expense_from_opportunity(opp_id: int):
 @console_login_required
 def expense(expense_id: int):
     try:
-        e = get_visible(g.actor, ExpenseRequest, expense_id)
+        e = visible_or_waiting(ExpenseRequest, expense_id, "expense")
     except DomainError as exc:
         return denied(exc)
     opp = db.session.get(Opportunity, e.opportunity_id) if e.opportunity_id else None
     return render_template("console/expense.html", e=svc.expense_dict(e), customer=db.session.get(Customer, e.customer_id)
                            if e.customer_id else None, opp=opp, owner=employee_names([e.owner_id]).get(e.owner_id),
+                           paid_by=employee_names([e.paid_by_id]).get(e.paid_by_id) if e.paid_by_id else None,
                            can_pay=e.status == "approved" and g.actor.can("expense", "approve"),
                            **_approval_state("expense", e.id))
 

@@ -90,7 +90,7 @@ def create_quote():
 @console_login_required
 def quote(quote_id: int):
     try:
-        q = get_visible(g.actor, Quote, quote_id)
+        q = visible_or_waiting(Quote, quote_id, "quote")
     except DomainError as exc:
         return denied(exc)
     contract = db.session.scalars(scoped_select(g.actor, Contract).where(Contract.quote_id == q.id, Contract.status != "cancelled")
@@ -98,6 +98,21 @@ def quote(quote_id: int):
     return render_template("console/quote.html", q=svc.quote_dict(q), customer=db.session.get(Customer, q.customer_id),
                            owner=employee_names([q.owner_id]).get(q.owner_id), contract=contract, plan_rows=PLAN_ROWS,
                            **_approval_state("quote", q.id))
+
+
+def visible_or_waiting(model, record_id: int, record_type: str):
+    """The record as its page shows it: within the data scope, or waiting for the caller's decision — an approver or
+    a delegate named in its flow opens what they are asked to decide even outside their scope."""
+    try:
+        return get_visible(g.actor, model, record_id)
+    except DomainError:
+        from crm_core.org import approvals_engine
+
+        record = db.session.get(model, record_id)
+        if record is not None and record.org_id == g.actor.org_id and any(
+                i["record"] == {"type": record_type, "id": record_id} for i in approvals_engine.pending_items(g.actor)):
+            return record
+        raise
 
 
 def _approval_state(doc_type: str, doc_id: int) -> dict:
@@ -181,7 +196,7 @@ def contract(contract_id: int):
     from crm_core.sales.models import Receipt
 
     try:
-        c = get_visible(g.actor, Contract, contract_id)
+        c = visible_or_waiting(Contract, contract_id, "contract")
     except DomainError as exc:
         return denied(exc)
     receipts = db.session.scalars(scoped_select(g.actor, Receipt).where(Receipt.contract_id == c.id).order_by(Receipt.id)).all() \
@@ -189,11 +204,19 @@ def contract(contract_id: int):
     state = _approval_state("contract", c.id)
     from crm_core.sales import contract_changes
 
-    changes = [contract_changes.change_dict(ch) for ch in contract_changes.changes_of(c.id)]
+    rows = contract_changes.changes_of(c.id)
+    changes = [contract_changes.change_dict(ch) for ch in rows]
+    from crm_core.org import approvals_engine
+
+    change_history = approvals_engine.history(c.org_id, "contract_change", [ch.id for ch in rows])
+    waiting = {i["id"] for i in approvals_engine.pending_items(g.actor)}
+    decide_change = next((ch["id"] for ch in changes if ch["status"] == "pending"
+                          and (f"contract_change-{ch['id']}" in waiting or g.actor.grants_all)), None)
     return render_template("console/contract.html", c=svc.contract_dict(c), customer=db.session.get(Customer, c.customer_id),
                            owner=employee_names([c.owner_id]).get(c.owner_id), receipts=[svc.receipt_dict(r) for r in receipts],
                            approver=employee_names([c.approved_by_id]).get(c.approved_by_id) if c.approved_by_id else None,
                            methods=METHOD_LABELS, can_approve=state.pop("can_decide"), **state, changes=changes,
+                           change_history=change_history, decide_change=decide_change,
                            version=c.version, plan_rows=PLAN_ROWS,
                            can_order=c.status in ("approved", "completed") and g.actor.can("contract", "edit"),
                            orders=db.session.scalars(select(SalesOrder).where(SalesOrder.contract_id == c.id).order_by(SalesOrder.id)).all(),
