@@ -404,6 +404,7 @@ def test_the_salespersons_day_and_the_managers_approval_on_the_phone(live, brows
         page.goto(f"{base}/h5/staff/customers?q=未来酒店")
         page.click("#customers a")
         page.click("#opportunities a:has-text('酒店新风系统')")
+        page.wait_for_load_state("load")  # the button's handler is bound by the page's script, at its end
         page.click("#stages .ask")
         page.wait_for_selector("#stages:has-text('待审批')")
 
