@@ -487,7 +487,7 @@ def history(org_id: int, doc_type: str, doc_ids) -> list[dict]:
     out = []
     for r in reqs:
         out.append({"id": r.id, "doc_id": r.doc_id, "status": r.status, "status_label": STATUS_LABELS[r.status],
-                    "requested_by": people.get(r.requested_by_id), "requested_at": r.created_at.isoformat() + "Z",
+                    "requested_by": people.get(r.requested_by_id), "requested_by_id": r.requested_by_id, "requested_at": r.created_at.isoformat() + "Z",
                     "decided_at": r.decided_at.isoformat() + "Z" if r.decided_at else None, "step": r.step, "steps": r.steps,
                     "tasks": [{"step": x.step, "step_name": x.step_name, "mode": x.mode, "status": x.status,
                                "status_label": TASK_LABELS[x.status],

@@ -325,6 +325,10 @@ def test_a_salesperson_files_an_expense_that_the_manager_approves_and_pays(live_
     page.wait_for_selector("#expense-total")
     assert page.inner_text("#expense-total") == "¥533.50" and page.inner_text("#expense-status") == "审批中"
     expense_url = page.url
+    page.click("#expense-approval .remind button")  # 催办: 孙立 is told again
+    assert "已催办：1 位审批人会收到提醒" in page.inner_text("[role=status]")
+    page.click("#expense-approval .remind button")
+    assert "一小时内已催办过" in _alert(page)
 
     page.click("header button:has-text('退出')")
     login(page, base, "sales.manager")

@@ -37,3 +37,21 @@ def approvals_decide(ref: str):
         return "已同意，等待下一步审批。" if done["r"].get("status") == "pending" else "已通过。"
     back = request.form.get("back") if (request.form.get("back") or "").startswith("/console/") else url_for("console.approvals_inbox")
     return act(decide, said, back)
+
+
+@bp.post("/approvals/<ref>/remind")
+@console_login_required
+def approvals_remind(ref: str):
+    """催办 from the record's page: the submitter reminds the step's approvers (once an hour)."""
+    from crm_core.errors import NotFound
+    from crm_core.org import approvals_engine
+
+    kind, _, num = ref[:40].partition("-")
+    back = request.form.get("back") if (request.form.get("back") or "").startswith("/console/") else url_for("console.approvals_inbox")
+    told = {}
+
+    def remind():
+        if kind not in approvals_engine.doc_types() or not num.isdigit():
+            raise NotFound("审批事项不存在。")
+        told["n"] = approvals_engine.remind(g.actor, kind, int(num))
+    return act(remind, lambda: f"已催办：{told['n']} 位审批人会收到提醒。", back)

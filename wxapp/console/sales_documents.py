@@ -124,7 +124,10 @@ def _approval_state(doc_type: str, doc_id: int) -> dict:
     pending = next((r for r in history if r["status"] == "pending"), None)
     step = next((f"第 {t['step']}/{pending['steps']} 步 · {t['step_name']}" for t in pending["tasks"]
                  if t["status"] == "pending"), None) if pending else None
-    return {"approval_history": history, "waiting_step": step, "can_decide": mine is not None or (pending and g.actor.grants_all)}
+    return {"approval_history": history, "waiting_step": step, "can_decide": mine is not None or (pending and g.actor.grants_all),
+            "remind_ref": f"{doc_type}-{doc_id}" if pending and pending["requested_by_id"] == g.actor.employee_id
+            and any(t["status"] == "pending" and t["approver"] != approvals_engine.APPROVER_KINDS["permission"]
+                    for t in pending["tasks"]) else None}
 
 
 @bp.get("/quotes/<int:quote_id>/pdf")
