@@ -76,6 +76,14 @@ def doc_types() -> dict[str, DocType]:
     return dict(_TYPES)
 
 
+def parse_ref(ref: str) -> tuple[str, int]:
+    """An inbox item's id (``contract-5``, ``contract_change-2``) as (document type, document id); 404 otherwise."""
+    kind, _, num = (ref or "")[:40].partition("-")
+    if kind not in _TYPES or not num.isdigit():
+        raise NotFound("审批事项不存在。")
+    return kind, int(num)
+
+
 def _type(code: str) -> DocType:
     if code not in _TYPES:
         raise NotFound("审批事项不存在。")
@@ -330,10 +338,13 @@ def pending_request(org_id: int, doc_type: str, doc_id: int) -> ApprovalRequest 
         ApprovalRequest.status == "pending")).first()
 
 
+def _own(actor: Actor, req: ApprovalRequest) -> bool:
+    """The caller submitted or owns the document (and is not an administrator): not theirs to approve."""
+    return actor.employee_id is not None and actor.employee_id in (req.requested_by_id, req.owner_id) and not actor.grants_all
+
+
 def _may_take_open(actor: Actor, req: ApprovalRequest, t: DocType) -> bool:
-    if t.permission is None or not actor.can(*t.permission):
-        return False
-    if actor.employee_id is not None and actor.employee_id in (req.requested_by_id, req.owner_id) and not actor.grants_all:
+    if t.permission is None or not actor.can(*t.permission) or _own(actor, req):
         return False
     return t.visible is None or req.doc_id in t.visible(actor, [req.doc_id])
 
@@ -376,14 +387,12 @@ def decide(actor: Actor, doc_type: str, doc_id: int, approve: bool, comment: str
     db.session.refresh(req)
     list(db.session.scalars(select(ApprovalTask).where(ApprovalTask.request_id == req.id)
                             .execution_options(populate_existing=True)))  # what others decided before the lock
-    if req.status != "pending":
-        raise Conflict(f"该审批已处理（{STATUS_LABELS[req.status]}），无需再审批。", code="already_decided")
     current = [x for x in req.tasks if x.step == req.step and x.status == "pending"]
     chosen = _mine(actor, req, current)
     if not chosen:
         if any(x.approver_id == actor.employee_id and x.status == "waiting" for x in req.tasks):
             raise PermissionDenied("还没轮到您审批：前一步尚未通过。", code="not_your_turn")
-        if actor.employee_id is not None and actor.employee_id in (req.requested_by_id, req.owner_id):
+        if _own(actor, req):
             raise PermissionDenied(f"不能审批自己负责或提交的{t.label}，请由上级或指定的审批人审批。", code="own_document")
         raise PermissionDenied(f"您不是这一步（{current[0].step_name if current else ''}）的审批人。", code="not_approver")
     for task in chosen:
@@ -461,8 +470,7 @@ def pending_items(actor: Actor, limit: int = 200) -> list[dict]:
     names = employee_names({r.requested_by_id for r, _ in by_request.values()} | set(delegators))
     items = []
     for req, task in by_request.values():
-        if task.approver_id is None and (req.doc_id not in seen.get(req.doc_type, set()) or (
-                actor.employee_id in (req.requested_by_id, req.owner_id) and not actor.grants_all)):
+        if task.approver_id is None and (req.doc_id not in seen.get(req.doc_type, set()) or _own(actor, req)):
             continue
         items.append({"id": f"{req.doc_type}-{req.doc_id}", "kind": req.doc_type, "kind_label": _TYPES[req.doc_type].label,
                       "title": req.title, "detail": req.detail or "", "requested_by": names.get(req.requested_by_id),

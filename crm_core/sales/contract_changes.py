@@ -84,14 +84,14 @@ def request_change(actor: Actor, contract_id: int, data: dict) -> ContractChange
                             before=_snapshot(c), after=after, requested_by_id=actor.employee_id)
     db.session.add(change)
     db.session.flush()
-    delta = Decimal(after["amount"]) - c.amount
+    new_amount = Decimal(after["amount"])
+    what = [f"金额 {money.fmt(c.amount)} → {after['amount']} 元"] if new_amount != c.amount else []
+    if after["title"] != c.title:
+        what.append(f"名称改为「{after['title'][:60]}」")
     req = approvals_engine.submit(
         c.org_id, "contract_change", change.id, title=f"{c.number} 第 {c.version + 1} 版",
-        detail=f"{reason[:60]}" + (f" · 金额 {money.fmt(c.amount)} → {after['amount']} 元" if Decimal(after["amount"]) != c.amount else "")
-        + (f" · 名称改为「{after['title'][:60]}」" if after["title"] != c.title else "")
-        + (" · 调整付款计划" if Decimal(after["amount"]) == c.amount and after["title"] == c.title else ""),
-        facts={"amount": Decimal(after["amount"]),
-                                                                                       "amount_change": abs(delta)},
+        detail=" · ".join([reason[:60], *(what or ["调整付款计划"])]),
+        facts={"amount": new_amount, "amount_change": abs(new_amount - c.amount)},
         requested_by=actor.employee_id, owner_id=c.owner_id, record=("contract", c.id))
     if req is None:
         _approved(actor, change.id, "无需审批")

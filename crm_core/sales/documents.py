@@ -45,8 +45,8 @@ _FEN_SLACK = Decimal("0.001")
 MAX_LINES = 500
 MAX_INSTALMENTS = 120
 RECEIPT_METHODS = ("bank", "cash", "wechat", "alipay", "cheque", "other")
-QUOTE_LABELS = {"draft": "草稿", "approving": "审批中", "approved": "审批通过，待发送", "sent": "已发送", "accepted": "客户已接受", "rejected": "客户已拒绝", "expired": "已失效",
-                "superseded": "已被新版本替代"}
+QUOTE_LABELS = {"draft": "草稿", "approving": "审批中", "approved": "审批通过，待发送", "sent": "已发送", "accepted": "客户已接受",
+                "rejected": "客户已拒绝", "expired": "已失效", "superseded": "已被新版本替代"}
 CONTRACT_LABELS = {"pending": "待审批", "approved": "已生效", "completed": "已回款完毕", "cancelled": "已作废",
                    "rejected": "已驳回"}
 
@@ -203,8 +203,7 @@ def move_quote(actor: Actor, quote_id: int, move: str, by: str | None = None, on
     q.notified_followers = 0
     if move == "send" and q.status == "draft" and _submit_quote(actor, q):
         return q  # 审批中: it goes to the customer once approved
-    if move in ("accept", "reject") and q.status == "draft" and approvals_engine.needs_approval(
-            q.org_id, "quote", {"amount": q.total, **_discount_facts(q.lines)}):
+    if move in ("accept", "reject") and q.status == "draft" and approvals_engine.needs_approval(q.org_id, "quote", _quote_facts(q)):
         raise Conflict("这张报价单需要审批：审批通过并发送给客户后，才能记录客户的答复。", code="approval_required")
     _move_quote(q, move, by or actor.label)
     q.notified_followers = on_sent(q) if move == "send" and on_sent is not None else 0
@@ -219,6 +218,10 @@ def _discount_facts(lines) -> dict:
             "max_line_discount_pct": max((ln.discount_pct for ln in lines), default=Decimal(0))}
 
 
+def _quote_facts(q: Quote) -> dict:
+    return {"amount": q.total, **_discount_facts(q.lines)}
+
+
 def _submit_quote(actor: Actor, q: Quote) -> bool:
     """Sending a quote whose flow applies (say a discount over 10 %) asks for approval first: True when it now waits."""
     if q.valid_until < local_today(org_timezone(q.org_id)):
@@ -228,7 +231,7 @@ def _submit_quote(actor: Actor, q: Quote) -> bool:
     req = approvals_engine.submit(
         q.org_id, "quote", q.id, title=f"{q.number}" + (f" v{q.version}" if q.version > 1 else ""),
         detail=f"{customer_names([q.customer_id]).get(q.customer_id, '')} · {money.fmt(q.total)} 元",
-        facts={"amount": q.total, **_discount_facts(q.lines)}, requested_by=actor.employee_id, owner_id=q.owner_id,
+        facts=_quote_facts(q), requested_by=actor.employee_id, owner_id=q.owner_id,
         record=("quote", q.id))
     if req is None:
         return False
@@ -647,7 +650,6 @@ def receipt_dict(r: Receipt) -> dict:
 def notify_overdue_instalments() -> int:
     """逾期提醒: an instalment past its due date and not fully received is reported once to the
     contract's owner and their manager."""
-    
     sent = 0
     rows = db.session.execute(select(Instalment, Contract).join(Contract, Contract.id == Instalment.contract_id).where(
         Contract.status == "approved", Instalment.overdue_notified_at.is_(None), Instalment.received < Instalment.amount,

@@ -15,10 +15,10 @@ from crm_core.context import service
 from crm_core.db import db
 from crm_core.errors import Conflict, NotFound, ValidationFailed
 from crm_core.org import approvals_engine
-from crm_core.org.permissions import Actor, get_visible, resolve_reference, scoped_select
+from crm_core.org.permissions import Actor, get_visible, resolve_reference
 from crm_core.org.settings import org_timezone
 from crm_core.sales import money
-from crm_core.sales.documents import _date, _listing, _number, _owner_fields
+from crm_core.sales.documents import _date, _listing, _number, _owner_fields, _visible_ids
 from crm_core.sales.models import ExpenseLine, ExpenseRequest, Opportunity
 
 CATEGORIES = {"travel": "差旅费", "entertainment": "业务招待费", "transport": "交通费", "marketing": "市场推广费",
@@ -118,15 +118,10 @@ def _decided(approve: bool):
     return on_decided
 
 
-def _visible(actor: Actor, ids: list[int]) -> set[int]:
-    return set(db.session.scalars(scoped_select(actor, ExpenseRequest).where(ExpenseRequest.id.in_(ids))
-                                  .with_only_columns(ExpenseRequest.id)))
-
-
 approvals_engine.register(approvals_engine.DocType(
     code="expense", label="费用申请", on_approved=_decided(True), on_rejected=_decided(False),
     default_steps=lambda org_id: [{"name": "上级审批", "approver": "manager", "levels": 1, "mode": "any"}],
-    permission=("expense", "approve"), visible=_visible, facts=("amount",), notice_kind="approval_requested",
+    permission=("expense", "approve"), visible=_visible_ids(ExpenseRequest), facts=("amount",), notice_kind="approval_requested",
     notice_refs=lambda doc_id: {"expense_id": doc_id}))
 
 

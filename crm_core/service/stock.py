@@ -17,9 +17,10 @@ class Stock(ABC):
         """Reserve ``quantity``; returns (reserved, part name)."""
 
     def issue(self, org_id: int, code: str, quantity: int) -> bool:
-        """The reserved ``quantity`` leaves stock (领料出库, the work order is done). An ERP-backed stock issues
-        through its own documents (a 领料单 it imports or sends), so the default does nothing."""
-        return False
+        """The reserved ``quantity`` leaves stock (领料出库, the work order is done); True when the request counts as
+        issued. An ERP-backed stock issues through its own documents (a 领料单 it imports or sends), so the default
+        only says so."""
+        return True
 
 
 class TableStock(Stock):
@@ -62,7 +63,7 @@ def issue_reserved(org_id: int, work_order_id: int) -> int:
     n = 0
     for pr in db.session.scalars(select(PartRequest).where(PartRequest.work_order_id == work_order_id,
                                                            PartRequest.status == "reserved")):
-        if _stock.issue(org_id, pr.part_code, pr.quantity) or not isinstance(_stock, TableStock):
+        if _stock.issue(org_id, pr.part_code, pr.quantity):
             pr.status = "issued"
             n += 1
     db.session.flush()

@@ -366,17 +366,24 @@ def create_for_customer(actor: Actor, data: dict) -> Ticket:
     contact = get_visible(actor, Contact, data["contact_id"]) if data.get("contact_id") else None
     if contact is not None and contact.customer_id != customer.id:
         raise ValidationFailed("联系人不属于该客户。", fields={"contact_id": "other customer"})
+    return _desk_ticket(actor, customer, contact, data, "客服受理", "客服已受理您的服务请求",
+                        contact_phone=data.get("contact_phone") or (contact.phone if contact else customer.phone),
+                        photo_ids=_photos(data, org_id=actor.org_id, employee_id=actor.employee_id),
+                        **_product(actor.org_id, customer.id, data))
+
+
+def _desk_ticket(actor: Actor, customer: Customer, contact: Contact | None, data: dict, note: str, public_note: str,
+                 **fields) -> Ticket:
+    """A ticket taken for a customer by staff (validated ``data``): numbered, its contact's WeChat user following it,
+    its first event on the timeline."""
     t = Ticket(org_id=actor.org_id, owner_id=customer.owner_id, department_id=customer.department_id,
                number="", kind=data["kind"], priority=data.get("priority") or "normal",
                status="submitted", source="console", description=data["description"].strip()[:2000],
                customer_id=customer.id, contact_id=contact.id if contact else None, required_by=data.get("required_by"),
-               contact_phone=data.get("contact_phone") or (contact.phone if contact else customer.phone),
-               photo_ids=_photos(data, org_id=actor.org_id, employee_id=actor.employee_id),
-               **_product(actor.org_id, customer.id, data))
-    bound = db.session.scalars(select(Follower.openid).where(Follower.contact_id == t.contact_id)).first() if t.contact_id else None
-    t.openid = bound
+               **fields)
+    t.openid = db.session.scalars(select(Follower.openid).where(Follower.contact_id == t.contact_id)).first() if t.contact_id else None
     _save_numbered(t)
-    _event(t, "status", "客服受理", actor=actor, to="submitted", public=True, public_note="客服已受理您的服务请求")
+    _event(t, "status", note, actor=actor, to="submitted", public=True, public_note=public_note)
     return t
 
 
@@ -392,17 +399,10 @@ def create_for_opportunity(actor: Actor, opp_id: int, data: dict) -> Ticket:
         raise ValidationFailed("请填写需要服务的内容（如勘查、安装的时间和要求）。", fields={"description": "required"})
     _validate(data)
     customer = db.session.get(Customer, opp.customer_id)
-    contact = db.session.get(Contact, opp.contact_id) if getattr(opp, "contact_id", None) else None
-    t = Ticket(org_id=actor.org_id, owner_id=customer.owner_id, department_id=customer.department_id,
-               number="", kind=data["kind"], priority=data.get("priority") or "normal", status="submitted", source="console",
-               description=data["description"].strip()[:2000], customer_id=customer.id, opportunity_id=opp.id,
-               contact_id=contact.id if contact else None, required_by=data.get("required_by"),
-               contact_phone=(contact.phone if contact else None) or customer.phone, photo_ids=[])
-    t.openid = db.session.scalars(select(Follower.openid).where(Follower.contact_id == t.contact_id)).first() if t.contact_id else None
-    _save_numbered(t)
-    _event(t, "status", f"销售 {actor.label} 由商机「{opp.name}」提交", actor=actor, to="submitted", public=True,
-           public_note="已受理您的服务请求")
-    return t
+    contact = db.session.get(Contact, opp.contact_id) if opp.contact_id else None
+    return _desk_ticket(actor, customer, contact, data, f"销售 {actor.label} 由商机「{opp.name}」提交", "已受理您的服务请求",
+                        opportunity_id=opp.id, contact_phone=(contact.phone if contact else None) or customer.phone,
+                        photo_ids=[])
 
 
 @service

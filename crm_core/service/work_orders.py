@@ -445,11 +445,11 @@ def expense_from_work_order(actor: Actor, wo_id: int):
     from crm_core.sales import expenses
 
     wo = _work_order(actor, wo_id)
-    if actor.employee_id is None or (actor.employee_id != wo.engineer_id and not db.session.scalar(
-            select(func.count(FeeLine.id)).where(FeeLine.work_order_id == wo.id, FeeLine.employee_id == actor.employee_id))):
+    mine = list(db.session.scalars(select(FeeLine).where(FeeLine.work_order_id == wo.id, FeeLine.employee_id == actor.employee_id)
+                                   .order_by(FeeLine.id))) if actor.employee_id else []
+    if actor.employee_id is None or (actor.employee_id != wo.engineer_id and not mine):
         raise PermissionDenied("只有处理该工单的工程师可以申请其费用。", code="not_on_work_order")
-    fees = list(db.session.scalars(select(FeeLine).where(FeeLine.work_order_id == wo.id, FeeLine.kind == "fee",
-                                                         FeeLine.employee_id == actor.employee_id).order_by(FeeLine.id)))
+    fees = [f for f in mine if f.kind == "fee"]
     claimed = expenses.claimed_fee_lines(f.id for f in fees)
     fees = [f for f in fees if f.id not in claimed and f.amount and f.amount > 0]
     if not fees:

@@ -125,7 +125,4 @@ def approval_history(query: HistoryQuery):
 @api.operation(bp, "/approvals/<ref>/remind", "POST", summary="催办: the submitter reminds the step's approvers (once an hour)",
                tags=("opportunities",))
 def remind(ref: str):
-    kind, _, num = ref[:40].partition("-")
-    if kind not in engine.doc_types() or not num.isdigit():
-        raise NotFound("审批事项不存在。")
-    return {"reminded": engine.remind(g.actor, kind, int(num))}
+    return {"reminded": engine.remind(g.actor, *engine.parse_ref(ref))}

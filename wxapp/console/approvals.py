@@ -7,6 +7,7 @@ from flask import g, render_template, request, url_for
 from crm_core.sales import approvals
 from wxapp.auth import console_login_required
 from wxapp.console import bp
+from wxapp.guards import safe_next
 from wxapp.pages import act
 
 
@@ -35,23 +36,22 @@ def approvals_decide(ref: str):
         if not approve:
             return "已退回。" if ref.startswith("plan-") else "已驳回，提交人会收到通知。"
         return "已同意，等待下一步审批。" if done["r"].get("status") == "pending" else "已通过。"
-    back = request.form.get("back") if (request.form.get("back") or "").startswith("/console/") else url_for("console.approvals_inbox")
-    return act(decide, said, back)
+    return act(decide, said, _back())
 
 
 @bp.post("/approvals/<ref>/remind")
 @console_login_required
 def approvals_remind(ref: str):
     """催办 from the record's page: the submitter reminds the step's approvers (once an hour)."""
-    from crm_core.errors import NotFound
     from crm_core.org import approvals_engine
 
-    kind, _, num = ref[:40].partition("-")
-    back = request.form.get("back") if (request.form.get("back") or "").startswith("/console/") else url_for("console.approvals_inbox")
     told = {}
 
     def remind():
-        if kind not in approvals_engine.doc_types() or not num.isdigit():
-            raise NotFound("审批事项不存在。")
-        told["n"] = approvals_engine.remind(g.actor, kind, int(num))
-    return act(remind, lambda: f"已催办：{told['n']} 位审批人会收到提醒。", back)
+        told["n"] = approvals_engine.remind(g.actor, *approvals_engine.parse_ref(ref))
+    return act(remind, lambda: f"已催办：{told['n']} 位审批人会收到提醒。", _back())
+
+
+def _back() -> str:
+    """Where a decision taken on a record's page returns: that page (a console path), else the inbox."""
+    return safe_next(request.form.get("back"), url_for("console.approvals_inbox"), ("/console/",))

@@ -115,16 +115,19 @@ def visible_or_waiting(model, record_id: int, record_type: str):
         raise
 
 
-def _approval_state(doc_type: str, doc_id: int) -> dict:
-    """The record's approval history, the step it waits on, and whether that step is mine to decide."""
+def _approval_state(doc_type: str, doc_id: int, waiting: set[str] | None = None) -> dict:
+    """The record's approval history, the step it waits on, and whether that step is mine to decide (``waiting``: the
+    ids of my inbox's items, when the page has them already)."""
     from crm_core.org import approvals_engine
 
-    mine = next((i for i in approvals_engine.pending_items(g.actor) if i["id"] == f"{doc_type}-{doc_id}"), None)
+    if waiting is None:
+        waiting = {i["id"] for i in approvals_engine.pending_items(g.actor)}
+    mine = f"{doc_type}-{doc_id}" in waiting
     history = approvals_engine.history(g.actor.org_id, doc_type, [doc_id])
     pending = next((r for r in history if r["status"] == "pending"), None)
     step = next((f"第 {t['step']}/{pending['steps']} 步 · {t['step_name']}" for t in pending["tasks"]
                  if t["status"] == "pending"), None) if pending else None
-    return {"approval_history": history, "waiting_step": step, "can_decide": mine is not None or (pending and g.actor.grants_all),
+    return {"approval_history": history, "waiting_step": step, "can_decide": mine or (pending and g.actor.grants_all),
             "remind_ref": f"{doc_type}-{doc_id}" if pending and pending["requested_by_id"] == g.actor.employee_id
             and any(t["status"] == "pending" and t["approver"] != approvals_engine.APPROVER_KINDS["permission"]
                     for t in pending["tasks"]) else None}
@@ -204,15 +207,14 @@ def contract(contract_id: int):
         return denied(exc)
     receipts = db.session.scalars(scoped_select(g.actor, Receipt).where(Receipt.contract_id == c.id).order_by(Receipt.id)).all() \
         if g.actor.can("receipt", "view") else []
-    state = _approval_state("contract", c.id)
+    from crm_core.org import approvals_engine
     from crm_core.sales import contract_changes
 
+    waiting = {i["id"] for i in approvals_engine.pending_items(g.actor)}
+    state = _approval_state("contract", c.id, waiting)
     rows = contract_changes.changes_of(c.id)
     changes = [contract_changes.change_dict(ch) for ch in rows]
-    from crm_core.org import approvals_engine
-
     change_history = approvals_engine.history(c.org_id, "contract_change", [ch.id for ch in rows])
-    waiting = {i["id"] for i in approvals_engine.pending_items(g.actor)}
     decide_change = next((ch["id"] for ch in changes if ch["status"] == "pending"
                           and (f"contract_change-{ch['id']}" in waiting or g.actor.grants_all)), None)
     return render_template("console/contract.html", c=svc.contract_dict(c), customer=db.session.get(Customer, c.customer_id),

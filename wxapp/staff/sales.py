@@ -167,12 +167,12 @@ def lose(opp_id: int):
 @staff_page
 def approvals(actor: Actor):
     """The manager's approvals waiting: each stage with the opportunity, its customer, the stage asked for and who
-    asks; the other documents of the approval engine (contracts, quotes) with their step; and the work plans
+    asks; the other documents of the approval engine (quotes, contracts, changes, expenses) with their step; and the work plans
     submitted to me for 批阅, with how much of each was done."""
+    from crm_core.org.approvals_engine import pending_items
     from crm_core.org.models import Employee
-    from crm_core.sales.approvals import inbox
 
-    waiting = [i for i in inbox(actor) if i["kind"] != "plan"]
+    waiting = pending_items(actor)  # the plans are listed from plans_to_review below
     stage_steps = {int(i["id"].split("-")[1]): i for i in waiting if i["kind"] == "stage"}
     rows = list(db.session.scalars(select(OpportunityApproval).where(OpportunityApproval.id.in_(stage_steps))
                                    .order_by(OpportunityApproval.id))) if stage_steps else []
